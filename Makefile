@@ -1,0 +1,31 @@
+# Quick start: `make demo` then `make test`. Every install step lives here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch and torchvision are installed as a matched pair first, so pip never pulls a mismatched build.
+TORCH_PAIR := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test test-all benchmark clean
+
+$(BIN)/automed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH_PAIR)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/automed
+	$(BIN)/automed fit --task segmentation examples/hippocampus --out runs/demo --overwrite --budget 10min
+	@echo "Open runs/demo/report.html (or read runs/demo/report.md)."
+
+test: $(BIN)/automed
+	$(BIN)/pytest -n 2 -q
+
+test-all: $(BIN)/automed
+	$(BIN)/pytest -n 2 -q -m ''
+
+benchmark: $(BIN)/automed
+	$(BIN)/python benchmarks/classical_segmentation.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,20 @@
+"""automed: AutoML for medical images. Classical baseline first, deep learning only where it pays.
+
+Importing automed is cheap: heavy libraries load only when used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__all__ = ["Recipe", "Run", "fit", "load"]
+__version__ = "0.1.0"
+
+_LAZY = {"Recipe": "automed.recipe", "Run": "automed.run", "fit": "automed.run", "load": "automed.run"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'automed' has no attribute {name!r}")

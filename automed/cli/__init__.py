@@ -1,0 +1,29 @@
+"""The ``automed`` command line: one module per command, heavy imports inside commands."""
+
+from __future__ import annotations
+
+import click
+
+from automed.cli.fit import fit
+from automed.cli.inspect import inspect
+from automed.cli.predict import predict
+from automed.cli.report import report
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="automed")
+def main() -> None:
+    """AutoML for medical images: a classical baseline first, deep learning only where it pays.
+
+    \b
+    automed inspect DATA                       check a dataset, fit nothing
+    automed fit --task segmentation DATA --out RUN
+    automed predict RUN IMAGES --out DIR
+    automed report RUN                         re-render report.{json,md,html}
+    """
+
+
+for command in (fit, inspect, predict, report):
+    main.add_command(command)

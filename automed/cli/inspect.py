@@ -1,0 +1,45 @@
+"""``automed inspect``."""
+
+from __future__ import annotations
+
+import click
+
+from automed.cli._errors import clean_errors
+
+
+@click.command()
+@click.argument("data", type=click.Path(path_type=str))
+@click.option("--format", "data_format", type=click.Choice(["auto", "msd", "nnunet", "folders"]), default="auto",
+              help="Dataset layout (default: detect).")
+@click.option("--json", "as_json", is_flag=True, help="Print the fingerprint as JSON.")
+@clean_errors
+def inspect(data: str, data_format: str, as_json: bool) -> None:
+    """Fingerprint the dataset DATA and list every problem found; fits nothing.
+
+    Exits with status 1 when a problem would stop `automed fit`.
+    """
+    import json
+
+    from automed.data.dataset import open_dataset
+    from automed.data.fingerprint import scan_dataset
+
+    dataset = open_dataset(data, data_format)
+    fingerprint, problems, warnings = scan_dataset(dataset)
+    if fingerprint is not None and as_json:
+        click.echo(json.dumps(fingerprint.to_dict(), indent=2))
+    elif fingerprint is not None:
+        fp = fingerprint
+        click.echo(f"{data}: {dataset.format} layout, {fp.n_cases} cases, {fp.dims}D, {fp.n_channels} channel(s) "
+                   f"{list(fp.channel_names)}, modality {fp.modality} -> {fp.normalization} normalisation")
+        click.echo(f"classes {fp.classes}; voxel fractions "
+                   + ", ".join(f"{k}: {v:.4f}" for k, v in fp.class_voxel_fraction.items()))
+        if any(raw != cls for raw, cls in fp.label_mapping.items()):
+            click.echo(f"label values mapped {fp.label_mapping}")
+        click.echo(f"median shape {list(fp.median_shape)}, median spacing {[round(s, 3) for s in fp.median_spacing]}")
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for problem in problems:
+        click.echo(f"problem: {problem}", err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) found in {data}.")
+    click.echo("No problems found.")

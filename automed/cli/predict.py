@@ -1,0 +1,23 @@
+"""``automed predict``."""
+
+from __future__ import annotations
+
+import click
+
+from automed.cli._errors import clean_errors
+
+
+@click.command()
+@click.argument("run_folder", type=click.Path(path_type=str))
+@click.argument("inputs", type=click.Path(path_type=str))
+@click.option("--out", required=True, type=click.Path(), help="Folder for the predicted masks.")
+@click.option("--rung", help="Rung to use (default: the report's best rung).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@clean_errors
+def predict(run_folder: str, inputs: str, out: str, rung: str | None, overwrite: bool, quiet: bool) -> None:
+    """Predict a mask for every image in INPUTS with the fitted RUN_FOLDER."""
+    from automed.ladder.predict import predict_run
+
+    written = predict_run(run_folder, inputs, out, rung=rung, overwrite=overwrite, progress=not quiet)
+    click.echo(f"Wrote {len(written)} mask(s) to {out}")

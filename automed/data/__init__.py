@@ -1,0 +1,1 @@
+"""Data layer: readers/writers, dataset layouts, loading with checks, fingerprint, splits."""

@@ -1,0 +1,272 @@
+"""Dataset layouts: find the cases of a folder in MSD, nnU-Net or plain-folder layout.
+
+Only file names are read here; images are opened by :mod:`automed.data.loading`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from automed.data.io import image_suffix, strip_suffix
+from automed.errors import DataError
+
+__all__ = ["Case", "Dataset", "detect_format", "open_dataset", "find_images"]
+
+FORMATS = ("msd", "nnunet", "folders")
+IMAGE_DIRS = ("images", "imgs", "image")
+LABEL_DIRS = ("labels", "masks", "label", "mask")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One subject: its image file(s), one per channel, and its label file."""
+
+    case_id: str
+    image_paths: tuple[Path, ...]
+    label_path: Path | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The cases of a dataset folder and what its metadata declares.
+
+    Attributes
+    ----------
+    classes : dict or None
+        Declared label value -> class name; ``None`` when the layout declares none
+        (the values are then read from the label files).
+    channel_names : tuple of str
+        One name per channel (e.g. ``("MRI",)``, ``("T1", "FLAIR")``).
+    """
+
+    root: Path
+    format: str
+    cases: tuple[Case, ...]
+    classes: dict[int, str] | None = None
+    channel_names: tuple[str, ...] = ("unknown",)
+    channels_in_one_file: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channel_names)
+
+
+def _visible(folder: Path) -> list[Path]:
+    """Entries of ``folder`` that are images or DICOM folders, skipping hidden files (``._x``)."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p.is_dir() or image_suffix(p)))
+
+
+def detect_format(root: str | Path) -> str:
+    """Name the layout of ``root``: ``"msd"``, ``"nnunet"`` or ``"folders"``.
+
+    Raises
+    ------
+    DataError
+        If ``root`` is not a folder or matches no known layout.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder; give the dataset's root folder.")
+    meta = root / "dataset.json"
+    if meta.is_file() and (root / "imagesTr").is_dir():
+        info = _read_json(meta)
+        return "nnunet" if "channel_names" in info or "file_ending" in info else "msd"
+    if _pair_dirs(root) is not None:
+        return "folders"
+    raise DataError(
+        f"{root}: not a dataset folder. Expected dataset.json with imagesTr/ and labelsTr/ "
+        "(MSD or nnU-Net layout), or images/ and labels/ folders matched by file name."
+    )
+
+
+def open_dataset(root: str | Path, data_format: str = "auto") -> Dataset:
+    """List the labelled cases of the dataset at ``root``.
+
+    Parameters
+    ----------
+    root : path
+        Dataset folder.
+    data_format : {"auto", "msd", "nnunet", "folders"}
+        Layout; ``"auto"`` detects it.
+
+    Raises
+    ------
+    DataError
+        Not a dataset, no cases, or an image without label (or label without image).
+    """
+    root = Path(root)
+    fmt = detect_format(root) if data_format == "auto" else data_format
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder; give the dataset's root folder.")
+    opener = {"msd": _open_msd, "nnunet": _open_nnunet, "folders": _open_folders}[fmt]
+    dataset = opener(root)
+    if not dataset.cases:
+        raise DataError(f"{root}: the dataset holds no labelled cases.")
+    groups = _read_groups(root, {c.case_id for c in dataset.cases})
+    if groups:
+        cases = tuple(Case(c.case_id, c.image_paths, c.label_path, groups.get(c.case_id)) for c in dataset.cases)
+        dataset = Dataset(dataset.root, dataset.format, cases, dataset.classes, dataset.channel_names,
+                          dataset.channels_in_one_file, dataset.notes + ("groups read from groups.csv",))
+    return dataset
+
+
+def find_images(path: str | Path, channel_names: tuple[str, ...]) -> list[Case]:
+    """Unlabelled cases to predict: one file, or every image in a folder.
+
+    With several channels, files are grouped nnU-Net style (``CASE_0000.ext``, ...).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: not found.")
+    if path.is_file():
+        return [Case(strip_suffix(path), (path,))]
+    if (path / "imagesTs").is_dir():
+        path = path / "imagesTs"
+    files = _visible(path)
+    if not files:
+        raise DataError(f"{path}: holds no images to predict.")
+    if all(image_suffix(f) == ".dcm" for f in files):  # the folder is one DICOM series
+        return [Case(path.name, (path,))]
+    if len(channel_names) == 1:
+        return [Case(strip_suffix(f), (f,)) for f in files]
+    return list(_group_channels(files, len(channel_names), path))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}).") from exc
+    if not isinstance(info, dict):
+        raise DataError(f"{path}: expected a JSON object.")
+    return info
+
+
+def _labels_mapping(path: Path, labels: object, value_to_name: bool) -> dict[int, str]:
+    """Declared classes as {value: name}; MSD writes value->name, nnU-Net name->value."""
+    if not isinstance(labels, dict) or not labels:
+        raise DataError(f"{path}: 'labels' must be a non-empty mapping.")
+    try:
+        if value_to_name:
+            return {int(k): str(v) for k, v in labels.items()}
+        return {int(v): str(k) for k, v in labels.items()}
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: 'labels' holds a non-integer label value ({exc}); nnU-Net region labels are not supported.") from exc
+
+
+def _check_orphans(labels_dir: Path, used: set[Path]) -> None:
+    for label in _visible(labels_dir):
+        if label not in used:
+            raise DataError(f"{label}: label without image; add its image or remove the label.")
+
+
+def _open_msd(root: Path) -> Dataset:
+    meta = root / "dataset.json"
+    info = _read_json(meta)
+    classes = _labels_mapping(meta, info.get("labels"), value_to_name=True)
+    modality = info.get("modality") or {"0": "unknown"}
+    channel_names = tuple(str(modality[k]) for k in sorted(modality, key=int))
+    entries = info.get("training")
+    if entries is None:
+        raise DataError(f"{meta}: no 'training' list; is this an MSD dataset.json?")
+    cases = []
+    for entry in entries:
+        image = root / entry["image"]
+        label = root / entry["label"]
+        if not label.exists():
+            raise DataError(f"{image}: image without label ({label} is missing).")
+        if not image.exists():
+            raise DataError(f"{label}: label without image ({image} is missing).")
+        cases.append(Case(strip_suffix(image), (image,), label))
+    if (root / "labelsTr").is_dir():
+        _check_orphans(root / "labelsTr", {c.label_path for c in cases})
+    return Dataset(root, "msd", tuple(cases), classes, channel_names, channels_in_one_file=len(channel_names) > 1)
+
+
+def _open_nnunet(root: Path) -> Dataset:
+    meta = root / "dataset.json"
+    info = _read_json(meta)
+    for key in ("channel_names", "labels", "file_ending"):
+        if key not in info:
+            raise DataError(f"{meta}: missing '{key}' required by the nnU-Net layout.")
+    classes = _labels_mapping(meta, info["labels"], value_to_name=False)
+    channels = info["channel_names"]
+    channel_names = tuple(str(channels[k]) for k in sorted(channels, key=int))
+    ending = info["file_ending"]
+    images = sorted(p for p in (root / "imagesTr").glob(f"*{ending}") if not p.name.startswith("."))
+    grouped = {c.case_id: c for c in _group_channels(images, len(channel_names), root / "imagesTr")}
+    labels_dir = root / "labelsTr"
+    cases = []
+    for case_id, case in sorted(grouped.items()):
+        label = labels_dir / f"{case_id}{ending}"
+        if not label.exists():
+            raise DataError(f"{case.image_paths[0]}: image without label ({label} is missing).")
+        cases.append(Case(case_id, case.image_paths, label))
+    if labels_dir.is_dir():
+        _check_orphans(labels_dir, {c.label_path for c in cases})
+    return Dataset(root, "nnunet", tuple(cases), classes, channel_names)
+
+
+def _group_channels(files: list[Path], n_channels: int, where: Path):
+    by_case: dict[str, dict[int, Path]] = {}
+    for f in files:
+        stem = strip_suffix(f)
+        case_id, _, channel = stem.rpartition("_")
+        if not case_id or not channel.isdigit():
+            raise DataError(f"{f}: expected a name like CASE_0000{image_suffix(f)} (case id, underscore, 4-digit channel).")
+        by_case.setdefault(case_id, {})[int(channel)] = f
+    for case_id, channels in sorted(by_case.items()):
+        missing = sorted(set(range(n_channels)) - set(channels))
+        if missing:
+            raise DataError(f"{where}: case '{case_id}' lacks channel(s) {missing} of {n_channels}.")
+        yield Case(case_id, tuple(channels[i] for i in range(n_channels)))
+
+
+def _pair_dirs(root: Path) -> tuple[Path, Path] | None:
+    images = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), None)
+    labels = next((root / d for d in LABEL_DIRS if (root / d).is_dir()), None)
+    return (images, labels) if images and labels else None
+
+
+def _open_folders(root: Path) -> Dataset:
+    pair = _pair_dirs(root)
+    if pair is None:
+        raise DataError(f"{root}: expected images/ and labels/ folders.")
+    images_dir, labels_dir = pair
+    images = {strip_suffix(p): p for p in _visible(images_dir)}
+    labels = {strip_suffix(p): p for p in _visible(labels_dir)}
+    for stem in sorted(set(images) - set(labels)):
+        raise DataError(f"{images[stem]}: image without label (no file named '{stem}.*' in {labels_dir}).")
+    for stem in sorted(set(labels) - set(images)):
+        raise DataError(f"{labels[stem]}: label without image (no file named '{stem}.*' in {images_dir}).")
+    cases = tuple(Case(stem, (images[stem],), labels[stem]) for stem in sorted(images, key=_natural_key))
+    return Dataset(root, "folders", cases)
+
+
+def _natural_key(text: str) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
+
+
+def _read_groups(root: Path, case_ids: set[str]) -> dict[str, str]:
+    """Optional ``groups.csv`` (columns ``case,group``): cases of one patient share a group."""
+    path = root / "groups.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"case", "group"} <= set(reader.fieldnames):
+            raise DataError(f"{path}: needs the columns 'case' and 'group'.")
+        groups = {row["case"]: row["group"] for row in reader}
+    unknown = sorted(set(groups) - case_ids)
+    if unknown:
+        raise DataError(f"{path}: case(s) {unknown[:5]} are not in the dataset.")
+    missing = sorted(case_ids - set(groups))
+    if missing:
+        raise DataError(f"{path}: case(s) {missing[:5]} have no group; give every case a group.")
+    return groups

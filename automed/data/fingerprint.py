@@ -1,0 +1,184 @@
+"""Dataset fingerprint (as in nnU-Net): what the data look like, computed once per run.
+
+The fingerprint drives intensity normalisation and the rungs' planning, and records
+every problem found so that ``automed inspect`` can list them all at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from automed.data.dataset import Dataset
+from automed.data.loading import load_case
+from automed.errors import DataError
+
+__all__ = ["Fingerprint", "scan_dataset", "compute_fingerprint"]
+
+log = logging.getLogger(__name__)
+N_INTENSITY_SAMPLES = 10_000  # foreground voxels sampled per case and channel
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Summary of a dataset. Shapes and spacings are in array (numpy) axis order."""
+
+    n_cases: int
+    dims: int
+    n_channels: int
+    channel_names: tuple[str, ...]
+    modality: str
+    normalization: str
+    classes: dict[int, str]
+    label_mapping: dict[int, int]
+    class_voxel_fraction: dict[int, float]
+    intensity: list[dict[str, float]]
+    median_shape: tuple[int, ...]
+    median_spacing: tuple[float, ...]
+    cases: list[dict[str, Any]] = field(repr=False)
+    empty_label_cases: tuple[str, ...] = ()
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (integer keys become strings)."""
+        out = asdict(self)
+        for key in ("classes", "label_mapping", "class_voxel_fraction"):
+            out[key] = {str(k): v for k, v in out[key].items()}
+        out["median_shape"] = list(self.median_shape)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Fingerprint:
+        """Inverse of :meth:`to_dict`."""
+        values = dict(values)
+        for key in ("classes", "label_mapping", "class_voxel_fraction"):
+            values[key] = {int(k): v for k, v in values[key].items()}
+        values["label_mapping"] = {k: int(v) for k, v in values["label_mapping"].items()}
+        for key in ("channel_names", "median_shape", "median_spacing", "empty_label_cases"):
+            values[key] = tuple(values[key])
+        return cls(**values)
+
+
+def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False) -> tuple[Fingerprint | None, list[str], list[str]]:
+    """Read every case, collecting problems instead of stopping at the first.
+
+    Returns
+    -------
+    fingerprint : Fingerprint or None
+        ``None`` when problems prevent a fingerprint.
+    problems : list of str
+        Errors, one sentence each naming the file.
+    warnings : list of str
+        Things that are allowed but suspicious (e.g. an all-background label).
+    """
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(random_state)
+    problems: list[str] = []
+    warnings: list[str] = []
+    records, samples, value_counts = [], [], {}
+    dims_seen: dict[int, str] = {}
+    for case in tqdm(dataset.cases, desc="fingerprint", unit="case", disable=not progress):
+        try:
+            loaded = load_case(case, dataset.n_channels, dataset.channels_in_one_file)
+        except DataError as exc:
+            problems.append(str(exc))
+            continue
+        label, image = loaded.label, loaded.image
+        values, counts = np.unique(label, return_counts=True)
+        if dataset.classes is not None:
+            undeclared = sorted(set(values.tolist()) - set(dataset.classes))
+            if undeclared:
+                problems.append(
+                    f"{case.label_path}: label value(s) {undeclared} are not declared in dataset.json "
+                    f"labels {sorted(dataset.classes)}."
+                )
+                continue
+        dims_seen.setdefault(label.ndim, str(case.image_paths[0]))
+        for v, c in zip(values.tolist(), counts.tolist()):
+            value_counts[v] = value_counts.get(v, 0) + c
+        spacing = tuple(float(s) for s in reversed(loaded.geometry.spacing))
+        records.append({"case_id": case.case_id, "shape": list(label.shape), "spacing": list(spacing),
+                        "label_values": {int(v): int(c) for v, c in zip(values, counts)}})
+        fg = label > 0 if (label > 0).any() else np.ones(label.shape, bool)
+        index = np.flatnonzero(fg)
+        index = rng.choice(index, min(N_INTENSITY_SAMPLES, index.size), replace=False)
+        samples.append(image.reshape(image.shape[0], -1)[:, index])
+    if len(dims_seen) > 1:
+        problems.append(
+            "2D and 3D images are mixed: " + " vs ".join(f"{p} is {d}D" for d, p in sorted(dims_seen.items()))
+            + "; split them into separate datasets."
+        )
+    if problems or not records:
+        return None, problems, warnings
+
+    mapping, classes = _label_mapping(dataset, value_counts)
+    if len(classes) < 2:
+        problems.append(f"{dataset.root}: every label holds the single value {sorted(value_counts)}; nothing to segment.")
+        return None, problems, warnings
+    empty = []
+    for rec, case in zip(records, dataset.cases):
+        rec["class_voxels"] = {str(mapping[v]): c for v, c in rec.pop("label_values").items()}
+        if set(rec["class_voxels"]) == {"0"}:
+            empty.append(rec["case_id"])
+            warnings.append(f"{case.label_path}: label is all background (allowed, but check it).")
+    total = sum(value_counts.values())
+    fraction = {mapping[v]: c / total for v, c in sorted(value_counts.items())}
+    stacked = np.concatenate(samples, axis=1)
+    intensity = [
+        {"mean": float(ch.mean()), "std": float(ch.std()), "p00_5": float(np.percentile(ch, 0.5)),
+         "p99_5": float(np.percentile(ch, 99.5)), "min": float(ch.min()), "max": float(ch.max())}
+        for ch in stacked
+    ]
+    modality = "CT" if any(n.upper() == "CT" for n in dataset.channel_names) else dataset.channel_names[0]
+    fingerprint = Fingerprint(
+        n_cases=len(records),
+        dims=records[0]["shape"].__len__(),
+        n_channels=dataset.n_channels,
+        channel_names=dataset.channel_names,
+        modality=modality,
+        normalization="ct" if modality == "CT" else "zscore",
+        classes=classes,
+        label_mapping=mapping,
+        class_voxel_fraction=fraction,
+        intensity=intensity,
+        median_shape=tuple(int(v) for v in np.median([r["shape"] for r in records], axis=0)),
+        median_spacing=tuple(float(v) for v in np.median([r["spacing"] for r in records], axis=0)),
+        cases=records,
+        empty_label_cases=tuple(empty),
+    )
+    return fingerprint, problems, warnings
+
+
+def compute_fingerprint(dataset: Dataset, random_state: int = 0, progress: bool = False) -> Fingerprint:
+    """Fingerprint of ``dataset``; raises :class:`DataError` listing every problem found."""
+    fingerprint, problems, warnings = scan_dataset(dataset, random_state, progress)
+    for warning in warnings:
+        log.warning(warning)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s); run 'automed inspect' to list them)" if len(problems) > 1 else ""
+        raise DataError(problems[0] + more)
+    return fingerprint
+
+
+def _label_mapping(dataset: Dataset, value_counts: dict[int, int]) -> tuple[dict[int, int], dict[int, str]]:
+    """Raw label value -> class index, and class index -> name.
+
+    Declared labels keep their names and are numbered consecutively. Undeclared values (plain folders) are mapped to
+    consecutive classes in sorted order, e.g. binary masks stored as {0, 255} -> {0, 1}.
+    """
+    if dataset.classes is not None:
+        declared = sorted(dataset.classes)
+        return {v: i for i, v in enumerate(declared)}, {i: dataset.classes[v] for i, v in enumerate(declared)}
+    values = sorted(value_counts)
+    if 0 not in values:
+        values = [0] + values
+    mapping = {v: i for i, v in enumerate(values)}
+    classes = {i: ("background" if v == 0 else f"label_{v}") for v, i in mapping.items()}
+    return mapping, classes

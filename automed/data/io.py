@@ -1,0 +1,126 @@
+"""Read and write medical images with their geometry, through SimpleITK.
+
+SimpleITK reads NIfTI, NRRD, MHA/MHD, DICOM series and the common 2D formats
+(PNG, TIFF, JPEG, BMP), so one reader serves every layout automed accepts.
+Arrays use SimpleITK's axis order: ``(z, y, x)`` in 3D, ``(y, x)`` in 2D.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from automed.errors import DataError
+
+__all__ = ["Geometry", "Image", "image_suffix", "read_image", "strip_suffix", "write_image"]
+
+IMAGE_SUFFIXES = (
+    ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd",
+    ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".dcm",
+)
+TWO_D_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where an image lies in physical space (SimpleITK conventions, x-first)."""
+
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    direction: tuple[float, ...]
+
+    def mismatch(self, other: Geometry, rtol: float = 1e-3, atol: float = 1e-3) -> str | None:
+        """Name the first property that differs from ``other`` beyond tolerance, else None."""
+        for name in ("spacing", "origin", "direction"):
+            a, b = np.asarray(getattr(self, name)), np.asarray(getattr(other, name))
+            if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol):
+                return f"{name} {tuple(np.round(b, 4))} differs from image {tuple(np.round(a, 4))}"
+        return None
+
+
+@dataclass(frozen=True)
+class Image:
+    """A voxel array and its geometry."""
+
+    array: np.ndarray
+    geometry: Geometry
+    n_components: int = 1
+
+
+def image_suffix(path: Path) -> str:
+    """The image extension of ``path`` (``".nii.gz"`` counts as one); ``""`` for a folder."""
+    name = path.name.lower()
+    for suffix in IMAGE_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    return ""
+
+
+def strip_suffix(path: Path) -> str:
+    """File name without its image extension (``case_1.nii.gz`` -> ``case_1``)."""
+    suffix = image_suffix(path)
+    return path.name[: len(path.name) - len(suffix)] if suffix else path.name
+
+
+def read_image(path: str | Path) -> Image:
+    """Read one image file or DICOM series folder.
+
+    Raises
+    ------
+    DataError
+        If the path is missing, empty (0 bytes), or cannot be decoded.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found.")
+    try:
+        if path.is_dir():
+            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path))
+            if not files:
+                raise DataError(f"{path}: folder holds no DICOM series.")
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames(files)
+            image = reader.Execute()
+        else:
+            if path.stat().st_size == 0:
+                raise DataError(f"{path}: file is empty (0 bytes).")
+            image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()
+        detail = next((line for line in reason if "ERROR" in line or "Exception" in line), reason[-1] if reason else "")
+        raise DataError(f"{path}: cannot be read as an image ({detail.strip()[:200]}).") from exc
+    array = sitk.GetArrayFromImage(image)
+    n_components = image.GetNumberOfComponentsPerPixel()
+    if n_components > 1 and image_suffix(path) in TWO_D_SUFFIXES:
+        array = _to_grey(array, n_components)
+        n_components = 1
+    geometry = Geometry(tuple(image.GetSpacing()), tuple(image.GetOrigin()), tuple(image.GetDirection()))
+    return Image(array, geometry, n_components)
+
+
+def _to_grey(array: np.ndarray, n_components: int) -> np.ndarray:
+    """RGB(A) photographs/microscopy to luminance; equal channels are taken as is."""
+    rgb = array[..., :3].astype(np.float32)
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+        return array[..., 0]
+    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def write_image(array: np.ndarray, geometry: Geometry, path: str | Path) -> None:
+    """Write ``array`` with ``geometry`` to ``path``, atomically (temp file then rename)."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    image = sitk.GetImageFromArray(array)
+    if image.GetDimension() == len(geometry.spacing):
+        image.SetSpacing(geometry.spacing)
+        image.SetOrigin(geometry.origin)
+        image.SetDirection(geometry.direction)
+    suffix = image_suffix(path) or path.suffix
+    tmp = path.with_name(f".{path.name}.partial{suffix}")
+    sitk.WriteImage(image, str(tmp), useCompression=suffix in (".nii.gz", ".nrrd", ".mha"))
+    tmp.replace(path)

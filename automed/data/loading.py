@@ -1,0 +1,97 @@
+"""Load a case's image channels and label as arrays, checking everything that can be wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from automed.data.dataset import Case
+from automed.data.io import Geometry, read_image
+from automed.errors import DataError
+
+__all__ = ["LoadedCase", "load_case", "load_image_channels"]
+
+
+@dataclass(frozen=True)
+class LoadedCase:
+    """Arrays of one case: ``image`` is ``(n_channels, *spatial)`` float32, ``label`` raw values."""
+
+    case: Case
+    image: np.ndarray
+    label: np.ndarray | None
+    geometry: Geometry
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        return self.image.shape[1:]
+
+
+def load_image_channels(case: Case, n_channels: int, channels_in_one_file: bool = False) -> tuple[np.ndarray, Geometry]:
+    """Read and check a case's channels; return ``(n_channels, *spatial)`` float32 and geometry.
+
+    Raises
+    ------
+    DataError
+        Unreadable file, NaN/Inf values, a 4D image where 3D is expected, or channels
+        that disagree in shape or geometry.
+    """
+    arrays, geometry = [], None
+    for path in case.image_paths:
+        image = read_image(path)
+        array = image.array
+        n_spatial = len(image.geometry.spacing)
+        if channels_in_one_file and n_spatial == 4 and array.shape[0] == n_channels:
+            arrays.extend(array)  # MSD stores channels as a 4th (first in numpy) axis
+            geometry = Geometry(image.geometry.spacing[:3], image.geometry.origin[:3],
+                                _direction_3d(image.geometry.direction))
+            continue
+        if n_spatial > 3 or array.ndim > 3:
+            raise DataError(
+                f"{path}: image is {array.ndim}D with shape {array.shape} but a 2D or 3D image was "
+                f"expected; store each channel as its own file (nnU-Net layout CASE_0000, CASE_0001, ...)."
+            )
+        if geometry is not None and array.shape != arrays[0].shape:
+            raise DataError(f"{path}: shape {array.shape} does not match channel 0 shape {arrays[0].shape}.")
+        if geometry is not None and (problem := geometry.mismatch(image.geometry)):
+            raise DataError(f"{path}: {problem.replace('image', 'channel 0')}.")
+        geometry = geometry or image.geometry
+        arrays.append(array)
+    if len(arrays) != n_channels:
+        raise DataError(f"{case.image_paths[0]}: found {len(arrays)} channel(s), expected {n_channels}.")
+    stacked = np.stack(arrays).astype(np.float32, copy=False)
+    if not np.isfinite(stacked).all():
+        n_bad = int((~np.isfinite(stacked)).sum())
+        raise DataError(f"{case.image_paths[0]}: image holds {n_bad} NaN or Inf value(s); fix or mask them first.")
+    return stacked, geometry
+
+
+def _direction_3d(direction: tuple[float, ...]) -> tuple[float, ...]:
+    d = np.asarray(direction).reshape(4, 4)[:3, :3]
+    return tuple(d.ravel())
+
+
+def load_case(case: Case, n_channels: int, channels_in_one_file: bool = False) -> LoadedCase:
+    """Read a labelled case and check the label against the image.
+
+    Raises
+    ------
+    DataError
+        Any image problem (see :func:`load_image_channels`), a label whose shape or
+        geometry differs from the image, or a label with non-integer values.
+    """
+    image, geometry = load_image_channels(case, n_channels, channels_in_one_file)
+    if case.label_path is None:
+        return LoadedCase(case, image, None, geometry)
+    label_image = read_image(case.label_path)
+    label = label_image.array
+    path = case.label_path
+    if label.shape != image.shape[1:]:
+        raise DataError(f"{path}: shape {label.shape} does not match image {image.shape[1:]}.")
+    if problem := geometry.mismatch(label_image.geometry):
+        raise DataError(f"{path}: {problem}; resample the label onto the image grid.")
+    if not np.isfinite(label).all() or (label.dtype.kind == "f" and not np.equal(np.mod(label, 1), 0).all()):
+        raise DataError(f"{path}: label holds non-integer values; labels must be integer class values.")
+    if label.min() < 0:
+        raise DataError(f"{path}: label holds negative values; labels must be integer class values >= 0.")
+    return LoadedCase(case, image, label.astype(np.int64, copy=False), geometry)

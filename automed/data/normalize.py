@@ -1,0 +1,35 @@
+"""Intensity normalisation chosen by the fingerprint (the nnU-Net scheme)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from automed.data.fingerprint import Fingerprint
+
+__all__ = ["normalize", "map_labels"]
+
+
+def normalize(image: np.ndarray, fingerprint: Fingerprint) -> np.ndarray:
+    """Normalise a ``(n_channels, *spatial)`` image channel by channel.
+
+    CT channels are clipped to the dataset's foreground [0.5, 99.5] percentiles and
+    z-scored with the dataset's foreground mean and std (Hounsfield units mean the same
+    in every scan). Every other modality is z-scored per case.
+    """
+    out = np.empty(image.shape, dtype=np.float32)
+    for c, channel in enumerate(image):
+        if fingerprint.normalization == "ct":
+            stats = fingerprint.intensity[c]
+            clipped = np.clip(channel, stats["p00_5"], stats["p99_5"])
+            out[c] = (clipped - stats["mean"]) / max(stats["std"], 1e-8)
+        else:
+            out[c] = (channel - channel.mean()) / max(float(channel.std()), 1e-8)
+    return out
+
+
+def map_labels(label: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    """Raw label values to consecutive class indices (uint8)."""
+    lut = np.zeros(max(mapping) + 1, dtype=np.uint8)
+    for raw, cls in mapping.items():
+        lut[raw] = cls
+    return lut[label]

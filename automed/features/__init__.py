@@ -1,0 +1,1 @@
+"""Handcrafted features: per-voxel filter banks for segmentation."""

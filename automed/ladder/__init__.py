@@ -1,0 +1,1 @@
+"""Running the ladder: measuring cost and the run folder's side effects."""

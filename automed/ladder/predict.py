@@ -1,0 +1,92 @@
+"""Predict masks for new images with a fitted rung of a run folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from automed.errors import DataError, RunFolderError
+
+__all__ = ["predict_run"]
+
+log = logging.getLogger("automed")
+
+
+def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, rung: str | None = None,
+                overwrite: bool = False, progress: bool = True) -> list[Path]:
+    """Write one mask per input image into ``out``, in the input's format and geometry.
+
+    Parameters
+    ----------
+    run_folder : path
+        A finished run.
+    inputs : path
+        An image file, a DICOM series folder, or a folder of images (``imagesTs/`` is
+        used when the folder is a dataset).
+    out : path
+        Output folder; must not exist unless ``overwrite``. Written atomically.
+    rung : str, optional
+        Rung to use; defaults to the report's best rung.
+
+    Returns
+    -------
+    list of Path
+        The masks written.
+    """
+    from tqdm.auto import tqdm
+
+    from automed.data.dataset import find_images
+    from automed.data.fingerprint import Fingerprint
+    from automed.data.io import image_suffix, write_image
+    from automed.data.loading import load_image_channels
+    from automed.data.normalize import normalize
+    from automed.rungs import rung_class
+
+    run_folder, out = Path(run_folder), Path(out)
+    report_path = run_folder / "report.json"
+    if not report_path.is_file():
+        raise RunFolderError(f"{run_folder}: no report.json; is this a finished automed run folder?")
+    report = json.loads(report_path.read_text())
+    name = rung or report["best_rung"]
+    if name is None or not (run_folder / "rungs" / name / "result.json").is_file():
+        raise RunFolderError(f"{run_folder}: rung {name!r} was not fitted in this run.")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise RunFolderError(f"{out}: output folder already exists; pass --overwrite or choose another --out.")
+    fingerprint = Fingerprint.from_dict(json.loads((run_folder / "fingerprint.json").read_text()))
+    model = rung_class(name).load(run_folder / "rungs" / name)
+    cases = find_images(inputs, fingerprint.channel_names)
+    in_one_file = report["dataset"]["format"] == "msd" and fingerprint.n_channels > 1
+    inverse = np.zeros(max(fingerprint.label_mapping.values()) + 1, dtype=np.uint16)
+    for raw, cls in fingerprint.label_mapping.items():
+        inverse[cls] = raw
+    if inverse.max() <= 255:
+        inverse = inverse.astype(np.uint8)
+
+    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    written = []
+    try:
+        for case in tqdm(cases, desc=f"predict ({name})", unit="case", disable=not progress):
+            image, geometry = load_image_channels(case, fingerprint.n_channels, in_one_file)
+            if image.ndim - 1 != fingerprint.dims:
+                raise DataError(f"{case.image_paths[0]}: image is {image.ndim - 1}D but the run was fitted on "
+                                f"{fingerprint.dims}D images.")
+            pred = model.predict(normalize(image, fingerprint))
+            source = case.image_paths[0]
+            suffix = image_suffix(source) if source.is_file() and image_suffix(source) != ".dcm" else ".nii.gz"
+            name_out = f"{case.case_id}{suffix}"
+            write_image(inverse[pred], geometry, staging / name_out)
+            written.append(out / name_out)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("predicted %d case(s) with rung %s into %s", len(written), name, out)
+    return written

@@ -1,0 +1,187 @@
+"""The one place with side effects: build a run folder from a recipe and a dataset.
+
+A fit writes into a hidden sibling folder and renames it into place only when
+everything succeeded, so a run folder is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from automed.errors import RecipeError, RunFolderError
+from automed.recipe import Recipe
+
+__all__ = ["fit_run"]
+
+log = logging.getLogger("automed")
+
+
+def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool = False, progress: bool = True) -> Path:
+    """Fit every rung of ``recipe`` on the dataset at ``data`` and write the run folder ``out``.
+
+    Returns
+    -------
+    Path
+        The finished run folder.
+
+    Raises
+    ------
+    RunFolderError
+        If ``out`` exists and ``overwrite`` is false.
+    DataError, RecipeError
+        Bad data or recipe; nothing is left behind.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise RunFolderError(f"{out}: run folder already exists; pass --overwrite (overwrite=True) or choose another --out.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    handler = _attach_log(staging / "automed.log")
+    try:
+        _fit_into(recipe, Path(data), staging, progress)
+    except BaseException:
+        _detach_log(handler)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _detach_log(handler)
+    _swap_into_place(staging, out)
+    return out
+
+
+def _fit_into(recipe: Recipe, data: Path, folder: Path, progress: bool) -> None:
+    from automed.data.dataset import open_dataset
+    from automed.data.fingerprint import compute_fingerprint
+    from automed.data.splits import make_folds
+    from automed.environment import hardware, versions
+    from automed.report import write_reports
+
+    started = time.monotonic()
+    log.info("automed fit: %s -> %s", data, folder)
+    dataset = open_dataset(data, recipe.data_format)
+    recipe = recipe.replace(data_format=dataset.format)
+    rung_classes = _check_rungs(recipe)
+    fingerprint = compute_fingerprint(dataset, recipe.random_state, progress)
+    log.info("dataset: %d cases, %dD, classes %s, format %s", fingerprint.n_cases, fingerprint.dims,
+             fingerprint.classes, dataset.format)
+    folds = make_folds([c.case_id for c in dataset.cases], [c.group for c in dataset.cases],
+                       recipe.n_folds, recipe.random_state)
+    recipe.to_yaml(folder / "recipe.yaml")
+    _write_json(folder / "fingerprint.json", fingerprint.to_dict())
+    _write_json(folder / "splits.json", {"n_folds": recipe.n_folds, "random_state": recipe.random_state,
+                                         "grouped": any(c.group for c in dataset.cases), "folds": folds})
+    _write_json(folder / "run.json", {
+        "data": str(data.resolve()), "format": dataset.format, "seed": recipe.random_state,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hardware": hardware(), "versions": versions(),
+    })
+    for spec, cls in zip(recipe.rungs, rung_classes):
+        remaining = None if recipe.budget_s is None else recipe.budget_s - (time.monotonic() - started)
+        _fit_rung(cls(spec.params), recipe, dataset, fingerprint, folds, folder, remaining, progress)
+    meta = json.loads((folder / "run.json").read_text())
+    meta["fit_seconds"] = time.monotonic() - started
+    _write_json(folder / "run.json", meta)
+    write_reports(folder)
+    log.info("done in %.1fs", meta["fit_seconds"])
+
+
+def _check_rungs(recipe: Recipe) -> list[type]:
+    from automed.rungs import rung_class
+
+    classes = [rung_class(spec.name) for spec in recipe.rungs]
+    for cls in classes:
+        if recipe.task not in cls.tasks:
+            raise RecipeError(f"Rung '{cls.name}' does not support task '{recipe.task}' (it supports {list(cls.tasks)}).")
+    return classes
+
+
+def _fit_rung(rung: Any, recipe: Recipe, dataset: Any, fingerprint: Any, folds: list, run_folder: Path,
+              budget_s: float | None, progress: bool) -> None:
+    from automed.ladder.cost import CostMeter
+    from automed.report.tables import summarize_segmentation
+    from automed.rungs.base import FitContext
+
+    folder = run_folder / "rungs" / rung.name
+    folder.mkdir(parents=True)
+    n_jobs = recipe.n_jobs if recipe.n_jobs > 0 else _n_cores()
+    context = FitContext(dataset, fingerprint, folds, folder, recipe.random_state, n_jobs, budget_s,
+                         f"sqlite:///{run_folder / 'optuna.db'}", progress)
+    log.info("rung %s: fitting (budget %s s)", rung.name, None if budget_s is None else round(budget_s))
+    with CostMeter() as meter:
+        outcome = rung.fit(context)
+    metric, per_class = summarize_segmentation(outcome.per_case, fingerprint.classes, recipe.include_background,
+                                               recipe.random_state)
+    result = {
+        "name": rung.name, "status": "done", "metric": metric, "per_class": per_class,
+        "cost": {"fit_seconds": meter.seconds_, "peak_rss_bytes": meter.peak_rss_bytes_,
+                 "peak_vram_bytes": meter.peak_vram_bytes_, "n_params": outcome.n_params,
+                 "predict_seconds_per_case": outcome.predict_seconds_per_case, "device": "cpu",
+                 "n_jobs": n_jobs},
+        "postprocessing": outcome.postprocessing, "details": outcome.details, "per_case": outcome.per_case,
+    }
+    _write_json(folder / "result.json", result)
+    log.info("rung %s: Dice %.4f [%s, %s] in %.1fs, peak RSS %.2f GB", rung.name, metric["mean"],
+             metric["ci_low"], metric["ci_high"], meter.seconds_, meter.peak_rss_bytes_ / 1e9)
+
+
+def _n_cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(_finite(value), indent=2, allow_nan=False, default=_jsonable))
+
+
+def _finite(value: Any) -> Any:
+    """NaN/Inf (e.g. an undefined HD95) become JSON null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _attach_log(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def _detach_log(handler: logging.Handler) -> None:
+    log.removeHandler(handler)
+    handler.close()
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    """Rename the finished staging folder to ``out``, replacing an old run only now."""
+    if out.exists():
+        trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        out.rename(trash)
+        staging.rename(out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        staging.rename(out)

@@ -1,0 +1,92 @@
+"""Segmentation metrics per case and class (MONAI) and bootstrap summaries (SciPy)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["dice_per_class", "segmentation_scores", "summarize"]
+
+
+def _one_hot(label: np.ndarray, n_classes: int):
+    import torch
+
+    return torch.from_numpy(np.moveaxis(np.eye(n_classes, dtype=bool)[label], -1, 0)[None])
+
+
+def dice_per_class(pred: np.ndarray, truth: np.ndarray, n_classes: int) -> np.ndarray:
+    """Dice of every class (1.0 where both masks are empty), shape ``(n_classes,)``."""
+    from monai.metrics import compute_dice
+
+    dice = compute_dice(_one_hot(pred, n_classes), _one_hot(truth, n_classes), include_background=True,
+                        ignore_empty=False, num_classes=n_classes)
+    return dice[0].numpy().astype(float)
+
+
+def segmentation_scores(pred: np.ndarray, truth: np.ndarray, n_classes: int,
+                        spacing: Sequence[float]) -> dict[int, dict[str, float]]:
+    """Dice and HD95 of every class for one case.
+
+    Parameters
+    ----------
+    pred, truth : ndarray of int
+        Class-index maps of the same shape.
+    n_classes : int
+        Number of classes including background (class 0).
+    spacing : sequence of float
+        Voxel size in array axis order; HD95 is in those units (mm for medical images).
+
+    Returns
+    -------
+    dict
+        ``{class: {"dice": float, "hd95": float}}``. Dice is 1.0 when both masks are
+        empty. HD95 is 0.0 when both are empty and NaN when exactly one is (undefined).
+    """
+    import warnings
+
+    from monai.metrics import compute_hausdorff_distance
+
+    p, t = _one_hot(pred, n_classes), _one_hot(truth, n_classes)
+    dice = dice_per_class(pred, truth, n_classes)
+    scores = {}
+    for c in range(n_classes):
+        has_p, has_t = bool(p[0, c].any()), bool(t[0, c].any())
+        if has_p and has_t:
+            with warnings.catch_warnings():  # MONAI warns about its own deprecated internals
+                warnings.simplefilter("ignore", FutureWarning)
+                hd = compute_hausdorff_distance(p[:, c:c + 1], t[:, c:c + 1], include_background=True,
+                                                percentile=95, spacing=list(spacing))
+            hd95 = float(hd[0, 0])
+        else:
+            hd95 = 0.0 if not (has_p or has_t) else math.nan
+        scores[c] = {"dice": float(dice[c]), "hd95": hd95}
+    return scores
+
+
+def summarize(values: Sequence[float], random_state: int = 0, n_resamples: int = 2000) -> dict[str, float | int | None]:
+    """Mean, std and percentile-bootstrap 95% CI of the mean over the finite values.
+
+    Returns
+    -------
+    dict
+        ``mean``, ``std``, ``ci_low``, ``ci_high`` (None when fewer than 2 values),
+        ``n`` (finite values used) and ``n_undefined`` (NaN values dropped).
+    """
+    from scipy.stats import bootstrap
+
+    arr = np.asarray(values, dtype=float)
+    finite = arr[np.isfinite(arr)]
+    out: dict[str, float | int | None] = {
+        "mean": float(finite.mean()) if finite.size else None,
+        "std": float(finite.std(ddof=1)) if finite.size > 1 else None,
+        "ci_low": None, "ci_high": None, "n": int(finite.size), "n_undefined": int(arr.size - finite.size),
+    }
+    if finite.size > 1 and np.ptp(finite) > 0:
+        ci = bootstrap((finite,), np.mean, n_resamples=n_resamples, method="percentile",
+                       confidence_level=0.95, rng=np.random.default_rng(random_state)).confidence_interval
+        out["ci_low"], out["ci_high"] = float(ci.low), float(ci.high)
+    elif finite.size > 1:
+        out["ci_low"] = out["ci_high"] = out["mean"]
+    return out

@@ -1,0 +1,68 @@
+"""Voxel classifiers for the classical rung: builders, balanced sampling, volume prediction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from automed.features.voxel import VoxelFeatures
+
+__all__ = ["build_classifier", "sample_voxels", "predict_proba_volume"]
+
+
+def build_classifier(config: dict[str, Any], random_state: int, n_jobs: int) -> Any:
+    """A scikit-learn-compatible classifier from a searched configuration.
+
+    ``config["model"]`` is ``"lightgbm"`` or ``"random_forest"``; the other keys are
+    that estimator's hyperparameters.
+    """
+    params = {k: v for k, v in config.items() if k != "model"}
+    if config["model"] == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        return LGBMClassifier(**params, random_state=random_state, n_jobs=n_jobs, deterministic=True,
+                              force_row_wise=True, verbose=-1)
+    if config["model"] == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(**params, random_state=random_state, n_jobs=n_jobs)
+    raise ValueError(f"unknown model {config['model']!r}")
+
+
+def sample_voxels(label: np.ndarray, n_per_class: int, background_ratio: float, boundary_fraction: float,
+                  rng: np.random.Generator, band_width: int = 3) -> np.ndarray:
+    """Flat indices of class-balanced training voxels.
+
+    Every foreground class present gives up to ``n_per_class`` voxels; the background
+    gives ``background_ratio`` times as many, ``boundary_fraction`` of them from a band
+    of ``band_width`` voxels around the foreground, where the decisions are hard.
+    """
+    from scipy import ndimage
+
+    flat = label.ravel()
+    picks = []
+    for cls in np.unique(flat[flat > 0]):
+        where = np.flatnonzero(flat == cls)
+        picks.append(rng.choice(where, min(n_per_class, where.size), replace=False))
+    n_background = int(n_per_class * background_ratio)
+    foreground = label > 0
+    band = (ndimage.binary_dilation(foreground, iterations=band_width) & ~foreground).ravel()
+    near = np.flatnonzero(band)
+    n_near = min(int(n_background * boundary_fraction), near.size)
+    picks.append(rng.choice(near, n_near, replace=False))
+    far = np.flatnonzero((flat == 0) & ~band)
+    picks.append(rng.choice(far, min(n_background - n_near, far.size), replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+def predict_proba_volume(classifier: Any, image: np.ndarray, features: VoxelFeatures, n_classes: int,
+                         max_voxels: int, workers: int | None = None) -> np.ndarray:
+    """Class probabilities ``(n_classes, *spatial)`` float32, computed slab by slab."""
+    spatial = image.shape[1:]
+    proba = np.zeros((n_classes, *spatial), dtype=np.float32)
+    known = np.asarray(classifier.classes_, dtype=int)
+    for start, stop, rows in features.slabs(image, max_voxels, workers):
+        p = classifier.predict_proba(rows).astype(np.float32, copy=False)
+        proba[known, start:stop] = p.T.reshape(len(known), stop - start, *spatial[1:])
+    return proba

@@ -1,0 +1,187 @@
+"""The Recipe: a frozen, validated, YAML round-trippable description of a run."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from automed._params import check_choice, check_range, from_mapping, to_mapping
+from automed.errors import RecipeError
+
+__all__ = ["Recipe", "RungSpec", "parse_duration"]
+
+TASKS = ("segmentation", "classification")
+DATA_FORMATS = ("auto", "msd", "nnunet", "folders")
+DEFAULT_RUNGS = {"segmentation": ("classical",), "classification": ("classical",)}
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|min|m|h)?\s*$")
+_UNIT_S = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """Seconds from ``"90"``, ``"90s"``, ``"10min"`` or ``"2h"``; ``None`` stays ``None``.
+
+    Examples
+    --------
+    >>> parse_duration("10min")
+    600.0
+    """
+    if text is None or isinstance(text, (int, float)):
+        return None if text is None else float(text)
+    match = _DURATION.match(str(text))
+    if not match:
+        raise RecipeError(
+            f"Cannot read the duration {text!r}; write it like '90s', '10min' or '2h'."
+        )
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+@dataclass(frozen=True)
+class RungSpec:
+    """One rung of the ladder and its parameters.
+
+    Parameters
+    ----------
+    name : str
+        Registered rung name, e.g. ``"classical"``.
+    params : dataclass instance or mapping, optional
+        The rung's parameters; a mapping is validated against the rung's schema and
+        missing values take the rung's defaults.
+    """
+
+    name: str
+    params: Any = None
+
+    def __post_init__(self) -> None:
+        from automed.rungs import rung_class  # the rung owns its parameter schema
+
+        cls = rung_class(self.name)
+        if not isinstance(self.params, cls.Params):
+            params = from_mapping(cls.Params, self.params, f"rung '{self.name}' params")
+            object.__setattr__(self, "params", params)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that defines a run, fully resolved and validated on construction.
+
+    Parameters
+    ----------
+    task : {"segmentation", "classification"}
+    data_format : {"auto", "msd", "nnunet", "folders"}
+        Dataset layout; ``"auto"`` detects it.
+    n_folds : int
+        Cross-validation folds (>= 2).
+    random_state : int
+        Seed for splits, sampling, models and search.
+    budget_s : float or None
+        Wall-clock budget of the whole fit in seconds (``None``: unbounded).
+    include_background : bool
+        Whether the headline metric averages over the background class too (useful when
+        "background" is a real structure, e.g. membranes in electron microscopy).
+    n_jobs : int
+        Worker processes/threads for feature extraction and models (-1: all cores).
+    rungs : tuple of RungSpec
+        The ladder, lowest rung first.
+
+    Examples
+    --------
+    >>> r = Recipe(task="segmentation", n_folds=3)
+    >>> Recipe.from_dict(r.to_dict()) == r
+    True
+    """
+
+    task: str = "segmentation"
+    data_format: str = "auto"
+    n_folds: int = 5
+    random_state: int = 0
+    budget_s: float | None = None
+    include_background: bool = False
+    n_jobs: int = -1
+    rungs: tuple[RungSpec, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        check_choice("Recipe", "task", self.task, TASKS)
+        check_choice("Recipe", "data_format", self.data_format, DATA_FORMATS)
+        if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, int):
+            raise RecipeError(f"The 'n_folds' parameter of Recipe must be an int >= 2. Got {self.n_folds!r} instead.")
+        check_range("Recipe", "n_folds", self.n_folds, 2)
+        if isinstance(self.random_state, bool) or not isinstance(self.random_state, int):
+            raise RecipeError(f"The 'random_state' parameter of Recipe must be an int. Got {self.random_state!r} instead.")
+        if self.budget_s is not None:
+            check_range("Recipe", "budget_s", self.budget_s, 1)
+        if not isinstance(self.include_background, bool):
+            raise RecipeError(f"The 'include_background' parameter of Recipe must be true or false. Got {self.include_background!r} instead.")
+        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs == 0 or self.n_jobs < -1:
+            raise RecipeError(f"The 'n_jobs' parameter of Recipe must be -1 or an int >= 1. Got {self.n_jobs!r} instead.")
+        rungs = self.rungs or DEFAULT_RUNGS[self.task]
+        specs = tuple(_as_spec(r) for r in rungs)
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise RecipeError(f"Recipe rungs must be distinct; got {names}.")
+        object.__setattr__(self, "rungs", specs)
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict with every default written out."""
+        return to_mapping(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Recipe:
+        """Build from a plain mapping; unknown keys raise :class:`RecipeError`."""
+        if not isinstance(values, dict):
+            raise RecipeError(f"A recipe must be a mapping, got {type(values).__name__}.")
+        values = dict(values)
+        if "budget" in values:  # human-friendly alias: "budget: 10min"
+            if "budget_s" in values:
+                raise RecipeError("Recipe: give either 'budget' or 'budget_s', not both.")
+            values["budget_s"] = parse_duration(values.pop("budget"))
+        if "rungs" in values:
+            values["rungs"] = tuple(_as_spec(r) for r in values["rungs"] or ())
+        return from_mapping(cls, values, "Recipe")
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """YAML text of the fully resolved recipe; written to ``path`` when given."""
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_yaml(cls, path_or_text: str | Path) -> Recipe:
+        """Read a recipe from a YAML file path (or YAML text containing a newline)."""
+        import yaml
+
+        where = "recipe"
+        text = str(path_or_text)
+        if isinstance(path_or_text, Path) or "\n" not in text:
+            path = Path(path_or_text)
+            if not path.is_file():
+                raise RecipeError(f"{path}: recipe file not found.")
+            where, text = str(path), path.read_text()
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"{where}: not valid YAML ({exc}).") from exc
+        try:
+            return cls.from_dict(values)
+        except RecipeError as exc:
+            raise RecipeError(f"{where}: {exc}") from exc
+
+
+def _as_spec(value: Any) -> RungSpec:
+    if isinstance(value, RungSpec):
+        return value
+    if isinstance(value, str):
+        return RungSpec(value)
+    if isinstance(value, dict):
+        return from_mapping(RungSpec, value, "rung")
+    raise RecipeError(f"A rung must be a name or a mapping with 'name' and 'params'; got {value!r}.")

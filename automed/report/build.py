@@ -1,0 +1,61 @@
+"""Assemble ``report.json`` from the files of a run folder (no torch, no GPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from automed.errors import RunFolderError
+from automed.report.tables import best_rung
+
+__all__ = ["build_report"]
+
+REQUIRED = ("recipe.yaml", "fingerprint.json", "splits.json", "run.json")
+
+
+def build_report(folder: Path) -> dict[str, Any]:
+    """The report of the run in ``folder``.
+
+    Raises
+    ------
+    RunFolderError
+        If the folder lacks a file every run has.
+    """
+    import yaml
+
+    missing = [name for name in REQUIRED if not (folder / name).is_file()]
+    if missing:
+        raise RunFolderError(f"{folder}: not a complete automed run folder (missing {', '.join(missing)}).")
+    recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
+    fingerprint = json.loads((folder / "fingerprint.json").read_text())
+    run = json.loads((folder / "run.json").read_text())
+    rungs = []
+    for spec in recipe["rungs"]:
+        path = folder / "rungs" / spec["name"] / "result.json"
+        if path.is_file():
+            result = json.loads(path.read_text())
+            rungs.append(result)
+        else:
+            rungs.append({"name": spec["name"], "status": "not run", "metric": None, "per_class": None,
+                          "cost": None, "postprocessing": None})
+    return {
+        "task": recipe["task"],
+        "dataset": {
+            "path": run["data"], "format": run["format"], "n_cases": fingerprint["n_cases"],
+            "dims": fingerprint["dims"], "modality": fingerprint["modality"],
+            "n_channels": fingerprint["n_channels"], "classes": fingerprint["classes"],
+            "label_mapping": fingerprint["label_mapping"], "median_shape": fingerprint["median_shape"],
+            "median_spacing": fingerprint["median_spacing"],
+            "empty_label_cases": fingerprint["empty_label_cases"],
+        },
+        "hardware": run["hardware"],
+        "versions": run["versions"],
+        "seed": run["seed"],
+        "created_at": run["created_at"],
+        "fit_seconds": run.get("fit_seconds"),
+        "n_folds": recipe["n_folds"],
+        "recipe": recipe,
+        "rungs": rungs,
+        "best_rung": best_rung(rungs),
+    }

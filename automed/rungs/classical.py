@@ -1,0 +1,381 @@
+"""Rung 0, ``classical``: per-voxel filter-bank features + LightGBM / Random Forest.
+
+Fitting, in order:
+
+1. features of every training case, with class-balanced voxel sampling;
+2. an Optuna search (model family and hyperparameters) on an inner split of fold 0's
+   training cases, so fold 0's validation cases never influence tuning;
+3. K-fold cross-validation with the best configuration, giving out-of-fold (OOF)
+   probabilities for every case;
+4. on the OOF predictions, the background weight that undoes the prior shift of
+   balanced sampling, then morphological post-processing (each kept only where it
+   raises mean Dice);
+5. a final model refitted on all cases.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automed._params import check_choice, check_range
+from automed.data.dataset import Case
+from automed.data.io import image_suffix, write_image
+from automed.data.loading import load_case
+from automed.data.normalize import map_labels, normalize
+from automed.features.voxel import VoxelFeatures
+from automed.rungs.base import FitContext, Rung, RungOutcome
+
+__all__ = ["ClassicalRung", "ClassicalParams"]
+
+log = logging.getLogger(__name__)
+MODELS = ("lightgbm", "random_forest")
+BACKGROUND_WEIGHTS = (0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+DEFAULT_TRIAL = {"model": "lightgbm", "n_estimators": 200, "num_leaves": 31, "learning_rate": 0.1,
+                 "min_child_samples": 20, "colsample_bytree": 0.8}
+
+
+@dataclass(frozen=True)
+class ClassicalParams:
+    """Parameters of the classical rung.
+
+    Parameters
+    ----------
+    sigma_min, sigma_max, num_sigma, include_position
+        The feature bank, see :class:`automed.features.voxel.VoxelFeatures`.
+    include_rank : bool
+        Add per-image intensity percentile ranks as features.
+    n_samples_per_class : int
+        Training voxels sampled per foreground class and case.
+    background_ratio : float
+        Background voxels sampled per case, as a multiple of ``n_samples_per_class``.
+    boundary_fraction : float
+        Share of the background samples taken within 3 voxels of the foreground.
+    models : tuple of str
+        Model families Optuna may choose from (``lightgbm``, ``random_forest``).
+    n_trials : int
+        Optuna trials at most (the first is a sound LightGBM default).
+    n_tuning_cases : int
+        Validation cases scored per trial (full volumes).
+    tuning_fraction : float
+        Share of the rung's time budget the search may use.
+    postprocessing : bool
+        Choose morphological post-processing by cross-validation.
+    slab_voxels : int
+        Voxels per slab when computing features for prediction (bounds memory).
+    """
+
+    sigma_min: float = 1.0
+    sigma_max: float = 8.0
+    num_sigma: int = 4
+    include_position: bool = True
+    include_rank: bool = True
+    n_samples_per_class: int = 500
+    background_ratio: float = 4.0
+    boundary_fraction: float = 0.5
+    models: tuple[str, ...] = MODELS
+    n_trials: int = 6
+    n_tuning_cases: int = 20
+    tuning_fraction: float = 0.35
+    postprocessing: bool = True
+    slab_voxels: int = 2_000_000
+
+    def __post_init__(self) -> None:
+        owner = "the classical rung"
+        check_range(owner, "sigma_min", self.sigma_min, 0.1)
+        check_range(owner, "sigma_max", self.sigma_max, self.sigma_min)
+        check_range(owner, "num_sigma", self.num_sigma, 1, 12)
+        check_range(owner, "n_samples_per_class", self.n_samples_per_class, 10)
+        check_range(owner, "background_ratio", self.background_ratio, 0.1)
+        check_range(owner, "boundary_fraction", self.boundary_fraction, 0.0, 1.0)
+        check_range(owner, "n_trials", self.n_trials, 1)
+        check_range(owner, "n_tuning_cases", self.n_tuning_cases, 1)
+        check_range(owner, "tuning_fraction", self.tuning_fraction, 0.0, 0.9)
+        check_range(owner, "slab_voxels", self.slab_voxels, 10_000)
+        if not self.models:
+            check_choice(owner, "models", self.models, MODELS)
+        for model in self.models:
+            check_choice(owner, "models", model, MODELS)
+
+    @property
+    def features(self) -> VoxelFeatures:
+        return VoxelFeatures(self.sigma_min, self.sigma_max, self.num_sigma, self.include_position,
+                             self.include_rank)
+
+
+class ClassicalRung(Rung):
+    """Handcrafted voxel features with gradient boosting or a random forest."""
+
+    name = "classical"
+    tasks = ("segmentation",)
+    Params = ClassicalParams
+
+    def search_space(self, trial: Any) -> dict[str, Any]:
+        model = trial.suggest_categorical("model", list(self.params.models))
+        if model == "lightgbm":
+            return {
+                "model": model,
+                "n_estimators": trial.suggest_int("n_estimators", 100, 400, step=50),
+                "num_leaves": trial.suggest_int("num_leaves", 15, 127, log=True),
+                "learning_rate": trial.suggest_float("learning_rate", 0.03, 0.3, log=True),
+                "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True),
+                "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+            }
+        return {
+            "model": model,
+            "n_estimators": trial.suggest_int("rf_n_estimators", 50, 200, step=50),
+            "max_depth": trial.suggest_int("max_depth", 8, 24),
+            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 20, log=True),
+            "max_features": trial.suggest_categorical("max_features", ["sqrt", 0.3, 0.5]),
+        }
+
+    # -- fitting -------------------------------------------------------------------------
+
+    def fit(self, context: FitContext) -> RungOutcome:
+        from automed.models.postprocess import apply_postprocessing, choose_postprocessing
+
+        started = time.monotonic()
+        fp = context.fingerprint
+        cases = {c.case_id: c for c in context.dataset.cases}
+        samples = self._sample_all(context, list(cases.values()))
+        log.info("classical: sampled %d voxels from %d cases in %.1fs",
+                 sum(len(y) for _, y in samples.values()), len(samples), time.monotonic() - started)
+
+        budget_left = None if context.budget_s is None else context.budget_s - (time.monotonic() - started)
+        config, study_info = self._search(context, cases, samples, budget_left)
+
+        proba, truths, fold_of, seconds = {}, {}, {}, []
+        for k, fold in enumerate(_progress(context.folds, context.progress, "classical folds")):
+            model = self._train(config, samples, fold["train"], context)
+            for case_id in fold["val"]:
+                t0 = time.monotonic()
+                image, label = self._load(cases[case_id], context)
+                proba[case_id] = self._proba(model, image, fp.n_classes, context.n_jobs)
+                seconds.append(time.monotonic() - t0)
+                truths[case_id], fold_of[case_id] = label, k
+
+        ids = sorted(proba)
+        weight = self._choose_background_weight([proba[i] for i in ids], [truths[i] for i in ids], fp.n_classes)
+        preds = [_decide(proba[i], weight) for i in ids]
+        steps: list[dict[str, Any]] = []
+        dice_raw = dice_pp = None
+        if self.params.postprocessing:
+            steps, dice_raw, dice_pp = choose_postprocessing(preds, [truths[i] for i in ids], fp.n_classes)
+            t0 = time.monotonic()
+            preds = [apply_postprocessing(p, steps) for p in preds]
+            seconds = [s + (time.monotonic() - t0) / len(ids) for s in seconds]
+
+        per_case = self._score_and_write(context, cases, ids, preds, truths, fold_of)
+        final = self._train(config, samples, list(samples), context)
+        self._save(context.folder, final, config, weight, steps, fp.n_classes)
+        return RungOutcome(
+            per_case=per_case,
+            postprocessing=steps,
+            details={"model": config, "background_weight": weight, "search": study_info,
+                     "features": asdict(self.params.features),
+                     "n_features": self.params.features.n_features(fp.n_channels, fp.dims),
+                     "dice_before_postprocessing": dice_raw, "dice_after_postprocessing": dice_pp,
+                     "final_model": "refitted on all cases"},
+            predict_seconds_per_case=float(np.mean(seconds)),
+        )
+
+    def _load(self, case: Case, context: FitContext) -> tuple[np.ndarray, np.ndarray]:
+        fp = context.fingerprint
+        loaded = load_case(case, fp.n_channels, context.dataset.channels_in_one_file)
+        return normalize(loaded.image, fp), map_labels(loaded.label, fp.label_mapping)
+
+    def _sample_all(self, context: FitContext, cases: list[Case]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        from joblib import Parallel, delayed
+
+        jobs = (delayed(_sample_case)(self, case, context.fingerprint, context.dataset.channels_in_one_file,
+                                      context.random_state + i) for i, case in enumerate(cases))
+        parallel = Parallel(n_jobs=context.n_jobs, return_as="generator")
+        results = _progress(parallel(jobs), context.progress, "classical features", total=len(cases))
+        return {case.case_id: result for case, result in zip(cases, results)}
+
+    def _train(self, config: dict[str, Any], samples: dict, case_ids: list[str], context: FitContext) -> Any:
+        from automed.models.classical import build_classifier
+
+        X = np.concatenate([samples[c][0] for c in case_ids])
+        y = np.concatenate([samples[c][1] for c in case_ids])
+        return build_classifier(config, context.random_state, context.n_jobs).fit(X, y)
+
+    def _proba(self, model: Any, image: np.ndarray, n_classes: int, n_jobs: int) -> np.ndarray:
+        from automed.models.classical import predict_proba_volume
+
+        return predict_proba_volume(model, image, self.params.features, n_classes, self.params.slab_voxels,
+                                    workers=max(1, n_jobs))
+
+    def _search(self, context: FitContext, cases: dict[str, Case], samples: dict,
+                budget_s: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Optuna search on an inner split of fold 0's training cases."""
+        import optuna
+
+        from automed.data.splits import make_folds
+
+        fp = context.fingerprint
+        train_ids = context.folds[0]["train"]
+        groups = {c.case_id: c.group for c in context.dataset.cases}
+        n_inner = min(5, len(train_ids))
+        inner = make_folds(train_ids, [groups[c] for c in train_ids], n_inner, context.random_state)[0]
+        tune_ids = inner["val"][: self.params.n_tuning_cases]
+        tune_cases = []  # features computed once, reused by every trial
+        for case_id in tune_ids:
+            image, label = self._load(cases[case_id], context)
+            features = self.params.features.compute(image, workers=context.n_jobs)
+            tune_cases.append((features.reshape(features.shape[0], -1).T, label))
+
+        def objective(trial: optuna.Trial) -> float:
+            config = self.search_space(trial)
+            model = self._train(config, samples, inner["train"], context)
+            probas = []
+            for rows, label in tune_cases:
+                proba = np.zeros((fp.n_classes, label.size), dtype=np.float32)
+                proba[np.asarray(model.classes_, dtype=int)] = model.predict_proba(rows).T
+                probas.append(proba.reshape(fp.n_classes, *label.shape))
+            labels = [label for _, label in tune_cases]
+            weight = self._choose_background_weight(probas, labels, fp.n_classes)
+            trial.set_user_attr("background_weight", weight)
+            return _mean_dice(probas, labels, weight, fp.n_classes)
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(
+            study_name=self.name, storage=context.optuna_storage, direction="maximize", load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=context.random_state),
+        )
+        default = dict(DEFAULT_TRIAL) if "lightgbm" in self.params.models else None
+        if default and not study.trials:
+            study.enqueue_trial({k: v for k, v in default.items() if k != "model"} | {"model": "lightgbm"})
+        timeout = None if budget_s is None else max(1.0, budget_s * self.params.tuning_fraction)
+        study.optimize(objective, n_trials=self.params.n_trials, timeout=timeout,
+                       show_progress_bar=context.progress)
+        best = study.best_trial
+        config = _config_from_trial(best.params)
+        info = {"n_trials": len(study.trials), "best_value": best.value, "best_params": config,
+                "tuning_cases": len(tune_ids), "inner_train_cases": len(inner["train"]),
+                "objective": "mean foreground Dice on an inner validation split of fold 0's training cases"}
+        log.info("classical: search done, %d trials, best Dice %.4f with %s", len(study.trials), best.value, config)
+        return config, info
+
+    @staticmethod
+    def _choose_background_weight(probas: list[np.ndarray], truths: list[np.ndarray], n_classes: int) -> float:
+        """Weight of the background probability that maximises mean OOF foreground Dice.
+
+        Balanced sampling trains the classifier as if all classes were equally common;
+        up-weighting the background restores the true, background-heavy prior.
+        """
+        return max(BACKGROUND_WEIGHTS, key=lambda w: _mean_dice(probas, truths, w, n_classes))
+
+    def _score_and_write(self, context: FitContext, cases: dict[str, Case], ids: list[str], preds: list[np.ndarray],
+                         truths: dict[str, np.ndarray], fold_of: dict[str, int]) -> list[dict[str, Any]]:
+        from automed.data.io import read_image
+        from automed.metrics import segmentation_scores
+
+        fp = context.fingerprint
+        spacing = {r["case_id"]: r["spacing"] for r in fp.cases}
+        inverse = _inverse_mapping(fp.label_mapping)
+        out_dir = context.folder / "oof"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        per_case = []
+        for case_id, pred in zip(ids, preds):
+            scores = segmentation_scores(pred, truths[case_id], fp.n_classes, spacing[case_id])
+            per_case.append({"case_id": case_id, "fold": fold_of[case_id],
+                             "scores": {str(c): s for c, s in scores.items()}})
+            label_path = cases[case_id].label_path
+            suffix = image_suffix(label_path) if label_path.is_file() else ".nii.gz"
+            geometry = read_image(label_path).geometry
+            write_image(inverse[pred], geometry, out_dir / f"{case_id}{suffix}")
+        return per_case
+
+    def _save(self, folder: Path, model: Any, config: dict, weight: float, steps: list, n_classes: int) -> None:
+        import joblib
+
+        joblib.dump(model, folder / "model.joblib")
+        meta = {"params": asdict(self.params), "model": config, "background_weight": weight,
+                "postprocessing": steps, "n_classes": n_classes}
+        (folder / "model.json").write_text(json.dumps(meta, indent=2))
+
+    # -- prediction ----------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, folder: Path) -> ClassicalRung:
+        """The fitted rung saved in ``folder`` (``model.joblib`` + ``model.json``).
+
+        ``model.joblib`` is a pickle: load run folders you (or someone you trust) wrote.
+        """
+        import joblib
+
+        meta = json.loads((folder / "model.json").read_text())
+        params = meta["params"]
+        rung = cls(ClassicalParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}))
+        rung.model_ = joblib.load(folder / "model.joblib")
+        rung.background_weight_ = meta["background_weight"]
+        rung.postprocessing_ = meta["postprocessing"]
+        rung.n_classes_ = meta["n_classes"]
+        return rung
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        from automed.models.postprocess import apply_postprocessing
+
+        proba = self._proba(self.model_, image, self.n_classes_, n_jobs=1)
+        return apply_postprocessing(_decide(proba, self.background_weight_), self.postprocessing_)
+
+
+def _sample_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in_one_file: bool,
+                 seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced voxel samples ``(X, y)`` of one case (runs in a worker process)."""
+    from automed.models.classical import sample_voxels
+
+    loaded = load_case(case, fingerprint.n_channels, channels_in_one_file)
+    image = normalize(loaded.image, fingerprint)
+    label = map_labels(loaded.label, fingerprint.label_mapping)
+    p = rung.params
+    index = sample_voxels(label, p.n_samples_per_class, p.background_ratio, p.boundary_fraction,
+                          np.random.default_rng(seed))
+    per_row = int(np.prod(label.shape[1:]))
+    rows, start_of = [], index // per_row
+    for start, stop, feats in rung.params.features.slabs(image, rung.params.slab_voxels, workers=1):
+        inside = index[(start_of >= start) & (start_of < stop)]
+        rows.append(feats[inside - start * per_row])
+    return np.concatenate(rows), label.ravel()[index]
+
+
+def _decide(proba: np.ndarray, background_weight: float) -> np.ndarray:
+    """Class map from probabilities, the background probability scaled by ``background_weight``."""
+    weighted = proba.copy()
+    weighted[0] *= background_weight
+    return weighted.argmax(axis=0).astype(np.uint8)
+
+
+def _mean_dice(probas: list[np.ndarray], truths: list[np.ndarray], background_weight: float, n_classes: int) -> float:
+    """Mean over cases of the mean foreground Dice of the weighted decisions."""
+    from automed.metrics import dice_per_class
+
+    return float(np.mean([dice_per_class(_decide(p, background_weight), t, n_classes)[1:].mean()
+                          for p, t in zip(probas, truths)]))
+
+
+def _inverse_mapping(mapping: dict[int, int]) -> np.ndarray:
+    inverse = np.zeros(max(mapping.values()) + 1, dtype=np.uint16 if max(mapping) > 255 else np.uint8)
+    for raw, cls in mapping.items():
+        inverse[cls] = raw
+    return inverse
+
+
+def _config_from_trial(params: dict[str, Any]) -> dict[str, Any]:
+    if params["model"] == "lightgbm":
+        return dict(params)
+    renamed = {"rf_n_estimators": "n_estimators"}
+    return {renamed.get(k, k): v for k, v in params.items()}
+
+
+def _progress(iterable: Any, enabled: bool, desc: str, total: int | None = None) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, disable=not enabled, unit="case" if total else "it")

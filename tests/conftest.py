@@ -1,0 +1,112 @@
+"""Seeded factories of tiny synthetic datasets, broken ones included."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+
+def blob_case(shape: tuple[int, ...], rng: np.random.Generator, n_classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """An image with one bright ellipsoid split into ``n_classes - 1`` parts, plus noise."""
+    grids = np.meshgrid(*[np.arange(n, dtype=float) for n in shape], indexing="ij")
+    centre = [n / 2 + rng.uniform(-1, 1) for n in shape]
+    radius = [n / 4 for n in shape]
+    r2 = sum(((g - c) / r) ** 2 for g, c, r in zip(grids, centre, radius))
+    label = np.zeros(shape, dtype=np.uint8)
+    inside = r2 < 1
+    label[inside] = 1
+    if n_classes > 2:
+        label[inside & (grids[-1] > centre[-1])] = 2
+    image = 100.0 + 50.0 * label + rng.normal(0, 8, shape)
+    return image.astype(np.float32), label
+
+
+def write(array: np.ndarray, path: Path, spacing: tuple[float, ...] | None = None,
+          origin: tuple[float, ...] | None = None) -> Path:
+    image = sitk.GetImageFromArray(array)
+    if spacing is not None:
+        image.SetSpacing(spacing)
+    if origin is not None:
+        image.SetOrigin(origin)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def make_msd(root: Path, n_cases: int = 8, shape: tuple[int, ...] = (12, 14, 12), seed: int = 0,
+             modality: str = "MRI") -> Path:
+    """A tiny MSD-layout 3D dataset with labels {0, 1, 2}."""
+    rng = np.random.default_rng(seed)
+    training = []
+    for i in range(n_cases):
+        image, label = blob_case(shape, rng)
+        name = f"case_{i:03d}.nii.gz"
+        write(image, root / "imagesTr" / name, spacing=(1.0, 1.0, 1.5))
+        write(label, root / "labelsTr" / name, spacing=(1.0, 1.0, 1.5))
+        training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
+    meta = {"name": "toy", "modality": {"0": modality},
+            "labels": {"0": "background", "1": "left", "2": "right"},
+            "numTraining": n_cases, "training": training}
+    (root / "dataset.json").write_text(json.dumps(meta))
+    return root
+
+
+def make_folders_2d(root: Path, n_cases: int = 8, shape: tuple[int, int] = (32, 32), seed: int = 0,
+                    suffix: str = ".png") -> Path:
+    """A tiny images/ + labels/ 2D dataset with binary masks stored as {0, 255}."""
+    rng = np.random.default_rng(seed)
+    for i in range(n_cases):
+        image, label = blob_case(shape, rng, n_classes=2)
+        write(np.clip(image, 0, 255).astype(np.uint8), root / "images" / f"{i}{suffix}")
+        write((label * 255).astype(np.uint8), root / "labels" / f"{i}{suffix}")
+    return root
+
+
+def make_nnunet(root: Path, n_cases: int = 6, shape: tuple[int, ...] = (10, 12, 10), seed: int = 0) -> Path:
+    """A tiny nnU-Net raw dataset with two channels."""
+    rng = np.random.default_rng(seed)
+    for i in range(n_cases):
+        image, label = blob_case(shape, rng)
+        write(image, root / "imagesTr" / f"c{i}_0000.nii.gz")
+        write(image * 0.5 + rng.normal(0, 1, shape).astype(np.float32), root / "imagesTr" / f"c{i}_0001.nii.gz")
+        write(label, root / "labelsTr" / f"c{i}.nii.gz")
+    meta = {"channel_names": {"0": "T1", "1": "T2"}, "labels": {"background": 0, "a": 1, "b": 2},
+            "numTraining": n_cases, "file_ending": ".nii.gz"}
+    (root / "dataset.json").write_text(json.dumps(meta))
+    return root
+
+
+@pytest.fixture
+def msd(tmp_path: Path) -> Path:
+    return make_msd(tmp_path / "msd")
+
+
+@pytest.fixture
+def folders_2d(tmp_path: Path) -> Path:
+    return make_folders_2d(tmp_path / "em")
+
+
+@pytest.fixture
+def nnunet(tmp_path: Path) -> Path:
+    return make_nnunet(tmp_path / "nnunet")
+
+
+@pytest.fixture(scope="session")
+def fitted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small fitted run shared by the tests that only read it."""
+    import automed
+
+    root = tmp_path_factory.mktemp("fitted")
+    data = make_msd(root / "data", n_cases=10)
+    recipe = automed.Recipe(task="segmentation", n_folds=2, n_jobs=1,
+                            rungs=[{"name": "classical", "params": FAST_PARAMS}])
+    automed.fit(recipe, data, root / "run", progress=False)
+    return root / "run"
+
+
+FAST_PARAMS = {"num_sigma": 2, "sigma_max": 2.0, "n_samples_per_class": 50, "n_trials": 2, "n_tuning_cases": 2,
+               "models": ["lightgbm"]}

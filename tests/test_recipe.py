@@ -1,0 +1,92 @@
+from pathlib import Path
+
+import pytest
+
+from automed.errors import RecipeError
+from automed.recipe import Recipe, RungSpec, parse_duration
+
+RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
+
+
+def test_defaults_are_resolved():
+    recipe = Recipe()
+    assert recipe.rungs[0].name == "classical"
+    assert recipe.rungs[0].params.n_samples_per_class > 0
+
+
+def test_yaml_round_trip(tmp_path):
+    recipe = Recipe(task="segmentation", n_folds=3, random_state=7, budget_s=600,
+                    rungs=[{"name": "classical", "params": {"num_sigma": 3, "models": ["lightgbm"]}}])
+    path = tmp_path / "r.yaml"
+    recipe.to_yaml(path)
+    assert Recipe.from_yaml(path) == recipe
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_shipped_recipes_load_and_round_trip(path):
+    recipe = Recipe.from_yaml(path)
+    assert Recipe.from_yaml(recipe.to_yaml()) == recipe
+
+
+def test_shipped_recipes_exist():
+    assert len(RECIPES) >= 2
+
+
+def test_budget_alias():
+    assert Recipe.from_dict({"budget": "10min"}).budget_s == 600
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("10min", 600), ("2h", 7200), (5, 5.0)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_parse_duration_rejects_garbage():
+    with pytest.raises(RecipeError, match="Cannot read the duration 'soon'"):
+        parse_duration("soon")
+
+
+def test_unknown_top_level_key():
+    with pytest.raises(RecipeError, match=r"unknown key\(s\) \['n_fold'\]"):
+        Recipe.from_dict({"n_fold": 3})
+
+
+def test_unknown_rung_param():
+    with pytest.raises(RecipeError, match=r"rung 'classical' params: unknown key\(s\) \['sigmas'\]"):
+        Recipe.from_dict({"rungs": [{"name": "classical", "params": {"sigmas": [1, 2]}}]})
+
+
+def test_unknown_rung():
+    with pytest.raises(RecipeError, match="Unknown rung 'unet9d'"):
+        RungSpec("unet9d")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"task": "detection"}, "The 'task' parameter of Recipe must be one of"),
+    ({"n_folds": 1}, "The 'n_folds' parameter of Recipe must be a number >= 2"),
+    ({"n_folds": 2.5}, "The 'n_folds' parameter of Recipe must be an int"),
+    ({"n_jobs": 0}, "The 'n_jobs' parameter of Recipe must be -1 or an int >= 1"),
+    ({"data_format": "dicomweb"}, "The 'data_format' parameter of Recipe must be one of"),
+])
+def test_invalid_values(changes, message):
+    with pytest.raises(RecipeError, match=message):
+        Recipe(**changes)
+
+
+def test_invalid_rung_param_value():
+    with pytest.raises(RecipeError, match="The 'models' parameter of the classical rung must be one of"):
+        Recipe(rungs=[{"name": "classical", "params": {"models": ["xgboost"]}}])
+
+
+def test_recipe_is_frozen():
+    with pytest.raises(AttributeError):
+        Recipe().n_folds = 3
+
+
+def test_yaml_errors_name_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("task: [unclosed\n")
+    with pytest.raises(RecipeError, match="bad.yaml: not valid YAML"):
+        Recipe.from_yaml(path)
+    with pytest.raises(RecipeError, match="missing.yaml: recipe file not found"):
+        Recipe.from_yaml(tmp_path / "missing.yaml")
