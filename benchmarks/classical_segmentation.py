@@ -1,0 +1,79 @@
+"""Benchmark the classical rung on real data: Dice per class, wall seconds, peak RSS.
+
+Runs ``automed.fit`` with the shipped recipes on ``../shared/data/hippocampus`` (3D MRI,
+200 cases, 5-fold CV) and ``../shared/data/isbi2012_em`` (2D EM, 30 images, 5-fold CV) and
+writes ``benchmarks/results/classical_segmentation.json``. Datasets that are absent are
+skipped and recorded as such.
+
+Usage: .venv/bin/python benchmarks/classical_segmentation.py [--only hippocampus|isbi2012_em]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import automed
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+CASES = {
+    "hippocampus": ("mri-3d.yaml", {"max_fit_seconds": 600, "max_peak_rss_bytes": 6e9, "min_mean_dice": 0.82}),
+    "isbi2012_em": ("microscopy-2d.yaml", {}),
+}
+
+
+def run_one(name: str, recipe_file: str, goals: dict, workdir: Path) -> dict:
+    data = DATA / name
+    if not data.is_dir():
+        return {"dataset": name, "status": "skipped", "reason": f"{data} not found"}
+    recipe = automed.Recipe.from_yaml(ROOT / "recipes" / recipe_file)
+    started = time.monotonic()
+    run = automed.fit(recipe, data, workdir / name, progress=False)
+    wall = time.monotonic() - started
+    rung = run.report_["rungs"][0]
+    result = {
+        "dataset": name, "status": "done", "recipe": recipe_file, "n_cases": run.report_["dataset"]["n_cases"],
+        "n_folds": recipe.n_folds, "mean_dice": rung["metric"]["mean"],
+        "mean_dice_ci": [rung["metric"]["ci_low"], rung["metric"]["ci_high"]],
+        "per_class_dice": {k: v["dice_mean"] for k, v in rung["per_class"].items()},
+        "per_class_hd95": {k: v["hd95_mean"] for k, v in rung["per_class"].items()},
+        "wall_seconds": wall, "rung_fit_seconds": rung["cost"]["fit_seconds"],
+        "peak_rss_bytes": rung["cost"]["peak_rss_bytes"],
+        "predict_seconds_per_case": rung["cost"]["predict_seconds_per_case"],
+        "model": rung["details"]["model"], "background_weight": rung["details"]["background_weight"],
+        "postprocessing": rung["postprocessing"], "hardware": run.report_["hardware"],
+    }
+    checks = {}
+    if "max_fit_seconds" in goals:
+        checks["fit_within_10_min"] = wall <= goals["max_fit_seconds"]
+    if "max_peak_rss_bytes" in goals:
+        checks["peak_rss_within_6_gb"] = rung["cost"]["peak_rss_bytes"] <= goals["max_peak_rss_bytes"]
+    if "min_mean_dice" in goals:
+        checks["mean_dice_at_least_0.82"] = rung["metric"]["mean"] >= goals["min_mean_dice"]
+    result["goals_met"] = checks
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(CASES))
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "classical_segmentation.json")
+    args = parser.parse_args()
+    names = [args.only] if args.only else list(CASES)
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            recipe_file, goals = CASES[name]
+            previous[name] = run_one(name, recipe_file, goals, Path(tmp))
+            print(json.dumps(previous[name], indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(previous, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

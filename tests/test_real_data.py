@@ -1,0 +1,39 @@
+"""Slow end-to-end checks on real data (run with `make test-all` or `pytest -m slow`)."""
+
+from pathlib import Path
+
+import pytest
+
+import automed
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "hippocampus"
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.mark.slow
+def test_shipped_hippocampus_examples(tmp_path):
+    recipe = automed.Recipe(n_folds=3, rungs=[{"name": "classical", "params": {"n_trials": 2, "models": ["lightgbm"]}}])
+    run = automed.fit(recipe, EXAMPLES, tmp_path / "run", progress=False)
+    rung = run.report_["rungs"][0]
+    assert rung["per_class"]["Anterior"]["dice_mean"] > 0.75
+    assert rung["per_class"]["Posterior"]["dice_mean"] > 0.75
+    masks = run.predict(EXAMPLES / "imagesTr", tmp_path / "pred")
+    assert len(masks) == 30
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "isbi2012_em").is_dir(), reason="../shared/data/isbi2012_em not present")
+def test_isbi_em_subset(tmp_path):
+    import shutil
+
+    data = tmp_path / "em"
+    for sub in ("images", "labels"):
+        (data / sub).mkdir(parents=True)
+        for i in range(8):
+            shutil.copy(SHARED / "isbi2012_em" / sub / f"{i}.png", data / sub / f"{i}.png")
+    recipe = automed.Recipe.from_yaml(ROOT / "recipes" / "microscopy-2d.yaml").replace(n_folds=2)
+    run = automed.fit(recipe, data, tmp_path / "run", progress=False)
+    per_class = run.report_["rungs"][0]["per_class"]
+    assert per_class["background"]["dice_mean"] > 0.6  # the membrane
+    assert per_class["label_255"]["dice_mean"] > 0.85  # cell interior
