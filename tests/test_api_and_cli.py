@@ -155,3 +155,13 @@ def test_import_and_help_do_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
     result = subprocess.run([sys.executable, "-m", "automed", "--help"], capture_output=True, text=True, check=True)
     assert "fit" in result.stdout
+
+
+def test_uncached_features_give_the_same_result(fitted_run, tmp_path):
+    data = make_msd(tmp_path / "data", n_cases=10)
+    recipe = automed.Recipe(task="segmentation", n_folds=2, n_jobs=1, rungs=[
+        {"name": "classical", "params": {**FAST_PARAMS, "feature_cache_gb": 0.0, "slab_voxels": 10_000}}])
+    automed.fit(recipe, data, tmp_path / "uncached", progress=False)
+    cached = json.loads((fitted_run / "rungs/classical/result.json").read_text())["metric"]["mean"]
+    uncached = json.loads((tmp_path / "uncached/rungs/classical/result.json").read_text())["metric"]["mean"]
+    assert uncached == pytest.approx(cached, abs=0.01)

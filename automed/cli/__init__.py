@@ -23,6 +23,17 @@ def main() -> None:
     automed predict RUN IMAGES --out DIR
     automed report RUN                         re-render report.{json,md,html}
     """
+    _exit_on_sigterm()
+
+
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so staging folders are cleaned up as on Ctrl-C."""
+    import signal
+    import sys
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 for command in (fit, inspect, predict, report):

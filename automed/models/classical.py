@@ -8,7 +8,7 @@ import numpy as np
 
 from automed.features.voxel import VoxelFeatures
 
-__all__ = ["build_classifier", "sample_voxels", "predict_proba_volume"]
+__all__ = ["build_classifier", "sample_voxels", "predict_proba_rows", "predict_proba_volume"]
 
 
 def build_classifier(config: dict[str, Any], random_state: int, n_jobs: int) -> Any:
@@ -56,13 +56,19 @@ def sample_voxels(label: np.ndarray, n_per_class: int, background_ratio: float, 
     return np.sort(np.concatenate(picks))
 
 
+def predict_proba_rows(classifier: Any, rows: np.ndarray, n_classes: int) -> np.ndarray:
+    """Probabilities ``(n_classes, n_rows)`` float32; classes absent from training get 0."""
+    proba = np.zeros((n_classes, len(rows)), dtype=np.float32)
+    proba[np.asarray(classifier.classes_, dtype=int)] = classifier.predict_proba(rows).T
+    return proba
+
+
 def predict_proba_volume(classifier: Any, image: np.ndarray, features: VoxelFeatures, n_classes: int,
                          max_voxels: int, workers: int | None = None) -> np.ndarray:
     """Class probabilities ``(n_classes, *spatial)`` float32, computed slab by slab."""
     spatial = image.shape[1:]
     proba = np.zeros((n_classes, *spatial), dtype=np.float32)
-    known = np.asarray(classifier.classes_, dtype=int)
     for start, stop, rows in features.slabs(image, max_voxels, workers):
-        p = classifier.predict_proba(rows).astype(np.float32, copy=False)
-        proba[known, start:stop] = p.T.reshape(len(known), stop - start, *spatial[1:])
+        proba[:, start:stop] = predict_proba_rows(classifier, rows, n_classes).reshape(n_classes, stop - start,
+                                                                                        *spatial[1:])
     return proba

@@ -53,6 +53,10 @@ def _per_class(rung: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def _postprocessing_text(steps: list[dict[str, Any]], classes: dict[str, str]) -> str:
+    return ", ".join(f"{s['op']} on {classes.get(str(s['class']), s['class'])}" for s in steps) or "none helped"
+
+
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -73,8 +77,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         if rung["status"] != "done":
             continue
         parts += [f"## {rung['name']}: per class", _md_table(*_per_class(rung))]
-        steps = rung.get("postprocessing") or []
-        chosen = ", ".join(f"{s['op']} on {s['class']}" for s in steps) or "none helped"
+        chosen = _postprocessing_text(rung.get("postprocessing") or [], ds["classes"])
         parts.append(f"Post-processing chosen by cross-validation: {chosen}.")
     hw = report["hardware"]
     parts.append(f"Seed {report['seed']}; {hw['n_cores']} cores, {_bytes(hw['ram_bytes'])} RAM, "
@@ -116,7 +119,9 @@ def to_html(report: dict[str, Any]) -> str:
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("automed.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]))
-    rungs = [{"name": r["name"], "table": _per_class(r), "postprocessing": r.get("postprocessing") or []}
+    classes = report["dataset"]["classes"]
+    rungs = [{"name": r["name"], "table": _per_class(r),
+              "postprocessing": _postprocessing_text(r.get("postprocessing") or [], classes)}
              for r in report["rungs"] if r["status"] == "done"]
     summary = _summary_sentence(report).replace("**", "")
     return env.get_template("report.html").render(

@@ -69,6 +69,9 @@ class ClassicalParams:
         Choose morphological post-processing by cross-validation.
     slab_voxels : int
         Voxels per slab when computing features for prediction (bounds memory).
+    feature_cache_gb : float
+        Keep every training case's features in memory when they fit in this many GiB
+        (saves recomputing them for validation); otherwise recompute slab by slab.
     """
 
     sigma_min: float = 1.0
@@ -85,6 +88,7 @@ class ClassicalParams:
     tuning_fraction: float = 0.35
     postprocessing: bool = True
     slab_voxels: int = 2_000_000
+    feature_cache_gb: float = 2.0
 
     def __post_init__(self) -> None:
         owner = "the classical rung"
@@ -98,6 +102,7 @@ class ClassicalParams:
         check_range(owner, "n_tuning_cases", self.n_tuning_cases, 1)
         check_range(owner, "tuning_fraction", self.tuning_fraction, 0.0, 0.9)
         check_range(owner, "slab_voxels", self.slab_voxels, 10_000)
+        check_range(owner, "feature_cache_gb", self.feature_cache_gb, 0.0)
         if not self.models:
             check_choice(owner, "models", self.models, MODELS)
         for model in self.models:
@@ -143,36 +148,37 @@ class ClassicalRung(Rung):
         started = time.monotonic()
         fp = context.fingerprint
         cases = {c.case_id: c for c in context.dataset.cases}
-        samples = self._sample_all(context, list(cases.values()))
-        log.info("classical: sampled %d voxels from %d cases in %.1fs",
-                 sum(len(y) for _, y in samples.values()), len(samples), time.monotonic() - started)
+        store = self._prepare(context, list(cases.values()))
+        log.info("classical: sampled %d voxels from %d cases in %.1fs (features cached: %s)",
+                 sum(len(d.y) for d in store.values()), len(store), time.monotonic() - started,
+                 next(iter(store.values())).rows is not None)
 
         budget_left = None if context.budget_s is None else context.budget_s - (time.monotonic() - started)
-        config, study_info = self._search(context, cases, samples, budget_left)
+        config, study_info = self._search(context, cases, store, budget_left)
 
-        proba, truths, fold_of, seconds = {}, {}, {}, []
+        proba, fold_of, seconds = {}, {}, []
         for k, fold in enumerate(_progress(context.folds, context.progress, "classical folds")):
-            model = self._train(config, samples, fold["train"], context)
+            model = self._train(config, store, fold["train"], context)
             for case_id in fold["val"]:
                 t0 = time.monotonic()
-                image, label = self._load(cases[case_id], context)
-                proba[case_id] = self._proba(model, image, fp.n_classes, context.n_jobs)
+                proba[case_id] = self._case_proba(model, cases[case_id], store[case_id], context)
                 seconds.append(time.monotonic() - t0)
-                truths[case_id], fold_of[case_id] = label, k
+                fold_of[case_id] = k
 
         ids = sorted(proba)
-        weight = self._choose_background_weight([proba[i] for i in ids], [truths[i] for i in ids], fp.n_classes)
-        preds = [_decide(proba[i], weight) for i in ids]
+        truths = [store[i].label for i in ids]
+        weight = self._choose_background_weight([proba[i] for i in ids], truths, fp.n_classes)
+        preds = [_decide(proba.pop(i), weight) for i in ids]
         steps: list[dict[str, Any]] = []
         dice_raw = dice_pp = None
         if self.params.postprocessing:
-            steps, dice_raw, dice_pp = choose_postprocessing(preds, [truths[i] for i in ids], fp.n_classes)
+            steps, dice_raw, dice_pp = choose_postprocessing(preds, truths, fp.n_classes)
             t0 = time.monotonic()
             preds = [apply_postprocessing(p, steps) for p in preds]
             seconds = [s + (time.monotonic() - t0) / len(ids) for s in seconds]
 
         per_case = self._score_and_write(context, cases, ids, preds, truths, fold_of)
-        final = self._train(config, samples, list(samples), context)
+        final = self._train(config, store, list(store), context)
         self._save(context.folder, final, config, weight, steps, fp.n_classes)
         return RungOutcome(
             per_case=per_case,
@@ -185,26 +191,37 @@ class ClassicalRung(Rung):
             predict_seconds_per_case=float(np.mean(seconds)),
         )
 
-    def _load(self, case: Case, context: FitContext) -> tuple[np.ndarray, np.ndarray]:
-        fp = context.fingerprint
-        loaded = load_case(case, fp.n_channels, context.dataset.channels_in_one_file)
-        return normalize(loaded.image, fp), map_labels(loaded.label, fp.label_mapping)
-
-    def _sample_all(self, context: FitContext, cases: list[Case]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def _prepare(self, context: FitContext, cases: list[Case]) -> dict[str, _CaseData]:
+        """Sample every case in parallel; keep whole feature matrices when they fit the cache."""
         from joblib import Parallel, delayed
 
-        jobs = (delayed(_sample_case)(self, case, context.fingerprint, context.dataset.channels_in_one_file,
-                                      context.random_state + i) for i, case in enumerate(cases))
+        fp = context.fingerprint
+        n_voxels = sum(int(np.prod(r["shape"])) for r in fp.cases)
+        cache_bytes = n_voxels * self.params.features.n_features(fp.n_channels, fp.dims) * 4
+        keep_rows = cache_bytes <= self.params.feature_cache_gb * 2**30
+        jobs = (delayed(_prepare_case)(self, case, fp, context.dataset.channels_in_one_file,
+                                       context.random_state + i, keep_rows) for i, case in enumerate(cases))
         parallel = Parallel(n_jobs=context.n_jobs, return_as="generator")
         results = _progress(parallel(jobs), context.progress, "classical features", total=len(cases))
         return {case.case_id: result for case, result in zip(cases, results)}
 
-    def _train(self, config: dict[str, Any], samples: dict, case_ids: list[str], context: FitContext) -> Any:
+    def _train(self, config: dict[str, Any], store: dict[str, _CaseData], case_ids: list[str],
+               context: FitContext) -> Any:
         from automed.models.classical import build_classifier
 
-        X = np.concatenate([samples[c][0] for c in case_ids])
-        y = np.concatenate([samples[c][1] for c in case_ids])
+        X = np.concatenate([store[c].X for c in case_ids])
+        y = np.concatenate([store[c].y for c in case_ids])
         return build_classifier(config, context.random_state, context.n_jobs).fit(X, y)
+
+    def _case_proba(self, model: Any, case: Case, data: _CaseData, context: FitContext) -> np.ndarray:
+        """Probabilities of a training case, from cached features when available."""
+        from automed.models.classical import predict_proba_rows
+
+        n_classes = context.fingerprint.n_classes
+        if data.rows is not None:
+            return predict_proba_rows(model, data.rows, n_classes).reshape(n_classes, *data.label.shape)
+        loaded = load_case(case, context.fingerprint.n_channels, context.dataset.channels_in_one_file)
+        return self._proba(model, normalize(loaded.image, context.fingerprint), n_classes, context.n_jobs)
 
     def _proba(self, model: Any, image: np.ndarray, n_classes: int, n_jobs: int) -> np.ndarray:
         from automed.models.classical import predict_proba_volume
@@ -212,7 +229,7 @@ class ClassicalRung(Rung):
         return predict_proba_volume(model, image, self.params.features, n_classes, self.params.slab_voxels,
                                     workers=max(1, n_jobs))
 
-    def _search(self, context: FitContext, cases: dict[str, Case], samples: dict,
+    def _search(self, context: FitContext, cases: dict[str, Case], store: dict[str, _CaseData],
                 budget_s: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
         """Optuna search on an inner split of fold 0's training cases."""
         import optuna
@@ -225,21 +242,12 @@ class ClassicalRung(Rung):
         n_inner = min(5, len(train_ids))
         inner = make_folds(train_ids, [groups[c] for c in train_ids], n_inner, context.random_state)[0]
         tune_ids = inner["val"][: self.params.n_tuning_cases]
-        tune_cases = []  # features computed once, reused by every trial
-        for case_id in tune_ids:
-            image, label = self._load(cases[case_id], context)
-            features = self.params.features.compute(image, workers=context.n_jobs)
-            tune_cases.append((features.reshape(features.shape[0], -1).T, label))
+        labels = [store[c].label for c in tune_ids]
 
         def objective(trial: optuna.Trial) -> float:
             config = self.search_space(trial)
-            model = self._train(config, samples, inner["train"], context)
-            probas = []
-            for rows, label in tune_cases:
-                proba = np.zeros((fp.n_classes, label.size), dtype=np.float32)
-                proba[np.asarray(model.classes_, dtype=int)] = model.predict_proba(rows).T
-                probas.append(proba.reshape(fp.n_classes, *label.shape))
-            labels = [label for _, label in tune_cases]
+            model = self._train(config, store, inner["train"], context)
+            probas = [self._case_proba(model, cases[c], store[c], context) for c in tune_ids]
             weight = self._choose_background_weight(probas, labels, fp.n_classes)
             trial.set_user_attr("background_weight", weight)
             return _mean_dice(probas, labels, weight, fp.n_classes)
@@ -249,9 +257,8 @@ class ClassicalRung(Rung):
             study_name=self.name, storage=context.optuna_storage, direction="maximize", load_if_exists=True,
             sampler=optuna.samplers.TPESampler(seed=context.random_state),
         )
-        default = dict(DEFAULT_TRIAL) if "lightgbm" in self.params.models else None
-        if default and not study.trials:
-            study.enqueue_trial({k: v for k, v in default.items() if k != "model"} | {"model": "lightgbm"})
+        if "lightgbm" in self.params.models and not study.trials:
+            study.enqueue_trial(DEFAULT_TRIAL)
         timeout = None if budget_s is None else max(1.0, budget_s * self.params.tuning_fraction)
         study.optimize(objective, n_trials=self.params.n_trials, timeout=timeout,
                        show_progress_bar=context.progress)
@@ -259,6 +266,7 @@ class ClassicalRung(Rung):
         config = _config_from_trial(best.params)
         info = {"n_trials": len(study.trials), "best_value": best.value, "best_params": config,
                 "tuning_cases": len(tune_ids), "inner_train_cases": len(inner["train"]),
+                "timeout_s": timeout,
                 "objective": "mean foreground Dice on an inner validation split of fold 0's training cases"}
         log.info("classical: search done, %d trials, best Dice %.4f with %s", len(study.trials), best.value, config)
         return config, info
@@ -273,7 +281,7 @@ class ClassicalRung(Rung):
         return max(BACKGROUND_WEIGHTS, key=lambda w: _mean_dice(probas, truths, w, n_classes))
 
     def _score_and_write(self, context: FitContext, cases: dict[str, Case], ids: list[str], preds: list[np.ndarray],
-                         truths: dict[str, np.ndarray], fold_of: dict[str, int]) -> list[dict[str, Any]]:
+                         truths: list[np.ndarray], fold_of: dict[str, int]) -> list[dict[str, Any]]:
         from automed.data.io import read_image
         from automed.metrics import segmentation_scores
 
@@ -283,8 +291,8 @@ class ClassicalRung(Rung):
         out_dir = context.folder / "oof"
         out_dir.mkdir(parents=True, exist_ok=True)
         per_case = []
-        for case_id, pred in zip(ids, preds):
-            scores = segmentation_scores(pred, truths[case_id], fp.n_classes, spacing[case_id])
+        for case_id, pred, truth in zip(ids, preds, truths):
+            scores = segmentation_scores(pred, truth, fp.n_classes, spacing[case_id])
             per_case.append({"case_id": case_id, "fold": fold_of[case_id],
                              "scores": {str(c): s for c, s in scores.items()}})
             label_path = cases[case_id].label_path
@@ -327,9 +335,19 @@ class ClassicalRung(Rung):
         return apply_postprocessing(_decide(proba, self.background_weight_), self.postprocessing_)
 
 
-def _sample_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in_one_file: bool,
-                 seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Balanced voxel samples ``(X, y)`` of one case (runs in a worker process)."""
+@dataclass(frozen=True)
+class _CaseData:
+    """One training case during fitting: its samples, full label and (optionally) all features."""
+
+    X: np.ndarray
+    y: np.ndarray
+    label: np.ndarray
+    rows: np.ndarray | None
+
+
+def _prepare_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in_one_file: bool,
+                  seed: int, keep_rows: bool) -> _CaseData:
+    """Balanced voxel samples of one case, and its whole feature matrix if ``keep_rows`` (worker process)."""
     from automed.models.classical import sample_voxels
 
     loaded = load_case(case, fingerprint.n_channels, channels_in_one_file)
@@ -339,11 +357,14 @@ def _sample_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in_
     index = sample_voxels(label, p.n_samples_per_class, p.background_ratio, p.boundary_fraction,
                           np.random.default_rng(seed))
     per_row = int(np.prod(label.shape[1:]))
-    rows, start_of = [], index // per_row
-    for start, stop, feats in rung.params.features.slabs(image, rung.params.slab_voxels, workers=1):
+    samples, slabs, start_of = [], [], index // per_row
+    for start, stop, feats in p.features.slabs(image, p.slab_voxels, workers=1):
         inside = index[(start_of >= start) & (start_of < stop)]
-        rows.append(feats[inside - start * per_row])
-    return np.concatenate(rows), label.ravel()[index]
+        samples.append(feats[inside - start * per_row])
+        if keep_rows:
+            slabs.append(feats)
+    rows = np.concatenate(slabs) if keep_rows else None
+    return _CaseData(np.concatenate(samples), label.ravel()[index], label, rows)
 
 
 def _decide(proba: np.ndarray, background_weight: float) -> np.ndarray:
