@@ -6,7 +6,7 @@ import numpy as np
 
 from automed.data.fingerprint import Fingerprint
 
-__all__ = ["normalize", "map_labels"]
+__all__ = ["normalize", "map_labels", "unmap_labels"]
 
 
 def normalize(image: np.ndarray, fingerprint: Fingerprint) -> np.ndarray:
@@ -33,3 +33,12 @@ def map_labels(label: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
     for raw, cls in mapping.items():
         lut[raw] = cls
     return lut[label]
+
+
+def unmap_labels(pred: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    """Class indices back to the dataset's raw label values (inverse of :func:`map_labels`)."""
+    dtype = np.uint8 if max(mapping) <= 255 else np.uint16
+    inverse = np.zeros(max(mapping.values()) + 1, dtype=dtype)
+    for raw, cls in mapping.items():
+        inverse[cls] = raw
+    return inverse[pred]

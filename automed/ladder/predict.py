@@ -8,8 +8,6 @@ import shutil
 import uuid
 from pathlib import Path
 
-import numpy as np
-
 from automed.errors import DataError, RunFolderError
 
 __all__ = ["predict_run"]
@@ -44,7 +42,7 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
     from automed.data.fingerprint import Fingerprint
     from automed.data.io import image_suffix, write_image
     from automed.data.loading import load_image_channels
-    from automed.data.normalize import normalize
+    from automed.data.normalize import normalize, unmap_labels
     from automed.rungs import rung_class
 
     run_folder, out = Path(run_folder), Path(out)
@@ -61,11 +59,6 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
     model = rung_class(name).load(run_folder / "rungs" / name)
     cases = find_images(inputs, fingerprint.channel_names)
     in_one_file = report["dataset"]["format"] == "msd" and fingerprint.n_channels > 1
-    inverse = np.zeros(max(fingerprint.label_mapping.values()) + 1, dtype=np.uint16)
-    for raw, cls in fingerprint.label_mapping.items():
-        inverse[cls] = raw
-    if inverse.max() <= 255:
-        inverse = inverse.astype(np.uint8)
 
     staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
@@ -80,7 +73,7 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
             source = case.image_paths[0]
             suffix = image_suffix(source) if source.is_file() and image_suffix(source) != ".dcm" else ".nii.gz"
             name_out = f"{case.case_id}{suffix}"
-            write_image(inverse[pred], geometry, staging / name_out)
+            write_image(unmap_labels(pred, fingerprint.label_mapping), geometry, staging / name_out)
             written.append(out / name_out)
         if out.exists():
             shutil.rmtree(out)

@@ -28,7 +28,7 @@ from automed._params import check_choice, check_range
 from automed.data.dataset import Case
 from automed.data.io import image_suffix, write_image
 from automed.data.loading import load_case
-from automed.data.normalize import map_labels, normalize
+from automed.data.normalize import map_labels, normalize, unmap_labels
 from automed.features.voxel import VoxelFeatures
 from automed.rungs.base import FitContext, Rung, RungOutcome
 
@@ -74,9 +74,9 @@ class ClassicalParams:
         (saves recomputing them for validation); otherwise recompute slab by slab.
     """
 
-    sigma_min: float = 1.0
+    sigma_min: float = 0.5
     sigma_max: float = 8.0
-    num_sigma: int = 4
+    num_sigma: int = 5
     include_position: bool = True
     include_rank: bool = True
     n_samples_per_class: int = 500
@@ -287,7 +287,6 @@ class ClassicalRung(Rung):
 
         fp = context.fingerprint
         spacing = {r["case_id"]: r["spacing"] for r in fp.cases}
-        inverse = _inverse_mapping(fp.label_mapping)
         out_dir = context.folder / "oof"
         out_dir.mkdir(parents=True, exist_ok=True)
         per_case = []
@@ -298,7 +297,7 @@ class ClassicalRung(Rung):
             label_path = cases[case_id].label_path
             suffix = image_suffix(label_path) if label_path.is_file() else ".nii.gz"
             geometry = read_image(label_path).geometry
-            write_image(inverse[pred], geometry, out_dir / f"{case_id}{suffix}")
+            write_image(unmap_labels(pred, fp.label_mapping), geometry, out_dir / f"{case_id}{suffix}")
         return per_case
 
     def _save(self, folder: Path, model: Any, config: dict, weight: float, steps: list, n_classes: int) -> None:
@@ -380,13 +379,6 @@ def _mean_dice(probas: list[np.ndarray], truths: list[np.ndarray], background_we
 
     return float(np.mean([dice_per_class(_decide(p, background_weight), t, n_classes)[1:].mean()
                           for p, t in zip(probas, truths)]))
-
-
-def _inverse_mapping(mapping: dict[int, int]) -> np.ndarray:
-    inverse = np.zeros(max(mapping.values()) + 1, dtype=np.uint16 if max(mapping) > 255 else np.uint8)
-    for raw, cls in mapping.items():
-        inverse[cls] = raw
-    return inverse
 
 
 def _config_from_trial(params: dict[str, Any]) -> dict[str, Any]:
