@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["dice_per_class", "segmentation_scores", "summarize"]
+__all__ = ["classification_scores", "classification_summary", "decide_classes", "dice_per_class", "segmentation_scores", "summarize"]
 
 
 def _one_hot(label: np.ndarray, n_classes: int):
@@ -89,4 +90,61 @@ def summarize(values: Sequence[float], random_state: int = 0, n_resamples: int =
         out["ci_low"], out["ci_high"] = float(ci.low), float(ci.high)
     elif finite.size > 1:
         out["ci_low"] = out["ci_high"] = out["mean"]
+    return out
+
+
+def decide_classes(proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Predicted class indices: ``proba[:, 1] >= threshold`` for binary tasks with a threshold, else argmax."""
+    if threshold is not None and proba.shape[1] == 2:
+        return (proba[:, 1] >= threshold).astype(int)
+    return proba.argmax(axis=1)
+
+
+def classification_scores(y: np.ndarray, proba: np.ndarray, threshold: float | None) -> dict[str, float]:
+    """AUC (binary, or macro one-vs-rest), accuracy and balanced accuracy; AUC is NaN with one class."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+
+    pred = decide_classes(proba, threshold)
+    if len(np.unique(y)) < 2:
+        auc = math.nan
+    elif proba.shape[1] == 2:
+        auc = roc_auc_score(y, proba[:, 1])
+    else:
+        auc = roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=np.arange(proba.shape[1]))
+    return {"auc": float(auc), "accuracy": float(accuracy_score(y, pred)),
+            "balanced_accuracy": float(balanced_accuracy_score(y, pred))}
+
+
+def classification_summary(y: np.ndarray, proba: np.ndarray, classes: Sequence[str], threshold: float | None,
+                           random_state: int = 0, n_resamples: int = 1000) -> dict[str, Any]:
+    """AUC (macro one-vs-rest), accuracy and balanced accuracy with bootstrap 95% CIs, per-class
+    recall and precision, and the confusion matrix (rows: truth, columns: prediction).
+
+    The bootstrap resamples cases; resamples holding a single class are skipped for AUC
+    (it is undefined there), which is why this loop is written out instead of using
+    :func:`scipy.stats.bootstrap`.
+    """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    y = np.asarray(y)
+    point = classification_scores(y, proba, threshold)
+    rng = np.random.default_rng(random_state)
+    draws: dict[str, list[float]] = {k: [] for k in point}
+    for _ in range(n_resamples):
+        index = rng.integers(0, len(y), len(y))
+        for key, value in classification_scores(y[index], proba[index], threshold).items():
+            if math.isfinite(value):
+                draws[key].append(value)
+    out: dict[str, Any] = {}
+    for key, value in point.items():
+        low, high = (np.percentile(draws[key], [2.5, 97.5]) if len(draws[key]) > 1 else (None, None))
+        out[key] = {"mean": value if math.isfinite(value) else None,
+                    "ci_low": None if low is None else float(low), "ci_high": None if high is None else float(high)}
+    pred = decide_classes(proba, threshold)
+    labels = np.arange(len(classes))
+    precision, recall, _, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    out["per_class"] = {name: {"recall": float(r), "precision": float(p), "n": int(n)}
+                        for name, r, p, n in zip(classes, recall, precision, support)}
+    out["confusion_matrix"] = confusion_matrix(y, pred, labels=labels).tolist()
+    out["n"] = int(len(y))
     return out

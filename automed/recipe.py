@@ -14,7 +14,9 @@ from automed.errors import RecipeError
 __all__ = ["Recipe", "RungSpec", "parse_duration"]
 
 TASKS = ("segmentation", "classification")
-DATA_FORMATS = ("auto", "msd", "nnunet", "folders")
+DATA_FORMATS = {"segmentation": ("auto", "msd", "nnunet", "folders"),
+                "classification": ("auto", "medmnist", "class_folders", "csv")}
+METRICS = {"segmentation": ("dice",), "classification": ("auc", "balanced_accuracy", "accuracy")}
 DEFAULT_RUNGS = {"segmentation": ("classical",), "classification": ("classical",)}
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|min|m|h)?\s*$")
@@ -48,20 +50,12 @@ class RungSpec:
     name : str
         Registered rung name, e.g. ``"classical"``.
     params : dataclass instance or mapping, optional
-        The rung's parameters; a mapping is validated against the rung's schema and
-        missing values take the rung's defaults.
+        The rung's parameters. The :class:`Recipe` validates a mapping against the
+        schema of the rung registered for its task, filling in the defaults.
     """
 
     name: str
     params: Any = None
-
-    def __post_init__(self) -> None:
-        from automed.rungs import rung_class  # the rung owns its parameter schema
-
-        cls = rung_class(self.name)
-        if not isinstance(self.params, cls.Params):
-            params = from_mapping(cls.Params, self.params, f"rung '{self.name}' params")
-            object.__setattr__(self, "params", params)
 
 
 @dataclass(frozen=True)
@@ -71,10 +65,17 @@ class Recipe:
     Parameters
     ----------
     task : {"segmentation", "classification"}
-    data_format : {"auto", "msd", "nnunet", "folders"}
-        Dataset layout; ``"auto"`` detects it.
+    data_format : str
+        Dataset layout; ``"auto"`` detects it. Segmentation: ``"msd"``, ``"nnunet"``,
+        ``"folders"``; classification: ``"medmnist"``, ``"class_folders"``, ``"csv"``.
+    metric : str or None
+        What rungs are judged and tuned by: ``"dice"`` for segmentation; ``"auc"``
+        (default), ``"balanced_accuracy"`` or ``"accuracy"`` for classification.
     n_folds : int
         Cross-validation folds (>= 2).
+    test_fraction : float
+        Classification without an official test split: share of the cases held out as
+        a stratified (and grouped) test set that tuning never sees.
     random_state : int
         Seed for splits, sampling, models and search.
     budget_s : float or None
@@ -96,7 +97,9 @@ class Recipe:
 
     task: str = "segmentation"
     data_format: str = "auto"
+    metric: str | None = None
     n_folds: int = 5
+    test_fraction: float = 0.2
     random_state: int = 0
     budget_s: float | None = None
     include_background: bool = False
@@ -105,7 +108,10 @@ class Recipe:
 
     def __post_init__(self) -> None:
         check_choice("Recipe", "task", self.task, TASKS)
-        check_choice("Recipe", "data_format", self.data_format, DATA_FORMATS)
+        check_choice("Recipe", "data_format", self.data_format, DATA_FORMATS[self.task])
+        object.__setattr__(self, "metric", self.metric or METRICS[self.task][0])
+        check_choice("Recipe", "metric", self.metric, METRICS[self.task])
+        check_range("Recipe", "test_fraction", self.test_fraction, 0.05, 0.5)
         if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, int):
             raise RecipeError(f"The 'n_folds' parameter of Recipe must be an int >= 2. Got {self.n_folds!r} instead.")
         check_range("Recipe", "n_folds", self.n_folds, 2)
@@ -118,7 +124,7 @@ class Recipe:
         if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs == 0 or self.n_jobs < -1:
             raise RecipeError(f"The 'n_jobs' parameter of Recipe must be -1 or an int >= 1. Got {self.n_jobs!r} instead.")
         rungs = self.rungs or DEFAULT_RUNGS[self.task]
-        specs = tuple(_as_spec(r) for r in rungs)
+        specs = tuple(_resolve(_as_spec(r), self.task) for r in rungs)
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise RecipeError(f"Recipe rungs must be distinct; got {names}.")
@@ -185,3 +191,14 @@ def _as_spec(value: Any) -> RungSpec:
     if isinstance(value, dict):
         return from_mapping(RungSpec, value, "rung")
     raise RecipeError(f"A rung must be a name or a mapping with 'name' and 'params'; got {value!r}.")
+
+
+def _resolve(spec: RungSpec, task: str) -> RungSpec:
+    """Validate a rung's parameters against the schema of the rung registered for ``task``."""
+    from automed.rungs import rung_class  # the rung owns its parameter schema
+
+    cls = rung_class(spec.name, task)
+    if isinstance(spec.params, cls.Params):
+        return spec
+    params = to_mapping(spec.params) if dataclasses.is_dataclass(spec.params) else spec.params
+    return RungSpec(spec.name, from_mapping(cls.Params, params, f"rung '{spec.name}' params"))

@@ -141,14 +141,6 @@ def test_overwrite_replaces_only_after_success(fitted_run, tmp_path):
     assert (out / "report.json").is_file()  # the old run survives a failed overwrite
 
 
-def test_classification_task_is_refused_clearly(tmp_path):
-    data = make_msd(tmp_path / "d", n_cases=4)
-    result = CliRunner().invoke(main, ["fit", "--task", "classification", str(data), "--out", str(tmp_path / "r")])
-    assert result.exit_code == 1
-    assert "does not support task 'classification'" in result.output
-    assert not (tmp_path / "r").exists()
-
-
 def test_import_and_help_do_not_import_torch():
     code = ("import sys, automed; automed.Recipe(); from automed.cli import main; "
             "assert 'torch' not in sys.modules and 'lightgbm' not in sys.modules, 'heavy import'")

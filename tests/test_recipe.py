@@ -57,8 +57,20 @@ def test_unknown_rung_param():
 
 
 def test_unknown_rung():
-    with pytest.raises(RecipeError, match="Unknown rung 'unet9d'"):
-        RungSpec("unet9d")
+    with pytest.raises(RecipeError, match="Unknown rung 'unet9d' for task 'segmentation'"):
+        Recipe(rungs=[RungSpec("unet9d")])
+
+
+def test_rung_params_follow_the_task():
+    seg = Recipe(task="segmentation").rungs[0].params
+    cls = Recipe(task="classification").rungs[0].params
+    assert type(seg) is not type(cls)
+    assert Recipe(task="classification").metric == "auc" and Recipe().metric == "dice"
+
+
+def test_metric_must_suit_the_task():
+    with pytest.raises(RecipeError, match="The 'metric' parameter of Recipe must be one of \\['dice'\\]"):
+        Recipe(task="segmentation", metric="auc")
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -67,6 +79,8 @@ def test_unknown_rung():
     ({"n_folds": 2.5}, "The 'n_folds' parameter of Recipe must be an int"),
     ({"n_jobs": 0}, "The 'n_jobs' parameter of Recipe must be -1 or an int >= 1"),
     ({"data_format": "dicomweb"}, "The 'data_format' parameter of Recipe must be one of"),
+    ({"task": "segmentation", "data_format": "csv"}, "The 'data_format' parameter of Recipe must be one of"),
+    ({"test_fraction": 0.9}, "The 'test_fraction' parameter of Recipe must be a number in"),
 ])
 def test_invalid_values(changes, message):
     with pytest.raises(RecipeError, match=message):

@@ -10,14 +10,25 @@ from automed.cli._errors import clean_errors
 @click.command()
 @click.argument("run_folder", type=click.Path(path_type=str))
 @click.argument("inputs", type=click.Path(path_type=str))
-@click.option("--out", required=True, type=click.Path(), help="Folder for the predicted masks.")
+@click.option("--out", required=True, type=click.Path(), help="Folder for masks (segmentation) or a CSV file (classification).")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), help="Classification .npz input: only this split.")
 @click.option("--rung", help="Rung to use (default: the report's best rung).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @clean_errors
-def predict(run_folder: str, inputs: str, out: str, rung: str | None, overwrite: bool, quiet: bool) -> None:
-    """Predict a mask for every image in INPUTS with the fitted RUN_FOLDER."""
-    from automed.ladder.predict import predict_run
+def predict(run_folder: str, inputs: str, out: str, split: str | None, rung: str | None, overwrite: bool,
+            quiet: bool) -> None:
+    """Predict every image in INPUTS with the fitted RUN_FOLDER: masks, or a CSV of classes and probabilities."""
+    import json
+    from pathlib import Path
 
+    from automed.ladder.predict import predict_classification, predict_run
+
+    report = Path(run_folder) / "report.json"
+    if report.is_file() and json.loads(report.read_text())["task"] == "classification":
+        path = predict_classification(run_folder, inputs, out, rung=rung, split=split, overwrite=overwrite,
+                                      progress=not quiet)
+        click.echo(f"Wrote {path}")
+        return
     written = predict_run(run_folder, inputs, out, rung=rung, overwrite=overwrite, progress=not quiet)
     click.echo(f"Wrote {len(written)} mask(s) to {out}")

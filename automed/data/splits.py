@@ -8,7 +8,7 @@ import numpy as np
 
 from automed.errors import DataError
 
-__all__ = ["make_folds"]
+__all__ = ["holdout_split", "make_folds", "stratified_folds"]
 
 
 def make_folds(case_ids: Sequence[str], groups: Sequence[str | None], n_folds: int,
@@ -39,3 +39,50 @@ def make_folds(case_ids: Sequence[str], groups: Sequence[str | None], n_folds: i
         {"train": sorted(ids[train].tolist()), "val": sorted(ids[val].tolist())}
         for train, val in splitter.split(ids, groups=group_ids)
     ]
+
+
+def holdout_split(case_ids: Sequence[str], labels: Sequence[str], groups: Sequence[str | None],
+                  test_fraction: float, n_folds: int, random_state: int = 0) -> dict[str, object]:
+    """A stratified, grouped test hold-out and K tuning folds over the rest.
+
+    Returns
+    -------
+    dict
+        ``{"kind": "holdout", "test": [...], "dev": [...], "folds": [{"train", "val"}, ...]}``;
+        the test cases never appear in ``dev`` or the folds.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from sklearn.model_selection import train_test_split
+
+    ids = np.asarray(case_ids)
+    y = np.asarray(labels)
+    g = np.asarray([grp if grp is not None else f"case:{c}" for c, grp in zip(case_ids, groups)])
+    try:
+        if any(grp is not None for grp in groups):
+            outer = StratifiedGroupKFold(n_splits=max(2, round(1 / test_fraction)), shuffle=True,
+                                         random_state=random_state)
+            dev_index, test_index = next(outer.split(ids, y, g))
+        else:
+            dev_index, test_index = train_test_split(np.arange(len(ids)), test_size=test_fraction, stratify=y,
+                                                     random_state=random_state)
+    except ValueError as exc:
+        raise DataError(f"Cannot hold out a stratified test set of {test_fraction:.0%} from {len(ids)} cases "
+                        f"({exc}); add images or raise test_fraction.") from exc
+    return {"kind": "holdout", "test": sorted(ids[test_index].tolist()), "dev": sorted(ids[dev_index].tolist()),
+            "folds": stratified_folds(ids[dev_index], y[dev_index], g[dev_index], n_folds, random_state)}
+
+
+def stratified_folds(case_ids: Sequence[str], labels: Sequence[str], groups: Sequence[str],
+                     n_folds: int, random_state: int = 0) -> list[dict[str, list[str]]]:
+    """Stratified K folds that keep each group (patient) in one fold."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    ids = np.asarray(case_ids)
+    smallest = min(np.unique(np.asarray(labels), return_counts=True)[1])
+    if smallest < n_folds:
+        raise DataError(f"A class has only {smallest} case(s) for tuning, fewer than the {n_folds} folds; "
+                        "lower n_folds in the recipe.")
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    return [{"train": sorted(ids[tr].tolist()), "val": sorted(ids[va].tolist())}
+            for tr, va in splitter.split(ids, labels, groups)]

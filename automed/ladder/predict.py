@@ -10,7 +10,7 @@ from pathlib import Path
 
 from automed.errors import DataError, RunFolderError
 
-__all__ = ["predict_run"]
+__all__ = ["predict_run", "predict_classification"]
 
 log = logging.getLogger("automed")
 
@@ -46,17 +46,13 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
     from automed.rungs import rung_class
 
     run_folder, out = Path(run_folder), Path(out)
-    report_path = run_folder / "report.json"
-    if not report_path.is_file():
-        raise RunFolderError(f"{run_folder}: no report.json; is this a finished automed run folder?")
-    report = json.loads(report_path.read_text())
-    name = rung or report["best_rung"]
-    if name is None or not (run_folder / "rungs" / name / "result.json").is_file():
-        raise RunFolderError(f"{run_folder}: rung {name!r} was not fitted in this run.")
+    report, name = _open_run(run_folder, rung)
+    if report["task"] == "classification":
+        return [predict_classification(run_folder, inputs, out, rung=name, overwrite=overwrite, progress=progress)]
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise RunFolderError(f"{out}: output folder already exists; pass --overwrite or choose another --out.")
     fingerprint = Fingerprint.from_dict(json.loads((run_folder / "fingerprint.json").read_text()))
-    model = rung_class(name).load(run_folder / "rungs" / name)
+    model = rung_class(name, report["task"]).load(run_folder / "rungs" / name)
     cases = find_images(inputs, fingerprint.channel_names)
     in_one_file = report["dataset"]["format"] == "msd" and fingerprint.n_channels > 1
 
@@ -83,3 +79,77 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
         raise
     log.info("predicted %d case(s) with rung %s into %s", len(written), name, out)
     return written
+
+
+def _open_run(run_folder: Path, rung: str | None) -> tuple[dict, str]:
+    report_path = run_folder / "report.json"
+    if not report_path.is_file():
+        raise RunFolderError(f"{run_folder}: no report.json; is this a finished automed run folder?")
+    report = json.loads(report_path.read_text())
+    name = rung or report["best_rung"]
+    if name is None or not (run_folder / "rungs" / name / "result.json").is_file():
+        raise RunFolderError(f"{run_folder}: rung {name!r} was not fitted in this run.")
+    return report, name
+
+
+def predict_classification(run_folder: str | Path, inputs: str | Path, out: str | Path, rung: str | None = None,
+                           split: str | None = None, overwrite: bool = False, progress: bool = True) -> Path:
+    """Write a CSV with ``case``, ``label`` and one ``prob_<class>`` column per class.
+
+    ``inputs`` is a MedMNIST ``.npz`` (``split`` picks one of train/val/test, default
+    all; cases are named ``<split>_<index>``), a CSV manifest, a folder of images
+    (searched recursively) or one image file.
+    """
+    import csv
+
+    from automed.data.classification import ClassificationDataset, ImageCase, open_classification
+    from automed.data.io import image_suffix, strip_suffix
+    from automed.rungs import rung_class
+
+    run_folder, out, inputs = Path(run_folder), Path(out), Path(inputs)
+    report, name = _open_run(run_folder, rung)
+    if out.exists() and not overwrite:
+        raise RunFolderError(f"{out}: already exists; pass --overwrite or choose another --out.")
+    if not inputs.exists():
+        raise DataError(f"{inputs}: not found.")
+    if inputs.suffix.lower() in (".npz", ".csv"):
+        dataset = open_classification(inputs) if inputs.suffix.lower() == ".csv" else _unlabelled_npz(inputs)
+    else:
+        files = [inputs] if inputs.is_file() else sorted(p for p in inputs.rglob("*")
+                                                         if p.is_file() and image_suffix(p) and not p.name.startswith("."))
+        if not files:
+            raise DataError(f"{inputs}: holds no images to classify.")
+        cases = tuple(ImageCase(str(f.relative_to(inputs)) if inputs.is_dir() else strip_suffix(f), None,
+                                image_path=f) for f in files)
+        dataset = ClassificationDataset(inputs, "files", cases, ())
+    cases = [c for c in dataset.cases if split is None or c.split == split]
+    if not cases:
+        raise DataError(f"{inputs}: no cases in split {split!r}.")
+    model = rung_class(name, "classification").load(run_folder / "rungs" / name)
+    proba = model.predict_proba(dataset, cases, progress=progress)
+    from automed.metrics import decide_classes
+
+    labels = decide_classes(proba, model.threshold_)
+    tmp = out.with_name(f".{out.name}.partial")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case", "label"] + [f"prob_{c}" for c in model.classes_])
+        for case, k, row in zip(cases, labels, proba):
+            writer.writerow([case.case_id, model.classes_[k]] + [f"{p:.6f}" for p in row])
+    tmp.replace(out)
+    log.info("classified %d case(s) with rung %s into %s", len(cases), name, out)
+    return out
+
+
+def _unlabelled_npz(path: Path):
+    """A MedMNIST-style ``.npz`` for prediction: labels are optional."""
+    import numpy as np
+
+    from automed.data.classification import MEDMNIST_SPLITS, ClassificationDataset, ImageCase
+
+    data = np.load(path)
+    arrays = {s: data[f"{s}_images"] for s in MEDMNIST_SPLITS if f"{s}_images" in data.files}
+    if not arrays:
+        raise DataError(f"{path}: no '<split>_images' keys (train_images, val_images, test_images).")
+    cases = tuple(ImageCase(f"{s}_{i}", None, index=i, split=s) for s, a in arrays.items() for i in range(len(a)))
+    return ClassificationDataset(path, "medmnist", cases, (), arrays)

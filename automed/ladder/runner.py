@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from automed.errors import RecipeError, RunFolderError
+from automed.errors import RunFolderError
 from automed.recipe import Recipe
+from automed.rungs.base import FitContext
 
 __all__ = ["fit_run"]
 
@@ -47,7 +48,7 @@ def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool =
     staging.mkdir()
     handler = _attach_log(staging / "automed.log")
     try:
-        _fit_into(recipe, Path(data), staging, progress)
+        _fit_into(recipe, Path(data), staging, progress, cache_from=out if out.is_dir() else None)
     except BaseException:
         _detach_log(handler)
         shutil.rmtree(staging, ignore_errors=True)
@@ -57,35 +58,32 @@ def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool =
     return out
 
 
-def _fit_into(recipe: Recipe, data: Path, folder: Path, progress: bool) -> None:
-    from automed.data.dataset import open_dataset
-    from automed.data.fingerprint import compute_fingerprint
-    from automed.data.splits import make_folds
+def _fit_into(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from: Path | None) -> None:
     from automed.environment import hardware, versions
     from automed.report import write_reports
 
     started = time.monotonic()
     log.info("automed fit: %s -> %s", data, folder)
-    dataset = open_dataset(data, recipe.data_format)
-    recipe = recipe.replace(data_format=dataset.format)
     rung_classes = _check_rungs(recipe)
-    fingerprint = compute_fingerprint(dataset, recipe.random_state, progress)
-    log.info("dataset: %d cases, %dD, classes %s, format %s", fingerprint.n_cases, fingerprint.dims,
-             fingerprint.classes, dataset.format)
-    folds = make_folds([c.case_id for c in dataset.cases], [c.group for c in dataset.cases],
-                       recipe.n_folds, recipe.random_state)
+    prepare = _prepare_segmentation if recipe.task == "segmentation" else _prepare_classification
+    dataset, fingerprint, summary, splits, folds = prepare(recipe, data, progress)
+    recipe = recipe.replace(data_format=dataset.format)
     recipe.to_yaml(folder / "recipe.yaml")
-    _write_json(folder / "fingerprint.json", fingerprint.to_dict())
-    _write_json(folder / "splits.json", {"n_folds": recipe.n_folds, "random_state": recipe.random_state,
-                                         "grouped": any(c.group for c in dataset.cases), "folds": folds})
+    _write_json(folder / "fingerprint.json", summary)
+    _write_json(folder / "splits.json", splits)
     _write_json(folder / "run.json", {
         "data": str(data.resolve()), "format": dataset.format, "seed": recipe.random_state,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hardware": hardware(), "versions": versions(),
     })
+    if cache_from is not None and (cache_from / "cache").is_dir():
+        shutil.copytree(cache_from / "cache", folder / "cache")
     for spec, cls in zip(recipe.rungs, rung_classes):
         remaining = None if recipe.budget_s is None else recipe.budget_s - (time.monotonic() - started)
-        _fit_rung(cls(spec.params), recipe, dataset, fingerprint, folds, folder, remaining, progress)
+        context = FitContext(dataset, fingerprint, folds, folder / "rungs" / spec.name, recipe.random_state,
+                             _n_jobs(recipe), remaining, f"sqlite:///{folder / 'optuna.db'}", progress,
+                             splits=splits, cache_folder=folder / "cache", metric=recipe.metric)
+        _fit_rung(cls(spec.params), recipe, context)
     meta = json.loads((folder / "run.json").read_text())
     meta["fit_seconds"] = time.monotonic() - started
     _write_json(folder / "run.json", meta)
@@ -93,43 +91,79 @@ def _fit_into(recipe: Recipe, data: Path, folder: Path, progress: bool) -> None:
     log.info("done in %.1fs", meta["fit_seconds"])
 
 
+def _prepare_segmentation(recipe: Recipe, data: Path, progress: bool) -> tuple:
+    from automed.data.dataset import open_dataset
+    from automed.data.fingerprint import compute_fingerprint
+    from automed.data.splits import make_folds
+
+    dataset = open_dataset(data, recipe.data_format)
+    fingerprint = compute_fingerprint(dataset, recipe.random_state, progress)
+    log.info("dataset: %d cases, %dD, classes %s, format %s", fingerprint.n_cases, fingerprint.dims,
+             fingerprint.classes, dataset.format)
+    folds = make_folds([c.case_id for c in dataset.cases], [c.group for c in dataset.cases],
+                       recipe.n_folds, recipe.random_state)
+    splits = {"kind": "cv", "n_folds": recipe.n_folds, "random_state": recipe.random_state,
+              "grouped": any(c.group for c in dataset.cases), "folds": folds}
+    return dataset, fingerprint, fingerprint.to_dict(), splits, folds
+
+
+def _prepare_classification(recipe: Recipe, data: Path, progress: bool) -> tuple:
+    from automed.data.classification import open_classification, summarize
+    from automed.data.splits import holdout_split, stratified_folds
+
+    dataset = open_classification(data, recipe.data_format)
+    summary = summarize(dataset)
+    log.info("dataset: %d images, %dD, classes %s, format %s", summary["n_cases"], summary["dims"],
+             list(dataset.classes), dataset.format)
+    if dataset.official_split:
+        by_split = {s: sorted(c.case_id for c in dataset.cases if c.split == s) for s in ("train", "val", "test")}
+        dev = by_split["train"] + by_split["val"]
+        labels = {c.case_id: c.label for c in dataset.cases}
+        folds = stratified_folds(dev, [labels[c] for c in dev], dev, recipe.n_folds, recipe.random_state)
+        splits = {"kind": "official", **by_split, "dev": sorted(dev), "folds": folds}
+    else:
+        splits = holdout_split([c.case_id for c in dataset.cases], [c.label for c in dataset.cases],
+                               [c.group for c in dataset.cases], recipe.test_fraction, recipe.n_folds,
+                               recipe.random_state)
+    return dataset, summary, summary, splits, splits["folds"]
+
+
 def _check_rungs(recipe: Recipe) -> list[type]:
     from automed.rungs import rung_class
 
-    classes = [rung_class(spec.name) for spec in recipe.rungs]
-    for cls in classes:
-        if recipe.task not in cls.tasks:
-            raise RecipeError(f"Rung '{cls.name}' does not support task '{recipe.task}' (it supports {list(cls.tasks)}).")
-    return classes
+    return [rung_class(spec.name, recipe.task) for spec in recipe.rungs]
 
 
-def _fit_rung(rung: Any, recipe: Recipe, dataset: Any, fingerprint: Any, folds: list, run_folder: Path,
-              budget_s: float | None, progress: bool) -> None:
+def _fit_rung(rung: Any, recipe: Recipe, context: Any) -> None:
     from automed.ladder.cost import CostMeter
     from automed.report.tables import summarize_segmentation
-    from automed.rungs.base import FitContext
 
-    folder = run_folder / "rungs" / rung.name
-    folder.mkdir(parents=True)
-    n_jobs = recipe.n_jobs if recipe.n_jobs > 0 else _n_cores()
-    context = FitContext(dataset, fingerprint, folds, folder, recipe.random_state, n_jobs, budget_s,
-                         f"sqlite:///{run_folder / 'optuna.db'}", progress)
-    log.info("rung %s: fitting (budget %s s)", rung.name, None if budget_s is None else round(budget_s))
+    context.folder.mkdir(parents=True)
+    log.info("rung %s: fitting (budget %s s)", rung.name,
+             None if context.budget_s is None else round(context.budget_s))
     with CostMeter() as meter:
         outcome = rung.fit(context)
-    metric, per_class = summarize_segmentation(outcome.per_case, fingerprint.classes, recipe.include_background,
-                                               recipe.random_state)
+    summary = outcome.summary
+    if summary is None:
+        metric, per_class = summarize_segmentation(outcome.per_case, context.fingerprint.classes,
+                                                   recipe.include_background, recipe.random_state)
+        summary = {"metric": metric, "per_class": per_class}
     result = {
-        "name": rung.name, "status": "done", "metric": metric, "per_class": per_class,
+        "name": rung.name, "status": "done", **summary,
         "cost": {"fit_seconds": meter.seconds_, "peak_rss_bytes": meter.peak_rss_bytes_,
                  "peak_vram_bytes": meter.peak_vram_bytes_, "n_params": outcome.n_params,
                  "predict_seconds_per_case": outcome.predict_seconds_per_case, "device": "cpu",
-                 "n_jobs": n_jobs},
+                 "n_jobs": context.n_jobs},
         "postprocessing": outcome.postprocessing, "details": outcome.details, "per_case": outcome.per_case,
     }
-    _write_json(folder / "result.json", result)
-    log.info("rung %s: Dice %.4f [%s, %s] in %.1fs, peak RSS %.2f GB", rung.name, metric["mean"],
+    _write_json(context.folder / "result.json", result)
+    metric = summary["metric"]
+    log.info("rung %s: %s %.4f [%s, %s] in %.1fs, peak RSS %.2f GB", rung.name, metric["name"], metric["mean"],
              metric["ci_low"], metric["ci_high"], meter.seconds_, meter.peak_rss_bytes_ / 1e9)
+
+
+def _n_jobs(recipe: Recipe) -> int:
+    return recipe.n_jobs if recipe.n_jobs > 0 else _n_cores()
 
 
 def _n_cores() -> int:

@@ -41,14 +41,8 @@ def build_report(folder: Path) -> dict[str, Any]:
                           "cost": None, "postprocessing": None})
     return {
         "task": recipe["task"],
-        "dataset": {
-            "path": run["data"], "format": run["format"], "n_cases": fingerprint["n_cases"],
-            "dims": fingerprint["dims"], "modality": fingerprint["modality"],
-            "n_channels": fingerprint["n_channels"], "classes": fingerprint["classes"],
-            "label_mapping": fingerprint["label_mapping"], "median_shape": fingerprint["median_shape"],
-            "median_spacing": fingerprint["median_spacing"],
-            "empty_label_cases": fingerprint["empty_label_cases"],
-        },
+        "dataset": {"path": run["data"], "format": run["format"],
+                    **{k: v for k, v in fingerprint.items() if k not in ("cases", "intensity")}},
         "hardware": run["hardware"],
         "versions": run["versions"],
         "seed": run["seed"],

@@ -13,13 +13,19 @@ from automed.errors import RecipeError
 __all__ = ["REGISTRY", "rung_class"]
 
 REGISTRY = {
-    "classical": "automed.rungs.classical:ClassicalRung",
+    "segmentation": {
+        "classical": "automed.rungs.classical:ClassicalRung",
+    },
+    "classification": {
+        "classical": "automed.rungs.classical_classification:ClassicalClassifierRung",
+    },
 }
 
 
-def rung_class(name: str) -> type:
-    """The rung class registered as ``name``."""
-    if name not in REGISTRY:
-        raise RecipeError(f"Unknown rung {name!r}; known rungs are {sorted(REGISTRY)}.")
-    module, _, attr = REGISTRY[name].partition(":")
+def rung_class(name: str, task: str) -> type:
+    """The rung class registered as ``name`` for ``task``."""
+    known = REGISTRY.get(task, {})
+    if name not in known:
+        raise RecipeError(f"Unknown rung {name!r} for task '{task}'; known rungs are {sorted(known)}.")
+    module, _, attr = known[name].partition(":")
     return getattr(importlib.import_module(module), attr)

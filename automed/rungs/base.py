@@ -7,10 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-
-from automed.data.dataset import Dataset
-from automed.data.fingerprint import Fingerprint
 
 __all__ = ["FitContext", "Rung", "RungOutcome"]
 
@@ -29,10 +25,16 @@ class FitContext:
         Wall seconds this rung may use.
     optuna_storage : str
         SQLAlchemy URL of the run's Optuna database.
+    splits : dict or None
+        Classification: ``{"kind", "dev", "test", ...}``; ``folds`` then tune on ``dev``.
+    cache_folder : Path or None
+        Where a rung may keep reusable intermediate results (e.g. extracted features).
+    metric : str
+        The recipe's metric.
     """
 
-    dataset: Dataset
-    fingerprint: Fingerprint
+    dataset: Any
+    fingerprint: Any
     folds: list[dict[str, list[str]]]
     folder: Path
     random_state: int
@@ -40,6 +42,9 @@ class FitContext:
     budget_s: float | None
     optuna_storage: str
     progress: bool = True
+    splits: dict[str, Any] | None = None
+    cache_folder: Path | None = None
+    metric: str = "dice"
 
 
 @dataclass
@@ -49,11 +54,16 @@ class RungOutcome:
     Attributes
     ----------
     per_case : list of dict
-        ``{"case_id", "fold", "scores": {class: {"dice", "hd95"}}}`` for every case
-        the rung was evaluated on.
+        Segmentation: ``{"case_id", "fold", "scores": {class: {"dice", "hd95"}}}`` for
+        every case the rung was evaluated on. Classification: ``{"case_id", "label",
+        "proba"}`` for every test case.
+    summary : dict or None
+        ``{"metric", "per_class", ...}`` when the rung summarises itself
+        (classification); the runner summarises segmentation rungs.
     """
 
     per_case: list[dict[str, Any]]
+    summary: dict[str, Any] | None = None
     postprocessing: list[dict[str, Any]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     n_params: int | None = None
@@ -61,10 +71,12 @@ class RungOutcome:
 
 
 class Rung(ABC):
-    """One step of the ladder: a searchable model family with fit and predict.
+    """One step of the ladder: a searchable model family with fit, load and predict.
 
     Subclasses set ``name``, ``tasks`` and a frozen dataclass ``Params``; the
-    constructor only stores the parameters.
+    constructor only stores the parameters. Segmentation rungs predict with
+    ``predict(image)`` (a class-index map of a normalised image), classification rungs
+    with ``predict_proba(dataset, cases)``.
     """
 
     name: ClassVar[str]
@@ -87,6 +99,3 @@ class Rung(ABC):
     def load(cls, folder: Path) -> Rung:
         """A fitted rung from the folder :meth:`fit` wrote."""
 
-    @abstractmethod
-    def predict(self, image: np.ndarray) -> np.ndarray:
-        """Class-index map of one normalised ``(n_channels, *spatial)`` image."""

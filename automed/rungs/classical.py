@@ -134,8 +134,8 @@ class ClassicalRung(Rung):
             }
         return {
             "model": model,
-            "n_estimators": trial.suggest_int("rf_n_estimators", 50, 200, step=50),
-            "max_depth": trial.suggest_int("max_depth", 8, 24),
+            "n_estimators": trial.suggest_int("rf_n_estimators", 50, 150, step=50),
+            "max_depth": trial.suggest_int("max_depth", 8, 20),
             "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 20, log=True),
             "max_features": trial.suggest_categorical("max_features", ["sqrt", 0.3, 0.5]),
         }

@@ -1,0 +1,217 @@
+"""Classification datasets: MedMNIST ``.npz``, class folders, and CSV manifests.
+
+Every layout becomes a :class:`ClassificationDataset` of :class:`ImageCase` records;
+pixels are read on demand by :func:`load_image`.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from automed.data.io import image_suffix, read_image, strip_suffix
+from automed.errors import DataError
+
+__all__ = ["ClassificationDataset", "ImageCase", "detect_classification_format", "open_classification", "summarize",
+           "load_image", "load_mask", "MEDMNIST_SPLITS"]
+
+MEDMNIST_SPLITS = ("train", "val", "test")
+FORMATS = ("medmnist", "class_folders", "csv")
+
+
+@dataclass(frozen=True)
+class ImageCase:
+    """One labelled image: a file (or a row of a MedMNIST array), its class and optional metadata."""
+
+    case_id: str
+    label: str | None
+    image_path: Path | None = None
+    index: int | None = None
+    split: str | None = None
+    mask_path: Path | None = None
+    group: str | None = None
+    site: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ClassificationDataset:
+    """Labelled images and their classes (sorted, as strings).
+
+    ``arrays`` holds the MedMNIST image arrays per split; file-based layouts leave it empty.
+    ``official_split`` is true when the data carry their own train/val/test split.
+    """
+
+    source: Path
+    format: str
+    cases: tuple[ImageCase, ...]
+    classes: tuple[str, ...]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def official_split(self) -> bool:
+        return all(c.split is not None for c in self.cases)
+
+    @property
+    def has_masks(self) -> bool:
+        return any(c.mask_path is not None for c in self.cases)
+
+
+def detect_classification_format(path: str | Path) -> str:
+    """``"medmnist"`` for a ``.npz``, ``"csv"`` for a ``.csv``, ``"class_folders"`` for a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: not found.")
+    if path.is_file() and path.suffix.lower() == ".npz":
+        return "medmnist"
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return "csv"
+    if path.is_dir():
+        return "class_folders"
+    raise DataError(f"{path}: not a classification dataset; give a MedMNIST .npz, a CSV manifest "
+                    "(image,label[,mask][,group][,site]) or a folder of class folders (root/<class>/<image>).")
+
+
+def open_classification(path: str | Path, data_format: str = "auto") -> ClassificationDataset:
+    """Read the cases of a classification dataset and check the labels allow stratification.
+
+    Raises
+    ------
+    DataError
+        Missing keys or files, a missing label column, fewer than two classes, or a
+        class with fewer than two images.
+    """
+    path = Path(path)
+    fmt = detect_classification_format(path) if data_format == "auto" else data_format
+    opener = {"medmnist": _open_medmnist, "class_folders": _open_class_folders, "csv": _open_csv}[fmt]
+    dataset = opener(path)
+    if not dataset.cases:
+        raise DataError(f"{path}: the dataset holds no labelled images.")
+    counts = Counter(c.label for c in dataset.cases)
+    if len(counts) < 2:
+        raise DataError(f"{path}: every image has the label {next(iter(counts))!r}; classification needs at least two classes.")
+    rare = sorted(label for label, n in counts.items() if n < 2)
+    if rare:
+        raise DataError(f"{path}: class(es) {rare} have fewer than 2 images, so the data cannot be split "
+                        "stratified; add images or drop the class.")
+    return dataset
+
+
+def load_image(dataset: ClassificationDataset, case: ImageCase) -> np.ndarray:
+    """The case's pixels as float32 (2D or 3D), NaN/Inf rejected."""
+    if case.index is not None:
+        array = dataset.arrays[case.split][case.index]
+        where = f"{dataset.source} [{case.split}_images][{case.index}]"
+    else:
+        array = read_image(case.image_path).array
+        where = str(case.image_path)
+    if array.ndim not in (2, 3):
+        raise DataError(f"{where}: image is {array.ndim}D with shape {array.shape}; expected 2D or 3D.")
+    array = array.astype(np.float32, copy=False)
+    if not np.isfinite(array).all():
+        raise DataError(f"{where}: image holds NaN or Inf values.")
+    return array
+
+
+def load_mask(case: ImageCase, image_shape: tuple[int, ...]) -> np.ndarray | None:
+    """The case's ROI mask as bool, or None; checked against the image."""
+    if case.mask_path is None:
+        return None
+    mask = read_image(case.mask_path).array
+    if mask.shape != image_shape:
+        raise DataError(f"{case.mask_path}: mask shape {mask.shape} does not match image {image_shape}.")
+    if not mask.any():
+        raise DataError(f"{case.mask_path}: mask is empty; the ROI must hold at least one voxel.")
+    return mask > 0
+
+
+def _open_medmnist(path: Path) -> ClassificationDataset:
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be read as a .npz file ({exc}).") from exc
+    expected = [f"{s}_{k}" for s in MEDMNIST_SPLITS for k in ("images", "labels")]
+    missing = [k for k in expected if k not in data.files]
+    if missing:
+        raise DataError(f"{path}: missing key(s) {missing}; a MedMNIST file has {expected}.")
+    arrays, cases = {}, []
+    for split in MEDMNIST_SPLITS:
+        images, labels = data[f"{split}_images"], data[f"{split}_labels"]
+        if labels.ndim == 2 and labels.shape[1] > 1:
+            raise DataError(f"{path}: {split}_labels has shape {labels.shape}; multi-label tasks are not supported.")
+        labels = labels.reshape(-1)
+        if len(images) != len(labels):
+            raise DataError(f"{path}: {split}_images has {len(images)} images but {split}_labels {len(labels)} labels.")
+        if images.ndim == 4 and images.shape[-1] in (3, 4):  # RGB MedMNIST (e.g. PathMNIST): luminance
+            images = images[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        arrays[split] = images
+        cases += [ImageCase(f"{split}_{i}", str(int(label)), index=i, split=split) for i, label in enumerate(labels)]
+    dims = {a.ndim - 1 for a in arrays.values()}
+    if len(dims) > 1:
+        raise DataError(f"{path}: the splits mix 2D and 3D images.")
+    classes = tuple(sorted({c.label for c in cases}, key=int))
+    return ClassificationDataset(path, "medmnist", tuple(cases), classes, arrays)
+
+
+def _open_class_folders(root: Path) -> ClassificationDataset:
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise DataError(f"{root}: no class folders; expected root/<class_name>/<image>.")
+    cases = []
+    for folder in folders:
+        for image in sorted(folder.iterdir()):
+            if not image.name.startswith(".") and image_suffix(image):
+                cases.append(ImageCase(f"{folder.name}/{strip_suffix(image)}", folder.name, image_path=image))
+    return ClassificationDataset(root, "class_folders", tuple(cases), tuple(f.name for f in folders))
+
+
+def _open_csv(path: Path) -> ClassificationDataset:
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = set(reader.fieldnames or ())
+        for column in ("image", "label"):
+            if column not in columns:
+                raise DataError(f"{path}: no '{column}' column; the manifest needs image,label[,mask][,group][,site].")
+        rows = list(reader)
+    cases, seen = [], set()
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        image = _resolve(path, row["image"], line, "image")
+        mask = _resolve(path, row["mask"], line, "mask") if row.get("mask") else None
+        label = (row["label"] or "").strip()
+        if not label:
+            raise DataError(f"{path} line {line}: empty label.")
+        case_id = strip_suffix(image)
+        if case_id in seen:
+            case_id = f"{case_id}@{line}"
+        seen.add(case_id)
+        cases.append(ImageCase(case_id, label, image_path=image, mask_path=mask,
+                               group=row.get("group") or None, site=row.get("site") or None))
+    classes = tuple(sorted({c.label for c in cases}))
+    return ClassificationDataset(path, "csv", tuple(cases), classes)
+
+
+def _resolve(manifest: Path, value: str, line: int, column: str) -> Path:
+    target = Path(value)
+    target = target if target.is_absolute() else manifest.parent / target
+    if not target.exists():
+        raise DataError(f"{manifest} line {line}: {column} file '{value}' not found.")
+    return target
+
+
+def summarize(dataset: ClassificationDataset) -> dict:
+    """The classification counterpart of the segmentation fingerprint (JSON-ready)."""
+    first = load_image(dataset, dataset.cases[0])
+    by_split: dict[str, Counter] = {}
+    for case in dataset.cases:
+        by_split.setdefault(case.split or "all", Counter())[case.label] += 1
+    return {
+        "n_cases": len(dataset.cases), "dims": first.ndim, "shape_of_first": list(first.shape),
+        "modality": "unknown", "n_channels": 1,
+        "classes": {str(k): name for k, name in enumerate(dataset.classes)},
+        "class_counts": {split: {c: counts.get(c, 0) for c in dataset.classes} for split, counts in by_split.items()},
+        "official_split": dataset.official_split, "has_masks": dataset.has_masks,
+        "sites": sorted({c.site for c in dataset.cases if c.site}), "grouped": any(c.group for c in dataset.cases),
+    }

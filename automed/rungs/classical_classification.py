@@ -1,0 +1,362 @@
+"""Rung 0 for classification, ``classical``: radiomics + scikit-image features, tabular models.
+
+Fitting, in order:
+
+1. pyradiomics and scikit-image features of every image, in parallel, cached in the run
+   folder (``cache/``) so a second fit reuses them;
+2. constant and near-duplicate columns dropped (decided on the development cases only);
+3. an Optuna search over LightGBM, Random Forest and regularised logistic regression,
+   class weighting included, scored by the recipe's metric on the official validation
+   split or on cross-validation folds of the development cases;
+4. sigmoid calibration, and for binary tasks a decision threshold chosen on out-of-fold
+   predictions of the development cases;
+5. the final model refitted on all development cases and evaluated once on the test cases,
+   which nothing above has seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automed._params import check_choice, check_range
+from automed.rungs.base import FitContext, Rung, RungOutcome
+
+__all__ = ["ClassicalClassifierParams", "ClassicalClassifierRung"]
+
+log = logging.getLogger(__name__)
+FEATURE_SETS = ("radiomics", "texture")
+THRESHOLDS = ("balanced_accuracy", "accuracy", "fixed")
+
+
+@dataclass(frozen=True)
+class ClassicalClassifierParams:
+    """Parameters of the classical classification rung.
+
+    Parameters
+    ----------
+    feature_sets : tuple of {"radiomics", "texture"}
+        pyradiomics features and/or scikit-image features (histograms, LBP, GLCM, HOG,
+        down-sampled pixels).
+    radiomics_filters : tuple of {"LoG", "Wavelet"}
+        Filtered images pyradiomics also extracts from.
+    bin_count : int
+        Grey levels for the radiomics texture matrices.
+    pixels_side : int
+        Side of the down-sampled pixel grid in the texture set.
+    models : tuple of {"lightgbm", "random_forest", "logistic"}
+        Model families Optuna may choose from.
+    n_trials : int
+        Optuna trials at most.
+    tuning_fraction : float
+        Share of the rung's time budget the search may use.
+    threshold : {"balanced_accuracy", "accuracy", "fixed"}
+        Binary tasks: the decision threshold maximises this on out-of-fold development
+        predictions ("fixed": 0.5).
+    max_abs_correlation : float
+        Drop a feature nearly collinear (|r| above this) with one already kept.
+    """
+
+    feature_sets: tuple[str, ...] = FEATURE_SETS
+    radiomics_filters: tuple[str, ...] = ()
+    bin_count: int = 32
+    pixels_side: int = 14
+    models: tuple[str, ...] = ("lightgbm", "random_forest", "logistic")
+    n_trials: int = 20
+    tuning_fraction: float = 0.5
+    threshold: str = "balanced_accuracy"
+    max_abs_correlation: float = 0.98
+
+    def __post_init__(self) -> None:
+        from automed.models.tabular import MODELS
+
+        owner = "the classical classification rung"
+        for name in self.feature_sets or ("",):
+            check_choice(owner, "feature_sets", name, FEATURE_SETS)
+        for name in self.radiomics_filters:
+            check_choice(owner, "radiomics_filters", name, ("LoG", "Wavelet"))
+        for name in self.models or ("",):
+            check_choice(owner, "models", name, MODELS)
+        check_choice(owner, "threshold", self.threshold, THRESHOLDS)
+        check_range(owner, "bin_count", self.bin_count, 4, 256)
+        check_range(owner, "pixels_side", self.pixels_side, 2, 64)
+        check_range(owner, "n_trials", self.n_trials, 1)
+        check_range(owner, "tuning_fraction", self.tuning_fraction, 0.0, 0.9)
+        check_range(owner, "max_abs_correlation", self.max_abs_correlation, 0.5, 1.0)
+
+
+class ClassicalClassifierRung(Rung):
+    """Handcrafted image features with a tuned, calibrated tabular classifier."""
+
+    name = "classical"
+    tasks = ("classification",)
+    Params = ClassicalClassifierParams
+
+    def search_space(self, trial: Any) -> dict[str, Any]:
+        from automed.models.tabular import suggest_config
+
+        return suggest_config(trial, self.params.models)
+
+    def fit(self, context: FitContext) -> RungOutcome:
+        from automed.metrics import classification_summary
+
+        started = time.monotonic()
+        dataset, splits = context.dataset, context.splits
+        names, X_all = self.extract(context)
+        index = {c.case_id: i for i, c in enumerate(dataset.cases)}
+        class_index = {c: k for k, c in enumerate(dataset.classes)}
+        y_all = np.array([class_index[c.label] for c in dataset.cases])
+        dev = [index[c] for c in splits["dev"]]
+        test = [index[c] for c in splits["test"]]
+        keep = _kept_columns(X_all[dev], self.params.max_abs_correlation)
+        X, names = X_all[:, keep], [names[j] for j in keep]
+        log.info("classical: %d features kept of %d", len(keep), X_all.shape[1])
+
+        budget_left = None if context.budget_s is None else context.budget_s - (time.monotonic() - started)
+        config, search = self._search(context, X, y_all, index, budget_left)
+        oof = self._out_of_fold(context, config, X, y_all, index)
+        threshold = self._threshold(y_all[dev], oof) if len(dataset.classes) == 2 else None
+        final = self._calibrated(config, context).fit(X[dev], y_all[dev])
+        t0 = time.monotonic()
+        proba = final.predict_proba(X[test])
+        predict_s = (time.monotonic() - t0) / max(len(test), 1) + self.extract_seconds_per_case_
+
+        summary = classification_summary(y_all[test], proba, dataset.classes, threshold, context.random_state)
+        sites = {dataset.cases[i].site for i in test}
+        per_site = {}
+        if sites != {None}:
+            for site in sorted(s for s in sites if s is not None):
+                rows = [k for k, i in enumerate(test) if dataset.cases[i].site == site]
+                per_site[site] = classification_summary(y_all[test][rows], proba[rows], dataset.classes, threshold,
+                                                        context.random_state, n_resamples=200)
+        importances = _importances(final, names)
+        self._save(context.folder, final, names, threshold, dataset.classes)
+        per_case = [{"case_id": dataset.cases[i].case_id, "label": dataset.cases[i].label,
+                     "proba": [float(p) for p in row]} for i, row in zip(test, proba)]
+        metric = dict(summary[context.metric], name=context.metric, n=summary["n"])
+        return RungOutcome(
+            per_case=per_case,
+            summary={"metric": metric, "per_class": summary["per_class"],
+                     "test": {k: summary[k] for k in ("auc", "accuracy", "balanced_accuracy", "confusion_matrix")},
+                     "per_site": per_site, "threshold": threshold, "top_features": importances[:20]},
+            details={"model": config, "search": search, "n_features": len(names),
+                     "n_features_extracted": int(X_all.shape[1]), "feature_sets": list(self.params.feature_sets),
+                     "calibration": "sigmoid (CalibratedClassifierCV, 3 folds)",
+                     "final_model": "refitted on all development cases"},
+            predict_seconds_per_case=predict_s,
+        )
+
+    # -- features ------------------------------------------------------------------------
+
+    def extract(self, context: FitContext) -> tuple[list[str], np.ndarray]:
+        """Feature matrix of every case, read from the run's cache when it holds it."""
+        dataset = context.dataset
+        key = hashlib.sha256(json.dumps({
+            "source": str(Path(dataset.source).resolve()), "format": dataset.format,
+            "cases": [c.case_id for c in dataset.cases], "params": _feature_params(self.params),
+        }, sort_keys=True).encode()).hexdigest()[:16]
+        cache = context.cache_folder / f"features-{key}.npz" if context.cache_folder else None
+        if cache is not None and cache.is_file():
+            stored = np.load(cache, allow_pickle=False)
+            self.extract_seconds_per_case_ = float(stored["seconds_per_case"])
+            log.info("classical: features read from cache %s", cache.name)
+            return stored["names"].tolist(), stored["X"]
+        started = time.monotonic()
+        rows = self.features_of(dataset, list(dataset.cases), context.n_jobs, context.progress)
+        self.extract_seconds_per_case_ = (time.monotonic() - started) * context.n_jobs / len(rows)
+        names = sorted(rows[0])
+        X = np.array([[row[n] for n in names] for row in rows], dtype=np.float64)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.stem}.partial.npz")
+            np.savez_compressed(tmp, X=X, names=np.array(names), seconds_per_case=self.extract_seconds_per_case_)
+            tmp.replace(cache)
+        return names, X
+
+    def features_of(self, dataset: Any, cases: list[Any], n_jobs: int, progress: bool) -> list[dict[str, float]]:
+        """Feature dicts of ``cases`` (parallel over cases); checks they share one dimensionality."""
+        from joblib import Parallel, delayed
+        from tqdm.auto import tqdm
+
+        from automed.errors import DataError
+
+        jobs = (delayed(_case_features)(dataset, case, self.params) for case in cases)
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=8)
+        results = list(tqdm(parallel(jobs), total=len(cases), desc="classical features", unit="image",
+                            disable=not progress))
+        dims = {}
+        for case, (ndim, _) in zip(cases, results):
+            dims.setdefault(ndim, case)
+        if len(dims) > 1:
+            where = " vs ".join(f"{_where(dataset, c)} is {d}D" for d, c in sorted(dims.items()))
+            raise DataError(f"Images of different dimensionality are mixed: {where}.")
+        return [features for _, features in results]
+
+    # -- search, calibration, threshold --------------------------------------------------
+
+    def _calibrated(self, config: dict[str, Any], context: FitContext) -> Any:
+        from sklearn.calibration import CalibratedClassifierCV
+
+        from automed.models.tabular import build_tabular_classifier
+
+        base = build_tabular_classifier(config, context.random_state, context.n_jobs)
+        return CalibratedClassifierCV(base, method="sigmoid", cv=3)
+
+    def _search(self, context: FitContext, X: np.ndarray, y: np.ndarray, index: dict[str, int],
+                budget_s: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        import optuna
+
+        from automed.models.tabular import build_tabular_classifier
+
+        splits = context.splits
+        if splits["kind"] == "official":
+            rounds = [([index[c] for c in splits["train"]], [index[c] for c in splits["val"]])]
+            scored_on = "the official validation split"
+        else:
+            rounds = [([index[c] for c in f["train"]], [index[c] for c in f["val"]]) for f in context.folds]
+            scored_on = f"{len(rounds)}-fold cross-validation of the development cases"
+        n_classes = len(context.dataset.classes)
+
+        def objective(trial: optuna.Trial) -> float:
+            from automed.metrics import classification_scores
+
+            config = self.search_space(trial)
+            scores = []
+            for train, val in rounds:
+                model = build_tabular_classifier(config, context.random_state, context.n_jobs).fit(X[train], y[train])
+                proba = _full_proba(model, X[val], n_classes)
+                scores.append(classification_scores(y[val], proba, 0.5 if n_classes == 2 else None)[context.metric])
+            return float(np.mean(scores))
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(study_name=f"{self.name}-classification", storage=context.optuna_storage,
+                                    direction="maximize", load_if_exists=True,
+                                    sampler=optuna.samplers.TPESampler(seed=context.random_state))
+        timeout = None if budget_s is None else max(1.0, budget_s * self.params.tuning_fraction)
+        study.optimize(objective, n_trials=self.params.n_trials, timeout=timeout, show_progress_bar=context.progress)
+        best = study.best_trial
+        config = self.search_space(optuna.trial.FixedTrial(best.params))
+        info = {"n_trials": len(study.trials), "best_value": best.value, "metric": context.metric,
+                "scored_on": scored_on, "timeout_s": timeout}
+        log.info("classical: search done, %d trials, best %s %.4f with %s", len(study.trials), context.metric,
+                 best.value, config)
+        return config, info
+
+    def _out_of_fold(self, context: FitContext, config: dict[str, Any], X: np.ndarray, y: np.ndarray,
+                     index: dict[str, int]) -> np.ndarray:
+        """Calibrated out-of-fold probabilities of the development cases (in ``splits["dev"]`` order)."""
+        dev_ids = context.splits["dev"]
+        position = {c: k for k, c in enumerate(dev_ids)}
+        oof = np.zeros((len(dev_ids), len(context.dataset.classes)))
+        for fold in context.folds:
+            model = self._calibrated(config, context).fit(X[[index[c] for c in fold["train"]]],
+                                                          y[[index[c] for c in fold["train"]]])
+            oof[[position[c] for c in fold["val"]]] = model.predict_proba(X[[index[c] for c in fold["val"]]])
+        return oof
+
+    def _threshold(self, y: np.ndarray, proba: np.ndarray) -> float:
+        """Decision threshold on p(class 1) maximising the chosen score on out-of-fold predictions."""
+        from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+        if self.params.threshold == "fixed":
+            return 0.5
+        score = balanced_accuracy_score if self.params.threshold == "balanced_accuracy" else accuracy_score
+        candidates = np.unique(np.round(proba[:, 1], 4))
+        values = [score(y, (proba[:, 1] >= t).astype(int)) for t in candidates]
+        return float(candidates[int(np.argmax(values))])
+
+    def _save(self, folder: Path, model: Any, names: list[str], threshold: float | None,
+              classes: tuple[str, ...]) -> None:
+        import joblib
+
+        joblib.dump(model, folder / "model.joblib")
+        meta = {"params": asdict(self.params), "feature_names": names, "threshold": threshold,
+                "classes": list(classes)}
+        (folder / "model.json").write_text(json.dumps(meta, indent=2))
+
+    # -- prediction ----------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, folder: Path) -> ClassicalClassifierRung:
+        """The fitted rung saved in ``folder``. ``model.joblib`` is a pickle: load trusted runs only."""
+        import joblib
+
+        meta = json.loads((folder / "model.json").read_text())
+        rung = cls(ClassicalClassifierParams(**{k: tuple(v) if isinstance(v, list) else v
+                                                for k, v in meta["params"].items()}))
+        rung.model_ = joblib.load(folder / "model.joblib")
+        rung.feature_names_ = meta["feature_names"]
+        rung.threshold_ = meta["threshold"]
+        rung.classes_ = tuple(meta["classes"])
+        return rung
+
+    def predict_proba(self, dataset: Any, cases: list[Any], n_jobs: int = 1, progress: bool = False) -> np.ndarray:
+        """Class probabilities of ``cases`` of ``dataset``, shape ``(n_cases, n_classes)``."""
+        from automed.errors import DataError
+
+        rows = self.features_of(dataset, cases, n_jobs, progress)
+        missing = sorted(set(self.feature_names_) - set(rows[0]))
+        if missing:
+            raise DataError(f"{_where(dataset, cases[0])}: features {missing[:3]} are missing; the image does not "
+                            "have the dimensionality the run was fitted on.")
+        X = np.array([[row[n] for n in self.feature_names_] for row in rows], dtype=np.float64)
+        return self.model_.predict_proba(X)
+
+
+def _feature_params(params: ClassicalClassifierParams) -> dict[str, Any]:
+    return {k: getattr(params, k) for k in ("feature_sets", "radiomics_filters", "bin_count", "pixels_side")}
+
+
+def _case_features(dataset: Any, case: Any, params: ClassicalClassifierParams) -> tuple[int, dict[str, float]]:
+    """Feature dict of one case (worker process)."""
+    from automed.data.classification import load_image, load_mask
+    from automed.features.radiomics import radiomics_features
+    from automed.features.texture import texture_features
+
+    image = load_image(dataset, case)
+    mask = load_mask(case, image.shape)
+    out: dict[str, float] = {}
+    if "radiomics" in params.feature_sets:
+        rad = radiomics_features(image, mask, params.bin_count, params.radiomics_filters)
+        out |= {f"radiomics_{k}": v for k, v in rad.items()}
+    if "texture" in params.feature_sets:
+        out |= {f"texture_{k}": v for k, v in texture_features(image, mask, pixels_side=params.pixels_side).items()}
+    return image.ndim, out
+
+
+def _where(dataset: Any, case: Any) -> str:
+    return str(case.image_path) if case.image_path is not None else f"{dataset.source} [{case.case_id}]"
+
+
+def _kept_columns(X: np.ndarray, max_abs_correlation: float) -> np.ndarray:
+    from automed.features.selection import redundant_free_columns
+
+    return redundant_free_columns(X, max_abs_correlation)
+
+
+def _full_proba(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
+    proba = np.zeros((len(X), n_classes))
+    proba[:, np.asarray(model.classes_, dtype=int)] = model.predict_proba(X)
+    return proba
+
+
+def _importances(model: Any, names: list[str]) -> list[dict[str, Any]]:
+    """Mean feature importance over the calibrated folds (split gain, impurity or |coefficient|)."""
+    values = []
+    for calibrated in model.calibrated_classifiers_:
+        est = calibrated.estimator
+        if hasattr(est, "feature_importances_"):
+            values.append(np.asarray(est.feature_importances_, dtype=float))
+        else:
+            values.append(np.abs(est[-1].coef_).mean(axis=0))
+    mean = np.mean(values, axis=0)
+    mean = mean / mean.sum() if mean.sum() > 0 else mean
+    order = np.argsort(mean)[::-1]
+    return [{"feature": names[j], "importance": float(mean[j])} for j in order]
