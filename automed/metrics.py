@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,8 +46,6 @@ def segmentation_scores(pred: np.ndarray, truth: np.ndarray, n_classes: int,
         ``{class: {"dice": float, "hd95": float}}``. Dice is 1.0 when both masks are
         empty. HD95 is 0.0 when both are empty and NaN when exactly one is (undefined).
     """
-    import warnings
-
     from monai.metrics import compute_hausdorff_distance
 
     p, t = _one_hot(pred, n_classes), _one_hot(truth, n_classes)
@@ -130,11 +129,13 @@ def classification_summary(y: np.ndarray, proba: np.ndarray, classes: Sequence[s
     point = classification_scores(y, proba, threshold)
     rng = np.random.default_rng(random_state)
     draws: dict[str, list[float]] = {k: [] for k in point}
-    for _ in range(n_resamples):
-        index = rng.integers(0, len(y), len(y))
-        for key, value in classification_scores(y[index], proba[index], threshold).items():
-            if math.isfinite(value):
-                draws[key].append(value)
+    with warnings.catch_warnings():  # resamples holding one class make sklearn warn; they are handled here
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(n_resamples):
+            index = rng.integers(0, len(y), len(y))
+            for key, value in classification_scores(y[index], proba[index], threshold).items():
+                if math.isfinite(value):
+                    draws[key].append(value)
     out: dict[str, Any] = {}
     for key, value in point.items():
         low, high = (np.percentile(draws[key], [2.5, 97.5]) if len(draws[key]) > 1 else (None, None))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MODELS", "suggest_config", "build_tabular_classifier"]
+import numpy as np
+
+__all__ = ["MODELS", "PlattCalibrated", "build_tabular_classifier", "suggest_config"]
 
 MODELS = ("lightgbm", "random_forest", "logistic")
 
@@ -58,3 +60,57 @@ def build_tabular_classifier(config: dict[str, Any], random_state: int, n_jobs: 
     return make_pipeline(StandardScaler(), LogisticRegression(
         C=params["C"], l1_ratio=params["l1_ratio"], solver="saga", max_iter=3000, class_weight=class_weight,
         random_state=random_state))
+
+
+class PlattCalibrated:
+    """A fitted classifier whose probabilities are rescaled one-vs-rest by Platt scaling.
+
+    The scaling is learned from the rung's own out-of-fold predictions, so no model is
+    refitted on a fraction of an already small development set (which is what
+    ``CalibratedClassifierCV`` would do, and on a few dozen images its inner models can
+    be degenerate enough to invert the calibration). A class whose fitted slope is not
+    positive keeps its raw probabilities.
+
+    Parameters
+    ----------
+    model : fitted classifier with ``predict_proba``
+    n_classes : int
+    """
+
+    def __init__(self, model: Any, n_classes: int) -> None:
+        self.model = model
+        self.n_classes = n_classes
+
+    def fit_scaling(self, oof_proba: np.ndarray, y: np.ndarray) -> PlattCalibrated:
+        """Learn one ``(slope, intercept)`` per class from out-of-fold probabilities."""
+        from sklearn.linear_model import LogisticRegression
+
+        self.scaling_ = np.tile([1.0, 0.0], (self.n_classes, 1))
+        self.identity_ = np.ones(self.n_classes, dtype=bool)
+        for k in range(self.n_classes):
+            target = (y == k).astype(int)
+            if target.min() == target.max():
+                continue
+            fit = LogisticRegression(C=1e4).fit(_logit(oof_proba[:, k])[:, None], target)
+            if fit.coef_[0, 0] > 0:
+                self.scaling_[k] = fit.coef_[0, 0], fit.intercept_[0]
+                self.identity_[k] = False
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        raw = np.zeros((len(X), self.n_classes))
+        raw[:, np.asarray(self.model.classes_, dtype=int)] = self.model.predict_proba(X)
+        return self.rescale(raw)
+
+    def rescale(self, raw: np.ndarray) -> np.ndarray:
+        """Apply the learned scaling to raw probabilities and renormalise the rows."""
+        scaled = raw.copy()
+        for k in np.flatnonzero(~self.identity_):
+            slope, intercept = self.scaling_[k]
+            scaled[:, k] = 1.0 / (1.0 + np.exp(-(slope * _logit(raw[:, k]) + intercept)))
+        return scaled / scaled.sum(axis=1, keepdims=True)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))

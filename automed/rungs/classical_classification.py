@@ -8,8 +8,8 @@ Fitting, in order:
 3. an Optuna search over LightGBM, Random Forest and regularised logistic regression,
    class weighting included, scored by the recipe's metric on the official validation
    split or on cross-validation folds of the development cases;
-4. sigmoid calibration, and for binary tasks a decision threshold chosen on out-of-fold
-   predictions of the development cases;
+4. Platt scaling and, for binary tasks, a decision threshold, both learned from
+   out-of-fold predictions of the development cases;
 5. the final model refitted on all development cases and evaluated once on the test cases,
    which nothing above has seen.
 """
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from automed._params import check_choice, check_range
+from automed.models.tabular import PlattCalibrated
 from automed.rungs.base import FitContext, Rung, RungOutcome
 
 __all__ = ["ClassicalClassifierParams", "ClassicalClassifierRung"]
@@ -122,8 +123,10 @@ class ClassicalClassifierRung(Rung):
         budget_left = None if context.budget_s is None else context.budget_s - (time.monotonic() - started)
         config, search = self._search(context, X, y_all, index, budget_left)
         oof = self._out_of_fold(context, config, X, y_all, index)
+        final = PlattCalibrated(self._model(config, context).fit(X[dev], y_all[dev]), len(dataset.classes))
+        final.fit_scaling(oof, y_all[dev])
+        oof = final.rescale(oof)
         threshold = self._threshold(y_all[dev], oof) if len(dataset.classes) == 2 else None
-        final = self._calibrated(config, context).fit(X[dev], y_all[dev])
         t0 = time.monotonic()
         proba = final.predict_proba(X[test])
         predict_s = (time.monotonic() - t0) / max(len(test), 1) + self.extract_seconds_per_case_
@@ -148,7 +151,8 @@ class ClassicalClassifierRung(Rung):
                      "per_site": per_site, "threshold": threshold, "top_features": importances[:20]},
             details={"model": config, "search": search, "n_features": len(names),
                      "n_features_extracted": int(X_all.shape[1]), "feature_sets": list(self.params.feature_sets),
-                     "calibration": "sigmoid (CalibratedClassifierCV, 3 folds)",
+                     "calibration": "Platt scaling per class, learned on out-of-fold development predictions",
+                     "calibrated_classes": [dataset.classes[k] for k in np.flatnonzero(~final.identity_)],
                      "final_model": "refitted on all development cases"},
             predict_seconds_per_case=predict_s,
         )
@@ -201,19 +205,14 @@ class ClassicalClassifierRung(Rung):
 
     # -- search, calibration, threshold --------------------------------------------------
 
-    def _calibrated(self, config: dict[str, Any], context: FitContext) -> Any:
-        from sklearn.calibration import CalibratedClassifierCV
-
+    def _model(self, config: dict[str, Any], context: FitContext) -> Any:
         from automed.models.tabular import build_tabular_classifier
 
-        base = build_tabular_classifier(config, context.random_state, context.n_jobs)
-        return CalibratedClassifierCV(base, method="sigmoid", cv=3)
+        return build_tabular_classifier(config, context.random_state, context.n_jobs)
 
     def _search(self, context: FitContext, X: np.ndarray, y: np.ndarray, index: dict[str, int],
                 budget_s: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
         import optuna
-
-        from automed.models.tabular import build_tabular_classifier
 
         splits = context.splits
         if splits["kind"] == "official":
@@ -230,7 +229,7 @@ class ClassicalClassifierRung(Rung):
             config = self.search_space(trial)
             scores = []
             for train, val in rounds:
-                model = build_tabular_classifier(config, context.random_state, context.n_jobs).fit(X[train], y[train])
+                model = self._model(config, context).fit(X[train], y[train])
                 proba = _full_proba(model, X[val], n_classes)
                 scores.append(classification_scores(y[val], proba, 0.5 if n_classes == 2 else None)[context.metric])
             return float(np.mean(scores))
@@ -251,14 +250,15 @@ class ClassicalClassifierRung(Rung):
 
     def _out_of_fold(self, context: FitContext, config: dict[str, Any], X: np.ndarray, y: np.ndarray,
                      index: dict[str, int]) -> np.ndarray:
-        """Calibrated out-of-fold probabilities of the development cases (in ``splits["dev"]`` order)."""
+        """Raw out-of-fold probabilities of the development cases (in ``splits["dev"]`` order)."""
         dev_ids = context.splits["dev"]
         position = {c: k for k, c in enumerate(dev_ids)}
         oof = np.zeros((len(dev_ids), len(context.dataset.classes)))
         for fold in context.folds:
-            model = self._calibrated(config, context).fit(X[[index[c] for c in fold["train"]]],
-                                                          y[[index[c] for c in fold["train"]]])
-            oof[[position[c] for c in fold["val"]]] = model.predict_proba(X[[index[c] for c in fold["val"]]])
+            model = self._model(config, context).fit(X[[index[c] for c in fold["train"]]],
+                                                     y[[index[c] for c in fold["train"]]])
+            oof[[position[c] for c in fold["val"]]] = _full_proba(model, X[[index[c] for c in fold["val"]]],
+                                                                  oof.shape[1])
         return oof
 
     def _threshold(self, y: np.ndarray, proba: np.ndarray) -> float:
@@ -348,15 +348,12 @@ def _full_proba(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def _importances(model: Any, names: list[str]) -> list[dict[str, Any]]:
-    """Mean feature importance over the calibrated folds (split gain, impurity or |coefficient|)."""
-    values = []
-    for calibrated in model.calibrated_classifiers_:
-        est = calibrated.estimator
-        if hasattr(est, "feature_importances_"):
-            values.append(np.asarray(est.feature_importances_, dtype=float))
-        else:
-            values.append(np.abs(est[-1].coef_).mean(axis=0))
-    mean = np.mean(values, axis=0)
-    mean = mean / mean.sum() if mean.sum() > 0 else mean
-    order = np.argsort(mean)[::-1]
-    return [{"feature": names[j], "importance": float(mean[j])} for j in order]
+    """Feature importance of the fitted model (split gain, impurity or mean |coefficient|), summing to 1."""
+    est = model.model
+    if hasattr(est, "feature_importances_"):
+        values = np.asarray(est.feature_importances_, dtype=float)
+    else:
+        values = np.abs(est[-1].coef_).mean(axis=0)
+    values = values / values.sum() if values.sum() > 0 else values
+    order = np.argsort(values)[::-1]
+    return [{"feature": names[j], "importance": float(values[j])} for j in order]
