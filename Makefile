@@ -26,6 +26,7 @@ test-all: $(BIN)/automed
 
 benchmark: $(BIN)/automed
 	$(BIN)/python benchmarks/classical_segmentation.py
+	$(BIN)/python benchmarks/classical_classification.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

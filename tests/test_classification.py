@@ -191,3 +191,46 @@ def test_3d_volumes(tmp_path):
     run = automed.fit(_recipe(), data, tmp_path / "run", progress=False)
     assert run.report_["dataset"]["dims"] == 3
     assert run.report_["rungs"][0]["metric"]["mean"] > 0.8
+
+
+def test_every_model_family_and_the_ensemble_fit_and_predict():
+    from automed.models.tabular import MODELS, PlattCalibrated, build_tabular_classifier
+    from automed.rungs.classical_classification import _importances
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 5))
+    y = (X[:, 0] + 0.3 * rng.normal(size=80) > 0).astype(int)
+    configs = {
+        "lightgbm": {"n_estimators": 50, "learning_rate": 0.1, "num_leaves": 4, "min_child_samples": 5,
+                     "colsample_bytree": 1.0, "subsample": 1.0, "reg_lambda": 1.0},
+        "random_forest": {"n_estimators": 50, "max_features": "sqrt", "min_samples_leaf": 1},
+        "logistic": {"C": 1.0, "l1_ratio": 0.0},
+        "svm": {"C": 1.0},
+    }
+    members = [{"model": m, "class_weight": "balanced", **configs[m]} for m in MODELS]
+    for config in members + [{"model": "ensemble", "class_weight": "none", "members": members}]:
+        model = PlattCalibrated(build_tabular_classifier(config, 0, 1).fit(X, y), 2)
+        model.fit_scaling(model.model.predict_proba(X), y)
+        proba = model.predict_proba(X)
+        assert proba.shape == (80, 2) and np.allclose(proba.sum(axis=1), 1)
+        assert (proba[:, 1] > 0.5).astype(int).tolist().count(1) > 20
+        ranking = _importances(model, [f"f{i}" for i in range(5)])
+        if config["model"] != "svm":
+            assert ranking[0]["feature"] == "f0"
+
+
+def test_platt_scaling_never_inverts():
+    from automed.models.tabular import PlattCalibrated
+
+    class Fixed:
+        classes_ = np.array([0, 1])
+
+        def predict_proba(self, X):
+            return np.stack([1 - X[:, 0], X[:, 0]], axis=1)
+
+    y = np.array([0, 0, 1, 1])
+    inverted_oof = np.array([[0.1, 0.9], [0.2, 0.8], [0.8, 0.2], [0.9, 0.1]])
+    model = PlattCalibrated(Fixed(), 2).fit_scaling(inverted_oof, y)
+    X = np.array([[0.9], [0.1]])
+    assert model.identity_.all()
+    assert model.predict_proba(X)[0, 1] == pytest.approx(0.9)

@@ -8,7 +8,7 @@ import numpy as np
 
 __all__ = ["MODELS", "PlattCalibrated", "build_tabular_classifier", "suggest_config"]
 
-MODELS = ("lightgbm", "random_forest", "logistic")
+MODELS = ("lightgbm", "random_forest", "logistic", "svm")
 
 
 def suggest_config(trial: Any, models: tuple[str, ...]) -> dict[str, Any]:
@@ -32,6 +32,8 @@ def suggest_config(trial: Any, models: tuple[str, ...]) -> dict[str, Any]:
             "max_features": trial.suggest_categorical("rf_max_features", ["sqrt", "log2", 0.2]),
             "min_samples_leaf": trial.suggest_int("rf_min_samples_leaf", 1, 10, log=True),
         }
+    elif model == "svm":
+        config |= {"C": trial.suggest_float("svm_C", 0.1, 100.0, log=True)}
     else:
         config |= {
             "C": trial.suggest_float("lr_C", 1e-3, 10.0, log=True),
@@ -41,7 +43,17 @@ def suggest_config(trial: Any, models: tuple[str, ...]) -> dict[str, Any]:
 
 
 def build_tabular_classifier(config: dict[str, Any], random_state: int, n_jobs: int) -> Any:
-    """An unfitted scikit-learn classifier for ``config`` (from :func:`suggest_config`)."""
+    """An unfitted scikit-learn classifier for ``config`` (from :func:`suggest_config`).
+
+    A config ``{"model": "ensemble", "members": [config, ...]}`` gives a soft-voting
+    ensemble (probabilities averaged) of its members.
+    """
+    if config["model"] == "ensemble":
+        from sklearn.ensemble import VotingClassifier
+
+        members = [(f"{m['model']}_{i}", build_tabular_classifier(m, random_state, n_jobs))
+                   for i, m in enumerate(config["members"])]
+        return VotingClassifier(members, voting="soft")
     params = {k: v for k, v in config.items() if k not in ("model", "class_weight")}
     class_weight = None if config["class_weight"] == "none" else config["class_weight"]
     if config["model"] == "lightgbm":
@@ -57,6 +69,12 @@ def build_tabular_classifier(config: dict[str, Any], random_state: int, n_jobs: 
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if config["model"] == "svm":  # probabilities by sigmoid calibration, as scikit-learn recommends
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import SVC
+
+        svc = SVC(C=params["C"], gamma="scale", class_weight=class_weight, random_state=random_state)
+        return make_pipeline(StandardScaler(), CalibratedClassifierCV(svc, method="sigmoid", cv=3, ensemble=False))
     return make_pipeline(StandardScaler(), LogisticRegression(
         C=params["C"], l1_ratio=params["l1_ratio"], solver="saga", max_iter=3000, class_weight=class_weight,
         random_state=random_state))

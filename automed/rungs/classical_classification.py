@@ -52,8 +52,11 @@ class ClassicalClassifierParams:
         Grey levels for the radiomics texture matrices.
     pixels_side : int
         Side of the down-sampled pixel grid in the texture set.
-    models : tuple of {"lightgbm", "random_forest", "logistic"}
+    models : tuple of {"lightgbm", "random_forest", "logistic", "svm"}
         Model families Optuna may choose from.
+    ensemble : bool
+        Also try soft-voting ensembles of the best configuration of each family, kept
+        only if they beat the best single model on out-of-fold development predictions.
     n_trials : int
         Optuna trials at most.
     tuning_fraction : float
@@ -69,10 +72,11 @@ class ClassicalClassifierParams:
     radiomics_filters: tuple[str, ...] = ()
     bin_count: int = 32
     pixels_side: int = 14
-    models: tuple[str, ...] = ("lightgbm", "random_forest", "logistic")
+    models: tuple[str, ...] = ("lightgbm", "random_forest", "logistic", "svm")
+    ensemble: bool = True
     n_trials: int = 20
     tuning_fraction: float = 0.5
-    threshold: str = "balanced_accuracy"
+    threshold: str = "accuracy"
     max_abs_correlation: float = 0.98
 
     def __post_init__(self) -> None:
@@ -121,8 +125,8 @@ class ClassicalClassifierRung(Rung):
         log.info("classical: %d features kept of %d", len(keep), X_all.shape[1])
 
         budget_left = None if context.budget_s is None else context.budget_s - (time.monotonic() - started)
-        config, search = self._search(context, X, y_all, index, budget_left)
-        oof = self._out_of_fold(context, config, X, y_all, index)
+        candidates, search = self._search(context, X, y_all, index, budget_left)
+        config, oof, search["ensemble"] = self._choose(context, candidates, X, y_all, index)
         final = PlattCalibrated(self._model(config, context).fit(X[dev], y_all[dev]), len(dataset.classes))
         final.fit_scaling(oof, y_all[dev])
         oof = final.rescale(oof)
@@ -241,12 +245,45 @@ class ClassicalClassifierRung(Rung):
         timeout = None if budget_s is None else max(1.0, budget_s * self.params.tuning_fraction)
         study.optimize(objective, n_trials=self.params.n_trials, timeout=timeout, show_progress_bar=context.progress)
         best = study.best_trial
-        config = self.search_space(optuna.trial.FixedTrial(best.params))
+        done = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)
+        per_family = {}
+        for trial in done:  # best configuration of each model family, best first
+            per_family.setdefault(trial.params["model"], self.search_space(optuna.trial.FixedTrial(trial.params)))
         info = {"n_trials": len(study.trials), "best_value": best.value, "metric": context.metric,
-                "scored_on": scored_on, "timeout_s": timeout}
+                "scored_on": scored_on, "timeout_s": timeout,
+                "best_per_family": {t.params["model"]: t.value for t in done[::-1]}}
         log.info("classical: search done, %d trials, best %s %.4f with %s", len(study.trials), context.metric,
-                 best.value, config)
-        return config, info
+                 best.value, best.params)
+        return list(per_family.values()), info
+
+    def _choose(self, context: FitContext, candidates: list[dict[str, Any]], X: np.ndarray, y: np.ndarray,
+                index: dict[str, int]) -> tuple[dict[str, Any], np.ndarray, list[dict[str, Any]]]:
+        """The best single configuration, or a greedy soft-voting ensemble of the families' best,
+        judged on out-of-fold predictions of the development cases."""
+        from automed.metrics import classification_scores
+
+        dev_y = y[[index[c] for c in context.splits["dev"]]]
+        threshold = 0.5 if len(context.dataset.classes) == 2 else None
+
+        def score(proba: np.ndarray) -> float:
+            return classification_scores(dev_y, proba, threshold)[context.metric]
+
+        best = candidates[0]
+        best_oof = self._out_of_fold(context, best, X, y, index)
+        history = [{"members": [best["model"]], context.metric: score(best_oof)}]
+        if not self.params.ensemble or len(candidates) < 2:
+            return best, best_oof, history
+        members, oofs = [best], [best_oof]
+        for candidate in candidates[1:]:
+            oof = self._out_of_fold(context, candidate, X, y, index)
+            trial = np.mean(oofs + [oof], axis=0)
+            value = score(trial)
+            history.append({"members": [m["model"] for m in members + [candidate]], context.metric: value})
+            if value > score(np.mean(oofs, axis=0)):
+                members, oofs = members + [candidate], oofs + [oof]
+        if len(members) == 1:
+            return best, best_oof, history
+        return {"model": "ensemble", "class_weight": "none", "members": members}, np.mean(oofs, axis=0), history
 
     def _out_of_fold(self, context: FitContext, config: dict[str, Any], X: np.ndarray, y: np.ndarray,
                      index: dict[str, int]) -> np.ndarray:
@@ -347,13 +384,26 @@ def _full_proba(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
     return proba
 
 
-def _importances(model: Any, names: list[str]) -> list[dict[str, Any]]:
-    """Feature importance of the fitted model (split gain, impurity or mean |coefficient|), summing to 1."""
-    est = model.model
-    if hasattr(est, "feature_importances_"):
-        values = np.asarray(est.feature_importances_, dtype=float)
-    else:
-        values = np.abs(est[-1].coef_).mean(axis=0)
-    values = values / values.sum() if values.sum() > 0 else values
+def _importances(model: PlattCalibrated, names: list[str]) -> list[dict[str, Any]]:
+    """Feature importances of the fitted model, summing to 1 (empty for models without them, e.g. an RBF SVM)."""
+    values = _model_importance(model.model)
+    if values is None:
+        return []
     order = np.argsort(values)[::-1]
     return [{"feature": names[j], "importance": float(values[j])} for j in order]
+
+
+def _model_importance(est: Any) -> np.ndarray | None:
+    """Split gain / impurity importance, mean |coefficient|, or the mean over an ensemble's members."""
+    if hasattr(est, "voting"):
+        parts = [v for v in (_model_importance(member) for member in est.estimators_) if v is not None]
+        return np.mean(parts, axis=0) if parts else None
+    last = est.steps[-1][1] if hasattr(est, "steps") else est
+    if hasattr(last, "feature_importances_"):
+        values = np.asarray(last.feature_importances_, dtype=float)
+    else:
+        try:
+            values = np.abs(last.coef_).mean(axis=0)
+        except AttributeError:  # kernel SVMs have no per-feature weights
+            return None
+    return values / values.sum() if values.sum() > 0 else values
