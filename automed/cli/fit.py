@@ -9,10 +9,13 @@ from automed.cli._errors import clean_errors
 
 @click.command()
 @click.argument("data", type=click.Path(path_type=str))
-@click.option("--task", type=click.Choice(["segmentation", "classification"]), help="Task (default: the recipe's, else segmentation).")
+@click.option("--task", type=click.Choice(["segmentation", "classification"]),
+              help="Task (default: the recipe's, else segmentation).")
 @click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False), help="YAML recipe (see recipes/).")
 @click.option("--out", required=True, type=click.Path(), help="Run folder to create.")
-@click.option("--format", "data_format", type=click.Choice(["auto", "msd", "nnunet", "folders"]), help="Dataset layout (default: detect).")
+@click.option("--format", "data_format",
+              type=click.Choice(["auto", "msd", "nnunet", "folders", "medmnist", "class_folders", "csv"]),
+              help="Dataset layout (default: detect).")
 @click.option("--folds", "n_folds", type=int, help="Cross-validation folds.")
 @click.option("--seed", "random_state", type=int, help="Random seed.")
 @click.option("--budget", help="Time budget of the whole fit, e.g. 10min or 2h.")
@@ -22,7 +25,11 @@ from automed.cli._errors import clean_errors
 @clean_errors
 def fit(data: str, task: str | None, recipe_path: str | None, out: str, data_format: str | None, n_folds: int | None,
         random_state: int | None, budget: str | None, n_jobs: int | None, overwrite: bool, quiet: bool) -> None:
-    """Fit the ladder on the dataset folder DATA and write a run folder with its report."""
+    """Fit the ladder on DATA and write a run folder with its report.
+
+    DATA is a segmentation dataset folder (MSD, nnU-Net, images/ + labels/) or, with
+    --task classification, a MedMNIST .npz, a folder of class folders or a CSV manifest.
+    """
     import logging
 
     import automed
