@@ -234,3 +234,22 @@ def test_platt_scaling_never_inverts():
     X = np.array([[0.9], [0.1]])
     assert model.identity_.all()
     assert model.predict_proba(X)[0, 1] == pytest.approx(0.9)
+
+
+def test_multiclass_grading(tmp_path):
+    rng = np.random.default_rng(3)
+    arrays = {}
+    grids = np.meshgrid(np.arange(20), np.arange(20), indexing="ij")
+    disc = (grids[0] - 10) ** 2 + (grids[1] - 10) ** 2 < 25
+    for split, n in (("train", 60), ("val", 15), ("test", 30)):
+        labels = np.arange(n) % 3
+        images = rng.normal(50, 10, (n, 20, 20))
+        images[:, disc] += (labels * 60)[:, None]
+        arrays[f"{split}_images"] = np.clip(images, 0, 255).astype(np.uint8)
+        arrays[f"{split}_labels"] = labels[:, None]
+    np.savez(tmp_path / "grades.npz", **arrays)
+    run = automed.fit(_recipe(), tmp_path / "grades.npz", tmp_path / "run", progress=False)
+    rung = run.report_["rungs"][0]
+    assert set(rung["per_class"]) == {"0", "1", "2"} and rung["threshold"] is None
+    assert len(rung["test"]["confusion_matrix"]) == 3 and rung["metric"]["mean"] > 0.9
+    assert len(rung["per_case"][0]["proba"]) == 3

@@ -37,3 +37,11 @@ def test_isbi_em_subset(tmp_path):
     per_class = run.report_["rungs"][0]["per_class"]
     assert per_class["background"]["dice_mean"] > 0.6  # the membrane
     assert per_class["label_255"]["dice_mean"] > 0.85  # cell interior
+
+
+@pytest.mark.slow
+def test_shipped_breastmnist(tmp_path):
+    recipe = automed.Recipe.from_yaml(ROOT / "recipes" / "medmnist-2d-classification.yaml")
+    recipe = recipe.replace(rungs=[{"name": "classical", "params": {"n_trials": 6, "models": ["lightgbm", "logistic"]}}])
+    run = automed.fit(recipe, ROOT / "examples" / "medmnist" / "breastmnist.npz", tmp_path / "run", progress=False)
+    assert run.report_["rungs"][0]["test"]["auc"]["mean"] > 0.85
