@@ -100,8 +100,8 @@ def open_classification(path: str | Path, data_format: str = "auto") -> Classifi
     return dataset
 
 
-def load_image(dataset: ClassificationDataset, case: ImageCase) -> np.ndarray:
-    """The case's pixels as float32 (2D or 3D), NaN/Inf rejected."""
+def load_image(dataset: ClassificationDataset | None, case: ImageCase) -> np.ndarray:
+    """The case's pixels as float32 (2D or 3D), NaN/Inf rejected; ``dataset`` is needed for array-backed cases."""
     if case.index is not None:
         array = dataset.arrays[case.split][case.index]
         where = f"{dataset.source} [{case.split}_images][{case.index}]"

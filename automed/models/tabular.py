@@ -76,7 +76,8 @@ def build_tabular_classifier(config: dict[str, Any], random_state: int, n_jobs: 
         svc = SVC(C=params["C"], gamma="scale", class_weight=class_weight, random_state=random_state)
         return make_pipeline(StandardScaler(), CalibratedClassifierCV(svc, method="sigmoid", cv=3, ensemble=False))
     return make_pipeline(StandardScaler(), LogisticRegression(
-        C=params["C"], l1_ratio=params["l1_ratio"], solver="saga", max_iter=3000, class_weight=class_weight,
+        C=params["C"], l1_ratio=params["l1_ratio"], solver="lbfgs" if params["l1_ratio"] == 0 else "saga",
+        max_iter=3000, class_weight=class_weight,
         random_state=random_state))
 
 

@@ -195,8 +195,12 @@ class ClassicalClassifierRung(Rung):
 
         from automed.errors import DataError
 
-        jobs = (delayed(_case_features)(dataset, case, self.params) for case in cases)
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=8)
+        from automed.data.classification import load_image
+
+        # Array-backed cases (MedMNIST) ship only their own pixels to the workers, not the dataset.
+        jobs = (delayed(_case_features)(case, self.params, load_image(dataset, case) if case.index is not None else None)
+                for case in cases)
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size="auto")
         results = list(tqdm(parallel(jobs), total=len(cases), desc="classical features", unit="image",
                             disable=not progress))
         dims = {}
@@ -351,13 +355,15 @@ def _feature_params(params: ClassicalClassifierParams) -> dict[str, Any]:
     return {k: getattr(params, k) for k in ("feature_sets", "radiomics_filters", "bin_count", "pixels_side")}
 
 
-def _case_features(dataset: Any, case: Any, params: ClassicalClassifierParams) -> tuple[int, dict[str, float]]:
-    """Feature dict of one case (worker process)."""
+def _case_features(case: Any, params: ClassicalClassifierParams,
+                   image: np.ndarray | None = None) -> tuple[int, dict[str, float]]:
+    """Feature dict of one case (worker process); ``image`` is read from the case's file when not given."""
     from automed.data.classification import load_image, load_mask
     from automed.features.radiomics import radiomics_features
     from automed.features.texture import texture_features
 
-    image = load_image(dataset, case)
+    if image is None:
+        image = load_image(None, case)
     mask = load_mask(case, image.shape)
     out: dict[str, float] = {}
     if "radiomics" in params.feature_sets:
