@@ -82,7 +82,8 @@ def _fit_into(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_fr
         remaining = None if recipe.budget_s is None else recipe.budget_s - (time.monotonic() - started)
         context = FitContext(dataset, fingerprint, folds, folder / "rungs" / spec.name, recipe.random_state,
                              _n_jobs(recipe), remaining, f"sqlite:///{folder / 'optuna.db'}", progress,
-                             splits=splits, cache_folder=folder / "cache", metric=recipe.metric)
+                             splits=splits, cache_folder=folder / "cache", metric=recipe.metric,
+                             include_background=recipe.include_background)
         _fit_rung(cls(spec.params), recipe, context)
     meta = json.loads((folder / "run.json").read_text())
     meta["fit_seconds"] = time.monotonic() - started

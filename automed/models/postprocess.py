@@ -74,7 +74,7 @@ def _min_component_size(truths: Sequence[np.ndarray], cls: int) -> int:
 
 
 def choose_postprocessing(preds: Sequence[np.ndarray], truths: Sequence[np.ndarray], n_classes: int,
-                          min_gain: float = 1e-4) -> tuple[list[dict[str, Any]], float, float]:
+                          min_gain: float = 1e-4, first_class: int = 1) -> tuple[list[dict[str, Any]], float, float]:
     """Greedy cross-validated choice of post-processing steps.
 
     Parameters
@@ -84,19 +84,22 @@ def choose_postprocessing(preds: Sequence[np.ndarray], truths: Sequence[np.ndarr
     n_classes : int
         Including background.
     min_gain : float
-        A step is kept only if it raises the mean foreground Dice by more than this.
+        A step is kept only if it raises the mean Dice by more than this.
+    first_class : int
+        Dice is averaged over classes ``first_class`` and up (0: background included).
 
     Returns
     -------
     steps : list of dict
         Chosen steps, e.g. ``[{"class": 1, "op": "largest_component"}]``.
     dice_before, dice_after : float
-        Mean foreground Dice over cases before and after the chosen steps.
+        Mean Dice over cases before and after the chosen steps.
     """
     from automed.metrics import dice_per_class
 
     def score(candidates: list[np.ndarray]) -> float:
-        return float(np.mean([dice_per_class(p, t, n_classes)[1:].mean() for p, t in zip(candidates, truths)]))
+        return float(np.mean([dice_per_class(p, t, n_classes)[first_class:].mean()
+                              for p, t in zip(candidates, truths)]))
 
     candidates: list[dict[str, Any]] = []
     if n_classes > 2:

@@ -31,6 +31,8 @@ class FitContext:
         Where a rung may keep reusable intermediate results (e.g. extracted features).
     metric : str
         The recipe's metric.
+    include_background : bool
+        Whether segmentation scores (tuning, post-processing) count the background class.
     """
 
     dataset: Any
@@ -45,6 +47,7 @@ class FitContext:
     splits: dict[str, Any] | None = None
     cache_folder: Path | None = None
     metric: str = "dice"
+    include_background: bool = False
 
 
 @dataclass

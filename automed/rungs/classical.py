@@ -167,12 +167,13 @@ class ClassicalRung(Rung):
 
         ids = sorted(proba)
         truths = [store[i].label for i in ids]
-        weight = self._choose_background_weight([proba[i] for i in ids], truths, fp.n_classes)
+        first = 0 if context.include_background else 1
+        weight = self._choose_background_weight([proba[i] for i in ids], truths, fp.n_classes, first)
         preds = [_decide(proba.pop(i), weight) for i in ids]
         steps: list[dict[str, Any]] = []
         dice_raw = dice_pp = None
         if self.params.postprocessing:
-            steps, dice_raw, dice_pp = choose_postprocessing(preds, truths, fp.n_classes)
+            steps, dice_raw, dice_pp = choose_postprocessing(preds, truths, fp.n_classes, first_class=first)
             t0 = time.monotonic()
             preds = [apply_postprocessing(p, steps) for p in preds]
             seconds = [s + (time.monotonic() - t0) / len(ids) for s in seconds]
@@ -248,9 +249,10 @@ class ClassicalRung(Rung):
             config = self.search_space(trial)
             model = self._train(config, store, inner["train"], context)
             probas = [self._case_proba(model, cases[c], store[c], context) for c in tune_ids]
-            weight = self._choose_background_weight(probas, labels, fp.n_classes)
+            first = 0 if context.include_background else 1
+            weight = self._choose_background_weight(probas, labels, fp.n_classes, first)
             trial.set_user_attr("background_weight", weight)
-            return _mean_dice(probas, labels, weight, fp.n_classes)
+            return _mean_dice(probas, labels, weight, fp.n_classes, first)
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(
@@ -267,18 +269,20 @@ class ClassicalRung(Rung):
         info = {"n_trials": len(study.trials), "best_value": best.value, "best_params": config,
                 "tuning_cases": len(tune_ids), "inner_train_cases": len(inner["train"]),
                 "timeout_s": timeout,
-                "objective": "mean foreground Dice on an inner validation split of fold 0's training cases"}
+                "objective": "mean Dice (background included when the recipe says so) on an inner validation "
+                             "split of fold 0's training cases"}
         log.info("classical: search done, %d trials, best Dice %.4f with %s", len(study.trials), best.value, config)
         return config, info
 
     @staticmethod
-    def _choose_background_weight(probas: list[np.ndarray], truths: list[np.ndarray], n_classes: int) -> float:
+    def _choose_background_weight(probas: list[np.ndarray], truths: list[np.ndarray], n_classes: int,
+                                  first_class: int = 1) -> float:
         """Weight of the background probability that maximises mean OOF foreground Dice.
 
         Balanced sampling trains the classifier as if all classes were equally common;
         up-weighting the background restores the true, background-heavy prior.
         """
-        return max(BACKGROUND_WEIGHTS, key=lambda w: _mean_dice(probas, truths, w, n_classes))
+        return max(BACKGROUND_WEIGHTS, key=lambda w: _mean_dice(probas, truths, w, n_classes, first_class))
 
     def _score_and_write(self, context: FitContext, cases: dict[str, Case], ids: list[str], preds: list[np.ndarray],
                          truths: list[np.ndarray], fold_of: dict[str, int]) -> list[dict[str, Any]]:
@@ -373,11 +377,12 @@ def _decide(proba: np.ndarray, background_weight: float) -> np.ndarray:
     return weighted.argmax(axis=0).astype(np.uint8)
 
 
-def _mean_dice(probas: list[np.ndarray], truths: list[np.ndarray], background_weight: float, n_classes: int) -> float:
-    """Mean over cases of the mean foreground Dice of the weighted decisions."""
+def _mean_dice(probas: list[np.ndarray], truths: list[np.ndarray], background_weight: float, n_classes: int,
+               first_class: int = 1) -> float:
+    """Mean over cases of the mean Dice of classes ``first_class`` and up, for the weighted decisions."""
     from automed.metrics import dice_per_class
 
-    return float(np.mean([dice_per_class(_decide(p, background_weight), t, n_classes)[1:].mean()
+    return float(np.mean([dice_per_class(_decide(p, background_weight), t, n_classes)[first_class:].mean()
                           for p, t in zip(probas, truths)]))
 
 
