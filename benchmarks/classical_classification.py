@@ -17,10 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-import automed
-
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, timed_fit
 MEDMNIST = ROOT.parent / "shared" / "data" / "medmnist"
 CASES = {
     "breastmnist": ("breastmnist.npz", "medmnist-2d-classification.yaml",
@@ -34,10 +31,7 @@ def run_dataset(name: str, workdir: Path) -> dict:
     data = MEDMNIST / file
     if not data.is_file():
         return {"dataset": name, "status": "skipped", "reason": f"{data} not found"}
-    recipe = automed.Recipe.from_yaml(ROOT / "recipes" / recipe_file)
-    started = time.monotonic()
-    run = automed.fit(recipe, data, workdir / name, progress=False)
-    wall = time.monotonic() - started
+    run, _, wall = timed_fit(data, recipe_file, workdir / name)
     rung = run.report_["rungs"][0]
     test = rung["test"]
     result = {

@@ -13,12 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
-import automed
-
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, timed_fit
 DATA = ROOT.parent / "shared" / "data"
 CASES = {
     "hippocampus": ("mri-3d.yaml", {"max_fit_seconds": 600, "max_peak_rss_bytes": 6e9, "min_mean_dice": 0.82}),
@@ -30,10 +27,7 @@ def run_one(name: str, recipe_file: str, goals: dict, workdir: Path) -> dict:
     data = DATA / name
     if not data.is_dir():
         return {"dataset": name, "status": "skipped", "reason": f"{data} not found"}
-    recipe = automed.Recipe.from_yaml(ROOT / "recipes" / recipe_file)
-    started = time.monotonic()
-    run = automed.fit(recipe, data, workdir / name, progress=False)
-    wall = time.monotonic() - started
+    run, recipe, wall = timed_fit(data, recipe_file, workdir / name)
     rung = run.report_["rungs"][0]
     result = {
         "dataset": name, "status": "done", "recipe": recipe_file, "n_cases": run.report_["dataset"]["n_cases"],

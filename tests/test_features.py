@@ -43,3 +43,22 @@ def test_sampling_is_balanced_and_seeded():
     assert counts.tolist() == [60, 30, 30]
     again = sample_voxels(label, 30, 2.0, 0.5, np.random.default_rng(0))
     assert np.array_equal(index, again)
+
+
+def test_radiomics_2d_log_filter_is_not_silently_skipped():
+    from automed.features.radiomics import radiomics_features
+
+    image = np.random.default_rng(0).integers(0, 255, (28, 28)).astype(np.float32)
+    plain = radiomics_features(image)
+    with_log = radiomics_features(image, filters=("LoG",), log_sigmas=(1.0, 2.0))
+    assert len(with_log) == 3 * len(plain)
+    assert "log-sigma-2_glcm_Contrast" in with_log and "original_glcm_Contrast" in with_log
+
+
+def test_radiomics_shape_features_need_a_mask():
+    from automed.features.radiomics import radiomics_features
+
+    volume = np.zeros((12, 12, 12), np.float32)
+    volume[3:9, 4:8, 2:10] = 200
+    assert not any("shape" in k for k in radiomics_features(volume))
+    assert radiomics_features(volume, volume > 0)["original_shape_VoxelVolume"] == 6 * 4 * 8

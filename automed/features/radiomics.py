@@ -26,7 +26,8 @@ def radiomics_features(image: np.ndarray, mask: np.ndarray | None = None, bin_co
     bin_count : int
         Grey levels for the texture matrices.
     filters : sequence of {"LoG", "Wavelet"}
-        Extra filtered images to extract from, besides the original.
+        Extra filtered images to extract from, besides the original. (2D LoG images are
+        computed with SciPy, since pyradiomics skips its LoG on small 2D images.)
     log_sigmas : sequence of float
         Sigmas (mm) of the LoG filter.
     """
@@ -44,11 +45,27 @@ def radiomics_features(image: np.ndarray, mask: np.ndarray | None = None, bin_co
         extractor.enableFeatureClassByName(name)
     extractor.disableAllImageTypes()
     extractor.enableImageTypeByName("Original")
-    if "LoG" in filters:
+    if "LoG" in filters and image.ndim == 3:
         extractor.enableImageTypeByName("LoG", customArgs={"sigma": list(log_sigmas)})
     if "Wavelet" in filters:
         extractor.enableImageTypeByName("Wavelet")
-    as_3d = image[None] if image.ndim == 2 else image  # pyradiomics works on 3D images; force2D handles 2D
-    result = extractor.execute(sitk.GetImageFromArray(as_3d.astype(np.float32)),
-                               sitk.GetImageFromArray(roi[None] if image.ndim == 2 else roi))
-    return {k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")}
+    mask_image = sitk.GetImageFromArray(roi[None] if image.ndim == 2 else roi)
+
+    def extract(array: np.ndarray, prefix: str = "") -> dict[str, float]:
+        as_3d = array[None] if array.ndim == 2 else array  # pyradiomics works on 3D; force2D handles 2D
+        result = extractor.execute(sitk.GetImageFromArray(as_3d.astype(np.float32)), mask_image)
+        return {prefix + k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")}
+
+    features = extract(image)
+    if "LoG" in filters and image.ndim == 2:
+        # pyradiomics skips its LoG filter on small 2D images ("Image too small to apply LoG
+        # filter") without failing, so the 2D LoG images are computed here with SciPy.
+        from scipy.ndimage import gaussian_laplace
+
+        extractor.disableAllImageTypes()
+        extractor.enableImageTypeByName("Original")
+        for sigma in log_sigmas:
+            filtered = gaussian_laplace(image.astype(np.float32), sigma)
+            features |= {k.replace("original_", f"log-sigma-{sigma:g}_", 1): v
+                         for k, v in extract(filtered).items() if k.startswith("original_")}
+    return features
