@@ -45,8 +45,10 @@ def fit(data: str, task: str | None, recipe_path: str | None, out: str, data_for
     if not quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     run = automed.fit(recipe, data, out, overwrite=overwrite, progress=not quiet)
+    from automed.report.tables import format_ci
+
     for row in run.leaderboard():
-        click.echo(f"{row['rung']:>12}  {row['metric']} {row['mean']:.4f} [{row['ci_low']:.4f}, {row['ci_high']:.4f}]"
+        click.echo(f"{row['rung']:>12}  {row['metric']} {format_ci(row['mean'], row['ci_low'], row['ci_high'], 4)}"
                    f"  fit {row['fit_seconds']:.0f}s  peak RSS {row['peak_rss_bytes'] / 2**30:.2f} GiB")
     click.echo(f"Run folder: {run.folder}  (report: {run.folder / 'report.html'})")
     click.echo(f"Next: automed predict {run.folder} IMAGES --out PREDICTIONS")

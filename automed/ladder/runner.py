@@ -159,8 +159,9 @@ def _fit_rung(rung: Any, recipe: Recipe, context: Any) -> None:
     }
     _write_json(context.folder / "result.json", result)
     metric = summary["metric"]
-    log.info("rung %s: %s %.4f [%s, %s] in %.1fs, peak RSS %.2f GB", rung.name, metric["name"], metric["mean"],
-             metric["ci_low"], metric["ci_high"], meter.seconds_, meter.peak_rss_bytes_ / 1e9)
+    ci = "n/a" if metric["ci_low"] is None else f"{metric['ci_low']:.4f}, {metric['ci_high']:.4f}"
+    log.info("rung %s: %s %.4f [%s] in %.1fs, peak RSS %.2f GB", rung.name, metric["name"], metric["mean"], ci,
+             meter.seconds_, meter.peak_rss_bytes_ / 1e9)
 
 
 def _n_jobs(recipe: Recipe) -> int:

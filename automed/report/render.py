@@ -6,7 +6,7 @@ import base64
 import io
 from typing import Any
 
-from automed.report.tables import leaderboard_rows
+from automed.report.tables import format_ci, leaderboard_rows
 
 __all__ = ["to_markdown", "to_html"]
 
@@ -20,9 +20,7 @@ def _bytes(value: Any) -> str:
 
 
 def _ci(mean: Any, low: Any, high: Any, digits: int = 3) -> str:
-    if mean is None:
-        return "—"
-    return f"{mean:.{digits}f} [{_num(low, digits)}, {_num(high, digits)}]"
+    return format_ci(mean, low, high, digits)
 
 
 def _summary_sentence(report: dict[str, Any]) -> str:

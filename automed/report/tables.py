@@ -8,7 +8,7 @@ import numpy as np
 
 from automed.metrics import summarize
 
-__all__ = ["summarize_segmentation", "leaderboard_rows", "best_rung"]
+__all__ = ["best_rung", "format_ci", "leaderboard_rows", "summarize_segmentation"]
 
 
 def summarize_segmentation(per_case: list[dict[str, Any]], classes: dict[int, str], include_background: bool,
@@ -67,3 +67,11 @@ def best_rung(rungs: list[dict[str, Any]], max_vram_bytes: int | None = None,
 
     candidates = [r for r in rungs if fits(r)]
     return max(candidates, key=lambda r: r["metric"]["mean"])["name"] if candidates else None
+
+
+def format_ci(mean: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
+    """``"0.841 [0.833, 0.848]"``; a dash where a value is undefined."""
+    def num(value: float | None) -> str:
+        return "—" if value is None else f"{value:.{digits}f}"
+
+    return "—" if mean is None else f"{num(mean)} [{num(low)}, {num(high)}]"
