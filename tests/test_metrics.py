@@ -74,3 +74,11 @@ def test_choose_postprocessing_keeps_only_what_helps():
     assert dice_per_class(apply_postprocessing(preds[0], steps), truths[0], 2)[1] == pytest.approx(1.0)
     clean_steps, b, a = choose_postprocessing(truths, truths, n_classes=2)
     assert clean_steps == [] and a == b == pytest.approx(1.0)
+
+
+def test_format_ci_handles_undefined_values():
+    from automed.report.tables import format_ci
+
+    assert format_ci(0.84123, 0.8331, 0.8484) == "0.841 [0.833, 0.848]"
+    assert format_ci(0.5, None, None, 2) == "0.50 [—, —]"
+    assert format_ci(None, None, None) == "—"
