@@ -253,3 +253,16 @@ def test_multiclass_grading(tmp_path):
     assert set(rung["per_class"]) == {"0", "1", "2"} and rung["threshold"] is None
     assert len(rung["test"]["confusion_matrix"]) == 3 and rung["metric"]["mean"] > 0.9
     assert len(rung["per_case"][0]["proba"]) == 3
+
+
+def test_nonzero_roi_adds_shape_features(tmp_path):
+    from automed.rungs.classical_classification import ClassicalClassifierParams, _case_features
+    from automed.data.classification import ImageCase
+
+    volume = np.zeros((12, 12, 12), np.float32)
+    volume[3:9, 3:9, 3:9] = 255
+    case = ImageCase("v", "0", index=0, split="train")
+    _, whole = _case_features(case, ClassicalClassifierParams(feature_sets=("radiomics",)), volume)
+    _, nonzero = _case_features(case, ClassicalClassifierParams(feature_sets=("radiomics",), roi="nonzero"), volume)
+    assert not any("shape" in k for k in whole)
+    assert nonzero["radiomics_original_shape_VoxelVolume"] == 216

@@ -29,7 +29,7 @@ def _summary_sentence(report: dict[str, Any]) -> str:
         return "No rung finished."
     rung = next(r for r in report["rungs"] if r["name"] == best)
     m = rung["metric"]
-    where = (f"held-out test cases" if report["task"] == "classification"
+    where = ("held-out test cases" if report["task"] == "classification"
              else f"cases, {report['n_folds']}-fold cross-validation")
     return (f"Use **{best}**: {m['name']} {_ci(m['mean'], m['ci_low'], m['ci_high'])} (95% bootstrap CI over "
             f"{m['n']} {where}), fitted in {_num(rung['cost']['fit_seconds'], 0)} s.")

@@ -35,6 +35,7 @@ __all__ = ["ClassicalClassifierParams", "ClassicalClassifierRung"]
 log = logging.getLogger(__name__)
 FEATURE_SETS = ("radiomics", "texture")
 THRESHOLDS = ("balanced_accuracy", "accuracy", "fixed")
+ROIS = ("mask", "nonzero")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class ClassicalClassifierParams:
         down-sampled pixels).
     radiomics_filters : tuple of {"LoG", "Wavelet"}
         Filtered images pyradiomics also extracts from.
+    roi : {"mask", "nonzero"}
+        Region the features describe when a case has no mask: the whole image
+        (``"mask"``), or its non-zero voxels (``"nonzero"``, e.g. for volumes that are
+        segmentations, which also enables the radiomics shape features).
     bin_count : int
         Grey levels for the radiomics texture matrices.
     pixels_side : int
@@ -70,6 +75,7 @@ class ClassicalClassifierParams:
 
     feature_sets: tuple[str, ...] = FEATURE_SETS
     radiomics_filters: tuple[str, ...] = ()
+    roi: str = "mask"
     bin_count: int = 32
     pixels_side: int = 14
     models: tuple[str, ...] = ("lightgbm", "random_forest", "logistic", "svm")
@@ -90,6 +96,7 @@ class ClassicalClassifierParams:
         for name in self.models or ("",):
             check_choice(owner, "models", name, MODELS)
         check_choice(owner, "threshold", self.threshold, THRESHOLDS)
+        check_choice(owner, "roi", self.roi, ROIS)
         check_range(owner, "bin_count", self.bin_count, 4, 256)
         check_range(owner, "pixels_side", self.pixels_side, 2, 64)
         check_range(owner, "n_trials", self.n_trials, 1)
@@ -352,7 +359,7 @@ class ClassicalClassifierRung(Rung):
 
 
 def _feature_params(params: ClassicalClassifierParams) -> dict[str, Any]:
-    return {k: getattr(params, k) for k in ("feature_sets", "radiomics_filters", "bin_count", "pixels_side")}
+    return {k: getattr(params, k) for k in ("feature_sets", "radiomics_filters", "roi", "bin_count", "pixels_side")}
 
 
 def _case_features(case: Any, params: ClassicalClassifierParams,
@@ -365,6 +372,8 @@ def _case_features(case: Any, params: ClassicalClassifierParams,
     if image is None:
         image = load_image(None, case)
     mask = load_mask(case, image.shape)
+    if mask is None and params.roi == "nonzero" and (image > 0).any():
+        mask = image > 0
     out: dict[str, float] = {}
     if "radiomics" in params.feature_sets:
         rad = radiomics_features(image, mask, params.bin_count, params.radiomics_filters)
