@@ -59,7 +59,10 @@ class Run:
 
     def predict(self, inputs: str | Path, out: str | Path, rung: str | None = None,
                 overwrite: bool = False) -> list[Path]:
-        """Predict masks for new images; see :func:`automed.ladder.predict.predict_run`."""
+        """Predict new images: masks in ``out`` (segmentation) or a CSV file ``out`` (classification).
+
+        See :func:`automed.ladder.predict.predict_run`.
+        """
         from automed.ladder.predict import predict_run
 
         return predict_run(self.folder, inputs, out, rung=rung, overwrite=overwrite)

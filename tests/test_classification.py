@@ -266,3 +266,13 @@ def test_nonzero_roi_adds_shape_features(tmp_path):
     _, nonzero = _case_features(case, ClassicalClassifierParams(feature_sets=("radiomics",), roi="nonzero"), volume)
     assert not any("shape" in k for k in whole)
     assert nonzero["radiomics_original_shape_VoxelVolume"] == 216
+
+
+def test_inspect_classification_data(tmp_path):
+    data = make_npz(tmp_path / "toy.npz", sizes=(10, 4, 6))
+    result = CliRunner().invoke(main, ["inspect", str(data)])
+    assert result.exit_code == 0, result.output
+    assert "20 images, 2D" in result.output and "official test split" in result.output
+    np.savez(tmp_path / "bad.npz", images=np.zeros((3, 8, 8)))
+    result = CliRunner().invoke(main, ["inspect", str(tmp_path / "bad.npz")])
+    assert result.exit_code == 1 and "missing key(s)" in result.output

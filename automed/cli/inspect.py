@@ -9,18 +9,35 @@ from automed.cli._errors import clean_errors
 
 @click.command()
 @click.argument("data", type=click.Path(path_type=str))
-@click.option("--format", "data_format", type=click.Choice(["auto", "msd", "nnunet", "folders"]), default="auto",
-              help="Dataset layout (default: detect).")
+@click.option("--task", type=click.Choice(["segmentation", "classification"]),
+              help="Task (default: classification for a .npz or .csv, else segmentation).")
+@click.option("--format", "data_format",
+              type=click.Choice(["auto", "msd", "nnunet", "folders", "medmnist", "class_folders", "csv"]),
+              default="auto", help="Dataset layout (default: detect).")
 @click.option("--json", "as_json", is_flag=True, help="Print the fingerprint as JSON.")
 @clean_errors
-def inspect(data: str, data_format: str, as_json: bool) -> None:
+def inspect(data: str, task: str | None, data_format: str, as_json: bool) -> None:
     """Fingerprint the dataset DATA and list every problem found; fits nothing.
 
     Exits with status 1 when a problem would stop `automed fit`.
     """
     import json
+    from pathlib import Path
 
     from automed.data.dataset import open_dataset
+
+    if task == "classification" or (task is None and Path(data).suffix.lower() in (".npz", ".csv")):
+        from automed.data.classification import open_classification, summarize
+
+        summary = summarize(open_classification(data, data_format))
+        if as_json:
+            click.echo(json.dumps(summary, indent=2))
+        else:
+            click.echo(f"{data}: {summary['n_cases']} images, {summary['dims']}D, classes "
+                       f"{list(summary['classes'].values())}, counts {summary['class_counts']}, "
+                       f"{'official' if summary['official_split'] else 'no official'} test split")
+            click.echo("No problems found.")
+        return
     from automed.data.fingerprint import scan_dataset
 
     dataset = open_dataset(data, data_format)
