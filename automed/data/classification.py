@@ -20,7 +20,6 @@ __all__ = ["ClassificationDataset", "ImageCase", "detect_classification_format",
            "load_image", "load_mask", "MEDMNIST_SPLITS"]
 
 MEDMNIST_SPLITS = ("train", "val", "test")
-FORMATS = ("medmnist", "class_folders", "csv")
 
 
 @dataclass(frozen=True)

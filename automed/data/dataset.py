@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from automed.data.io import image_suffix, strip_suffix
@@ -16,7 +16,6 @@ from automed.errors import DataError
 
 __all__ = ["Case", "Dataset", "detect_format", "open_dataset", "find_images"]
 
-FORMATS = ("msd", "nnunet", "folders")
 IMAGE_DIRS = ("images", "imgs", "image")
 LABEL_DIRS = ("labels", "masks", "label", "mask")
 
@@ -50,7 +49,6 @@ class Dataset:
     classes: dict[int, str] | None = None
     channel_names: tuple[str, ...] = ("unknown",)
     channels_in_one_file: bool = False
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def n_channels(self) -> int:
@@ -110,9 +108,8 @@ def open_dataset(root: str | Path, data_format: str = "auto") -> Dataset:
         raise DataError(f"{root}: the dataset holds no labelled cases.")
     groups = _read_groups(root, {c.case_id for c in dataset.cases})
     if groups:
-        cases = tuple(Case(c.case_id, c.image_paths, c.label_path, groups.get(c.case_id)) for c in dataset.cases)
-        dataset = Dataset(dataset.root, dataset.format, cases, dataset.classes, dataset.channel_names,
-                          dataset.channels_in_one_file, dataset.notes + ("groups read from groups.csv",))
+        cases = tuple(replace(c, group=groups[c.case_id]) for c in dataset.cases)
+        dataset = replace(dataset, cases=cases)
     return dataset
 
 

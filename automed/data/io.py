@@ -46,7 +46,6 @@ class Image:
 
     array: np.ndarray
     geometry: Geometry
-    n_components: int = 1
 
 
 def image_suffix(path: Path) -> str:
@@ -94,15 +93,13 @@ def read_image(path: str | Path) -> Image:
         detail = next((line for line in reason if "ERROR" in line or "Exception" in line), reason[-1] if reason else "")
         raise DataError(f"{path}: cannot be read as an image ({detail.strip()[:200]}).") from exc
     array = sitk.GetArrayFromImage(image)
-    n_components = image.GetNumberOfComponentsPerPixel()
-    if n_components > 1 and image_suffix(path) in TWO_D_SUFFIXES:
-        array = _to_grey(array, n_components)
-        n_components = 1
+    if image.GetNumberOfComponentsPerPixel() > 1 and image_suffix(path) in TWO_D_SUFFIXES:
+        array = _to_grey(array)
     geometry = Geometry(tuple(image.GetSpacing()), tuple(image.GetOrigin()), tuple(image.GetDirection()))
-    return Image(array, geometry, n_components)
+    return Image(array, geometry)
 
 
-def _to_grey(array: np.ndarray, n_components: int) -> np.ndarray:
+def _to_grey(array: np.ndarray) -> np.ndarray:
     """RGB(A) photographs/microscopy to luminance; equal channels are taken as is."""
     rgb = array[..., :3].astype(np.float32)
     if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):

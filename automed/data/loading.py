@@ -22,10 +22,6 @@ class LoadedCase:
     label: np.ndarray | None
     geometry: Geometry
 
-    @property
-    def spatial_shape(self) -> tuple[int, ...]:
-        return self.image.shape[1:]
-
 
 def load_image_channels(case: Case, n_channels: int, channels_in_one_file: bool = False) -> tuple[np.ndarray, Geometry]:
     """Read and check a case's channels; return ``(n_channels, *spatial)`` float32 and geometry.

@@ -26,7 +26,7 @@ import numpy as np
 
 from automed._params import check_choice, check_range
 from automed.data.dataset import Case
-from automed.data.io import image_suffix, write_image
+from automed.data.io import Geometry, image_suffix, write_image
 from automed.data.loading import load_case
 from automed.data.normalize import map_labels, normalize, unmap_labels
 from automed.features.voxel import VoxelFeatures
@@ -161,8 +161,10 @@ class ClassicalRung(Rung):
             model = self._train(config, store, fold["train"], context)
             for case_id in fold["val"]:
                 t0 = time.monotonic()
-                proba[case_id] = self._case_proba(model, cases[case_id], store[case_id], context)
-                seconds.append(time.monotonic() - t0)
+                data = store[case_id]
+                proba[case_id] = self._case_proba(model, cases[case_id], data, context)
+                # Cached features were computed in _prepare; charge their time to the prediction.
+                seconds.append(time.monotonic() - t0 + (data.feature_seconds if data.rows is not None else 0.0))
                 fold_of[case_id] = k
 
         ids = sorted(proba)
@@ -178,7 +180,7 @@ class ClassicalRung(Rung):
             preds = [apply_postprocessing(p, steps) for p in preds]
             seconds = [s + (time.monotonic() - t0) / len(ids) for s in seconds]
 
-        per_case = self._score_and_write(context, cases, ids, preds, truths, fold_of)
+        per_case = self._score_and_write(context, cases, store, ids, preds, fold_of)
         final = self._train(config, store, list(store), context)
         self._save(context.folder, final, config, weight, steps, fp.n_classes)
         return RungOutcome(
@@ -284,9 +286,8 @@ class ClassicalRung(Rung):
         """
         return max(BACKGROUND_WEIGHTS, key=lambda w: _mean_dice(probas, truths, w, n_classes, first_class))
 
-    def _score_and_write(self, context: FitContext, cases: dict[str, Case], ids: list[str], preds: list[np.ndarray],
-                         truths: list[np.ndarray], fold_of: dict[str, int]) -> list[dict[str, Any]]:
-        from automed.data.io import read_image
+    def _score_and_write(self, context: FitContext, cases: dict[str, Case], store: dict[str, _CaseData],
+                         ids: list[str], preds: list[np.ndarray], fold_of: dict[str, int]) -> list[dict[str, Any]]:
         from automed.metrics import segmentation_scores
 
         fp = context.fingerprint
@@ -294,14 +295,13 @@ class ClassicalRung(Rung):
         out_dir = context.folder / "oof"
         out_dir.mkdir(parents=True, exist_ok=True)
         per_case = []
-        for case_id, pred, truth in zip(ids, preds, truths):
-            scores = segmentation_scores(pred, truth, fp.n_classes, spacing[case_id])
+        for case_id, pred in zip(ids, preds):
+            scores = segmentation_scores(pred, store[case_id].label, fp.n_classes, spacing[case_id])
             per_case.append({"case_id": case_id, "fold": fold_of[case_id],
                              "scores": {str(c): s for c, s in scores.items()}})
             label_path = cases[case_id].label_path
             suffix = image_suffix(label_path) if label_path.is_file() else ".nii.gz"
-            geometry = read_image(label_path).geometry
-            write_image(unmap_labels(pred, fp.label_mapping), geometry, out_dir / f"{case_id}{suffix}")
+            write_image(unmap_labels(pred, fp.label_mapping), store[case_id].geometry, out_dir / f"{case_id}{suffix}")
         return per_case
 
     def _save(self, folder: Path, model: Any, config: dict, weight: float, steps: list, n_classes: int) -> None:
@@ -340,12 +340,15 @@ class ClassicalRung(Rung):
 
 @dataclass(frozen=True)
 class _CaseData:
-    """One training case during fitting: its samples, full label and (optionally) all features."""
+    """One training case during fitting: its samples, full label, geometry and (optionally) all
+    features with the seconds they took to compute."""
 
     X: np.ndarray
     y: np.ndarray
     label: np.ndarray
+    geometry: Geometry
     rows: np.ndarray | None
+    feature_seconds: float
 
 
 def _prepare_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in_one_file: bool,
@@ -361,13 +364,15 @@ def _prepare_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in
                           np.random.default_rng(seed))
     per_row = int(np.prod(label.shape[1:]))
     samples, slabs, start_of = [], [], index // per_row
+    started = time.monotonic()
     for start, stop, feats in p.features.slabs(image, p.slab_voxels, workers=1):
         inside = index[(start_of >= start) & (start_of < stop)]
         samples.append(feats[inside - start * per_row])
         if keep_rows:
             slabs.append(feats)
     rows = np.concatenate(slabs) if keep_rows else None
-    return _CaseData(np.concatenate(samples), label.ravel()[index], label, rows)
+    return _CaseData(np.concatenate(samples), label.ravel()[index], label, loaded.geometry, rows,
+                     time.monotonic() - started)
 
 
 def _decide(proba: np.ndarray, background_weight: float) -> np.ndarray:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from automed._params import check_choice, check_range
+from automed.features.selection import redundant_free_columns
 from automed.models.tabular import PlattCalibrated
 from automed.rungs.base import FitContext, Rung, RungOutcome
 
@@ -127,7 +128,7 @@ class ClassicalClassifierRung(Rung):
         y_all = np.array([class_index[c.label] for c in dataset.cases])
         dev = [index[c] for c in splits["dev"]]
         test = [index[c] for c in splits["test"]]
-        keep = _kept_columns(X_all[dev], self.params.max_abs_correlation)
+        keep = redundant_free_columns(X_all[dev], self.params.max_abs_correlation)
         X, names = X_all[:, keep], [names[j] for j in keep]
         log.info("classical: %d features kept of %d", len(keep), X_all.shape[1])
 
@@ -385,12 +386,6 @@ def _case_features(case: Any, params: ClassicalClassifierParams,
 
 def _where(dataset: Any, case: Any) -> str:
     return str(case.image_path) if case.image_path is not None else f"{dataset.source} [{case.case_id}]"
-
-
-def _kept_columns(X: np.ndarray, max_abs_correlation: float) -> np.ndarray:
-    from automed.features.selection import redundant_free_columns
-
-    return redundant_free_columns(X, max_abs_correlation)
 
 
 def _full_proba(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
