@@ -11,13 +11,14 @@ from typing import Any
 from automed._params import check_choice, check_range, from_mapping, to_mapping
 from automed.errors import RecipeError
 
-__all__ = ["Recipe", "RungSpec", "parse_duration"]
+__all__ = ["Recipe", "RungSpec", "parse_duration", "parse_size"]
 
 TASKS = ("segmentation", "classification")
 DATA_FORMATS = {"segmentation": ("auto", "msd", "nnunet", "folders"),
                 "classification": ("auto", "medmnist", "class_folders", "csv")}
 METRICS = {"segmentation": ("dice",), "classification": ("auc", "balanced_accuracy", "accuracy")}
-DEFAULT_RUNGS = {"segmentation": ("classical",), "classification": ("classical",)}
+DEFAULT_RUNGS = {"segmentation": ("classical", "unet2d", "unetpp", "unet3d"), "classification": ("classical",)}
+CV_MODES = ("fold0", "full")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|min|m|h)?\s*$")
 _UNIT_S = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -39,6 +40,27 @@ def parse_duration(text: str | float | int | None) -> float | None:
             f"Cannot read the duration {text!r}; write it like '90s', '10min' or '2h'."
         )
     return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
+_UNIT_BYTES = {None: 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_size(text: str | int | None) -> int | None:
+    """Bytes from ``"8GB"``, ``"512MiB"`` or a number; ``None`` stays ``None``.
+
+    Examples
+    --------
+    >>> parse_size("8GB")
+    8000000000
+    """
+    if text is None or isinstance(text, int):
+        return text
+    match = _SIZE.match(str(text))
+    if not match:
+        raise RecipeError(f"Cannot read the memory size {text!r}; write it like '8GB' or '512MiB'.")
+    unit = match.group(2).lower() if match.group(2) else None
+    return int(float(match.group(1)) * _UNIT_BYTES[unit])
 
 
 @dataclass(frozen=True)
@@ -85,6 +107,17 @@ class Recipe:
         "background" is a real structure, e.g. membranes in electron microscopy).
     n_jobs : int
         Worker processes/threads for feature extraction and models (-1: all cores).
+    cv : {"fold0", "full"}
+        Cases every rung is judged on: fold 0's validation cases (deep rungs train once),
+        or every fold's (deep rungs train once per fold).
+    max_vram_bytes : int or None
+        Training-memory limit; deep rungs shrink their configuration to fit it or are
+        skipped. ``None``: 90% of the GPU's memory on CUDA, no limit on CPU.
+    min_gain : float
+        Climbing stops when a rung's paired gain over the best rung so far is, with 95%
+        confidence, below this (the upper CI bound is under it).
+    full_ladder : bool
+        Climb every rung regardless of ``min_gain``.
     rungs : tuple of RungSpec
         The ladder, lowest rung first.
 
@@ -104,6 +137,10 @@ class Recipe:
     budget_s: float | None = None
     include_background: bool = False
     n_jobs: int = -1
+    cv: str = "fold0"
+    max_vram_bytes: int | None = None
+    min_gain: float = 0.005
+    full_ladder: bool = False
     rungs: tuple[RungSpec, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -123,6 +160,12 @@ class Recipe:
             raise RecipeError(f"The 'include_background' parameter of Recipe must be true or false. Got {self.include_background!r} instead.")
         if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs == 0 or self.n_jobs < -1:
             raise RecipeError(f"The 'n_jobs' parameter of Recipe must be -1 or an int >= 1. Got {self.n_jobs!r} instead.")
+        check_choice("Recipe", "cv", self.cv, CV_MODES)
+        if self.max_vram_bytes is not None:
+            check_range("Recipe", "max_vram_bytes", self.max_vram_bytes, 2**20)
+        check_range("Recipe", "min_gain", self.min_gain, -1.0, 1.0)
+        if not isinstance(self.full_ladder, bool):
+            raise RecipeError(f"The 'full_ladder' parameter of Recipe must be true or false. Got {self.full_ladder!r} instead.")
         rungs = self.rungs or DEFAULT_RUNGS[self.task]
         specs = tuple(_resolve(_as_spec(r), self.task) for r in rungs)
         names = [s.name for s in specs]
@@ -148,6 +191,10 @@ class Recipe:
             if "budget_s" in values:
                 raise RecipeError("Recipe: give either 'budget' or 'budget_s', not both.")
             values["budget_s"] = parse_duration(values.pop("budget"))
+        if "max_vram" in values:  # human-friendly alias: "max_vram: 8GB"
+            if "max_vram_bytes" in values:
+                raise RecipeError("Recipe: give either 'max_vram' or 'max_vram_bytes', not both.")
+            values["max_vram_bytes"] = parse_size(values.pop("max_vram"))
         if "rungs" in values:
             values["rungs"] = tuple(_as_spec(r) for r in values["rungs"] or ())
         return from_mapping(cls, values, "Recipe")

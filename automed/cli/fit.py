@@ -2,53 +2,90 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from automed.cli._errors import clean_errors
 
 
 @click.command()
-@click.argument("data", type=click.Path(path_type=str))
+@click.argument("data", required=False, type=click.Path(path_type=str))
 @click.option("--task", type=click.Choice(["segmentation", "classification"]),
               help="Task (default: the recipe's, else segmentation).")
 @click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False), help="YAML recipe (see recipes/).")
-@click.option("--out", required=True, type=click.Path(), help="Run folder to create.")
+@click.option("--out", type=click.Path(), help="Run folder to create.")
+@click.option("--resume", "resume", type=click.Path(), help="Continue the interrupted fit of this run folder.")
 @click.option("--format", "data_format",
               type=click.Choice(["auto", "msd", "nnunet", "folders", "medmnist", "class_folders", "csv"]),
               help="Dataset layout (default: detect).")
+@click.option("--rungs", help="Comma-separated rungs to climb, e.g. classical,unet2d,unet3d.")
 @click.option("--folds", "n_folds", type=int, help="Cross-validation folds.")
+@click.option("--cv", type=click.Choice(["fold0", "full"]),
+              help="Judge rungs on fold 0's validation cases (default) or on every fold.")
 @click.option("--seed", "random_state", type=int, help="Random seed.")
 @click.option("--budget", help="Time budget of the whole fit, e.g. 10min or 2h.")
+@click.option("--max-vram", help="Training-memory limit for deep rungs, e.g. 8GB.")
+@click.option("--min-gain", type=float, help="Stop climbing when a rung's gain is confidently below this.")
+@click.option("--full-ladder", is_flag=True, default=None, help="Climb every rung whatever the gains.")
 @click.option("--jobs", "n_jobs", type=int, help="Worker processes/threads (-1: all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder (only once the new fit succeeds).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @clean_errors
-def fit(data: str, task: str | None, recipe_path: str | None, out: str, data_format: str | None, n_folds: int | None,
-        random_state: int | None, budget: str | None, n_jobs: int | None, overwrite: bool, quiet: bool) -> None:
-    """Fit the ladder on DATA and write a run folder with its report.
+def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | None, resume: str | None,
+        data_format: str | None, rungs: str | None, n_folds: int | None, cv: str | None, random_state: int | None,
+        budget: str | None, max_vram: str | None, min_gain: float | None, full_ladder: bool | None,
+        n_jobs: int | None, overwrite: bool, quiet: bool) -> None:
+    """Climb the ladder on DATA and write a run folder with its report.
 
     DATA is a segmentation dataset folder (MSD, nnU-Net, images/ + labels/) or, with
     --task classification, a MedMNIST .npz, a folder of class folders or a CSV manifest.
+    After an interruption, `automed fit --resume RUN` continues where the fit stopped.
     """
     import logging
 
     import automed
-    from automed.recipe import parse_duration
+    from automed.recipe import parse_duration, parse_size
 
+    if not quiet:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if resume is not None:
+        if data or out or recipe_path:
+            raise click.UsageError("--resume takes only the run folder; the recipe and data are the interrupted fit's.")
+        from automed.ladder.runner import resume_run
+
+        _summarize(automed.Run.load(resume_run(resume, progress=not quiet)))
+        return
+    if data is None or out is None:
+        raise click.UsageError("DATA and --out are required (or --resume RUN).")
     recipe = automed.Recipe.from_yaml(recipe_path) if recipe_path else automed.Recipe(task=task or "segmentation")
     changes = {"task": task, "data_format": data_format, "n_folds": n_folds, "random_state": random_state,
-               "budget_s": parse_duration(budget), "n_jobs": n_jobs}
+               "budget_s": parse_duration(budget), "n_jobs": n_jobs, "cv": cv, "max_vram_bytes": parse_size(max_vram),
+               "min_gain": min_gain, "full_ladder": full_ladder}
     changes = {k: v for k, v in changes.items() if v is not None}
     if "task" in changes and changes["task"] != recipe.task and recipe_path:
         raise click.UsageError(f"--task {task} contradicts the recipe's task '{recipe.task}'.")
+    if rungs:
+        changes["rungs"] = tuple(_pick_rungs(recipe, rungs, changes.get("task", recipe.task)))
     recipe = recipe.replace(**changes)
-    if not quiet:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    run = automed.fit(recipe, data, out, overwrite=overwrite, progress=not quiet)
+    _summarize(automed.fit(recipe, data, out, overwrite=overwrite, progress=not quiet))
+
+
+def _pick_rungs(recipe: Any, names: str, task: str) -> list[Any]:
+    """The named rungs, keeping the recipe's parameters for rungs it configures."""
+    configured = {spec.name: spec for spec in recipe.rungs} if task == recipe.task else {}
+    return [configured.get(name.strip(), name.strip()) for name in names.split(",") if name.strip()]
+
+
+def _summarize(run: Any) -> None:
     from automed.report.tables import format_ci
 
     for row in run.leaderboard():
+        if row["status"] != "done":
+            click.echo(f"{row['rung']:>12}  {row['status']}: {row.get('reason') or ''}")
+            continue
         click.echo(f"{row['rung']:>12}  {row['metric']} {format_ci(row['mean'], row['ci_low'], row['ci_high'], 4)}"
                    f"  fit {row['fit_seconds']:.0f}s  peak RSS {row['peak_rss_bytes'] / 2**30:.2f} GiB")
+    click.echo(run.report_["recommendation"]["sentence"])
     click.echo(f"Run folder: {run.folder}  (report: {run.folder / 'report.html'})")
     click.echo(f"Next: automed predict {run.folder} IMAGES --out PREDICTIONS")

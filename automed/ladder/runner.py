@@ -20,13 +20,18 @@ from automed.errors import RunFolderError
 from automed.recipe import Recipe
 from automed.rungs.base import FitContext
 
-__all__ = ["fit_run"]
+__all__ = ["fit_run", "resume_run"]
 
 log = logging.getLogger("automed")
+STATE = "state.json"  # in the staging folder once set-up is written: the fit can be resumed
 
 
 def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool = False, progress: bool = True) -> Path:
-    """Fit every rung of ``recipe`` on the dataset at ``data`` and write the run folder ``out``.
+    """Climb the ladder of ``recipe`` on the dataset at ``data`` and write the run folder ``out``.
+
+    The fit writes into the hidden folder ``.<out>.partial`` and renames it to ``out``
+    when every rung is done. If it is interrupted after its set-up (Ctrl-C, a crash, a
+    kill), that folder stays and :func:`resume_run` continues it.
 
     Returns
     -------
@@ -36,37 +41,74 @@ def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool =
     Raises
     ------
     RunFolderError
-        If ``out`` exists and ``overwrite`` is false.
+        If ``out`` or an interrupted fit of it exists and ``overwrite`` is false.
     DataError, RecipeError
         Bad data or recipe; nothing is left behind.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise RunFolderError(f"{out}: run folder already exists; pass --overwrite (overwrite=True) or choose another --out.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    staging = _staging(out)
+    if staging.exists():
+        if not overwrite:
+            raise RunFolderError(f"{staging}: an interrupted fit of {out} is there; continue it with "
+                                 f"`automed fit --resume {out}` or pass --overwrite to start again.")
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    cache_from = out if out.is_dir() else None
+    return _run(staging, out, progress, setup=lambda: _set_up(recipe, Path(data), staging, progress, cache_from))
+
+
+def resume_run(out: str | Path, progress: bool = True) -> Path:
+    """Continue the interrupted fit of ``out``: finished rungs and Optuna trials are kept,
+    an interrupted training continues from its last checkpoint.
+
+    Raises
+    ------
+    RunFolderError
+        If there is no interrupted fit of ``out``.
+    """
+    out = Path(out)
+    staging = _staging(out)
+    if not (staging / STATE).is_file():
+        done = " (it is complete)" if (out / "report.json").is_file() else ""
+        raise RunFolderError(f"{out}: no interrupted fit to resume{done}; expected {staging}.")
+    return _run(staging, out, progress, setup=None)
+
+
+def _staging(out: Path) -> Path:
+    return out.parent / f".{out.name}.partial"
+
+
+def _run(staging: Path, out: Path, progress: bool, setup: Any) -> Path:
     handler = _attach_log(staging / "automed.log")
     try:
-        _fit_into(recipe, Path(data), staging, progress, cache_from=out if out.is_dir() else None)
+        if setup is not None:
+            setup()
+        else:
+            log.info("automed fit --resume %s", out)
+        _climb(staging, progress)
     except BaseException:
         _detach_log(handler)
-        shutil.rmtree(staging, ignore_errors=True)
+        if (staging / STATE).is_file():
+            log.error("The fit stopped; its progress is kept in %s. Continue it with: automed fit --resume %s",
+                      staging, out)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
     _detach_log(handler)
     _swap_into_place(staging, out)
     return out
 
 
-def _fit_into(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from: Path | None) -> None:
+def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from: Path | None) -> None:
+    """Check the rungs and the data, write the resolved recipe, fingerprint, splits and run.json."""
     from automed.environment import hardware, versions
-    from automed.report import write_reports
 
-    started = time.monotonic()
     log.info("automed fit: %s -> %s", data, folder)
-    rung_classes = _check_rungs(recipe)
+    _check_rungs(recipe)
     prepare = _prepare_segmentation if recipe.task == "segmentation" else _prepare_classification
-    dataset, fingerprint, summary, splits, folds = prepare(recipe, data, progress)
+    dataset, _, summary, splits, _ = prepare(recipe, data, progress)
     recipe = recipe.replace(data_format=dataset.format)
     recipe.to_yaml(folder / "recipe.yaml")
     _write_json(folder / "fingerprint.json", summary)
@@ -75,21 +117,116 @@ def _fit_into(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_fr
         "data": str(data.resolve()), "format": dataset.format, "seed": recipe.random_state,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hardware": hardware(), "versions": versions(),
+        "constraints": {"budget_s": recipe.budget_s, "max_vram_bytes": recipe.max_vram_bytes,
+                        "min_gain": recipe.min_gain, "full_ladder": recipe.full_ladder, "cv": recipe.cv},
     })
     if cache_from is not None and (cache_from / "cache").is_dir():
         shutil.copytree(cache_from / "cache", folder / "cache")
-    for spec, cls in zip(recipe.rungs, rung_classes):
-        remaining = None if recipe.budget_s is None else recipe.budget_s - (time.monotonic() - started)
-        context = FitContext(dataset, fingerprint, folds, folder / "rungs" / spec.name, recipe.random_state,
-                             _n_jobs(recipe), remaining, f"sqlite:///{folder / 'optuna.db'}", progress,
-                             splits=splits, cache_folder=folder / "cache", metric=recipe.metric,
-                             include_background=recipe.include_background)
-        _fit_rung(cls(spec.params), recipe, context)
+    _write_json(folder / STATE, {"spent_s": 0.0})
+
+
+def _climb(folder: Path, progress: bool) -> None:
+    """Fit every rung not yet done, in order, within the budget; stop climbing when gains stop."""
+    from automed.report import write_reports
+
+    recipe = Recipe.from_yaml(folder / "recipe.yaml")
     meta = json.loads((folder / "run.json").read_text())
-    meta["fit_seconds"] = time.monotonic() - started
+    dataset, fingerprint, splits = _reopen(recipe, Path(meta["data"]), folder)
+    clock = _Clock(folder / STATE)
+    classes = [] if recipe.task == "classification" else [
+        c for c in sorted(fingerprint.classes) if recipe.include_background or c != 0]
+    comparison = _comparison_cases(recipe, splits, dataset)
+    rung_classes = _check_rungs(recipe)
+    done: list[dict[str, Any]] = []
+    stopped: str | None = None
+    try:
+        for i, (spec, cls) in enumerate(zip(recipe.rungs, rung_classes)):
+            rung_folder = folder / "rungs" / spec.name
+            if (rung_folder / "result.json").is_file():
+                result = json.loads((rung_folder / "result.json").read_text())
+                if result["status"] == "done":
+                    done.append(result)
+                stopped = stopped or result.get("stops_climb")
+                continue
+            if stopped is not None:
+                _write_skipped(rung_folder, spec.name, stopped)
+                continue
+            remaining = None if recipe.budget_s is None else recipe.budget_s - clock.spent()
+            if remaining is not None and remaining <= 0:
+                _write_skipped(rung_folder, spec.name, "the time budget was used up by the rungs below it.")
+                continue
+            weights = [c.cost_weight for c in rung_classes[i:]]
+            allotted = None if remaining is None else remaining * weights[0] / sum(weights)
+            context = FitContext(dataset, fingerprint, splits["folds"], rung_folder, recipe.random_state,
+                                 _n_jobs(recipe), allotted, f"sqlite:///{folder / 'optuna.db'}", progress,
+                                 splits=splits, cache_folder=folder / "cache", metric=recipe.metric,
+                                 include_background=recipe.include_background, cv=recipe.cv,
+                                 max_vram_bytes=recipe.max_vram_bytes)
+            result = _fit_rung(cls(spec.params), recipe, context, done, classes, comparison)
+            if result["status"] == "done":
+                done.append(result)
+            stopped = result.get("stops_climb")
+    finally:
+        clock.stop()
+    meta["fit_seconds"] = clock.spent()
+    meta["stopped_early"] = stopped
     _write_json(folder / "run.json", meta)
     write_reports(folder)
     log.info("done in %.1fs", meta["fit_seconds"])
+
+
+def _reopen(recipe: Recipe, data: Path, folder: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """The dataset, its fingerprint and the splits recorded at set-up."""
+    splits = json.loads((folder / "splits.json").read_text())
+    summary = json.loads((folder / "fingerprint.json").read_text())
+    if recipe.task == "classification":
+        from automed.data.classification import open_classification
+
+        return open_classification(data, recipe.data_format), summary, splits
+    from automed.data.dataset import open_dataset
+    from automed.data.fingerprint import Fingerprint
+
+    return open_dataset(data, recipe.data_format), Fingerprint.from_dict(summary), splits
+
+
+def _comparison_cases(recipe: Recipe, splits: dict[str, Any], dataset: Any) -> list[str]:
+    """The cases every rung is judged on."""
+    if recipe.task == "classification":
+        return list(splits["test"])
+    if recipe.cv == "full":
+        return sorted(c.case_id for c in dataset.cases)
+    return list(splits["folds"][0]["val"])
+
+
+class _Clock:
+    """Seconds the fit has spent, across resumes; saved every few seconds to ``state.json``."""
+
+    def __init__(self, path: Path, interval_s: float = 5.0) -> None:
+        import threading
+
+        self.path = path
+        self._offset = json.loads(path.read_text())["spent_s"]
+        self._start = time.monotonic()
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(interval_s,), daemon=True)
+        self._thread.start()
+
+    def spent(self) -> float:
+        return self._offset + time.monotonic() - self._start
+
+    def _save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"spent_s": self.spent()}))
+        tmp.replace(self.path)
+
+    def _beat(self, interval_s: float) -> None:
+        while not self._halt.wait(interval_s):
+            self._save()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self._thread.join()
+        self._save()
 
 
 def _prepare_segmentation(recipe: Recipe, data: Path, progress: bool) -> tuple:
@@ -135,33 +272,115 @@ def _check_rungs(recipe: Recipe) -> list[type]:
     return [rung_class(spec.name, recipe.task) for spec in recipe.rungs]
 
 
-def _fit_rung(rung: Any, recipe: Recipe, context: Any) -> None:
+def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[str, Any]], classes: list[int],
+              comparison: list[str]) -> dict[str, Any]:
+    """Plan, fit and judge one rung; write and return its ``result.json``."""
     from automed.ladder.cost import CostMeter
     from automed.report.tables import summarize_segmentation
 
-    context.folder.mkdir(parents=True)
-    log.info("rung %s: fitting (budget %s s)", rung.name,
-             None if context.budget_s is None else round(context.budget_s))
+    _clear_unresumable(rung, context)
+    context.folder.mkdir(parents=True, exist_ok=True)
+    log.info("rung %s: planning (allotted %s)", rung.name,
+             "no limit" if context.budget_s is None else f"{context.budget_s / 60:.1f} min")
     with CostMeter() as meter:
-        outcome = rung.fit(context)
+        plan = rung.plan(context)
+        if plan.skip_reason is None:
+            log.info("rung %s: %s; estimated %s%s", rung.name, plan.note or "no estimate",
+                     "?" if plan.seconds is None else f"{plan.seconds / 60:.1f} min",
+                     "".join(f"; {s}" for s in plan.shrunk))
+            outcome = rung.fit(context, plan)
+    estimate = {"seconds": plan.seconds, "train_vram_bytes": plan.train_memory_bytes, "note": plan.note}
+    if plan.skip_reason is not None:
+        log.info("rung %s: skipped: %s", rung.name, plan.skip_reason)
+        return _write_skipped(context.folder, rung.name, plan.skip_reason, estimate, plan.shrunk)
     summary = outcome.summary
     if summary is None:
         metric, per_class = summarize_segmentation(outcome.per_case, context.fingerprint.classes,
                                                    recipe.include_background, recipe.random_state)
         summary = {"metric": metric, "per_class": per_class}
+    device = outcome.cost.get("device", "cpu")
+    cost = {"fit_seconds": meter.seconds_, "peak_rss_bytes": meter.peak_rss_bytes_,
+            "peak_vram_bytes": meter.peak_vram_bytes_, "n_params": outcome.n_params,
+            "predict_seconds_per_case": outcome.predict_seconds_per_case, "device": device,
+            "n_jobs": context.n_jobs, "est_train_vram_bytes": plan.train_memory_bytes,
+            "core_hours": None if device.startswith("cuda") else meter.seconds_ * context.n_jobs / 3600,
+            "gpu_hours": meter.seconds_ / 3600 if device.startswith("cuda") else None,
+            "search_seconds": None, "final_fit_seconds": None, "n_trials": None, "n_trials_pruned": None,
+            **outcome.cost}
     result = {
-        "name": rung.name, "status": "done", **summary,
-        "cost": {"fit_seconds": meter.seconds_, "peak_rss_bytes": meter.peak_rss_bytes_,
-                 "peak_vram_bytes": meter.peak_vram_bytes_, "n_params": outcome.n_params,
-                 "predict_seconds_per_case": outcome.predict_seconds_per_case, "device": "cpu",
-                 "n_jobs": context.n_jobs},
-        "postprocessing": outcome.postprocessing, "details": outcome.details, "per_case": outcome.per_case,
+        "name": rung.name, "status": "done", "reason": None, **summary, "cost": cost, "estimate": estimate,
+        "shrunk": plan.shrunk, "postprocessing": outcome.postprocessing, "details": outcome.details,
+        "per_case": outcome.per_case,
     }
+    if classes:
+        _judge(result, done, classes, comparison, recipe)
     _write_json(context.folder / "result.json", result)
     metric = summary["metric"]
     ci = "n/a" if metric["ci_low"] is None else f"{metric['ci_low']:.4f}, {metric['ci_high']:.4f}"
     log.info("rung %s: %s %.4f [%s] in %.1fs, peak RSS %.2f GB", rung.name, metric["name"], metric["mean"], ci,
              meter.seconds_, meter.peak_rss_bytes_ / 1e9)
+    return result
+
+
+def _judge(result: dict[str, Any], done: list[dict[str, Any]], classes: list[int], comparison: list[str],
+           recipe: Recipe) -> None:
+    """Add the comparison metric, the paired gains and, when gains stopped, why climbing stops."""
+    from automed.metrics import summarize
+    from automed.report.tables import case_scores
+
+    shared = set(comparison)
+    scores = {k: v for k, v in case_scores(result["per_case"], classes).items() if k in shared}
+    summary = summarize(list(scores.values()), recipe.random_state)
+    result["comparison"] = {"metric": {"name": result["metric"]["name"], "classes": result["metric"]["classes"],
+                                       **summary},
+                            "cases": "every case (all folds)" if recipe.cv == "full" else "validation cases of fold 0",
+                            "n": len(scores)}
+    result["gain_vs_baseline"] = result["gain_vs_prev"] = None
+    if not done:
+        return
+    previous = {r["name"]: case_scores(r["per_case"], classes) for r in done}
+    base = done[0]["name"]
+    best = max(done, key=lambda r: r["comparison"]["metric"]["mean"])["name"]
+    result["gain_vs_baseline"] = _gain(base, previous[base], scores, recipe)
+    result["gain_vs_prev"] = _gain(best, previous[best], scores, recipe)
+    gain = result["gain_vs_prev"]
+    if (not recipe.full_ladder and gain is not None and gain["ci_high"] is not None
+            and gain["ci_high"] < recipe.min_gain):
+        result["stops_climb"] = (f"climbing stopped after {result['name']}: its gain over {best} was "
+                                 f"{gain['mean']:+.3f} [95% CI {gain['ci_low']:+.3f}, {gain['ci_high']:+.3f}], "
+                                 f"below min_gain {recipe.min_gain} with 95% confidence (--full-ladder climbs on).")
+        log.info(result["stops_climb"])
+
+
+def _gain(name: str, base: dict[str, float], new: dict[str, float], recipe: Recipe) -> dict[str, Any] | None:
+    from automed.report.tables import paired_gain
+
+    gain = paired_gain(base, new, recipe.random_state)
+    return None if gain is None else {"vs": name, **gain}
+
+
+def _write_skipped(folder: Path, name: str, reason: str, estimate: dict[str, Any] | None = None,
+                   shrunk: list[str] | None = None) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    result = {"name": name, "status": "skipped", "reason": reason, "metric": None, "per_class": None,
+              "comparison": None, "gain_vs_baseline": None, "gain_vs_prev": None, "cost": None,
+              "estimate": estimate, "shrunk": shrunk or [], "postprocessing": None, "per_case": []}
+    _write_json(folder / "result.json", result)
+    return result
+
+
+def _clear_unresumable(rung: Any, context: FitContext) -> None:
+    """A rung that cannot continue an interrupted fit starts again: its folder and study go."""
+    if getattr(rung, "resumable", False) or not context.folder.exists():
+        return
+    import optuna
+
+    log.info("rung %s: restarting its interrupted fit", rung.name)
+    shutil.rmtree(context.folder)
+    try:
+        optuna.delete_study(study_name=rung.name, storage=context.optuna_storage)
+    except KeyError:
+        pass
 
 
 def _n_jobs(recipe: Recipe) -> int:

@@ -6,18 +6,34 @@ import json
 from pathlib import Path
 
 from automed.report.build import build_report
+from automed.report.plots import pareto_png
+from automed.report.recommend import recommend
 from automed.report.render import to_html, to_markdown
 
-__all__ = ["build_report", "to_html", "to_markdown", "write_reports"]
+__all__ = ["build_report", "recommend", "to_html", "to_markdown", "write_reports"]
 
 
 def write_reports(run_folder: str | Path) -> dict:
-    """(Re)build ``report.json`` from the run folder's files and render it to Markdown and HTML."""
+    """(Re)build ``report.json`` from the run folder's files and render it to Markdown and HTML.
+
+    Also writes ``pareto.png`` (metric vs compute), which ``report.md`` links to; a stale one is
+    removed when no rung can be plotted.
+    """
     folder = Path(run_folder)
     report = build_report(folder)
     for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", to_markdown(report)),
                        ("report.html", to_html(report))):
-        tmp = folder / f".{name}.partial"
-        tmp.write_text(text)
-        tmp.replace(folder / name)
+        _replace(folder / name, text.encode())
+    png = pareto_png(report)
+    if png is None:
+        (folder / "pareto.png").unlink(missing_ok=True)
+    else:
+        _replace(folder / "pareto.png", png)
     return report
+
+
+def _replace(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` atomically (a partial file never takes its place)."""
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_bytes(content)
+    tmp.replace(path)

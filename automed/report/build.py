@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from automed.errors import RunFolderError
-from automed.report.tables import best_rung
+from automed.report.recommend import recommend
 
 __all__ = ["build_report"]
 
@@ -16,6 +16,10 @@ REQUIRED = ("recipe.yaml", "fingerprint.json", "splits.json", "run.json")
 
 def build_report(folder: Path) -> dict[str, Any]:
     """The report of the run in ``folder``.
+
+    Every rung the recipe names gets an entry (``"not run"`` where it has no ``result.json``);
+    ``recommendation`` is :func:`~automed.report.recommend.recommend`'s choice and sentence, and
+    ``best_rung`` is the recommended rung (the one ``predict`` uses by default).
 
     Raises
     ------
@@ -37,9 +41,9 @@ def build_report(folder: Path) -> dict[str, Any]:
             result = json.loads(path.read_text())
             rungs.append(result)
         else:
-            rungs.append({"name": spec["name"], "status": "not run", "metric": None, "per_class": None,
-                          "cost": None, "postprocessing": None})
-    return {
+            rungs.append({"name": spec["name"], "status": "not run", "reason": None, "metric": None,
+                          "per_class": None, "cost": None, "postprocessing": None})
+    report = {
         "task": recipe["task"],
         "dataset": {"path": run["data"], "format": run["format"],
                     **{k: v for k, v in fingerprint.items() if k not in ("cases", "intensity")}},
@@ -50,6 +54,10 @@ def build_report(folder: Path) -> dict[str, Any]:
         "fit_seconds": run.get("fit_seconds"),
         "n_folds": recipe["n_folds"],
         "recipe": recipe,
+        "constraints": run.get("constraints"),
+        "stopped_early": run.get("stopped_early"),
         "rungs": rungs,
-        "best_rung": best_rung(rungs),
     }
+    report["recommendation"] = recommend(report)
+    report["best_rung"] = report["recommendation"]["rung"]
+    return report

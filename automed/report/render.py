@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-import io
 from typing import Any
 
-from automed.report.tables import format_ci, leaderboard_rows
+from automed.report.plots import dice_boxplot_png, pareto_png, pareto_points
+from automed.report.recommend import recommendation_of
+from automed.report.tables import format_ci, format_gain, leaderboard_rows, metric_label
 
-__all__ = ["to_markdown", "to_html"]
+__all__ = ["to_html", "to_markdown"]
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -23,16 +24,17 @@ def _ci(mean: Any, low: Any, high: Any, digits: int = 3) -> str:
     return format_ci(mean, low, high, digits)
 
 
-def _summary_sentence(report: dict[str, Any]) -> str:
-    best = report.get("best_rung")
-    if best is None:
-        return "No rung finished."
-    rung = next(r for r in report["rungs"] if r["name"] == best)
-    m = rung["metric"]
-    where = ("held-out test cases" if report["task"] == "classification"
-             else f"cases, {report['n_folds']}-fold cross-validation")
-    return (f"Use **{best}**: {m['name']} {_ci(m['mean'], m['ci_low'], m['ci_high'])} (95% bootstrap CI over "
-            f"{m['n']} {where}), fitted in {_num(rung['cost']['fit_seconds'], 0)} s.")
+def _constraints_sentence(report: dict[str, Any]) -> str | None:
+    """``"Constraints: budget 30 min, max VRAM 8.0 GiB, ... The ladder stopped early: ..."``; None for old runs."""
+    limits = report.get("constraints") or {}
+    shown = {"budget_s": lambda v: f"budget {v / 60:.0f} min", "max_vram_bytes": lambda v: f"max VRAM {_bytes(v)}",
+             "min_gain": lambda v: f"min gain {v:g}", "full_ladder": lambda v: f"full ladder {'on' if v else 'off'}",
+             "cv": lambda v: f"cv {v}"}
+    parts = [show(limits[key]) for key, show in shown.items() if limits.get(key) is not None]
+    text = f"Constraints: {', '.join(parts)}." if parts else ""
+    if report.get("stopped_early"):
+        text += f" The ladder stopped early: {report['stopped_early'].rstrip('.')}."
+    return text.strip() or None
 
 
 def _dataset_sentence(report: dict[str, Any]) -> str:
@@ -46,12 +48,77 @@ def _dataset_sentence(report: dict[str, Any]) -> str:
 
 
 def _leaderboard(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    head = ["rung", "status", "metric [95% CI]", "fit s", "peak RSS", "peak VRAM", "params", "predict s/case"]
-    rows = [[r["rung"], r["status"], _ci(r["mean"], r["ci_low"], r["ci_high"]), _num(r["fit_seconds"], 0),
-             _bytes(r["peak_rss_bytes"]), _bytes(r["peak_vram_bytes"]),
-             "—" if r["n_params"] is None else f"{r['n_params']:,}", _num(r["predict_seconds_per_case"], 2)]
-            for r in leaderboard_rows(report)]
-    return head, rows
+    """Leaderboard cells; a cost column that is empty for every rung (old or classification runs) is left out."""
+    rows = leaderboard_rows(report)
+    baseline = next((r["gain_vs_baseline"] for r in rows if r["gain_vs_baseline"]), "baseline")
+    head = ["rung", "metric [95% CI]", f"gain vs {baseline} [95% CI]", "gain vs previous best [95% CI]",
+            "fit s (search + final)", "core-h / GPU-h", "trials (pruned)", "params", "peak RSS",
+            "peak / est. train VRAM", "predict s/case", "status"]
+    cells = [[r["rung"], _ci(r["comparison_mean"], r["comparison_ci_low"], r["comparison_ci_high"]),
+              _gain(r, "gain_vs_baseline"), _gain(r, "gain_vs_prev", with_name=True), _fit_cell(r),
+              _pair(_num(r["core_hours"], 2), _num(r["gpu_hours"], 2)), _trials_cell(r),
+              "—" if r["n_params"] is None else f"{r['n_params']:,}", _bytes(r["peak_rss_bytes"]),
+              _pair(_bytes(r["peak_vram_bytes"]), _bytes(r["est_train_vram_bytes"])),
+              _num(r["predict_seconds_per_case"], 2),
+              r["status"] + (f": {r['reason']}" if r["reason"] else "")] for r in rows]
+    keep = [j for j, h in enumerate(head) if h in ("rung", "metric [95% CI]", "status")
+            or any(row[j] != "—" for row in cells)]
+    return [head[j] for j in keep], [[row[j] for j in keep] for row in cells]
+
+
+def _leaderboard_note(report: dict[str, Any]) -> str:
+    rows = leaderboard_rows(report)
+    cases = next((r["comparison_cases"] for r in rows if r["comparison_cases"]), None)
+    where = (f"on the {cases} where a rung reports them, else on its own evaluated cases" if cases
+             else "on each rung's own evaluated cases")
+    gains = any(r["gain_vs_baseline_mean"] is not None or r["gain_vs_prev_mean"] is not None for r in rows)
+    return f"Metric: mean with 95% bootstrap CI, {where}." + (
+        " Gains: paired per-case differences with 95% bootstrap CI." if gains else "")
+
+
+def _gain(row: dict[str, Any], key: str, with_name: bool = False) -> str:
+    if row[f"{key}_mean"] is None:
+        return "—"
+    text = format_gain(row[f"{key}_mean"], row[f"{key}_ci_low"], row[f"{key}_ci_high"])
+    return f"{text} vs {row[key]}" if with_name and row[key] else text
+
+
+def _fit_cell(row: dict[str, Any]) -> str:
+    """``"840 (600 + 240)"``: fit seconds, with search and final-fit seconds where known."""
+    total = _num(row["fit_seconds"], 0)
+    if row["search_seconds"] is None and row["final_fit_seconds"] is None:
+        return total
+    return f"{total} ({_num(row['search_seconds'], 0)} + {_num(row['final_fit_seconds'], 0)})"
+
+
+def _trials_cell(row: dict[str, Any]) -> str:
+    if row["n_trials"] is None:
+        return "—"
+    return str(row["n_trials"]) + ("" if row["n_trials_pruned"] is None else f" ({row['n_trials_pruned']})")
+
+
+def _pair(first: str, second: str) -> str:
+    return "—" if first == second == "—" else f"{first} / {second}"
+
+
+def _rung_notes(rung: dict[str, Any]) -> list[str]:
+    """Own-case metric (where the comparison cases differ), estimate against measurement, shrinks."""
+    notes = []
+    metric, cost, estimate = rung.get("metric") or {}, rung.get("cost") or {}, rung.get("estimate") or {}
+    compared = (rung.get("comparison") or {}).get("metric") or {}
+    if compared and metric.get("mean") is not None and compared.get("n") != metric.get("n"):
+        notes.append(f"On its own {metric.get('n')} evaluated cases: {metric_label(metric.get('name'))} "
+                     f"{_ci(metric['mean'], metric.get('ci_low'), metric.get('ci_high'))}.")
+    if estimate.get("seconds") is not None or estimate.get("train_vram_bytes") is not None:
+        vram, peak = estimate.get("train_vram_bytes"), cost.get("peak_vram_bytes")
+        note = f" ({estimate['note'].rstrip('.')})" if estimate.get("note") else ""
+        notes.append(f"Estimated before fitting: {_num(estimate.get('seconds'), 0)} s"
+                     + ("" if vram is None else f", {_bytes(vram)} training VRAM") + f"{note}; measured: "
+                     + f"{_num(cost.get('fit_seconds'), 0)} s" + ("" if peak is None else f", peak VRAM {_bytes(peak)}")
+                     + ".")
+    if rung.get("shrunk"):
+        notes.append(f"Shrunk to fit: {'; '.join(rung['shrunk'])}.")
+    return notes
 
 
 def _per_class(rung: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -90,19 +157,28 @@ def _postprocessing_text(steps: list[dict[str, Any]], classes: dict[str, str]) -
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    """Markdown report: summary sentence, leaderboard, per-rung details."""
+    """Markdown report: recommendation, constraints, leaderboard, Pareto plot link, per-rung details.
+
+    The plot is linked as ``pareto.png`` beside the report (:func:`automed.report.write_reports` writes it).
+    """
     ds = report["dataset"]
-    parts = [f"# automed report: {report['task']}", _summary_sentence(report), _dataset_sentence(report),
-             "## Leaderboard", _md_table(*_leaderboard(report))]
+    chosen = recommendation_of(report)
+    summary = chosen["sentence"]
+    if chosen["rung"] is not None:
+        summary = summary.replace(f"Use {chosen['rung']}:", f"Use **{chosen['rung']}**:", 1)
+    parts = [f"# automed report: {report['task']}", summary, _constraints_sentence(report), _dataset_sentence(report),
+             "## Leaderboard", _md_table(*_leaderboard(report)), _leaderboard_note(report)]
+    if pareto_points(report):
+        parts.append("![metric vs compute: score on the comparison cases against fit seconds](pareto.png)")
     for rung in report["rungs"]:
         if rung["status"] != "done":
             continue
-        parts += [f"## {rung['name']}: per class", _md_table(*_per_class(rung))]
+        parts += [f"## {rung['name']}: per class", _md_table(*_per_class(rung)), *_rung_notes(rung)]
         if report["task"] == "classification":
             if rung.get("threshold") is not None:
                 parts.append(f"Decision threshold on p({list(ds['classes'].values())[1]}), chosen on out-of-fold "
@@ -110,56 +186,33 @@ def to_markdown(report: dict[str, Any]) -> str:
             for title, table in _classification_tables(rung, list(ds["classes"].values())):
                 parts += [f"### {title}", _md_table(*table)]
         else:
-            chosen = _postprocessing_text(rung.get("postprocessing") or [], ds["classes"])
-            parts.append(f"Post-processing chosen by cross-validation: {chosen}.")
+            chosen_steps = _postprocessing_text(rung.get("postprocessing") or [], ds["classes"])
+            parts.append(f"Post-processing chosen by cross-validation: {chosen_steps}.")
     hw = report["hardware"]
     parts.append(f"Seed {report['seed']}; {hw['n_cores']} cores, {_bytes(hw['ram_bytes'])} RAM, "
                  f"GPU {hw['gpu']['name'] if hw['gpu'] else 'none'}; automed {report['versions'].get('automed')}.")
-    return "\n\n".join(parts) + "\n"
-
-
-def _dice_plot(report: dict[str, Any]) -> str | None:
-    """Base64 PNG: per-case Dice per class and rung (box plots)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = [r for r in report["rungs"] if r["status"] == "done" and r.get("per_case")
-            and "scores" in r["per_case"][0]]
-    if not done:
-        return None
-    classes = report["dataset"]["classes"]
-    fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(classes) * len(done), 3.2))
-    data, labels = [], []
-    for rung in done:
-        for key, name in classes.items():
-            data.append([c["scores"][key]["dice"] for c in rung["per_case"]])
-            labels.append(f"{rung['name']}\n{name}")
-    ax.boxplot(data)
-    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
-    ax.set_ylabel("Dice per case")
-    ax.set_ylim(0, 1)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return "\n\n".join(p for p in parts if p) + "\n"
 
 
 def to_html(report: dict[str, Any]) -> str:
-    """Self-contained HTML page (plot embedded), rendered from the report dict alone."""
+    """Self-contained HTML page (plots embedded), rendered from the report dict alone."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("automed.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]))
     classes = report["dataset"]["classes"]
-    rungs = [{"name": r["name"], "table": _per_class(r),
+    rungs = [{"name": r["name"], "table": _per_class(r), "notes": _rung_notes(r),
               "postprocessing": _postprocessing_text(r.get("postprocessing") or [], classes),
               "extra": _classification_tables(r, list(classes.values())) if report["task"] == "classification" else [],
               "threshold": r.get("threshold")}
              for r in report["rungs"] if r["status"] == "done"]
-    summary = _summary_sentence(report).replace("**", "")
     return env.get_template("report.html").render(
-        report=report, summary=summary, dataset=_dataset_sentence(report).replace("`", ""), leaderboard=_leaderboard(report), rungs=rungs, plot=_dice_plot(report),
+        report=report, summary=recommendation_of(report)["sentence"], constraints=_constraints_sentence(report),
+        dataset=_dataset_sentence(report).replace("`", ""), leaderboard=_leaderboard(report),
+        leaderboard_note=_leaderboard_note(report), rungs=rungs,
+        pareto=_base64(pareto_png(report)), plot=_base64(dice_boxplot_png(report)),
     )
+
+
+def _base64(png: bytes | None) -> str | None:
+    return None if png is None else base64.b64encode(png).decode()

@@ -8,7 +8,8 @@ import numpy as np
 
 from automed.metrics import summarize
 
-__all__ = ["best_rung", "format_ci", "leaderboard_rows", "summarize_segmentation"]
+__all__ = ["best_rung", "case_scores", "comparison_metric", "format_ci", "format_gain", "leaderboard_rows",
+           "meets_constraints", "metric_label", "paired_gain", "summarize_segmentation", "vram_bytes"]
 
 
 def summarize_segmentation(per_case: list[dict[str, Any]], classes: dict[int, str], include_background: bool,
@@ -40,33 +41,99 @@ def summarize_segmentation(per_case: list[dict[str, Any]], classes: dict[int, st
     return metric, per_class
 
 
+def case_scores(per_case: list[dict[str, Any]], scored_classes: list[int]) -> dict[str, float]:
+    """Per-case headline score: Dice averaged over ``scored_classes``, keyed by case id."""
+    return {case["case_id"]: float(np.mean([case["scores"][str(c)]["dice"] for c in scored_classes]))
+            for case in per_case}
+
+
+def paired_gain(base: dict[str, float], new: dict[str, float], random_state: int = 0) -> dict[str, Any] | None:
+    """Mean per-case difference ``new - base`` on the cases both were scored on, with bootstrap 95% CI.
+
+    Returns
+    -------
+    dict or None
+        ``{"mean", "ci_low", "ci_high", "n"}``; None when no case is shared.
+    """
+    shared = sorted(set(base) & set(new))
+    if not shared:
+        return None
+    diff = summarize([new[c] - base[c] for c in shared], random_state)
+    return {"mean": diff["mean"], "ci_low": diff["ci_low"], "ci_high": diff["ci_high"], "n": diff["n"]}
+
+
+def comparison_metric(rung: dict[str, Any]) -> dict[str, Any] | None:
+    """The metric a rung is ranked on: on the cases every rung is judged on when it has one, else its own."""
+    return (rung.get("comparison") or {}).get("metric") or rung.get("metric")
+
+
+def vram_bytes(rung: dict[str, Any]) -> int | None:
+    """Peak VRAM measured while fitting; without a GPU, the estimated training VRAM (None when neither is known)."""
+    cost = rung.get("cost") or {}
+    return _first_known(cost.get("peak_vram_bytes"), _est_train_vram_bytes(rung))
+
+
+def _est_train_vram_bytes(rung: dict[str, Any]) -> int | None:
+    return _first_known((rung.get("cost") or {}).get("est_train_vram_bytes"),
+                        (rung.get("estimate") or {}).get("train_vram_bytes"))
+
+
+def _first_known(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
 def leaderboard_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """One flat row per rung: metric with CI and the cost columns."""
+    """One flat row per rung: metric with CI, score on the comparison cases, gains and the cost columns.
+
+    ``mean``/``ci_low``/``ci_high`` are over the rung's own evaluated cases; ``comparison_*`` are on the
+    cases every rung is judged on (the rung's own metric where it reports none); ``gain_vs_baseline_*``
+    and ``gain_vs_prev_*`` are paired per-case differences (``gain_vs_prev`` names the rung it is against).
+    """
     rows = []
     for rung in report["rungs"]:
         metric, cost = rung.get("metric") or {}, rung.get("cost") or {}
+        comparison, shared = rung.get("comparison") or {}, comparison_metric(rung) or {}
+        baseline, prev = rung.get("gain_vs_baseline") or {}, rung.get("gain_vs_prev") or {}
         rows.append({
-            "rung": rung["name"], "status": rung["status"], "metric": metric.get("name"),
+            "rung": rung["name"], "status": rung["status"], "reason": rung.get("reason"),
+            "shrunk": rung.get("shrunk") or [], "metric": metric.get("name"),
             "mean": metric.get("mean"), "ci_low": metric.get("ci_low"), "ci_high": metric.get("ci_high"),
-            "fit_seconds": cost.get("fit_seconds"), "peak_rss_bytes": cost.get("peak_rss_bytes"),
-            "peak_vram_bytes": cost.get("peak_vram_bytes"), "n_params": cost.get("n_params"),
-            "predict_seconds_per_case": cost.get("predict_seconds_per_case"),
+            "comparison_mean": shared.get("mean"), "comparison_ci_low": shared.get("ci_low"),
+            "comparison_ci_high": shared.get("ci_high"), "comparison_n": comparison.get("n", shared.get("n")),
+            "comparison_cases": comparison.get("cases"),
+            "gain_vs_baseline": baseline.get("vs"), "gain_vs_baseline_mean": baseline.get("mean"),
+            "gain_vs_baseline_ci_low": baseline.get("ci_low"), "gain_vs_baseline_ci_high": baseline.get("ci_high"),
+            "gain_vs_prev": prev.get("vs"), "gain_vs_prev_mean": prev.get("mean"),
+            "gain_vs_prev_ci_low": prev.get("ci_low"), "gain_vs_prev_ci_high": prev.get("ci_high"),
+            "fit_seconds": cost.get("fit_seconds"), "search_seconds": cost.get("search_seconds"),
+            "final_fit_seconds": cost.get("final_fit_seconds"), "core_hours": cost.get("core_hours"),
+            "gpu_hours": cost.get("gpu_hours"), "n_trials": cost.get("n_trials"),
+            "n_trials_pruned": cost.get("n_trials_pruned"), "device": cost.get("device"),
+            "peak_rss_bytes": cost.get("peak_rss_bytes"), "peak_vram_bytes": cost.get("peak_vram_bytes"),
+            "est_train_vram_bytes": _est_train_vram_bytes(rung),
+            "n_params": cost.get("n_params"), "predict_seconds_per_case": cost.get("predict_seconds_per_case"),
         })
     return rows
 
 
+def meets_constraints(rung: dict[str, Any], max_vram_bytes: int | None = None,
+                      max_fit_seconds: float | None = None) -> bool:
+    """Whether ``rung`` finished with a score and within the limits (unknown VRAM or time fits)."""
+    vram, seconds = vram_bytes(rung), (rung.get("cost") or {}).get("fit_seconds")
+    return (rung["status"] == "done" and (comparison_metric(rung) or {}).get("mean") is not None
+            and (max_vram_bytes is None or vram is None or vram <= max_vram_bytes)
+            and (max_fit_seconds is None or seconds is None or seconds <= max_fit_seconds))
+
+
 def best_rung(rungs: list[dict[str, Any]], max_vram_bytes: int | None = None,
               max_fit_seconds: float | None = None) -> str | None:
-    """Name of the finished rung with the highest metric that meets the constraints."""
-    def fits(rung: dict[str, Any]) -> bool:
-        cost = rung.get("cost") or {}
-        vram = cost.get("peak_vram_bytes")
-        return (rung["status"] == "done" and (rung.get("metric") or {}).get("mean") is not None
-                and (max_vram_bytes is None or vram is None or vram <= max_vram_bytes)
-                and (max_fit_seconds is None or cost.get("fit_seconds", 0) <= max_fit_seconds))
+    """Name of the finished rung with the highest score that meets the constraints.
 
-    candidates = [r for r in rungs if fits(r)]
-    return max(candidates, key=lambda r: r["metric"]["mean"])["name"] if candidates else None
+    The score is the :func:`comparison_metric`, the limits those of :func:`meets_constraints`.
+    Unlike :func:`automed.report.recommend.recommend`, this ignores cost: it is the top of the leaderboard.
+    """
+    candidates = [r for r in rungs if meets_constraints(r, max_vram_bytes, max_fit_seconds)]
+    return max(candidates, key=lambda r: comparison_metric(r)["mean"])["name"] if candidates else None
 
 
 def format_ci(mean: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
@@ -75,3 +142,14 @@ def format_ci(mean: float | None, low: float | None, high: float | None, digits:
         return "—" if value is None else f"{value:.{digits}f}"
 
     return "—" if mean is None else f"{num(mean)} [{num(low)}, {num(high)}]"
+
+
+def metric_label(name: str | None) -> str:
+    """How a metric is written for people: ``"dice"`` -> ``"Dice"``, ``"auc"`` -> ``"AUC"``."""
+    return {"dice": "Dice", "auc": "AUC"}.get(name or "", name or "metric")
+
+
+def format_gain(mean: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
+    """A signed difference with its CI, ``"+0.043 [0.031, 0.055]"``; a dash where undefined."""
+    text = format_ci(mean, low, high, digits)
+    return text if mean is None or mean < 0 else "+" + text

@@ -15,6 +15,9 @@ __all__ = ["REGISTRY", "rung_class"]
 REGISTRY = {
     "segmentation": {
         "classical": "automed.rungs.classical:ClassicalRung",
+        "unet2d": "automed.rungs.unet2d:UNet2DRung",
+        "unetpp": "automed.rungs.unetpp:UNetPlusPlusRung",
+        "unet3d": "automed.rungs.unet3d:UNet3DRung",
     },
     "classification": {
         "classical": "automed.rungs.classical_classification:ClassicalClassifierRung",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 
-__all__ = ["FitContext", "Rung", "RungOutcome"]
+__all__ = ["FitContext", "Rung", "RungOutcome", "RungPlan"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,10 @@ class FitContext:
         The recipe's metric.
     include_background : bool
         Whether segmentation scores (tuning, post-processing) count the background class.
+    cv : {"fold0", "full"}
+        Evaluate deep rungs on fold 0's validation cases or on every fold.
+    max_vram_bytes : int or None
+        Training-memory limit a rung's configuration must respect.
     """
 
     dataset: Any
@@ -48,6 +52,36 @@ class FitContext:
     cache_folder: Path | None = None
     metric: str = "dice"
     include_background: bool = False
+    cv: str = "fold0"
+    max_vram_bytes: int | None = None
+
+
+@dataclass
+class RungPlan:
+    """A rung's cost estimate for its time allotment, made before it starts.
+
+    Attributes
+    ----------
+    seconds : float or None
+        Estimated wall time of the whole rung.
+    train_memory_bytes : int or None
+        Estimated memory a GPU needs to train the planned configuration.
+    note : str
+        How the estimate was made.
+    shrunk : list of str
+        What was reduced to fit the allotment or the memory limit.
+    skip_reason : str or None
+        Set when the rung cannot fit at all; the runner then skips it.
+    settings : dict
+        Rung-specific decisions (epochs, trials, patch, ...) that :meth:`Rung.fit` follows.
+    """
+
+    seconds: float | None
+    train_memory_bytes: int | None = None
+    note: str = ""
+    shrunk: list[str] = field(default_factory=list)
+    skip_reason: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,6 +97,9 @@ class RungOutcome:
     summary : dict or None
         ``{"metric", "per_class", ...}`` when the rung summarises itself
         (classification); the runner summarises segmentation rungs.
+    cost : dict
+        Cost fields only the rung knows (search and final-fit seconds, trials, device,
+        estimated training memory); the runner adds wall time and peak memory.
     """
 
     per_case: list[dict[str, Any]]
@@ -71,6 +108,7 @@ class RungOutcome:
     details: dict[str, Any] = field(default_factory=dict)
     n_params: int | None = None
     predict_seconds_per_case: float | None = None
+    cost: dict[str, Any] = field(default_factory=dict)
 
 
 class Rung(ABC):
@@ -85,6 +123,10 @@ class Rung(ABC):
     name: ClassVar[str]
     tasks: ClassVar[tuple[str, ...]]
     Params: ClassVar[type]
+    #: Relative share of the remaining budget the runner allots this rung.
+    cost_weight: ClassVar[float] = 1.0
+    #: Whether :meth:`fit` continues an interrupted fit found in its folder (else it restarts).
+    resumable: ClassVar[bool] = False
 
     def __init__(self, params: Any = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -93,9 +135,19 @@ class Rung(ABC):
     def search_space(self, trial: Any) -> dict[str, Any]:
         """Hyperparameters suggested by an Optuna ``trial``."""
 
+    def plan(self, context: FitContext) -> RungPlan:
+        """Estimate the cost for ``context.budget_s`` (the allotment); shrink or skip to fit it.
+
+        The default makes no estimate; rungs that can measure their cost override it.
+        """
+        return RungPlan(seconds=None, note="no estimate")
+
     @abstractmethod
-    def fit(self, context: FitContext) -> RungOutcome:
-        """Tune, cross-validate and fit the final model, saving it in ``context.folder``."""
+    def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
+        """Tune, evaluate and fit the final model following ``plan``, saving it in ``context.folder``.
+
+        A rung whose folder holds an interrupted fit continues it where it can.
+        """
 
     @classmethod
     @abstractmethod

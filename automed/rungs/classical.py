@@ -30,7 +30,7 @@ from automed.data.io import Geometry, image_suffix, write_image
 from automed.data.loading import load_case
 from automed.data.normalize import map_labels, normalize, unmap_labels
 from automed.features.voxel import VoxelFeatures
-from automed.rungs.base import FitContext, Rung, RungOutcome
+from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 
 __all__ = ["ClassicalRung", "ClassicalParams"]
 
@@ -142,7 +142,7 @@ class ClassicalRung(Rung):
 
     # -- fitting -------------------------------------------------------------------------
 
-    def fit(self, context: FitContext) -> RungOutcome:
+    def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
         from automed.models.postprocess import apply_postprocessing, choose_postprocessing
 
         started = time.monotonic()

@@ -29,7 +29,7 @@ import numpy as np
 from automed._params import check_choice, check_range
 from automed.features.selection import redundant_free_columns
 from automed.models.tabular import PlattCalibrated
-from automed.rungs.base import FitContext, Rung, RungOutcome
+from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 
 __all__ = ["ClassicalClassifierParams", "ClassicalClassifierRung"]
 
@@ -117,7 +117,7 @@ class ClassicalClassifierRung(Rung):
 
         return suggest_config(trial, self.params.models)
 
-    def fit(self, context: FitContext) -> RungOutcome:
+    def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
         from automed.metrics import classification_summary
 
         started = time.monotonic()

@@ -1,0 +1,46 @@
+"""Training-time sampling and augmentation with MONAI dictionary transforms."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["STRENGTHS", "training_transform"]
+
+STRENGTHS = ("none", "light", "medium", "strong")
+# (probability, rotation degrees, scale range, intensity range, noise std) per strength.
+_SETTINGS = {"light": (0.15, 10.0, 0.05, 0.05, 0.02), "medium": (0.25, 15.0, 0.1, 0.1, 0.05),
+             "strong": (0.4, 30.0, 0.2, 0.2, 0.1)}
+
+
+def training_transform(patch: tuple[int, ...], strength: str, foreground_crops: bool, seed: int) -> Any:
+    """Pad to ``patch``, crop a patch (centred on foreground half the time), then augment.
+
+    ``strength`` scales random flips, rotation/scaling, intensity scale/shift and
+    Gaussian noise; ``"none"`` only crops.
+    """
+    from monai.transforms import (Compose, RandAffined, RandCropByPosNegLabeld, RandFlipd, RandGaussianNoised,
+                                  RandScaleIntensityd, RandShiftIntensityd, RandSpatialCropd, SpatialPadd)
+
+    keys = ("image", "label")
+    steps: list[Any] = [SpatialPadd(keys, spatial_size=patch)]
+    if foreground_crops:
+        steps.append(RandCropByPosNegLabeld(keys, "label", spatial_size=patch, pos=1, neg=1, num_samples=1,
+                                            allow_smaller=True))
+    else:
+        steps.append(RandSpatialCropd(keys, roi_size=patch, random_size=False))
+    if strength != "none":
+        p, degrees, scale, intensity, noise = _SETTINGS[strength]
+        angle = math.radians(degrees)
+        rotate = angle if len(patch) == 2 else (angle, angle, angle)
+        steps += [RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(len(patch))]
+        steps += [
+            RandAffined(keys, prob=p, rotate_range=rotate, scale_range=scale, mode=("bilinear", "nearest"),
+                        padding_mode="zeros"),
+            RandScaleIntensityd("image", factors=intensity, prob=p),
+            RandShiftIntensityd("image", offsets=intensity, prob=p),
+            RandGaussianNoised("image", std=noise, prob=p),
+        ]
+    transform = Compose(steps)
+    transform.set_random_state(seed=seed)
+    return transform

@@ -1,0 +1,63 @@
+"""Whole-image prediction: sliding windows (MONAI) over volumes, images or stacks of slices."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+__all__ = ["predict_proba", "pick_device"]
+
+
+def pick_device() -> Any:
+    """CUDA when present, else CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def predict_proba(model: Any, image: np.ndarray, patch: tuple[int, ...], axis: int | None, device: Any,
+                  tta: bool = False, slices_per_batch: int = 32) -> np.ndarray:
+    """Softmax probabilities ``(n_classes, *spatial)`` of a normalised image ``(C, *spatial)``.
+
+    Parameters
+    ----------
+    patch : tuple of int
+        The network's training patch, used as the sliding-window size (50% overlap,
+        Gaussian weighting).
+    axis : int or None
+        Spatial axis to slice along for a 2D network on a 3D image.
+    tta : bool
+        Average over mirrored inputs along every axis the network sees (test-time
+        augmentation, as nnU-Net does).
+    """
+    import torch
+
+    model.eval()
+    x = torch.from_numpy(np.ascontiguousarray(image)).float()
+    if axis is None:
+        return _predict_batch(model, x[None], patch, device, tta)[0]
+    stack = x.movedim(axis + 1, 0)  # (S, C, *plane)
+    out = [_predict_batch(model, stack[i:i + slices_per_batch], patch, device, tta)
+           for i in range(0, stack.shape[0], slices_per_batch)]
+    return np.moveaxis(np.concatenate(out), 0, axis + 1)
+
+
+def _predict_batch(model: Any, x: Any, patch: tuple[int, ...], device: Any, tta: bool) -> np.ndarray:
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    spatial = list(range(2, x.ndim))
+    flips = [()] + [c for r in range(1, len(spatial) + 1) for c in itertools.combinations(spatial, r)] if tta else [()]
+    x = x.to(device)
+    total = None
+    with torch.no_grad(), torch.autocast(device.type, enabled=device.type == "cuda"):
+        for dims in flips:
+            xi = torch.flip(x, dims) if dims else x
+            logits = sliding_window_inference(xi, patch, sw_batch_size=4, predictor=model, overlap=0.5,
+                                              mode="gaussian")
+            proba = torch.softmax(logits.float(), dim=1)
+            proba = torch.flip(proba, dims) if dims else proba
+            total = proba if total is None else total + proba
+    return (total / len(flips)).cpu().numpy()

@@ -1,0 +1,91 @@
+"""A few timed training steps: seconds per step and the memory a GPU would need to train."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from automed.deep.training import NetConfig, build_loss, make_batch
+from automed.deep.volumes import SampleSource
+
+__all__ = ["Probe", "probe"]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a probe measured.
+
+    Attributes
+    ----------
+    seconds_per_step : float
+        Median wall time of one optimiser step (batch sampling and augmentation included).
+    train_memory_bytes : int
+        Estimated training memory: weights, gradients and the two AdamW moments
+        (4 x parameter bytes), the activations autograd saved for backward in one
+        step (measured with saved-tensor hooks) and the input batch. fp32; AMP on a
+        GPU roughly halves the activations. On CUDA, the measured peak replaces the
+        estimate when larger.
+    peak_vram_bytes : int or None
+        ``torch.cuda.max_memory_allocated`` during the probe on CUDA.
+    n_params : int
+    """
+
+    seconds_per_step: float
+    train_memory_bytes: int
+    peak_vram_bytes: int | None
+    n_params: int
+
+
+def probe(config: NetConfig, source: SampleSource, in_channels: int, n_classes: int, device: Any,
+          include_background: bool, n_steps: int = 3, seed: int = 0) -> Probe:
+    """Run one warm-up step with saved-tensor accounting, then ``n_steps`` timed steps."""
+    import torch
+
+    from automed.deep.augment import training_transform
+    from automed.deep.networks import build_network, count_parameters
+
+    torch.manual_seed(seed)
+    model = build_network(config.kind, config.spatial_dims, in_channels, n_classes, config.width, config.depth,
+                          config.res_units).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    loss_fn = build_loss(config.loss, include_background)
+    transform = training_transform(config.patch, config.augmentation, config.spatial_dims == 3, seed)
+    rng = np.random.default_rng(seed)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    saved: dict[int, int] = {}
+
+    def pack(tensor: Any) -> Any:
+        storage = tensor.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    images, labels = make_batch(source, transform, rng, config.batch_size)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        _one_step(model, optimizer, loss_fn, images.to(device), labels.to(device), cuda)
+    times = []
+    for _ in range(n_steps):
+        started = time.perf_counter()
+        images, labels = make_batch(source, transform, rng, config.batch_size)
+        _one_step(model, optimizer, loss_fn, images.to(device), labels.to(device), cuda)
+        if cuda:
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - started)
+    n_params = count_parameters(model)
+    estimate = 4 * 4 * n_params + sum(saved.values()) + images.element_size() * images.nelement()
+    peak = int(torch.cuda.max_memory_allocated(device)) if cuda else None
+    return Probe(float(np.median(times)), max(estimate, peak or 0), peak, n_params)
+
+
+def _one_step(model: Any, optimizer: Any, loss_fn: Any, images: Any, labels: Any, amp: bool) -> None:
+    import torch
+
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast("cuda", enabled=amp):
+        loss = loss_fn(model(images), labels)
+    loss.backward()
+    optimizer.step()

@@ -1,0 +1,213 @@
+"""One training loop for every deep segmentation rung, resumable from its last checkpoint.
+
+Per epoch: ``iterations`` optimiser steps on augmented patches, a poly learning-rate
+step, validation Dice on whole validation images, ``best.pt``/``last.pt`` checkpoints
+(written atomically; ``last.pt`` holds everything needed to continue), an optional
+callback (Optuna pruning) and early stopping.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automed.deep.volumes import SampleSource, Volume
+
+__all__ = ["NetConfig", "Schedule", "TrainResult", "build_loss", "config_from_dict", "config_to_dict", "make_batch",
+           "train", "validate"]
+
+log = logging.getLogger("automed")
+FOREGROUND_SHARE = 1 / 3  # share of 2D training slices drawn from slices with foreground (as nnU-Net oversamples)
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Network, loss, optimiser and sampling of one training."""
+
+    kind: str
+    spatial_dims: int
+    width: int
+    depth: int
+    res_units: int
+    loss: str
+    lr: float
+    batch_size: int
+    augmentation: str
+    patch: tuple[int, ...]
+    weight_decay: float = 3e-5
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long a training runs: epochs of ``iterations`` steps, stopped early after ``patience`` epochs."""
+
+    max_epochs: int
+    iterations: int
+    patience: int
+
+
+@dataclass
+class TrainResult:
+    best_value: float
+    best_epoch: int
+    epochs: int
+    history: list[float]
+    seconds: float
+    stop_reason: str
+    batch_size: int
+    events: list[str] = field(default_factory=list)
+
+
+def build_loss(name: str, include_background: bool) -> Any:
+    """MONAI Dice + cross-entropy or Dice + focal loss on softmax outputs, batch Dice."""
+    from monai.losses import DiceCELoss, DiceFocalLoss
+
+    if name == "dice_ce":
+        return DiceCELoss(include_background=include_background, to_onehot_y=True, softmax=True, batch=True)
+    if name == "dice_focal":
+        return DiceFocalLoss(include_background=include_background, to_onehot_y=True, softmax=True, batch=True,
+                             gamma=2.0)
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def make_batch(source: SampleSource, transform: Any, rng: np.random.Generator, batch_size: int) -> tuple[Any, Any]:
+    """Stack ``batch_size`` augmented patches: images ``(B, C, *patch)``, labels ``(B, 1, *patch)``."""
+    import torch
+
+    images, labels = [], []
+    for _ in range(batch_size):
+        sample = transform(source.get(source.draw(rng, FOREGROUND_SHARE)))
+        sample = sample[0] if isinstance(sample, list) else sample
+        images.append(torch.as_tensor(np.asarray(sample["image"]), dtype=torch.float32))
+        labels.append(torch.as_tensor(np.asarray(sample["label"])).long())
+    return torch.stack(images), torch.stack(labels)
+
+
+def validate(model: Any, volumes: list[Volume], config: NetConfig, axis: int | None, n_classes: int,
+             first_class: int, device: Any, tta: bool = False) -> float:
+    """Mean over ``volumes`` of the mean Dice of classes ``first_class`` and up."""
+    from automed.deep.inference import predict_proba
+    from automed.metrics import dice_per_class
+
+    scores = [dice_per_class(predict_proba(model, v.image, config.patch, axis, device, tta).argmax(0), v.label,
+                             n_classes)[first_class:].mean() for v in volumes]
+    return float(np.mean(scores))
+
+
+def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list[Volume], axis: int | None,
+          n_classes: int, in_channels: int, folder: Path, seed: int, device: Any, include_background: bool,
+          deadline: float | None = None, on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train (or continue training) a network; ``folder`` receives ``best.pt`` and ``last.pt``.
+
+    A ``last.pt`` already in ``folder`` is resumed from: model, optimiser, scheduler and
+    history are restored and the random streams are reseeded per epoch, so a resumed
+    training continues as the interrupted one would have. ``on_epoch(epoch, value)`` is
+    called after every epoch (replayed for restored epochs) and may raise to stop.
+    """
+    import torch
+
+    from automed.deep.augment import training_transform
+    from automed.deep.networks import build_network
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = build_network(config.kind, config.spatial_dims, in_channels, n_classes, config.width, config.depth,
+                          config.res_units).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=schedule.max_epochs, power=0.9)
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    loss_fn = build_loss(config.loss, include_background)
+    first_class = 0 if include_background else 1
+    state = {"epoch": 0, "best_value": -math.inf, "best_epoch": -1, "history": [], "elapsed_s": 0.0,
+             "batch_size": config.batch_size, "events": []}
+    last = folder / "last.pt"
+    if last.is_file():
+        checkpoint = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        state = checkpoint["state"]
+        log.info("resumed training in %s at epoch %d", folder, state["epoch"])
+        if on_epoch is not None:
+            for epoch, value in enumerate(state["history"]):
+                on_epoch(epoch, value)
+    started = time.monotonic() - state["elapsed_s"]
+    stop_reason = "max epochs"
+    for epoch in range(state["epoch"], schedule.max_epochs):
+        if deadline is not None and time.monotonic() > deadline:
+            stop_reason = "time allotment used"
+            break
+        torch.manual_seed(seed + epoch)
+        rng = np.random.default_rng([seed, epoch])
+        transform = training_transform(config.patch, config.augmentation, config.spatial_dims == 3, seed + epoch)
+        model.train()
+        for _ in range(schedule.iterations):
+            images, labels = make_batch(source, transform, rng, state["batch_size"])
+            try:
+                _step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), amp)
+            except torch.OutOfMemoryError:
+                if state["batch_size"] == 1:
+                    raise
+                optimizer.zero_grad(set_to_none=True)
+                torch.cuda.empty_cache()
+                state["batch_size"] //= 2
+                state["events"].append(f"CUDA out of memory at epoch {epoch}: batch halved to {state['batch_size']}")
+                log.warning(state["events"][-1])
+        scheduler.step()
+        value = validate(model, val, config, axis, n_classes, first_class, device)
+        state["history"].append(value)
+        if value > state["best_value"]:
+            state["best_value"], state["best_epoch"] = value, epoch
+            _save({"model": model.state_dict()}, folder / "best.pt")
+        state["epoch"] = epoch + 1
+        state["elapsed_s"] = time.monotonic() - started
+        _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+               "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "state": state}, last)
+        if on_epoch is not None:
+            on_epoch(epoch, value)
+        if epoch - state["best_epoch"] >= schedule.patience:
+            stop_reason = f"early stopping (no gain for {schedule.patience} epochs)"
+            break
+    return TrainResult(state["best_value"], state["best_epoch"], state["epoch"], list(state["history"]),
+                       time.monotonic() - started, stop_reason, state["batch_size"], list(state["events"]))
+
+
+def _step(model: Any, optimizer: Any, scaler: Any, loss_fn: Any, images: Any, labels: Any, amp: bool) -> float:
+    import torch
+
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast("cuda", enabled=amp):
+        loss = loss_fn(model(images), labels)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.detach())
+
+
+def _save(obj: dict[str, Any], path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a kill never leaves a torn checkpoint."""
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def config_to_dict(config: NetConfig) -> dict[str, Any]:
+    return {**asdict(config), "patch": list(config.patch)}
+
+
+def config_from_dict(values: dict[str, Any]) -> NetConfig:
+    return NetConfig(**{**values, "patch": tuple(values["patch"])})

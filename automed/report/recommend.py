@@ -1,0 +1,146 @@
+"""The recommendation: the cheapest finished rung that is not significantly worse than the best one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from automed.report.tables import (
+    best_rung,
+    case_scores,
+    comparison_metric,
+    format_ci,
+    format_gain,
+    meets_constraints,
+    metric_label,
+    paired_gain,
+    vram_bytes,
+)
+
+__all__ = ["DEFAULT_MIN_GAIN", "recommend", "recommendation_of"]
+
+DEFAULT_MIN_GAIN = 0.005
+"""Gain (in metric units) below which climbing to a costlier rung is not worth it, when the run sets none."""
+
+
+def recommend(report: dict[str, Any]) -> dict[str, Any]:
+    """The rung to use and one sentence saying why, with numbers.
+
+    Among the finished rungs that meet ``report["constraints"]["max_vram_bytes"]`` (peak VRAM, or the
+    estimate when there was no GPU), take the best by comparison score, then the cheapest rung by fit
+    seconds that is not significantly below it: the paired per-case gain of the best over it has a 95% CI
+    lower bound at most ``min_gain`` (:data:`DEFAULT_MIN_GAIN` when the run sets none). Where per-case
+    scores cannot be paired (classification, no shared cases), the best rung is kept.
+
+    Parameters
+    ----------
+    report : dict
+        A report as built by :func:`automed.report.build.build_report` (``recommendation`` not needed).
+
+    Returns
+    -------
+    dict
+        ``{"rung": name or None, "sentence": str}``.
+
+    Examples
+    --------
+    >>> recommend(report)["sentence"]  # doctest: +SKIP
+    'Use unet3d: Dice 0.884 [0.871, 0.896] on 40 validation cases of fold 0, +0.043 [0.031, 0.055] over ...'
+    """
+    constraints = report.get("constraints") or {}
+    max_vram = constraints.get("max_vram_bytes")
+    min_gain = DEFAULT_MIN_GAIN if constraints.get("min_gain") is None else constraints["min_gain"]
+    rungs = report["rungs"]
+    notes = [note for note in (_why_not(r, max_vram) for r in rungs) if note]
+    best_name = best_rung(rungs, max_vram)
+    if best_name is None:
+        finished = any(r["status"] == "done" for r in rungs)
+        head = "No finished rung meets the constraints" if finished else "No rung finished"
+        return {"rung": None, "sentence": "; ".join([head, *notes]) + "."}
+    by_name = {r["name"]: r for r in rungs}
+    best = chosen = by_name[best_name]
+    gain_of_best = None
+    for rung in sorted(_cheaper(rungs, best, max_vram), key=lambda r: r["cost"]["fit_seconds"]):
+        gain = _paired(report, base=rung, new=best)
+        if gain is not None and gain["ci_low"] is not None and gain["ci_low"] <= min_gain:
+            chosen, gain_of_best = rung, gain
+            break
+    parts = [f"Use {chosen['name']}: {_score_text(report, chosen)}{_baseline_text(chosen, by_name)}"]
+    if gain_of_best is not None:
+        whose = f"{chosen['name']}'s"
+        parts.append(f"{best['name']}'s gain over it is {_gain_text(gain_of_best)} on the same {gain_of_best['n']} cases "
+                     f"(not clearly above the {min_gain:g} minimum gain){_at_ratio(best, chosen, whose)}")
+    return {"rung": chosen["name"], "sentence": "; ".join(parts + notes) + "."}
+
+
+def recommendation_of(report: dict[str, Any]) -> dict[str, Any]:
+    """The report's stored ``recommendation``, or :func:`recommend`'s for report dicts written before it existed."""
+    return report.get("recommendation") or recommend(report)
+
+
+def _cheaper(rungs: list[dict[str, Any]], best: dict[str, Any], max_vram: int | None) -> list[dict[str, Any]]:
+    """Finished rungs within the constraints that fitted faster than ``best``."""
+    limit = (best.get("cost") or {}).get("fit_seconds")
+    if limit is None:
+        return []
+    return [r for r in rungs if r is not best and meets_constraints(r, max_vram)
+            and (r.get("cost") or {}).get("fit_seconds") is not None and r["cost"]["fit_seconds"] < limit]
+
+
+def _paired(report: dict[str, Any], base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
+    """Paired per-case gain ``new - base`` on their shared cases; None where the scores cannot be paired."""
+    classes = (comparison_metric(new) or {}).get("classes")
+    if report["task"] != "segmentation" or not classes or not (_has_scores(base) and _has_scores(new)):
+        return None
+    scored = [int(key) for key, name in report["dataset"]["classes"].items() if name in classes]
+    return paired_gain(case_scores(base["per_case"], scored), case_scores(new["per_case"], scored),
+                       report.get("seed") or 0)
+
+
+def _has_scores(rung: dict[str, Any]) -> bool:
+    per_case = rung.get("per_case") or []
+    return bool(per_case) and all("scores" in case for case in per_case)
+
+
+def _score_text(report: dict[str, Any], rung: dict[str, Any]) -> str:
+    """``"Dice 0.884 [0.871, 0.896] on 40 validation cases of fold 0"``."""
+    comparison, metric = rung.get("comparison") or {}, comparison_metric(rung)
+    if comparison.get("metric"):
+        where = f"{comparison.get('n', metric.get('n'))} {comparison.get('cases') or 'comparison cases'}"
+    elif report["task"] == "classification":
+        where = f"{metric.get('n')} held-out test cases"
+    else:
+        where = f"{metric.get('n')} cases ({report['n_folds']}-fold cross-validation)"
+    return f"{metric_label(metric.get('name'))} {format_ci(metric['mean'], metric.get('ci_low'), metric.get('ci_high'))} on {where}"
+
+
+def _baseline_text(rung: dict[str, Any], by_name: dict[str, dict[str, Any]]) -> str:
+    """``", +0.043 [0.031, 0.055] over classical at 3.9x its fit time"``, or the fit time alone."""
+    gain = rung.get("gain_vs_baseline") or {}
+    base = by_name.get(gain.get("vs"))
+    if gain.get("mean") is None or base is None or base is rung:
+        seconds = (rung.get("cost") or {}).get("fit_seconds")
+        return "" if seconds is None else f", fitted in {seconds:.0f} s"
+    return f", {_gain_text(gain)} over {base['name']}{_at_ratio(rung, base, 'its')}"
+
+
+def _gain_text(gain: dict[str, Any]) -> str:
+    return format_gain(gain["mean"], gain.get("ci_low"), gain.get("ci_high"))
+
+
+def _at_ratio(rung: dict[str, Any], reference: dict[str, Any], whose: str) -> str:
+    """``" at 3.9x its fit time"`` (``rung / reference``); empty where either fit time is unknown."""
+    seconds, base = ((r.get("cost") or {}).get("fit_seconds") for r in (rung, reference))
+    return "" if seconds is None or not base else f" at {seconds / base:.1f}x {whose} fit time"
+
+
+def _why_not(rung: dict[str, Any], max_vram: int | None) -> str | None:
+    """Why ``rung`` cannot be recommended (skipped, not run, over the VRAM limit); None when it can."""
+    reason = (rung.get("reason") or "").strip().rstrip(".")
+    if rung["status"] != "done":
+        verb = {"skipped": "was skipped", "not run": "was not run"}.get(rung["status"], rung["status"])
+        return f"{rung['name']} {verb}" + (f" ({reason})" if reason else "")
+    used = vram_bytes(rung)
+    if max_vram is None or used is None or used <= max_vram:
+        return None
+    kind = "peak" if (rung.get("cost") or {}).get("peak_vram_bytes") is not None else "estimated training"
+    return f"{rung['name']} was excluded ({kind} VRAM {used / 2**30:.1f} GiB > {max_vram / 2**30:.1f} GiB allowed)"
