@@ -27,7 +27,8 @@ def build_network(kind: str, spatial_dims: int, in_channels: int, out_channels: 
                     strides=[2] * (depth - 1), num_res_units=res_units, norm="INSTANCE", dropout=dropout)
     if kind == "unetpp":
         features = (width, width, 2 * width, 4 * width, 8 * width, width)
-        return BasicUNetPlusPlus(spatial_dims, in_channels, out_channels, features=features, dropout=dropout)
+        return _FinalOutput(BasicUNetPlusPlus(spatial_dims, in_channels, out_channels, features=features,
+                                              dropout=dropout))
     raise ValueError(f"unknown network kind {kind!r}; expected one of {KINDS}")
 
 
@@ -38,3 +39,18 @@ def size_divisor(kind: str, depth: int) -> int:
 
 def count_parameters(model: Any) -> int:
     return int(sum(p.numel() for p in model.parameters()))
+
+
+def _FinalOutput(net: Any) -> Any:
+    """Wrap a network that returns a list of outputs (UNet++'s deep-supervision heads) to return the final one."""
+    import torch
+
+    class FinalOutput(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: Any) -> Any:
+            return self.inner(x)[-1]
+
+    return FinalOutput(net)

@@ -173,6 +173,9 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
         state["elapsed_s"] = time.monotonic() - started
         _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "state": state}, last)
+        if epoch % 10 == 0 or epoch + 1 == schedule.max_epochs:
+            log.info("%s: epoch %d/%d, validation Dice %.4f (best %.4f at %d), %.0fs", folder.name, epoch + 1,
+                     schedule.max_epochs, value, state["best_value"], state["best_epoch"] + 1, state["elapsed_s"])
         if on_epoch is not None:
             on_epoch(epoch, value)
         if epoch - state["best_epoch"] >= schedule.patience:
