@@ -209,9 +209,9 @@ def test_write_reports_renders_skips_gains_and_pareto(tmp_path):
     assert report["constraints"] == CONSTRAINTS and report["stopped_early"].startswith("unet3d gained")
     assert report["rungs"][-1] == {"name": "swin", "status": "not run", "reason": None, "metric": None,
                                    "per_class": None, "cost": None, "postprocessing": None}
-    assert json.loads((folder / "report.json").read_text())["recommendation"] == report["recommendation"]
+    assert json.loads((folder / "report.json").read_text(encoding="utf-8"))["recommendation"] == report["recommendation"]
     assert (folder / "pareto.png").read_bytes().startswith(b"\x89PNG")
-    md, html = (folder / "report.md").read_text(), (folder / "report.html").read_text()
+    md, html = (folder / "report.md").read_text(encoding="utf-8"), (folder / "report.html").read_text(encoding="utf-8")
     assert md.split("\n\n")[1].startswith("Use **unet2d**: Dice")
     assert "](pareto.png)" in md and 'alt="metric vs compute' in html
     assert html.count("data:image/png;base64,") == 2  # Pareto plot and per-case Dice
@@ -240,7 +240,7 @@ def test_old_style_run_without_constraints_still_renders(tmp_path):
     assert report["best_rung"] == "classical"
     assert report["recommendation"]["sentence"] == ("Use classical: Dice 0.900 [0.900, 0.900] on 24 cases "
                                                     "(2-fold cross-validation), fitted in 4 s.")
-    md = (tmp_path / "old" / "report.md").read_text()
+    md = (tmp_path / "old" / "report.md").read_text(encoding="utf-8")
     assert "Constraints" not in md and "gain vs" not in md and "core-h" not in md  # empty columns left out
     old_report = {k: v for k, v in report.items() if k != "recommendation"}  # a report.json from before
     assert "Use **classical**" in to_markdown(old_report) and "Use classical" in to_html(old_report)

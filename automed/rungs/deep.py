@@ -224,9 +224,10 @@ class DeepSegmentationRung(Rung):
         note = (f"probe on {device}: {measured.seconds_per_step:.3f} s per step of {default['batch_size']} "
                 f"samples, {val_s:.2f} s per validation image, {epoch_s:.1f} s per epoch")
         budget = context.budget_s
-        if budget is None:
+        if budget is None:  # no time limit: fixed epochs, as many as max_epochs allows
             n_trials = p.n_trials if p.n_trials >= 2 else 0
-            trial_s = max(p.max_epochs // 3, p.min_epochs) * epoch_s + PROBE_OVERHEAD_S
+            settings.update(trial_epochs=max(p.max_epochs // 3, p.min_epochs), final_epochs=p.max_epochs)
+            trial_s = settings["trial_epochs"] * epoch_s + PROBE_OVERHEAD_S
             final_s = p.max_epochs * epoch_s + PROBE_OVERHEAD_S
         else:
             usable = budget - reserve_s - PROBE_OVERHEAD_S * len(evaluations)
@@ -335,7 +336,7 @@ class DeepSegmentationRung(Rung):
             inner_train, inner_val = self._inner(train_ids, context)
             folder = context.folder / "final" / f"fold{k}"
             result, probe = self._train(config, plan.settings["final_seconds"], volumes, inner_train, inner_val,
-                                        folder, context, device)
+                                        folder, context, device, epochs=plan.settings.get("final_epochs"))
             model = _load_model(config, fp, folder / "best.pt", device)
             models.append(model)
             trainings.append({"fold": k, **_result_dict(result), "est_train_vram_bytes": probe.train_memory_bytes})
@@ -363,8 +364,11 @@ class DeepSegmentationRung(Rung):
 
     def _train(self, config: Any, seconds: float, volumes: dict[str, Any], train_ids: list[str],
                val_ids: list[str], folder: Path, context: FitContext, device: Any,
-               on_epoch: Any = None) -> tuple[Any, Any]:
-        """Probe ``config`` to size its schedule to ``seconds`` (kept in ``schedule.json``), then train."""
+               on_epoch: Any = None, epochs: int | None = None) -> tuple[Any, Any]:
+        """Probe ``config`` to size its schedule to ``seconds`` (or to fixed ``epochs``), then train.
+
+        The schedule is kept in ``schedule.json`` so a resumed training keeps it.
+        """
         from automed.deep.probe import probe
         from automed.deep.training import Schedule, train
         from automed.deep.volumes import SampleSource
@@ -380,7 +384,8 @@ class DeepSegmentationRung(Rung):
         else:
             epoch_s = (p.iterations * measured.seconds_per_step
                        + len(val_ids) * self._settings["validation_seconds_per_case"])
-            epochs = int(np.clip((seconds - PROBE_OVERHEAD_S) // max(epoch_s, 1e-6), p.min_epochs, p.max_epochs))
+            if epochs is None:
+                epochs = int(np.clip((seconds - PROBE_OVERHEAD_S) // max(epoch_s, 1e-6), p.min_epochs, p.max_epochs))
             schedule = Schedule(epochs, p.iterations, max(p.min_epochs, math.ceil(p.patience_fraction * epochs)))
             saved.write_text(json.dumps(asdict(schedule)))
         deadline = time.monotonic() + seconds * 1.25  # a hard stop if the probe was optimistic
@@ -423,7 +428,7 @@ class DeepSegmentationRung(Rung):
                     raise optuna.TrialPruned()
 
             result, _ = self._train(self._config(space, settings), settings["trial_seconds"], volumes, inner_train,
-                                    inner_val, folder, context, device, report)
+                                    inner_val, folder, context, device, report, settings.get("trial_epochs"))
             trial.set_user_attr("epochs", result.epochs)
             shutil.rmtree(folder, ignore_errors=True)
             return result.best_value
@@ -495,7 +500,8 @@ class DeepSegmentationRung(Rung):
         """``model.json`` plus one ``model_fold<k>.pt`` state dict per final training; checkpoints removed."""
         for k in range(n_models):
             shutil.copyfile(folder / "final" / f"fold{k}" / "best.pt", folder / f"model_fold{k}.pt")
-        shutil.rmtree(folder / "final", ignore_errors=True)
+        for checkpoints in ("final", "trials"):
+            shutil.rmtree(folder / checkpoints, ignore_errors=True)
         meta = {"params": _plain(self.params), "config": _plain(config), "settings": self._settings,
                 "postprocessing": steps, "n_classes": fingerprint.n_classes, "n_channels": fingerprint.n_channels,
                 "n_models": n_models}

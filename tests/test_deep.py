@@ -1,0 +1,217 @@
+"""Deep segmentation rungs on tiny synthetic data: fit, judge, skip, shrink, stop, resume."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import automed
+from automed.cli import main
+from automed.errors import RunFolderError
+from conftest import FAST_PARAMS, make_folders_2d, make_msd
+
+TINY = {"n_trials": 2, "max_epochs": 3, "min_epochs": 1, "iterations": 2, "widths": [8], "depths": [3],
+        "batch_sizes": [2], "tta": False}
+
+
+def _recipe(*rungs, **changes):
+    specs = [{"name": "classical", "params": FAST_PARAMS}] + [{"name": r, "params": TINY} for r in rungs]
+    return automed.Recipe(n_folds=2, n_jobs=1, rungs=specs, **changes)
+
+
+def _result(run_folder, name):
+    return json.loads((run_folder / "rungs" / name / "result.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def toy3d(tmp_path_factory):
+    return make_msd(tmp_path_factory.mktemp("toy3d"), n_cases=8, shape=(16, 20, 16))
+
+
+def test_unet2d_on_volumes_is_judged_against_classical_and_predicts(toy3d, tmp_path):
+    import torch
+
+    run = automed.fit(_recipe("unet2d", full_ladder=True), toy3d, tmp_path / "run", progress=False)
+    result = _result(run.folder, "unet2d")
+    folds = json.loads((run.folder / "splits.json").read_text())["folds"]
+    assert result["status"] == "done"
+    assert {c["case_id"] for c in result["per_case"]} == set(folds[0]["val"])
+    assert result["comparison"]["n"] == len(folds[0]["val"])
+    gain = result["gain_vs_baseline"]
+    assert gain["vs"] == "classical" and gain["ci_low"] <= gain["mean"] <= gain["ci_high"]
+    classical = {c["case_id"]: c for c in _result(run.folder, "classical")["per_case"]}
+    mine = {c["case_id"]: np.mean([c["scores"][k]["dice"] for k in ("1", "2")]) for c in result["per_case"]}
+    theirs = {k: np.mean([classical[k]["scores"][c]["dice"] for c in ("1", "2")]) for k in mine}
+    assert gain["mean"] == pytest.approx(np.mean([mine[k] - theirs[k] for k in mine]))
+    cost = result["cost"]
+    assert cost["n_trials"] == 2 and cost["n_params"] > 0 and cost["est_train_vram_bytes"] > 0
+    assert cost["core_hours"] > 0 and cost["gpu_hours"] is None and cost["device"] == "cpu"
+    assert cost["search_seconds"] > 0 and cost["final_fit_seconds"] > 0
+    assert result["details"]["slice_axis"] == 0  # make_msd writes 1.5 mm along z: array axis 0
+    assert not (run.folder / "rungs/unet2d/final").exists() and not (run.folder / "rungs/unet2d/trials").exists()
+    weights = torch.load(run.folder / "rungs/unet2d/model_fold0.pt", weights_only=True)
+    assert "model" in weights
+    written = run.predict(toy3d / "imagesTr", tmp_path / "pred", rung="unet2d")
+    assert len(written) == 8
+    from automed.data.io import read_image
+
+    mask = read_image(written[0]).array
+    assert mask.shape == (16, 20, 16) and set(np.unique(mask)) <= {0, 1, 2}
+    assert "unet2d" in (run.folder / "report.md").read_text(encoding="utf-8")
+
+
+def test_3d_network_skipped_on_2d_data_and_unetpp_runs(tmp_path):
+    data = make_folders_2d(tmp_path / "em", n_cases=6)
+    run = automed.fit(_recipe("unetpp", "unet3d", full_ladder=True, include_background=True), data,
+                      tmp_path / "run", progress=False)
+    assert _result(run.folder, "unetpp")["status"] == "done"
+    skipped = _result(run.folder, "unet3d")
+    assert skipped["status"] == "skipped" and "2D" in skipped["reason"]
+    assert "unet3d" in (run.folder / "report.md").read_text(encoding="utf-8")
+
+
+def test_rung_that_cannot_fit_its_allotment_is_skipped_with_the_estimate(toy3d, tmp_path):
+    slow = {**TINY, "min_epochs": 500, "max_epochs": 500, "iterations": 50}
+    recipe = automed.Recipe(n_folds=2, n_jobs=1, budget_s=20, rungs=[{"name": "unet3d", "params": slow}])
+    run = automed.fit(recipe, toy3d, tmp_path / "run", progress=False)
+    result = _result(run.folder, "unet3d")
+    assert result["status"] == "skipped"
+    assert "estimated" in result["reason"] and "allotted" in result["reason"]
+    assert result["estimate"]["seconds"] > 20
+
+
+def test_memory_limit_shrinks_then_skips(toy3d, tmp_path):
+    params = {**TINY, "batch_sizes": [2, 4], "widths": [8, 16]}
+    recipe = automed.Recipe(n_folds=2, n_jobs=1, max_vram_bytes=2**20, rungs=[{"name": "unet3d", "params": params}])
+    run = automed.fit(recipe, toy3d, tmp_path / "run", progress=False)
+    result = _result(run.folder, "unet3d")
+    assert result["status"] == "skipped" and "GiB limit" in result["reason"]
+    assert any(s.startswith("batch 4 -> 2") for s in result["shrunk"])
+    assert any(s.startswith("width 16 -> 8") for s in result["shrunk"])
+
+
+def test_climbing_stops_when_a_rung_is_confidently_no_better(toy3d, tmp_path):
+    run = automed.fit(_recipe("unet2d", "unet3d"), toy3d, tmp_path / "run", progress=False)
+    # A 3-epoch toy U-Net is far below the near-perfect classical rung on these blobs.
+    assert _result(run.folder, "unet2d")["gain_vs_prev"]["ci_high"] < 0.005
+    stopped = _result(run.folder, "unet3d")
+    assert stopped["status"] == "skipped" and stopped["reason"].startswith("climbing stopped after unet2d")
+    assert run.report_["stopped_early"] == stopped["reason"]
+
+
+def test_training_resumed_from_last_checkpoint_continues_identically(toy3d, tmp_path):
+    from automed.data.dataset import open_dataset
+    from automed.data.fingerprint import compute_fingerprint
+    from automed.deep.inference import pick_device
+    from automed.deep.training import NetConfig, Schedule, train
+    from automed.deep.volumes import SampleSource, load_volumes
+
+    dataset = open_dataset(toy3d)
+    fp = compute_fingerprint(dataset)
+    volumes = load_volumes(dataset, fp, [c.case_id for c in dataset.cases])
+    ids = sorted(volumes)
+    source = SampleSource({k: volumes[k] for k in ids[:6]}, axis=2)
+    config = NetConfig("unet", 2, 8, 3, 0, "dice_ce", 3e-3, 4, "medium", (16, 32))
+    schedule = Schedule(max_epochs=4, iterations=3, patience=10)
+    args = (config, schedule, source, [volumes[k] for k in ids[6:]], 2, 3, 1)
+    whole = train(*args, tmp_path / "whole", 0, pick_device(), False)
+
+    def interrupt(epoch, value):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(*args, tmp_path / "split", 0, pick_device(), False, None, interrupt)
+    resumed = train(*args, tmp_path / "split", 0, pick_device(), False)
+    assert resumed.epochs == whole.epochs == 4
+    np.testing.assert_allclose(resumed.history, whole.history, atol=1e-4)
+
+
+KILLER = textwrap.dedent('''
+    import os, signal, sys
+    import automed
+    import automed.deep.training as training
+
+    original, calls = training.train, []
+
+    def train_then_die(*args):
+        calls.append(1)
+        if len(calls) == 2:  # the second Optuna trial: SIGKILL once its second epoch is checkpointed
+            report = args[12]
+
+            def on_epoch(epoch, value):
+                report(epoch, value)
+                if epoch == 1:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            args = args[:12] + (on_epoch,)
+        return original(*args)
+
+    training.train = train_then_die
+    automed.fit(automed.Recipe.from_yaml(sys.argv[1]), sys.argv[2], sys.argv[3], progress=False)
+''')
+
+
+def _trials(db):
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT t.number, t.state, t.datetime_complete FROM trials t JOIN studies s "
+                           "ON t.study_id = s.study_id WHERE s.study_name = 'unet2d' ORDER BY t.number").fetchall()
+    return rows
+
+
+def test_sigkill_in_a_deep_rung_then_resume_recomputes_nothing(toy3d, tmp_path):
+    params = {**TINY, "n_trials": 2, "min_epochs": 4, "max_epochs": 6}
+    recipe = automed.Recipe(n_folds=2, n_jobs=1, full_ladder=True,
+                            rungs=[{"name": "classical", "params": FAST_PARAMS}, {"name": "unet2d", "params": params}])
+    recipe.to_yaml(tmp_path / "recipe.yaml")
+    (tmp_path / "killer.py").write_text(KILLER)
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(tmp_path / "killer.py"), str(tmp_path / "recipe.yaml"), str(toy3d),
+                           str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    staging = tmp_path / ".run.partial"
+    assert not out.exists() and (staging / "state.json").is_file()
+    assert (staging / "rungs/unet2d/trials/1/last.pt").is_file()
+    before = _trials(staging / "optuna.db")
+    assert [(n, s) for n, s, _ in before] == [(0, "COMPLETE"), (1, "RUNNING")]
+    classical = (staging / "rungs/classical/result.json").read_text()
+
+    with pytest.raises(RunFolderError, match="--resume"):
+        automed.fit(recipe, toy3d, out, progress=False)
+    result = CliRunner().invoke(main, ["fit", "--resume", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+
+    after = _trials(out / "optuna.db")
+    assert after[0] == before[0]  # the finished trial was kept, not run again
+    assert [(n, s) for n, s, _ in after] == [(0, "COMPLETE"), (1, "FAIL"), (2, "COMPLETE")]
+    log = (out / "automed.log").read_text()
+    assert "resumed training in" in log and "at epoch 2" in log
+    assert (out / "rungs/classical/result.json").read_text() == classical
+    assert _result(out, "unet2d")["cost"]["n_trials"] == 2
+    assert not staging.exists()
+    again = CliRunner().invoke(main, ["fit", "--resume", str(out), "--quiet"])
+    assert again.exit_code == 1 and "no interrupted fit" in again.output
+
+
+def test_slice_axis_is_the_coarsest_then_the_shortest():
+    from types import SimpleNamespace
+
+    from automed.deep.volumes import slice_axis
+
+    assert slice_axis(SimpleNamespace(median_spacing=(1.0, 1.0, 3.0), median_shape=(100, 100, 20))) == 2
+    assert slice_axis(SimpleNamespace(median_spacing=(1.0, 1.0, 1.0), median_shape=(36, 50, 35))) == 2
+    assert slice_axis(SimpleNamespace(median_spacing=(2.0, 1.0, 2.0), median_shape=(30, 50, 60))) == 0
+
+
+def test_paired_gain_uses_shared_cases_only():
+    from automed.report.tables import paired_gain
+
+    gain = paired_gain({"a": 0.5, "b": 0.6, "c": 0.7}, {"a": 0.6, "b": 0.7, "d": 0.0})
+    assert gain["n"] == 2 and gain["mean"] == pytest.approx(0.1)
+    assert paired_gain({"a": 0.5}, {"b": 0.5}) is None
