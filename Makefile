@@ -27,6 +27,8 @@ test-all: $(BIN)/automed
 benchmark: $(BIN)/automed
 	$(BIN)/python benchmarks/classical_segmentation.py
 	$(BIN)/python benchmarks/classical_classification.py
+	# the deep ladder under its budgets: about 60 + 25 minutes
+	$(BIN)/python benchmarks/deep_segmentation.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import automed
+import automed.rungs
 from automed.cli import main
 from automed.errors import RunFolderError
 from conftest import FAST_PARAMS, make_folders_2d, make_msd
@@ -75,6 +76,20 @@ def test_3d_network_skipped_on_2d_data_and_unetpp_runs(tmp_path):
     skipped = _result(run.folder, "unet3d")
     assert skipped["status"] == "skipped" and "2D" in skipped["reason"]
     assert "unet3d" in (run.folder / "report.md").read_text(encoding="utf-8")
+
+
+def test_cv_full_trains_every_fold_and_predicts_with_their_average(toy3d, tmp_path):
+    recipe = automed.Recipe(n_folds=2, n_jobs=1, cv="full", rungs=[{"name": "unet3d", "params": TINY}])
+    run = automed.fit(recipe, toy3d, tmp_path / "run", progress=False)
+    result = _result(run.folder, "unet3d")
+    assert sorted(c["fold"] for c in result["per_case"]) == [0] * 4 + [1] * 4
+    assert result["comparison"]["n"] == 8 and result["comparison"]["cases"] == "every case (all folds)"
+    assert len(result["details"]["trainings"]) == 2
+    assert (run.folder / "rungs/unet3d/model_fold1.pt").is_file()
+    rung = automed.rungs.rung_class("unet3d", "segmentation").load(run.folder / "rungs/unet3d")
+    assert len(rung.models_) == 2
+    image = np.zeros((1, 16, 20, 16), dtype=np.float32)
+    assert rung.predict(image).shape == (16, 20, 16)
 
 
 def test_rung_that_cannot_fit_its_allotment_is_skipped_with_the_estimate(toy3d, tmp_path):

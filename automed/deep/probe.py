@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from automed.deep.training import NetConfig, build_loss, make_batch
+from automed.deep.training import NetConfig, build_loss, make_batch, train_step
 from automed.deep.volumes import SampleSource
 
 __all__ = ["Probe", "probe"]
@@ -55,6 +55,7 @@ def probe(config: NetConfig, source: SampleSource, in_channels: int, n_classes: 
     transform = training_transform(config.patch, config.augmentation, config.spatial_dims == 3, seed)
     rng = np.random.default_rng(seed)
     cuda = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     saved: dict[int, int] = {}
@@ -66,12 +67,12 @@ def probe(config: NetConfig, source: SampleSource, in_channels: int, n_classes: 
 
     images, labels = make_batch(source, transform, rng, config.batch_size)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        _one_step(model, optimizer, loss_fn, images.to(device), labels.to(device), cuda)
+        train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), cuda)
     times = []
     for _ in range(n_steps):
         started = time.perf_counter()
         images, labels = make_batch(source, transform, rng, config.batch_size)
-        _one_step(model, optimizer, loss_fn, images.to(device), labels.to(device), cuda)
+        train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), cuda)
         if cuda:
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - started)
@@ -80,12 +81,3 @@ def probe(config: NetConfig, source: SampleSource, in_channels: int, n_classes: 
     peak = int(torch.cuda.max_memory_allocated(device)) if cuda else None
     return Probe(float(np.median(times)), max(estimate, peak or 0), peak, n_params)
 
-
-def _one_step(model: Any, optimizer: Any, loss_fn: Any, images: Any, labels: Any, amp: bool) -> None:
-    import torch
-
-    optimizer.zero_grad(set_to_none=True)
-    with torch.autocast("cuda", enabled=amp):
-        loss = loss_fn(model(images), labels)
-    loss.backward()
-    optimizer.step()

@@ -13,7 +13,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,8 @@ import numpy as np
 
 from automed.deep.volumes import SampleSource, Volume
 
-__all__ = ["NetConfig", "Schedule", "TrainResult", "build_loss", "config_from_dict", "config_to_dict", "make_batch",
-           "train", "validate"]
+__all__ = ["NetConfig", "Schedule", "TrainResult", "build_loss", "config_from_dict", "make_batch",
+           "train", "train_step", "validate"]
 
 log = logging.getLogger("automed")
 FOREGROUND_SHARE = 1 / 3  # share of 2D training slices drawn from slices with foreground (as nnU-Net oversamples)
@@ -154,7 +154,7 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
         for _ in range(schedule.iterations):
             images, labels = make_batch(source, transform, rng, state["batch_size"])
             try:
-                _step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), amp)
+                train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), amp)
             except torch.OutOfMemoryError:
                 if state["batch_size"] == 1:
                     raise
@@ -185,7 +185,8 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
                        time.monotonic() - started, stop_reason, state["batch_size"], list(state["events"]))
 
 
-def _step(model: Any, optimizer: Any, scaler: Any, loss_fn: Any, images: Any, labels: Any, amp: bool) -> float:
+def train_step(model: Any, optimizer: Any, scaler: Any, loss_fn: Any, images: Any, labels: Any, amp: bool) -> float:
+    """One optimiser step (mixed precision when ``amp``, gradient norm clipped at 12); returns the loss."""
     import torch
 
     optimizer.zero_grad(set_to_none=True)
@@ -208,9 +209,6 @@ def _save(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def config_to_dict(config: NetConfig) -> dict[str, Any]:
-    return {**asdict(config), "patch": list(config.patch)}
-
-
 def config_from_dict(values: dict[str, Any]) -> NetConfig:
+    """The :class:`NetConfig` saved as a plain dict in ``model.json``."""
     return NetConfig(**{**values, "patch": tuple(values["patch"])})

@@ -309,7 +309,8 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
             **outcome.cost}
     result = {
         "name": rung.name, "status": "done", "reason": None, **summary, "cost": cost, "estimate": estimate,
-        "shrunk": plan.shrunk, "postprocessing": outcome.postprocessing, "details": outcome.details,
+        "shrunk": plan.shrunk + [e for t in outcome.details.get("trainings", []) for e in t.get("events", [])],
+        "postprocessing": outcome.postprocessing, "details": outcome.details,
         "per_case": outcome.per_case,
     }
     if classes:
