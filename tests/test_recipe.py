@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from automed.errors import RecipeError
-from automed.recipe import Recipe, RungSpec, parse_duration
+from automed.recipe import Recipe, RungSpec, parse_duration, parse_size
 
 RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
 
@@ -39,6 +39,21 @@ def test_budget_alias():
 @pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("10min", 600), ("2h", 7200), (5, 5.0)])
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
+
+
+def test_default_segmentation_ladder_and_memory_alias():
+    assert [s.name for s in Recipe().rungs] == ["classical", "unet2d", "unetpp", "unet3d"]
+    assert Recipe.from_dict({"max_vram": "8GB"}).max_vram_bytes == 8 * 10**9
+    assert parse_size("512MiB") == 512 * 2**20 and parse_size(None) is None
+    with pytest.raises(RecipeError, match="Cannot read the memory size 'lots'"):
+        parse_size("lots")
+
+
+def test_invalid_deep_rung_param_value():
+    with pytest.raises(RecipeError, match="The 'losses' parameter of a deep rung must be one of"):
+        Recipe(rungs=[{"name": "unet2d", "params": {"losses": ["mse"]}}])
+    with pytest.raises(RecipeError, match="'widths' and 'depths' parameters of a deep rung need at least one"):
+        Recipe(rungs=[{"name": "unet3d", "params": {"widths": []}}])
 
 
 def test_parse_duration_rejects_garbage():
@@ -81,6 +96,9 @@ def test_metric_must_suit_the_task():
     ({"data_format": "dicomweb"}, "The 'data_format' parameter of Recipe must be one of"),
     ({"task": "segmentation", "data_format": "csv"}, "The 'data_format' parameter of Recipe must be one of"),
     ({"test_fraction": 0.9}, "The 'test_fraction' parameter of Recipe must be a number in"),
+    ({"cv": "loo"}, "The 'cv' parameter of Recipe must be one of"),
+    ({"max_vram_bytes": 10}, "The 'max_vram_bytes' parameter of Recipe must be a number >="),
+    ({"full_ladder": "yes"}, "The 'full_ladder' parameter of Recipe must be true or false"),
 ])
 def test_invalid_values(changes, message):
     with pytest.raises(RecipeError, match=message):

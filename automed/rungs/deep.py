@@ -62,7 +62,7 @@ class DeepParams:
         Early stopping after this share of the planned epochs without a validation gain.
     widths, depths, batch_sizes : tuple of int
         Searched first-level channels, resolution levels (U-Net only) and batch sizes.
-        Empty ``batch_sizes``: the rung's default.
+        Empty ``batch_sizes``: two sizes near the rung's ``batch_voxels`` per batch.
     losses, augmentations : tuple of str
         Searched losses (``dice_ce``, ``dice_focal``) and augmentation strengths.
     lr_min, lr_max : float
@@ -131,7 +131,8 @@ class DeepSegmentationRung(Rung):
     kind: ClassVar[str]
     #: 2 (slices of 3D volumes, or 2D images) or 3.
     network_dims: ClassVar[int]
-    default_batch_sizes: ClassVar[tuple[int, ...]]
+    #: Voxels per batch the default batch sizes aim at (larger patches, smaller batches).
+    batch_voxels: ClassVar[int]
     default_max_patch: ClassVar[int]
 
     # -- search space ------------------------------------------------------------------
@@ -184,7 +185,8 @@ class DeepSegmentationRung(Rung):
         axis = self._axis(fp)
         p = self.params
         settings = {"axis": axis, "patch": self._patch(fp, axis),
-                    "widths": sorted(p.widths), "batch_sizes": sorted(p.batch_sizes or self.default_batch_sizes)}
+                    "widths": sorted(p.widths)}
+        settings["batch_sizes"] = sorted(p.batch_sizes or self._default_batch_sizes(settings["patch"]))
         _, train_ids, _ = self._evaluations(context)[0]
         inner_train, inner_val = self._inner(train_ids, context)
         volumes = load_volumes(context.dataset, fp, inner_train[:8] + inner_val[:1])
@@ -276,6 +278,11 @@ class DeepSegmentationRung(Rung):
             largest["width"] = settings["widths"][-1]
             return f"width {old} -> {largest['width']}"
         return None
+
+    def _default_batch_sizes(self, patch: list[int]) -> list[int]:
+        """The power of two nearest ``batch_voxels / patch voxels`` (2 to 32), and half of it."""
+        largest = int(np.clip(2 ** round(math.log2(self.batch_voxels / np.prod(patch))), 2, 32))
+        return [largest // 2, largest]
 
     def _axis(self, fingerprint: Any) -> int | None:
         from automed.deep.volumes import slice_axis
@@ -388,7 +395,8 @@ class DeepSegmentationRung(Rung):
                 epochs = int(np.clip((seconds - PROBE_OVERHEAD_S) // max(epoch_s, 1e-6), p.min_epochs, p.max_epochs))
             schedule = Schedule(epochs, p.iterations, max(p.min_epochs, math.ceil(p.patience_fraction * epochs)))
             saved.write_text(json.dumps(asdict(schedule)))
-        deadline = time.monotonic() + seconds * 1.25  # a hard stop if the probe was optimistic
+        # With a time allotment, a hard stop in case the probe was optimistic; fixed epochs run to the end.
+        deadline = None if epochs is not None else time.monotonic() + seconds * 1.25
         result = train(config, schedule, source, [volumes[c] for c in val_ids], self._settings["axis"],
                        fp.n_classes, fp.n_channels, folder, context.random_state, device,
                        context.include_background, deadline, on_epoch)

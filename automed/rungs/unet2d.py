@@ -17,5 +17,5 @@ class UNet2DRung(DeepSegmentationRung):
     name = "unet2d"
     kind = "unet"
     network_dims = 2
-    default_batch_sizes = (16, 32)
+    batch_voxels = 2**18
     default_max_patch = 256

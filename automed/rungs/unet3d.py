@@ -13,6 +13,6 @@ class UNet3DRung(DeepSegmentationRung):
     name = "unet3d"
     kind = "unet"
     network_dims = 3
-    default_batch_sizes = (2, 4)
+    batch_voxels = 2**19
     default_max_patch = 128
     cost_weight = 4.0

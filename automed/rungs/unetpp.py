@@ -13,5 +13,5 @@ class UNetPlusPlusRung(DeepSegmentationRung):
     name = "unetpp"
     kind = "unetpp"
     network_dims = 2
-    default_batch_sizes = (8, 16)
+    batch_voxels = 2**16
     default_max_patch = 256
