@@ -93,13 +93,14 @@ def test_cv_full_trains_every_fold_and_predicts_with_their_average(toy3d, tmp_pa
 
 
 def test_rung_that_cannot_fit_its_allotment_is_skipped_with_the_estimate(toy3d, tmp_path):
-    slow = {**TINY, "min_epochs": 500, "max_epochs": 500, "iterations": 50}
+    slow = {**TINY, "min_epochs": 500, "max_epochs": 500, "iterations": 50, "widths": [32]}
     recipe = automed.Recipe(n_folds=2, n_jobs=1, budget_s=20, rungs=[{"name": "unet3d", "params": slow}])
     run = automed.fit(recipe, toy3d, tmp_path / "run", progress=False)
     result = _result(run.folder, "unet3d")
     assert result["status"] == "skipped"
     assert "estimated" in result["reason"] and "allotted" in result["reason"]
     assert result["estimate"]["seconds"] > 20
+    assert [s.split(" to ")[0] for s in result["shrunk"]] == ["width 32 -> 16", "width 16 -> 8"]
 
 
 def test_memory_limit_shrinks_then_skips(toy3d, tmp_path):

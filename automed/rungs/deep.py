@@ -178,86 +178,85 @@ class DeepSegmentationRung(Rung):
         fp = context.fingerprint
         if self.network_dims == 3 and fp.dims == 2:
             return RungPlan(None, note="not probed", skip_reason="a 3D network needs 3D images; this dataset is 2D.")
-        from automed.deep.inference import pick_device, predict_proba
-        from automed.deep.probe import probe
-        from automed.deep.volumes import SampleSource, load_volumes
-
-        axis = self._axis(fp)
-        p = self.params
-        settings = {"axis": axis, "patch": self._patch(fp, axis),
-                    "widths": sorted(p.widths)}
-        settings["batch_sizes"] = sorted(p.batch_sizes or self._default_batch_sizes(settings["patch"]))
-        _, train_ids, _ = self._evaluations(context)[0]
-        inner_train, inner_val = self._inner(train_ids, context)
-        volumes = load_volumes(context.dataset, fp, inner_train[:8] + inner_val[:1])
-        source = SampleSource({k: v for k, v in volumes.items() if k in inner_train}, axis)
-        device = pick_device()
+        probe = _Prober(self, context)
         shrunk: list[str] = []
-
-        def measure(space: dict[str, Any]) -> Any:
-            return probe(self._config(space, settings), source, fp.n_channels, fp.n_classes, device,
-                         context.include_background, seed=context.random_state)
-
-        limit = context.max_vram_bytes or _cuda_memory_limit(device)
-        if limit is not None:
-            largest = {**self._default_space(settings), "width": settings["widths"][-1],
-                       "batch_size": settings["batch_sizes"][-1]}
-            if self.kind == "unet":
-                largest["depth"] = max(p.depths)
-            while (need := measure(largest).train_memory_bytes) > limit:
-                change = self._shrink_for_memory(settings, largest)
-                if change is None:
-                    return RungPlan(None, need, skip_reason=f"the smallest configuration needs an estimated "
-                                    f"{need / 2**30:.1f} GiB to train, more than the {limit / 2**30:.1f} GiB limit.",
-                                    shrunk=shrunk)
-                shrunk.append(f"{change} (estimated {need / 2**30:.1f} GiB > {limit / 2**30:.1f} GiB limit)")
-        default = self._default_space(settings)
-        measured = measure(default)
-        started = time.perf_counter()
-        predict_proba(_new_model(self._config(default, settings), fp, device), volumes[inner_val[0]].image, tuple(settings["patch"]), axis, device)
-        val_s = time.perf_counter() - started
-        epoch_s = p.iterations * measured.seconds_per_step + len(inner_val) * val_s
-        evaluations = self._evaluations(context)
-        n_eval_cases = sum(len(v) for _, _, v in evaluations)
-        tta_factor = 2 ** (2 if axis is not None or fp.dims == 2 else 3) if p.tta else 1
+        skip = self._fit_memory(probe, context, shrunk)
+        if skip is not None:
+            return skip
+        measured, val_s, epoch_s = probe.default()
+        budget, p = context.budget_s, self.params
+        n_evals = len(self._evaluations(context))
+        n_eval_cases = sum(len(v) for _, _, v in self._evaluations(context))
+        tta_factor = 2 ** (2 if self.network_dims == 2 else 3) if p.tta else 1
         reserve_s = 10.0 + n_eval_cases * val_s * tta_factor * 1.5
-        settings.update(epoch_seconds=epoch_s, validation_seconds_per_case=val_s, device=str(device),
+        usable = None if budget is None else budget - reserve_s - PROBE_OVERHEAD_S * n_evals
+        while usable is not None and usable < p.min_epochs * epoch_s * n_evals and len(probe.settings["widths"]) and \
+                probe.settings["widths"][0] > 8:
+            old = probe.settings["widths"][0]
+            probe.settings["widths"] = [old // 2]
+            shrunk.append(f"width {old} -> {old // 2} to fit {p.min_epochs} epochs in {_minutes(budget)}")
+            measured, val_s, epoch_s = probe.default()
+        settings = probe.settings
+        settings.update(epoch_seconds=epoch_s, validation_seconds_per_case=val_s, device=str(probe.device),
                         seconds_per_step=measured.seconds_per_step)
-        note = (f"probe on {device}: {measured.seconds_per_step:.3f} s per step of {default['batch_size']} "
-                f"samples, {val_s:.2f} s per validation image, {epoch_s:.1f} s per epoch")
-        budget = context.budget_s
-        if budget is None:  # no time limit: fixed epochs, as many as max_epochs allows
+        note = (f"probe on {probe.device}: {measured.seconds_per_step:.3f} s per step of "
+                f"{self._default_space(settings)['batch_size']} samples, {val_s:.2f} s per validation image, "
+                f"{epoch_s:.1f} s per epoch")
+        if usable is None:  # no time limit: fixed epochs, as many as max_epochs allows
             n_trials = p.n_trials if p.n_trials >= 2 else 0
             settings.update(trial_epochs=max(p.max_epochs // 3, p.min_epochs), final_epochs=p.max_epochs)
             trial_s = settings["trial_epochs"] * epoch_s + PROBE_OVERHEAD_S
             final_s = p.max_epochs * epoch_s + PROBE_OVERHEAD_S
         else:
-            usable = budget - reserve_s - PROBE_OVERHEAD_S * len(evaluations)
-            minimum = p.min_epochs * epoch_s * len(evaluations)
+            minimum = p.min_epochs * epoch_s * n_evals
             if usable < minimum:
                 return RungPlan(reserve_s + minimum, measured.train_memory_bytes, note, shrunk,
                                 skip_reason=f"estimated {_minutes(reserve_s + minimum)} for the shortest training "
                                             f"({p.min_epochs} epochs) > the {_minutes(budget)} allotted.")
-            search_s = usable * p.search_fraction
-            n_trials = min(p.n_trials, int(search_s // (p.min_epochs * epoch_s + PROBE_OVERHEAD_S)))
-            if n_trials < 2:
-                if p.n_trials >= 2:
-                    shrunk.append(f"search dropped ({p.n_trials} trials of {p.min_epochs}+ epochs do not fit "
-                                  f"{_minutes(search_s)}); the default configuration is trained")
-                n_trials, search_s = 0, 0.0
-            elif n_trials < p.n_trials:
-                shrunk.append(f"trials {p.n_trials} -> {n_trials} to fit {_minutes(search_s)} of search")
-            trial_s = search_s / n_trials if n_trials else 0.0
-            final_s = (usable - search_s) / len(evaluations)
-            epochs = int(min(p.max_epochs, (final_s - PROBE_OVERHEAD_S) // epoch_s))
-            if epochs < p.max_epochs:
-                shrunk.append(f"epochs {p.max_epochs} -> about {epochs} to fit {_minutes(final_s)} of final training")
+            n_trials, trial_s, final_s = self._split_time(usable, epoch_s, n_evals, shrunk)
         settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
-        seconds = reserve_s + n_trials * trial_s + len(evaluations) * final_s
+        seconds = reserve_s + n_trials * trial_s + n_evals * final_s
         plan = RungPlan(seconds, measured.train_memory_bytes, note, shrunk, None, settings)
         context.folder.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(asdict(plan), indent=2))
         return plan
+
+    def _fit_memory(self, probe: _Prober, context: FitContext, shrunk: list[str]) -> RungPlan | None:
+        """Shrink the largest searchable configuration until its training fits the memory limit."""
+        limit = context.max_vram_bytes or _cuda_memory_limit(probe.device)
+        if limit is None:
+            return None
+        settings = probe.settings
+        largest = {**self._default_space(settings), "width": settings["widths"][-1],
+                   "batch_size": settings["batch_sizes"][-1]}
+        if self.kind == "unet":
+            largest["depth"] = max(self.params.depths)
+        while (need := probe.measure(largest).train_memory_bytes) > limit:
+            change = self._shrink_for_memory(settings, largest)
+            if change is None:
+                return RungPlan(None, need, skip_reason=f"the smallest configuration needs an estimated "
+                                f"{need / 2**30:.1f} GiB to train, more than the {limit / 2**30:.1f} GiB limit.",
+                                shrunk=shrunk)
+            shrunk.append(f"{change} (estimated {need / 2**30:.1f} GiB > {limit / 2**30:.1f} GiB limit)")
+        return None
+
+    def _split_time(self, usable: float, epoch_s: float, n_evals: int, shrunk: list[str]) -> tuple[int, float, float]:
+        """Trials, seconds per trial and seconds per final training within ``usable`` seconds."""
+        p = self.params
+        search_s = usable * p.search_fraction
+        n_trials = min(p.n_trials, int(search_s // (p.min_epochs * epoch_s + PROBE_OVERHEAD_S)))
+        if n_trials < 2:
+            if p.n_trials >= 2:
+                shrunk.append(f"search dropped ({p.n_trials} trials of {p.min_epochs}+ epochs do not fit "
+                              f"{_minutes(search_s)}); the default configuration is trained")
+            n_trials, search_s = 0, 0.0
+        elif n_trials < p.n_trials:
+            shrunk.append(f"trials {p.n_trials} -> {n_trials} to fit {_minutes(search_s)} of search")
+        final_s = (usable - search_s) / n_evals
+        epochs = int(min(p.max_epochs, (final_s - PROBE_OVERHEAD_S) // epoch_s))
+        if epochs < p.max_epochs:
+            shrunk.append(f"epochs {p.max_epochs} -> about {epochs} to fit {_minutes(final_s)} of final training")
+        return n_trials, (search_s / n_trials if n_trials else 0.0), final_s
 
     def _shrink_for_memory(self, settings: dict[str, Any], largest: dict[str, Any]) -> str | None:
         """Reduce the largest configuration one step: batch, then patch (3D), then width."""
@@ -337,19 +336,22 @@ class DeepSegmentationRung(Rung):
                                                                   "note": "no search: the default configuration"}
         search_seconds = time.monotonic() - started
         config = self._config(space, plan.settings)
+        # Search time left over (pruned or fast trials) goes to the final training.
+        unused = max(0.0, plan.settings["n_trials"] * plan.settings["trial_seconds"] - search_seconds)
+        final_seconds = plan.settings["final_seconds"] + unused / len(evaluations)
         started = time.monotonic()
         trainings, models, inner_preds = [], [], []
         for k, train_ids, _ in evaluations:
             inner_train, inner_val = self._inner(train_ids, context)
             folder = context.folder / "final" / f"fold{k}"
-            result, probe = self._train(config, plan.settings["final_seconds"], volumes, inner_train, inner_val,
+            result, probe = self._train(config, final_seconds, volumes, inner_train, inner_val,
                                         folder, context, device, epochs=plan.settings.get("final_epochs"))
             model = _load_model(config, fp, folder / "best.pt", device)
             models.append(model)
             trainings.append({"fold": k, **_result_dict(result), "est_train_vram_bytes": probe.train_memory_bytes})
             inner_preds += [(self._predict_with([model], config, volumes[c].image, device), volumes[c].label)
                             for c in inner_val]
-        final_seconds = time.monotonic() - started
+        final_fit_seconds = time.monotonic() - started
         steps, dice_raw, dice_pp = self._choose_postprocessing(inner_preds, fp.n_classes, context)
         per_case, seconds = self._evaluate(context, evaluations, models, config, volumes, steps, device)
         self._save(context.folder, config, steps, fp, len(models))
@@ -364,7 +366,7 @@ class DeepSegmentationRung(Rung):
                      "dice_inner_validation_before_postprocessing": dice_raw,
                      "dice_inner_validation_after_postprocessing": dice_pp, "tta": self.params.tta},
             n_params=count_parameters(models[0]), predict_seconds_per_case=seconds,
-            cost={"search_seconds": search_seconds, "final_fit_seconds": final_seconds, "device": str(device),
+            cost={"search_seconds": search_seconds, "final_fit_seconds": final_fit_seconds, "device": str(device),
                   "n_trials": search["n_trials"], "n_trials_pruned": search["n_pruned"],
                   "est_train_vram_bytes": est},
         )
@@ -414,7 +416,7 @@ class DeepSegmentationRung(Rung):
         study = optuna.create_study(
             study_name=self.name, storage=context.optuna_storage, direction="maximize", load_if_exists=True,
             sampler=optuna.samplers.TPESampler(seed=context.random_state),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=max(1, self.params.min_epochs // 2)),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=self.params.min_epochs),
         )
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
             if trial.state == TrialState.RUNNING:  # interrupted: continue it from its checkpoint
@@ -539,6 +541,47 @@ class DeepSegmentationRung(Rung):
 
         pred = self._predict_with(self.models_, self.config_, image, self.device_)
         return apply_postprocessing(pred, self.postprocessing_)
+
+
+class _Prober:
+    """Probe configurations of a rung on a few training cases of fold 0's inner split."""
+
+    def __init__(self, rung: DeepSegmentationRung, context: FitContext) -> None:
+        from automed.deep.inference import pick_device
+        from automed.deep.volumes import SampleSource, load_volumes
+
+        self.rung, self.context = rung, context
+        fp, p = context.fingerprint, rung.params
+        axis = rung._axis(fp)
+        patch = rung._patch(fp, axis)
+        self.settings = {"axis": axis, "patch": patch, "widths": sorted(p.widths),
+                         "batch_sizes": sorted(p.batch_sizes or rung._default_batch_sizes(patch))}
+        _, train_ids, _ = rung._evaluations(context)[0]
+        inner_train, self.inner_val = rung._inner(train_ids, context)
+        self.volumes = load_volumes(context.dataset, fp, inner_train[:8] + self.inner_val[:1])
+        self.source = SampleSource({k: v for k, v in self.volumes.items() if k in inner_train}, axis)
+        self.device = pick_device()
+
+    def measure(self, space: dict[str, Any]) -> Any:
+        from automed.deep.probe import probe
+
+        fp = self.context.fingerprint
+        return probe(self.rung._config(space, self.settings), self.source, fp.n_channels, fp.n_classes, self.device,
+                     self.context.include_background, seed=self.context.random_state)
+
+    def default(self) -> tuple[Any, float, float]:
+        """Probe of the default configuration, seconds per validation image and per epoch."""
+        from automed.deep.inference import predict_proba
+
+        space = self.rung._default_space(self.settings)
+        measured = self.measure(space)
+        config = self.rung._config(space, self.settings)
+        started = time.perf_counter()
+        predict_proba(_new_model(config, self.context.fingerprint, self.device),
+                      self.volumes[self.inner_val[0]].image, config.patch, self.settings["axis"], self.device)
+        val_s = time.perf_counter() - started
+        epoch_s = self.rung.params.iterations * measured.seconds_per_step + len(self.inner_val) * val_s
+        return measured, val_s, epoch_s
 
 
 @dataclass(frozen=True)
