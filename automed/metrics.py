@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["classification_scores", "classification_summary", "decide_classes", "dice_per_class", "segmentation_scores", "summarize"]
+__all__ = ["classification_scores", "classification_summary", "decide_classes", "dice_per_class",
+           "paired_classification_gain", "segmentation_scores", "summarize"]
 
 
 def _one_hot(label: np.ndarray, n_classes: int):
@@ -149,3 +150,27 @@ def classification_summary(y: np.ndarray, proba: np.ndarray, classes: Sequence[s
     out["confusion_matrix"] = confusion_matrix(y, pred, labels=labels).tolist()
     out["n"] = int(len(y))
     return out
+
+
+def paired_classification_gain(y: np.ndarray, proba_base: np.ndarray, proba_new: np.ndarray,
+                               threshold_base: float | None, threshold_new: float | None, metric: str,
+                               random_state: int = 0, n_resamples: int = 1000) -> dict[str, Any]:
+    """``metric(new) - metric(base)`` on the same cases, with a paired bootstrap 95% CI.
+
+    Each resample draws cases once and scores both models on them, so the CI reflects
+    the difference, not two independent intervals.
+    """
+    y = np.asarray(y)
+
+    def diff(index: np.ndarray) -> float:
+        return (classification_scores(y[index], proba_new[index], threshold_new)[metric]
+                - classification_scores(y[index], proba_base[index], threshold_base)[metric])
+
+    point = diff(np.arange(len(y)))
+    rng = np.random.default_rng(random_state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        draws = [d for d in (diff(rng.integers(0, len(y), len(y))) for _ in range(n_resamples)) if math.isfinite(d)]
+    low, high = np.percentile(draws, [2.5, 97.5]) if len(draws) > 1 else (None, None)
+    return {"mean": point, "ci_low": None if low is None else float(low),
+            "ci_high": None if high is None else float(high), "n": int(len(y))}

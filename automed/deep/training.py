@@ -22,7 +22,7 @@ import numpy as np
 from automed.deep.volumes import SampleSource, Volume
 
 __all__ = ["NetConfig", "Schedule", "TrainResult", "build_loss", "config_from_dict", "make_batch",
-           "train", "train_step", "validate"]
+           "save_checkpoint", "train", "train_step", "validate"]
 
 log = logging.getLogger("automed")
 FOREGROUND_SHARE = 1 / 3  # share of 2D training slices drawn from slices with foreground (as nnU-Net oversamples)
@@ -168,10 +168,10 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
         state["history"].append(value)
         if value > state["best_value"]:
             state["best_value"], state["best_epoch"] = value, epoch
-            _save({"model": model.state_dict()}, folder / "best.pt")
+            save_checkpoint({"model": model.state_dict()}, folder / "best.pt")
         state["epoch"] = epoch + 1
         state["elapsed_s"] = time.monotonic() - started
-        _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "state": state}, last)
         if epoch % 10 == 0 or epoch + 1 == schedule.max_epochs:
             log.info("%s: epoch %d/%d, validation Dice %.4f (best %.4f at %d), %.0fs", folder.name, epoch + 1,
@@ -200,7 +200,7 @@ def train_step(model: Any, optimizer: Any, scaler: Any, loss_fn: Any, images: An
     return float(loss.detach())
 
 
-def _save(obj: dict[str, Any], path: Path) -> None:
+def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
     """``torch.save`` to a temporary file, then rename: a kill never leaves a torn checkpoint."""
     import torch
 

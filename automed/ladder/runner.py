@@ -13,6 +13,7 @@ import shutil
 import time
 import uuid
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -313,8 +314,7 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
         "postprocessing": outcome.postprocessing, "details": outcome.details,
         "per_case": outcome.per_case,
     }
-    if classes:
-        _judge(result, done, classes, comparison, recipe)
+    _judge(result, done, classes, comparison, recipe)
     _write_json(context.folder / "result.json", result)
     metric = summary["metric"]
     ci = "n/a" if metric["ci_low"] is None else f"{metric['ci_low']:.4f}, {metric['ci_high']:.4f}"
@@ -326,38 +326,58 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
 def _judge(result: dict[str, Any], done: list[dict[str, Any]], classes: list[int], comparison: list[str],
            recipe: Recipe) -> None:
     """Add the comparison metric, the paired gains and, when gains stopped, why climbing stops."""
-    from automed.metrics import summarize
-    from automed.report.tables import case_scores
+    if recipe.task == "classification":
+        result["comparison"] = {"metric": result["metric"], "cases": "held-out test cases", "n": result["metric"]["n"]}
+        gain_over = partial(_classification_gain, result=result, recipe=recipe)
+    else:
+        from automed.metrics import summarize
+        from automed.report.tables import case_scores
 
-    shared = set(comparison)
-    scores = {k: v for k, v in case_scores(result["per_case"], classes).items() if k in shared}
-    summary = summarize(list(scores.values()), recipe.random_state)
-    result["comparison"] = {"metric": {"name": result["metric"]["name"], "classes": result["metric"]["classes"],
-                                       **summary},
-                            "cases": "every case (all folds)" if recipe.cv == "full" else "validation cases of fold 0",
-                            "n": len(scores)}
+        shared = set(comparison)
+        scores = {k: v for k, v in case_scores(result["per_case"], classes).items() if k in shared}
+        metric = {"name": result["metric"]["name"], "classes": result["metric"]["classes"],
+                  **summarize(list(scores.values()), recipe.random_state)}
+        cases = "every case (all folds)" if recipe.cv == "full" else "validation cases of fold 0"
+        result["comparison"] = {"metric": metric, "cases": cases, "n": len(scores)}
+        gain_over = partial(_segmentation_gain, scores=scores, classes=classes, recipe=recipe)
     result["gain_vs_baseline"] = result["gain_vs_prev"] = None
     if not done:
         return
-    previous = {r["name"]: case_scores(r["per_case"], classes) for r in done}
-    base = done[0]["name"]
-    best = max(done, key=lambda r: r["comparison"]["metric"]["mean"])["name"]
-    result["gain_vs_baseline"] = _gain(base, previous[base], scores, recipe)
-    result["gain_vs_prev"] = _gain(best, previous[best], scores, recipe)
-    gain = result["gain_vs_prev"]
+    best = max(done, key=lambda r: r["comparison"]["metric"]["mean"])
+    result["gain_vs_baseline"] = gain_over(done[0])
+    result["gain_vs_prev"] = gain = gain_over(best)
     if (not recipe.full_ladder and gain is not None and gain["ci_high"] is not None
             and gain["ci_high"] < recipe.min_gain):
-        result["stops_climb"] = (f"climbing stopped after {result['name']}: its gain over {best} was "
+        result["stops_climb"] = (f"climbing stopped after {result['name']}: its gain over {best['name']} was "
                                  f"{gain['mean']:+.3f} [95% CI {gain['ci_low']:+.3f}, {gain['ci_high']:+.3f}], "
                                  f"below min_gain {recipe.min_gain} with 95% confidence (--full-ladder climbs on).")
         log.info(result["stops_climb"])
 
 
-def _gain(name: str, base: dict[str, float], new: dict[str, float], recipe: Recipe) -> dict[str, Any] | None:
-    from automed.report.tables import paired_gain
+def _segmentation_gain(base: dict[str, Any], scores: dict[str, float], classes: list[int],
+                       recipe: Recipe) -> dict[str, Any] | None:
+    from automed.report.tables import case_scores, paired_gain
 
-    gain = paired_gain(base, new, recipe.random_state)
-    return None if gain is None else {"vs": name, **gain}
+    gain = paired_gain(case_scores(base["per_case"], classes), scores, recipe.random_state)
+    return None if gain is None else {"vs": base["name"], **gain}
+
+
+def _classification_gain(base: dict[str, Any], result: dict[str, Any], recipe: Recipe) -> dict[str, Any] | None:
+    """Paired bootstrap difference of the recipe's metric on the test cases both rungs scored."""
+    import numpy as np
+
+    from automed.metrics import paired_classification_gain
+
+    theirs = {c["case_id"]: c for c in base["per_case"]}
+    mine = [c for c in result["per_case"] if c["case_id"] in theirs]
+    if not mine:
+        return None
+    classes = list(result["per_class"])  # class names in the dataset's order
+    y = np.array([classes.index(c["label"]) for c in mine])
+    gain = paired_classification_gain(y, np.array([theirs[c["case_id"]]["proba"] for c in mine]),
+                                      np.array([c["proba"] for c in mine]), base.get("threshold"),
+                                      result.get("threshold"), recipe.metric, recipe.random_state)
+    return {"vs": base["name"], **gain}
 
 
 def _write_skipped(folder: Path, name: str, reason: str, estimate: dict[str, Any] | None = None,

@@ -21,6 +21,7 @@ REGISTRY = {
     },
     "classification": {
         "classical": "automed.rungs.classical_classification:ClassicalClassifierRung",
+        "cnn": "automed.rungs.cnn:CNNRung",
     },
 }
 

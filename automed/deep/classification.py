@@ -1,0 +1,235 @@
+"""Image classification with torch: arrays, networks, imbalance-aware losses, a resumable loop.
+
+Every deep classification rung trains through :func:`train_classifier`: epochs over the
+training images (uniform or class-balanced sampling, MONAI augmentation), validation AUC
+after each epoch, atomic ``best.pt``/``last.pt`` checkpoints, early stopping, and an
+optional per-epoch callback (Optuna pruning).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automed.deep.training import save_checkpoint
+
+__all__ = ["ClassifierConfig", "build_classifier_net", "image_arrays", "predict_proba", "train_classifier"]
+
+log = logging.getLogger("automed")
+LOSSES = ("ce", "weighted_ce", "focal", "ohem")
+SAMPLINGS = ("uniform", "balanced")
+OHEM_KEEP = 0.5  # share of the hardest samples of a batch whose loss is kept
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Network, loss, sampling and optimiser of one classification training."""
+
+    arch: str
+    spatial_dims: int
+    width: int
+    depth: int
+    loss: str
+    sampling: str
+    lr: float
+    batch_size: int
+    augmentation: str
+    weight_decay: float = 1e-4
+
+
+def image_arrays(dataset: Any, cases: list[Any]) -> np.ndarray:
+    """Images of ``cases`` stacked as ``(N, 1, *spatial)`` float32 (all must share one shape)."""
+    from automed.data.classification import load_image
+    from automed.errors import DataError
+
+    images = [load_image(dataset, case) for case in cases]
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise DataError(f"{dataset.source}: deep rungs need images of one shape; found {sorted(shapes)[:4]}.")
+    return np.stack(images)[:, None].astype(np.float32)
+
+
+def standardize(images: np.ndarray, mean: float, std: float) -> np.ndarray:
+    return (images - mean) / max(std, 1e-6)
+
+
+def build_classifier_net(config: ClassifierConfig, n_classes: int) -> Any:
+    """A MONAI ResNet with ``config.depth`` basic blocks per stage and ``width`` first-stage channels.
+
+    The stem is a stride-1 3x3 convolution without max pooling, suited to small images
+    such as MedMNIST's 28 or 64 pixels.
+    """
+    from monai.networks.nets import ResNet
+
+    if config.arch != "resnet":
+        raise ValueError(f"unknown architecture {config.arch!r}")
+    w = config.width
+    return ResNet("basic", [config.depth] * 4, [w, 2 * w, 4 * w, 8 * w], spatial_dims=config.spatial_dims,
+                  n_input_channels=1, conv1_t_size=3, conv1_t_stride=1, no_max_pool=True, num_classes=n_classes)
+
+
+def build_loss(name: str, class_counts: np.ndarray) -> Callable[[Any, Any], Any]:
+    """Cross-entropy, class-weighted cross-entropy, MONAI focal loss, or cross-entropy with
+    online hard example mining (the mean over the hardest half of each batch; hand-written:
+    neither torch nor MONAI has it for classification)."""
+    import torch
+    from monai.losses import FocalLoss
+
+    if name == "ce":
+        return torch.nn.CrossEntropyLoss()
+    if name == "weighted_ce":
+        weight = class_counts.sum() / (len(class_counts) * np.maximum(class_counts, 1))
+        return torch.nn.CrossEntropyLoss(weight=torch.as_tensor(weight, dtype=torch.float32))
+    if name == "focal":
+        focal = FocalLoss(to_onehot_y=True, use_softmax=True, gamma=2.0)
+        return lambda logits, y: focal(logits, y[:, None])
+    if name == "ohem":
+        per_sample = torch.nn.CrossEntropyLoss(reduction="none")
+
+        def ohem(logits: Any, y: Any) -> Any:
+            losses = per_sample(logits, y)
+            keep = max(1, math.ceil(OHEM_KEEP * len(losses)))
+            return losses.topk(keep).values.mean()
+        return ohem
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def _augmenter(strength: str, spatial_dims: int, seed: int) -> Any:
+    """MONAI array transforms on one ``(C, *spatial)`` image: flips, small rotations/zooms, noise."""
+    from monai.transforms import Compose, RandAffine, RandFlip, RandGaussianNoise
+
+    if strength == "none":
+        return None
+    p = 0.5 if strength == "medium" else 0.25
+    angle = math.radians(15 if strength == "medium" else 8)
+    rotate = angle if spatial_dims == 2 else (angle, angle, angle)
+    steps = [RandFlip(prob=0.5, spatial_axis=axis) for axis in range(spatial_dims)]
+    steps += [RandAffine(prob=p, rotate_range=rotate, scale_range=0.1, padding_mode="border"),
+              RandGaussianNoise(prob=p, std=0.05)]
+    transform = Compose(steps)
+    transform.set_random_state(seed=seed)
+    return transform
+
+
+def _batches(labels: np.ndarray, batch_size: int, sampling: str, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch of index batches: a shuffled pass, or class-balanced draws of the same size."""
+    n = len(labels)
+    if sampling == "balanced":
+        counts = np.bincount(labels)
+        weights = 1.0 / counts[labels]
+        order = rng.choice(n, size=n, replace=True, p=weights / weights.sum())
+    else:
+        order = rng.permutation(n)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def predict_proba(model: Any, images: np.ndarray, device: Any, batch_size: int = 256) -> np.ndarray:
+    """Softmax probabilities ``(N, n_classes)``."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad(), torch.autocast(device.type, enabled=device.type == "cuda"):
+        for i in range(0, len(images), batch_size):
+            logits = model(torch.from_numpy(images[i:i + batch_size]).to(device))
+            out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def val_auc(y: np.ndarray, proba: np.ndarray) -> float:
+    """AUC (macro one-vs-rest) of validation predictions; 0.5 when undefined."""
+    from automed.metrics import classification_scores
+
+    auc = classification_scores(y, proba, None)["auc"]
+    return 0.5 if math.isnan(auc) else auc
+
+
+@dataclass
+class ClassifierResult:
+    best_value: float
+    best_epoch: int
+    epochs: int
+    history: list[float]
+    seconds: float
+    stop_reason: str
+
+
+def train_classifier(config: ClassifierConfig, max_epochs: int, patience: int, train: tuple[np.ndarray, np.ndarray],
+                     val: tuple[np.ndarray, np.ndarray], n_classes: int, folder: Path, seed: int, device: Any,
+                     deadline: float | None = None, on_epoch: Callable[[int, float], None] | None = None,
+                     model: Any = None) -> ClassifierResult:
+    """Train (or continue from ``folder/last.pt``) a classifier; keep the epoch with the best validation AUC.
+
+    ``model`` replaces the network built from ``config`` (e.g. a pretrained encoder).
+    """
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    x_train, y_train = train
+    model = (model if model is not None else build_classifier_net(config, n_classes)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
+    loss_fn = build_loss(config.loss, np.bincount(y_train, minlength=n_classes))
+    if hasattr(loss_fn, "to"):
+        loss_fn = loss_fn.to(device)
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    state = {"epoch": 0, "best_value": -math.inf, "best_epoch": -1, "history": [], "elapsed_s": 0.0}
+    last = folder / "last.pt"
+    if last.is_file():
+        checkpoint = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        state = checkpoint["state"]
+        log.info("resumed training in %s at epoch %d", folder, state["epoch"])
+        if on_epoch is not None:
+            for epoch, value in enumerate(state["history"]):
+                on_epoch(epoch, value)
+    started = time.monotonic() - state["elapsed_s"]
+    stop_reason = "max epochs"
+    for epoch in range(state["epoch"], max_epochs):
+        if deadline is not None and time.monotonic() > deadline:
+            stop_reason = "time allotment used"
+            break
+        torch.manual_seed(seed + epoch)
+        rng = np.random.default_rng([seed, epoch])
+        augment = _augmenter(config.augmentation, config.spatial_dims, seed + epoch)
+        model.train()
+        for index in _batches(y_train, config.batch_size, config.sampling, rng):
+            x = x_train[index] if augment is None else np.stack([np.asarray(augment(im)) for im in x_train[index]])
+            images = torch.as_tensor(x, dtype=torch.float32, device=device)
+            labels = torch.as_tensor(y_train[index], device=device)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", enabled=amp):
+                loss = loss_fn(model(images), labels)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        scheduler.step()
+        value = val_auc(val[1], predict_proba(model, val[0], device))
+        state["history"].append(value)
+        if value > state["best_value"]:
+            state["best_value"], state["best_epoch"] = value, epoch
+            save_checkpoint({"model": model.state_dict()}, folder / "best.pt")
+        state["epoch"], state["elapsed_s"] = epoch + 1, time.monotonic() - started
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "state": state}, last)
+        if epoch % 10 == 0 or epoch + 1 == max_epochs:
+            log.info("%s: epoch %d/%d, validation AUC %.4f (best %.4f at %d)", folder.name, epoch + 1, max_epochs,
+                     value, state["best_value"], state["best_epoch"] + 1)
+        if on_epoch is not None:
+            on_epoch(epoch, value)
+        if epoch - state["best_epoch"] >= patience:
+            stop_reason = f"early stopping (no gain for {patience} epochs)"
+            break
+    return ClassifierResult(state["best_value"], state["best_epoch"], state["epoch"], list(state["history"]),
+                            time.monotonic() - started, stop_reason)

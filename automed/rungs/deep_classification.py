@@ -1,0 +1,430 @@
+"""What the deep classification rungs share: planning, Optuna search, final training, test scores.
+
+Fitting, in order:
+
+1. **plan**: a few timed training steps of the default configuration give seconds per
+   epoch; trials and epochs are sized to the time allotted (or the rung is skipped with
+   the reason). The plan is saved, so a resumed fit follows it;
+2. **search**: an Optuna TPE study (SQLite, one per rung) over learning rate, width, depth,
+   loss (cross-entropy, class-weighted, focal, hard example mining), sampling (uniform or
+   class-balanced), augmentation and batch size; trials train on the training split and
+   are pruned on validation AUC. Interrupted trials continue from their checkpoints;
+3. **final training** of the best configuration with early stopping on validation AUC;
+4. **test**: AUC, accuracy and balanced accuracy with bootstrap CIs on the held-out test
+   cases, the binary decision threshold chosen on the validation cases.
+
+The training split is the official ``train`` split when there is one (validation: the
+official ``val``), else fold 0 of the development cases. The test cases never reach tuning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from automed._params import check_choice, check_range
+from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
+
+__all__ = ["DeepClassifierParams", "DeepClassifierRung"]
+
+log = logging.getLogger("automed")
+LOSSES = ("ce", "weighted_ce", "focal", "ohem")
+SAMPLINGS = ("uniform", "balanced")
+AUGMENTATIONS = ("none", "light", "medium")
+THRESHOLDS = ("accuracy", "balanced_accuracy", "fixed")
+PROBE_OVERHEAD_S = 3.0
+
+
+@dataclass(frozen=True)
+class DeepClassifierParams:
+    """Parameters of a deep classification rung.
+
+    Parameters
+    ----------
+    n_trials : int
+        Optuna trials at most (fewer when the allotment is short; below 2, the default
+        configuration is trained without a search).
+    search_fraction : float
+        Share of the allotment the search may use.
+    max_epochs, min_epochs : int
+        Epoch bounds; within them the time allotted decides.
+    patience_fraction : float
+        Early stopping after this share of the planned epochs without a validation gain.
+    widths, depths, batch_sizes : tuple of int
+        Searched first-stage channels, residual blocks per stage and batch sizes.
+    losses, samplings, augmentations : tuple of str
+        Searched imbalance handling (``ce``, ``weighted_ce``, ``focal``, ``ohem``;
+        ``uniform`` or ``balanced`` sampling) and augmentation strengths.
+    lr_min, lr_max : float
+        Searched AdamW learning-rate range (cosine decay over the epochs).
+    threshold : {"accuracy", "balanced_accuracy", "fixed"}
+        Binary decision threshold: maximising this score on the validation cases, or 0.5.
+    """
+
+    n_trials: int = 6
+    search_fraction: float = 0.4
+    max_epochs: int = 100
+    min_epochs: int = 5
+    patience_fraction: float = 0.3
+    widths: tuple[int, ...] = (16, 32)
+    depths: tuple[int, ...] = (1, 2)
+    batch_sizes: tuple[int, ...] = (32, 64)
+    losses: tuple[str, ...] = LOSSES
+    samplings: tuple[str, ...] = SAMPLINGS
+    augmentations: tuple[str, ...] = AUGMENTATIONS
+    lr_min: float = 3e-4
+    lr_max: float = 3e-3
+    threshold: str = "accuracy"
+
+    def __post_init__(self) -> None:
+        owner = "a deep classification rung"
+        check_range(owner, "n_trials", self.n_trials, 0)
+        check_range(owner, "search_fraction", self.search_fraction, 0.0, 0.9)
+        check_range(owner, "min_epochs", self.min_epochs, 1)
+        check_range(owner, "max_epochs", self.max_epochs, self.min_epochs)
+        check_range(owner, "patience_fraction", self.patience_fraction, 0.0, 1.0)
+        check_range(owner, "lr_min", self.lr_min, 1e-6)
+        check_range(owner, "lr_max", self.lr_max, self.lr_min)
+        check_choice(owner, "threshold", self.threshold, THRESHOLDS)
+        for name, values, low in (("widths", self.widths, 4), ("depths", self.depths, 1),
+                                  ("batch_sizes", self.batch_sizes, 1)):
+            if not values:
+                check_choice(owner, name, None, ("at least one value",))
+            for value in values:
+                check_range(owner, name, value, low)
+        for name, values, choices in (("losses", self.losses, LOSSES), ("samplings", self.samplings, SAMPLINGS),
+                                      ("augmentations", self.augmentations, AUGMENTATIONS)):
+            for value in values or (None,):
+                check_choice(owner, name, value, choices)
+
+
+class DeepClassifierRung(Rung):
+    """Base of the torch classification rungs; subclasses set ``arch``."""
+
+    tasks = ("classification",)
+    Params = DeepClassifierParams
+    cost_weight = 2.0
+    resumable = True
+    #: Network family for :func:`automed.deep.classification.build_classifier_net`.
+    arch: ClassVar[str]
+
+    def search_space(self, trial: Any) -> dict[str, Any]:
+        p = self.params
+        return {
+            "lr": trial.suggest_float("lr", p.lr_min, p.lr_max, log=True),
+            "width": trial.suggest_categorical("width", list(p.widths)),
+            "depth": trial.suggest_categorical("depth", list(p.depths)),
+            "batch_size": trial.suggest_categorical("batch_size", list(p.batch_sizes)),
+            "loss": trial.suggest_categorical("loss", list(p.losses)),
+            "sampling": trial.suggest_categorical("sampling", list(p.samplings)),
+            "augmentation": trial.suggest_categorical("augmentation", list(p.augmentations)),
+        }
+
+    def _default_space(self) -> dict[str, Any]:
+        p = self.params
+        return {"lr": float(np.clip(1e-3, p.lr_min, p.lr_max)), "width": p.widths[0], "depth": p.depths[0],
+                "batch_size": p.batch_sizes[0], "loss": p.losses[0], "sampling": p.samplings[0],
+                "augmentation": "light" if "light" in p.augmentations else p.augmentations[0]}
+
+    def _config(self, space: dict[str, Any], dims: int) -> Any:
+        from automed.deep.classification import ClassifierConfig
+
+        return ClassifierConfig(self.arch, dims, space["width"], space["depth"], space["loss"], space["sampling"],
+                                space["lr"], space["batch_size"], space["augmentation"])
+
+    # -- data ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _split_ids(context: FitContext) -> tuple[list[str], list[str], list[str]]:
+        """Training, validation and test case ids."""
+        splits = context.splits
+        if splits.get("kind") == "official" and splits.get("val"):
+            return list(splits["train"]), list(splits["val"]), list(splits["test"])
+        return list(context.folds[0]["train"]), list(context.folds[0]["val"]), list(splits["test"])
+
+    def _arrays(self, context: FitContext) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Standardised images and class indices of the train, val and test cases."""
+        from automed.deep.classification import image_arrays, standardize
+
+        dataset = context.dataset
+        cases = {c.case_id: c for c in dataset.cases}
+        class_index = {c: k for k, c in enumerate(dataset.classes)}
+        out = {}
+        for name, ids in zip(("train", "val", "test"), self._split_ids(context)):
+            out[name] = (image_arrays(dataset, [cases[c] for c in ids]),
+                         np.array([class_index[cases[c].label] for c in ids]))
+        self.mean_, self.std_ = float(out["train"][0].mean()), float(out["train"][0].std())
+        return {k: (standardize(x, self.mean_, self.std_), y) for k, (x, y) in out.items()}
+
+    # -- planning ------------------------------------------------------------------------
+
+    def plan(self, context: FitContext) -> RungPlan:
+        """Time a few training steps of the default configuration and size trials and epochs."""
+        saved = context.folder / "plan.json"
+        if saved.is_file():
+            return RungPlan(**json.loads(saved.read_text()))
+        from automed.deep.classification import ClassifierConfig, predict_proba
+        from automed.deep.inference import pick_device
+
+        device = pick_device()
+        arrays = self._arrays(context)
+        x_train = arrays["train"][0]
+        space = self._default_space()
+        config: ClassifierConfig = self._config(space, x_train.ndim - 2)
+        seconds_per_step, memory, model = _probe(config, x_train, len(context.dataset.classes), device)
+        started = time.perf_counter()
+        predict_proba(model, arrays["val"][0], device)
+        val_s = time.perf_counter() - started
+        epoch_s = math.ceil(len(x_train) / config.batch_size) * seconds_per_step + val_s
+        p, budget, shrunk = self.params, context.budget_s, []
+        note = (f"probe on {device}: {seconds_per_step:.3f} s per step of {config.batch_size} images, "
+                f"{epoch_s:.1f} s per epoch")
+        settings: dict[str, Any] = {"epoch_seconds": epoch_s, "device": str(device)}
+        if budget is None:
+            n_trials = p.n_trials if p.n_trials >= 2 else 0
+            settings.update(trial_epochs=max(p.max_epochs // 3, p.min_epochs), final_epochs=p.max_epochs)
+            trial_s = settings["trial_epochs"] * epoch_s + PROBE_OVERHEAD_S
+            final_s = p.max_epochs * epoch_s + PROBE_OVERHEAD_S
+        else:
+            usable = budget - 10.0 - PROBE_OVERHEAD_S
+            if usable < p.min_epochs * epoch_s:
+                need = p.min_epochs * epoch_s + 10.0
+                return RungPlan(need, memory, note, shrunk, skip_reason=f"estimated {need / 60:.1f} min for the "
+                                f"shortest training ({p.min_epochs} epochs) > the {budget / 60:.1f} min allotted.")
+            search_s = usable * p.search_fraction
+            n_trials = min(p.n_trials, int(search_s // (p.min_epochs * epoch_s + PROBE_OVERHEAD_S)))
+            if n_trials < 2:
+                if p.n_trials >= 2:
+                    shrunk.append("search dropped (too little time); the default configuration is trained")
+                n_trials, search_s = 0, 0.0
+            elif n_trials < p.n_trials:
+                shrunk.append(f"trials {p.n_trials} -> {n_trials} to fit {search_s / 60:.1f} min of search")
+            trial_s = search_s / n_trials if n_trials else 0.0
+            final_s = usable - search_s
+            epochs = int(min(p.max_epochs, final_s // epoch_s))
+            if epochs < p.max_epochs:
+                shrunk.append(f"epochs {p.max_epochs} -> about {epochs} to fit {final_s / 60:.1f} min of final training")
+        settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
+        plan = RungPlan(10.0 + n_trials * trial_s + final_s, memory, note, shrunk, None, settings)
+        context.folder.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(asdict(plan), indent=2))
+        return plan
+
+    # -- fitting ---------------------------------------------------------------------------
+
+    def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
+        from automed.deep.classification import predict_proba
+        from automed.deep.inference import pick_device
+        from automed.deep.networks import count_parameters
+        from automed.metrics import classification_summary
+
+        plan = plan or self.plan(context)
+        settings = plan.settings
+        device = pick_device()
+        arrays = self._arrays(context)
+        dims = arrays["train"][0].ndim - 2
+        classes = context.dataset.classes
+        started = time.monotonic()
+        if settings["n_trials"] >= 2:
+            space, search = self._search(context, arrays, dims, settings, device)
+        else:
+            space, search = self._default_space(), {"n_trials": 0, "n_pruned": 0, "note": "no search"}
+        search_seconds = time.monotonic() - started
+        unused = max(0.0, settings["n_trials"] * settings["trial_seconds"] - search_seconds)
+        config = self._config(space, dims)
+        started = time.monotonic()
+        result, memory, model = self._train(config, settings["final_seconds"] + unused, arrays, context, device,
+                                            context.folder / "final", epochs=settings.get("final_epochs"))
+        final_seconds = time.monotonic() - started
+        model = _load(model, context.folder / "final" / "best.pt", device)
+        threshold = None
+        if len(classes) == 2:
+            x_val, y_val = arrays["val"]
+            threshold = _threshold(self.params.threshold, y_val, predict_proba(model, x_val, device))
+        t0 = time.monotonic()
+        proba = predict_proba(model, arrays["test"][0], device)
+        predict_s = (time.monotonic() - t0) / max(1, len(proba))
+        y_test = arrays["test"][1]
+        summary = classification_summary(y_test, proba, classes, threshold, context.random_state)
+        _, _, test_ids = self._split_ids(context)
+        per_case = [{"case_id": c, "label": classes[y], "proba": [float(v) for v in row]}
+                    for c, y, row in zip(test_ids, y_test, proba)]
+        self._save(context.folder, config, threshold, classes)
+        metric = dict(summary[context.metric], name=context.metric, n=summary["n"])
+        return RungOutcome(
+            per_case=per_case,
+            summary={"metric": metric, "per_class": summary["per_class"],
+                     "test": {k: summary[k] for k in ("auc", "accuracy", "balanced_accuracy", "confusion_matrix")},
+                     "threshold": threshold},
+            details={"config": asdict(config), "search": search, "training": {
+                "epochs": result.epochs, "best_epoch": result.best_epoch, "best_val_auc": result.best_value,
+                "stop_reason": result.stop_reason, "history": result.history},
+                "splits": {k: len(v[1]) for k, v in arrays.items()}},
+            n_params=count_parameters(model), predict_seconds_per_case=predict_s,
+            cost={"search_seconds": search_seconds, "final_fit_seconds": final_seconds, "device": str(device),
+                  "n_trials": search["n_trials"], "n_trials_pruned": search["n_pruned"],
+                  "est_train_vram_bytes": memory},
+        )
+
+    def _train(self, config: Any, seconds: float, arrays: dict[str, Any], context: FitContext, device: Any,
+               folder: Path, on_epoch: Any = None, epochs: int | None = None) -> tuple[Any, int, Any]:
+        """Probe ``config``, size its epochs to ``seconds`` (kept in ``schedule.json``), train."""
+        from automed.deep.classification import build_classifier_net, train_classifier
+
+        n_classes = len(context.dataset.classes)
+        x_train = arrays["train"][0]
+        seconds_per_step, memory, _ = _probe(config, x_train, n_classes, device)
+        folder.mkdir(parents=True, exist_ok=True)
+        saved = folder / "schedule.json"
+        p = self.params
+        timed = epochs is None and not saved.is_file()
+        if saved.is_file():
+            epochs = json.loads(saved.read_text())["epochs"]
+        elif epochs is None:
+            epoch_s = math.ceil(len(x_train) / config.batch_size) * seconds_per_step
+            epochs = int(np.clip((seconds - PROBE_OVERHEAD_S) // max(epoch_s, 1e-6), p.min_epochs, p.max_epochs))
+        saved.write_text(json.dumps({"epochs": epochs}))
+        patience = max(p.min_epochs, math.ceil(p.patience_fraction * epochs))
+        deadline = time.monotonic() + seconds * 1.25 if timed else None
+        model = build_classifier_net(config, n_classes)
+        result = train_classifier(config, epochs, patience, arrays["train"], arrays["val"], n_classes, folder,
+                                  context.random_state, device, deadline, on_epoch, model=model)
+        return result, memory, model
+
+    def _search(self, context: FitContext, arrays: dict[str, Any], dims: int, settings: dict[str, Any],
+                device: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Optuna study pruned on validation AUC; an interrupted trial continues from its checkpoint."""
+        import optuna
+        from optuna.trial import TrialState
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(
+            study_name=self.name, storage=context.optuna_storage, direction="maximize", load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=context.random_state),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=self.params.min_epochs),
+        )
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study.tell(trial.number, state=TrialState.FAIL)
+            study.enqueue_trial(trial.params, user_attrs={"continues": trial.number})
+        if not study.trials:
+            study.enqueue_trial(self._default_space())
+        trials_dir = context.folder / "trials"
+
+        def objective(trial: optuna.Trial) -> float:
+            space = self.search_space(trial)
+            folder = trials_dir / str(trial.user_attrs.get("continues", trial.number))
+
+            def report(epoch: int, value: float) -> None:
+                trial.report(value, epoch)
+                if trial.should_prune():
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise optuna.TrialPruned()
+
+            result, _, _ = self._train(self._config(space, dims), settings["trial_seconds"], arrays, context, device,
+                                       folder, report, settings.get("trial_epochs"))
+            shutil.rmtree(folder, ignore_errors=True)
+            return result.best_value
+
+        done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        if settings["n_trials"] > len(done):
+            study.optimize(objective, n_trials=settings["n_trials"] - len(done))
+        done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        space = {**self._default_space(), **study.best_trial.params}
+        log.info("%s: search done, %d trials, best validation AUC %.4f with %s", self.name, len(done),
+                 study.best_value, space)
+        return space, {"n_trials": len(done), "n_pruned": sum(t.state == TrialState.PRUNED for t in done),
+                       "best_value": study.best_value, "best_params": space,
+                       "objective": "best per-epoch validation AUC"}
+
+    def _save(self, folder: Path, config: Any, threshold: float | None, classes: tuple[str, ...]) -> None:
+        shutil.copyfile(folder / "final" / "best.pt", folder / "model.pt")
+        for checkpoints in ("final", "trials"):
+            shutil.rmtree(folder / checkpoints, ignore_errors=True)
+        meta = {"params": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.params).items()},
+                "config": asdict(config), "threshold": threshold, "classes": list(classes),
+                "mean": self.mean_, "std": self.std_}
+        (folder / "model.json").write_text(json.dumps(meta, indent=2))
+
+    # -- prediction ----------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, folder: Path) -> DeepClassifierRung:
+        """The fitted rung in ``folder``; weights are read with ``torch.load(weights_only=True)``."""
+        from automed.deep.classification import ClassifierConfig, build_classifier_net
+        from automed.deep.inference import pick_device
+
+        meta = json.loads((folder / "model.json").read_text())
+        rung = cls(DeepClassifierParams(**{k: tuple(v) if isinstance(v, list) else v
+                                           for k, v in meta["params"].items()}))
+        rung.config_ = ClassifierConfig(**meta["config"])
+        rung.threshold_, rung.mean_, rung.std_ = meta["threshold"], meta["mean"], meta["std"]
+        rung.device_ = pick_device()
+        net = build_classifier_net(rung.config_, len(meta["classes"]))
+        rung.model_ = _load(net, folder / "model.pt", rung.device_)
+        return rung
+
+    def predict_proba(self, dataset: Any, cases: list[Any], n_jobs: int = 1, progress: bool = False) -> np.ndarray:
+        from automed.deep.classification import image_arrays, predict_proba, standardize
+
+        images = standardize(image_arrays(dataset, cases), self.mean_, self.std_)
+        return predict_proba(self.model_, images, self.device_)
+
+
+def _probe(config: Any, x_train: np.ndarray, n_classes: int, device: Any) -> tuple[float, int, Any]:
+    """Seconds per training step (median of 3) and estimated training memory, measured on a fresh network."""
+    import torch
+
+    from automed.deep.classification import build_classifier_net, build_loss
+
+    model = build_classifier_net(config, n_classes).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    loss_fn = build_loss("ce", np.ones(n_classes))
+    x = torch.as_tensor(x_train[: config.batch_size]).to(device)
+    y = torch.zeros(len(x), dtype=torch.long, device=device)
+    saved: dict[int, int] = {}
+
+    def pack(tensor: Any) -> Any:
+        storage = tensor.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    times = []
+    for step in range(4):
+        started = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        if step == 0:
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                loss = loss_fn(model(x), y)
+        else:
+            loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    n_params = sum(p.numel() for p in model.parameters())
+    return float(np.median(times[1:])), 16 * n_params + sum(saved.values()) + x.element_size() * x.nelement(), model
+
+
+def _load(model: Any, path: Path, device: Any) -> Any:
+    import torch
+
+    model.load_state_dict(torch.load(path, map_location=device, weights_only=True)["model"])
+    return model.to(device).eval()
+
+
+def _threshold(kind: str, y: np.ndarray, proba: np.ndarray) -> float:
+    """Threshold on p(class 1) maximising ``kind`` on the validation cases (0.5 when fixed)."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    if kind == "fixed":
+        return 0.5
+    score = balanced_accuracy_score if kind == "balanced_accuracy" else accuracy_score
+    candidates = np.unique(np.round(proba[:, 1], 4))
+    return float(candidates[int(np.argmax([score(y, (proba[:, 1] >= t).astype(int)) for t in candidates]))])
