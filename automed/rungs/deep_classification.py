@@ -366,6 +366,7 @@ class DeepClassifierRung(Rung):
                                            for k, v in meta["params"].items()}))
         rung.config_ = ClassifierConfig(**meta["config"])
         rung.threshold_, rung.mean_, rung.std_ = meta["threshold"], meta["mean"], meta["std"]
+        rung.classes_ = tuple(meta["classes"])
         rung.device_ = pick_device()
         net = build_classifier_net(rung.config_, len(meta["classes"]))
         rung.model_ = _load(net, folder / "model.pt", rung.device_)
