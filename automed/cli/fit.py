@@ -28,6 +28,8 @@ from automed.cli._errors import clean_errors
 @click.option("--max-vram", help="Training-memory limit for deep rungs, e.g. 8GB.")
 @click.option("--min-gain", type=float, help="Stop climbing when a rung's gain is confidently below this.")
 @click.option("--full-ladder", is_flag=True, default=None, help="Climb every rung whatever the gains.")
+@click.option("--pretrained-weights", "pretrained", multiple=True,
+              help="State dict for the transfer rungs, FILE or RUNG=FILE (e.g. vgg16=vgg16.pth); repeatable.")
 @click.option("--jobs", "n_jobs", type=int, help="Worker processes/threads (-1: all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder (only once the new fit succeeds).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -35,7 +37,7 @@ from automed.cli._errors import clean_errors
 def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | None, resume: str | None,
         data_format: str | None, rungs: str | None, n_folds: int | None, cv: str | None, random_state: int | None,
         budget: str | None, max_vram: str | None, min_gain: float | None, full_ladder: bool | None,
-        n_jobs: int | None, overwrite: bool, quiet: bool) -> None:
+        pretrained: tuple[str, ...], n_jobs: int | None, overwrite: bool, quiet: bool) -> None:
     """Climb the ladder on DATA and write a run folder with its report.
 
     DATA is a segmentation dataset folder (MSD, nnU-Net, images/ + labels/) or, with
@@ -68,7 +70,28 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
     if rungs:
         changes["rungs"] = tuple(_pick_rungs(recipe, rungs, changes.get("task", recipe.task)))
     recipe = recipe.replace(**changes)
+    if pretrained:
+        recipe = recipe.replace(rungs=_with_weights(recipe, pretrained))
     _summarize(automed.fit(recipe, data, out, overwrite=overwrite, progress=not quiet))
+
+
+def _with_weights(recipe: Any, pretrained: tuple[str, ...]) -> tuple[Any, ...]:
+    """The recipe's rungs with ``weights`` set on the transfer rungs named (or all, for a bare FILE)."""
+    import dataclasses
+
+    from automed.recipe import RungSpec
+
+    files = dict(item.split("=", 1) if "=" in item else ("*", item) for item in pretrained)
+    rungs = []
+    for spec in recipe.rungs:
+        path = files.get(spec.name, files.get("*"))
+        if path is not None and hasattr(spec.params, "weights"):
+            spec = RungSpec(spec.name, dataclasses.replace(spec.params, weights=path))
+        rungs.append(spec)
+    unknown = set(files) - {"*"} - {s.name for s in recipe.rungs if hasattr(s.params, "weights")}
+    if unknown:
+        raise click.UsageError(f"--pretrained-weights names {sorted(unknown)}, not transfer rungs of this ladder.")
+    return tuple(rungs)
 
 
 def _pick_rungs(recipe: Any, names: str, task: str) -> list[Any]:

@@ -26,6 +26,7 @@ log = logging.getLogger("automed")
 LOSSES = ("ce", "weighted_ce", "focal", "ohem")
 SAMPLINGS = ("uniform", "balanced")
 OHEM_KEEP = 0.5  # share of the hardest samples of a batch whose loss is kept
+FINETUNE_FACTOR = 0.1  # backbone learning rate relative to the head's when fine-tuning
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class ClassifierConfig:
     batch_size: int
     augmentation: str
     weight_decay: float = 1e-4
+    #: ``"scratch"``; transfer rungs: ``"frozen"`` (new head only) or ``"finetune"`` (backbone at 0.1 x lr).
+    mode: str = "scratch"
 
 
 def image_arrays(dataset: Any, cases: list[Any]) -> np.ndarray:
@@ -175,7 +178,9 @@ def train_classifier(config: ClassifierConfig, max_epochs: int, patience: int, t
     torch.manual_seed(seed)
     x_train, y_train = train
     model = (model if model is not None else build_classifier_net(config, n_classes)).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    params = (model.param_groups(config.lr, 0.0 if config.mode == "frozen" else FINETUNE_FACTOR)
+              if hasattr(model, "param_groups") else model.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
     loss_fn = build_loss(config.loss, np.bincount(y_train, minlength=n_classes))
     if hasattr(loss_fn, "to"):

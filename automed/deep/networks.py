@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 __all__ = ["KINDS", "build_network", "count_parameters", "size_divisor"]
 
 KINDS = ("unet", "unetpp")
@@ -41,16 +43,13 @@ def count_parameters(model: Any) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def _FinalOutput(net: Any) -> Any:
-    """Wrap a network that returns a list of outputs (UNet++'s deep-supervision heads) to return the final one."""
-    import torch
 
-    class FinalOutput(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
+class _FinalOutput(torch.nn.Module):
+    """Return the last of the outputs a network lists (UNet++'s deep-supervision heads)."""
 
-        def forward(self, x: Any) -> Any:
-            return self.inner(x)[-1]
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        self.inner = inner
 
-    return FinalOutput(net)
+    def forward(self, x: Any) -> Any:
+        return self.inner(x)[-1]

@@ -134,6 +134,12 @@ class DeepClassifierRung(Rung):
                 "batch_size": p.batch_sizes[0], "loss": p.losses[0], "sampling": p.samplings[0],
                 "augmentation": "light" if "light" in p.augmentations else p.augmentations[0]}
 
+    def _network(self, config: Any, n_classes: int, pretrained: bool = True) -> Any:
+        """The untrained network of ``config`` (``pretrained``: with whatever initialisation the rung uses)."""
+        from automed.deep.classification import build_classifier_net
+
+        return build_classifier_net(config, n_classes)
+
     def _config(self, space: dict[str, Any], dims: int) -> Any:
         from automed.deep.classification import ClassifierConfig
 
@@ -159,10 +165,15 @@ class DeepClassifierRung(Rung):
         class_index = {c: k for k, c in enumerate(dataset.classes)}
         out = {}
         for name, ids in zip(("train", "val", "test"), self._split_ids(context)):
-            out[name] = (image_arrays(dataset, [cases[c] for c in ids]),
+            out[name] = (self._images(image_arrays(dataset, [cases[c] for c in ids])),
                          np.array([class_index[cases[c].label] for c in ids]))
+        self.in_channels_ = out["train"][0].shape[1]
         self.mean_, self.std_ = float(out["train"][0].mean()), float(out["train"][0].std())
         return {k: (standardize(x, self.mean_, self.std_), y) for k, (x, y) in out.items()}
+
+    def _images(self, images: np.ndarray) -> np.ndarray:
+        """Network input from ``(N, 1, *spatial)`` images (transfer rungs turn volumes into 2.5D)."""
+        return images
 
     # -- planning ------------------------------------------------------------------------
 
@@ -179,7 +190,8 @@ class DeepClassifierRung(Rung):
         x_train = arrays["train"][0]
         space = self._default_space()
         config: ClassifierConfig = self._config(space, x_train.ndim - 2)
-        seconds_per_step, memory, model = _probe(config, x_train, len(context.dataset.classes), device)
+        seconds_per_step, memory, model = _probe(self._network(config, len(context.dataset.classes)), config,
+                                                 x_train, device)
         started = time.perf_counter()
         predict_proba(model, arrays["val"][0], device)
         val_s = time.perf_counter() - started
@@ -242,7 +254,7 @@ class DeepClassifierRung(Rung):
         config = self._config(space, dims)
         started = time.monotonic()
         result, memory, model = self._train(config, settings["final_seconds"] + unused, arrays, context, device,
-                                            context.folder / "final", epochs=settings.get("final_epochs"))
+                                            context.folder / "final", epochs=settings.get("final_epochs"), final=True)
         final_seconds = time.monotonic() - started
         model = _load(model, context.folder / "final" / "best.pt", device)
         threshold = None
@@ -267,7 +279,8 @@ class DeepClassifierRung(Rung):
             details={"config": asdict(config), "search": search, "training": {
                 "epochs": result.epochs, "best_epoch": result.best_epoch, "best_val_auc": result.best_value,
                 "stop_reason": result.stop_reason, "history": result.history},
-                "splits": {k: len(v[1]) for k, v in arrays.items()}},
+                "splits": {k: len(v[1]) for k, v in arrays.items()},
+                "initialisation": settings.get("initialisation", "random (trained from scratch)")},
             n_params=count_parameters(model), predict_seconds_per_case=predict_s,
             cost={"search_seconds": search_seconds, "final_fit_seconds": final_seconds, "device": str(device),
                   "n_trials": search["n_trials"], "n_trials_pruned": search["n_pruned"],
@@ -275,13 +288,16 @@ class DeepClassifierRung(Rung):
         )
 
     def _train(self, config: Any, seconds: float, arrays: dict[str, Any], context: FitContext, device: Any,
-               folder: Path, on_epoch: Any = None, epochs: int | None = None) -> tuple[Any, int, Any]:
-        """Probe ``config``, size its epochs to ``seconds`` (kept in ``schedule.json``), train."""
-        from automed.deep.classification import build_classifier_net, train_classifier
+               folder: Path, on_epoch: Any = None, epochs: int | None = None, final: bool = False) -> tuple[Any, int, Any]:
+        """Probe ``config``, size its epochs to ``seconds`` (kept in ``schedule.json``), train.
+
+        ``final`` marks the final training (whose ``best.pt`` the rung keeps).
+        """
+        from automed.deep.classification import train_classifier
 
         n_classes = len(context.dataset.classes)
         x_train = arrays["train"][0]
-        seconds_per_step, memory, _ = _probe(config, x_train, n_classes, device)
+        seconds_per_step, memory, _ = _probe(self._network(config, n_classes), config, x_train, device)
         folder.mkdir(parents=True, exist_ok=True)
         saved = folder / "schedule.json"
         p = self.params
@@ -294,7 +310,7 @@ class DeepClassifierRung(Rung):
         saved.write_text(json.dumps({"epochs": epochs}))
         patience = max(p.min_epochs, math.ceil(p.patience_fraction * epochs))
         deadline = time.monotonic() + seconds * 1.25 if timed else None
-        model = build_classifier_net(config, n_classes)
+        model = self._network(config, n_classes)
         result = train_classifier(config, epochs, patience, arrays["train"], arrays["val"], n_classes, folder,
                                   context.random_state, device, deadline, on_epoch, model=model)
         return result, memory, model
@@ -350,7 +366,7 @@ class DeepClassifierRung(Rung):
             shutil.rmtree(folder / checkpoints, ignore_errors=True)
         meta = {"params": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.params).items()},
                 "config": asdict(config), "threshold": threshold, "classes": list(classes),
-                "mean": self.mean_, "std": self.std_}
+                "mean": self.mean_, "std": self.std_, "in_channels": self.in_channels_}
         (folder / "model.json").write_text(json.dumps(meta, indent=2))
 
     # -- prediction ----------------------------------------------------------------------
@@ -358,36 +374,35 @@ class DeepClassifierRung(Rung):
     @classmethod
     def load(cls, folder: Path) -> DeepClassifierRung:
         """The fitted rung in ``folder``; weights are read with ``torch.load(weights_only=True)``."""
-        from automed.deep.classification import ClassifierConfig, build_classifier_net
+        from automed.deep.classification import ClassifierConfig
         from automed.deep.inference import pick_device
 
         meta = json.loads((folder / "model.json").read_text())
-        rung = cls(DeepClassifierParams(**{k: tuple(v) if isinstance(v, list) else v
+        rung = cls(cls.Params(**{k: tuple(v) if isinstance(v, list) else v
                                            for k, v in meta["params"].items()}))
         rung.config_ = ClassifierConfig(**meta["config"])
         rung.threshold_, rung.mean_, rung.std_ = meta["threshold"], meta["mean"], meta["std"]
         rung.classes_ = tuple(meta["classes"])
         rung.device_ = pick_device()
-        net = build_classifier_net(rung.config_, len(meta["classes"]))
+        rung.in_channels_ = meta["in_channels"]
+        net = rung._network(rung.config_, len(meta["classes"]), pretrained=False)
         rung.model_ = _load(net, folder / "model.pt", rung.device_)
         return rung
 
     def predict_proba(self, dataset: Any, cases: list[Any], n_jobs: int = 1, progress: bool = False) -> np.ndarray:
         from automed.deep.classification import image_arrays, predict_proba, standardize
 
-        images = standardize(image_arrays(dataset, cases), self.mean_, self.std_)
+        images = standardize(self._images(image_arrays(dataset, cases)), self.mean_, self.std_)
         return predict_proba(self.model_, images, self.device_)
 
 
-def _probe(config: Any, x_train: np.ndarray, n_classes: int, device: Any) -> tuple[float, int, Any]:
-    """Seconds per training step (median of 3) and estimated training memory, measured on a fresh network."""
+def _probe(model: Any, config: Any, x_train: np.ndarray, device: Any) -> tuple[float, int, Any]:
+    """Seconds per training step (median of 3) and estimated training memory of a fresh ``model``."""
     import torch
 
-    from automed.deep.classification import build_classifier_net, build_loss
-
-    model = build_classifier_net(config, n_classes).to(device)
+    model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    loss_fn = build_loss("ce", np.ones(n_classes))
+    loss_fn = torch.nn.CrossEntropyLoss()
     x = torch.as_tensor(x_train[: config.batch_size]).to(device)
     y = torch.zeros(len(x), dtype=torch.long, device=device)
     saved: dict[int, int] = {}

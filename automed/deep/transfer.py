@@ -1,0 +1,114 @@
+"""ImageNet transfer with torchvision backbones (VGG16, Inception-v3) on grey-scale medical images.
+
+Grey-scale images (z-scored) are repeated to three channels and resized to what the
+backbone expects; 3D volumes become 2.5D images: their three orthogonal central slices
+as the three channels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from automed.errors import DataError
+
+__all__ = ["INPUT_SIZE", "WeightsUnavailable", "TransferNet", "load_backbone", "orthogonal_slices",
+           "pretrained_state_dict"]
+
+INPUT_SIZE = {"vgg16": 224, "inception_v3": 299}
+
+
+class WeightsUnavailable(Exception):
+    """ImageNet weights could not be obtained (no internet and nothing in the torch hub cache)."""
+
+
+def pretrained_state_dict(arch: str, weights: str) -> dict[str, Any]:
+    """The state dict for ``arch``: ``"imagenet"`` through torchvision's weights API (downloaded
+    into the torch hub cache on first use), or a file holding a saved state dict.
+
+    Raises
+    ------
+    WeightsUnavailable
+        ``"imagenet"`` was asked for and could not be downloaded or found in the cache.
+    DataError
+        The file is missing, unreadable or not a state dict.
+    """
+    from torchvision.models import get_model_weights
+
+    if weights == "imagenet":
+        try:
+            return get_model_weights(arch).IMAGENET1K_V1.get_state_dict(progress=False)
+        except Exception as exc:  # URLError, HTTPError, hash mismatch: all mean "not available here"
+            raise WeightsUnavailable(f"ImageNet weights for {arch} could not be obtained ({type(exc).__name__}: "
+                                     f"{exc}); pass --pretrained-weights FILE") from exc
+    path = Path(weights)
+    if not path.is_file():
+        raise DataError(f"{path}: pretrained weights file not found.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable torch state dict ({type(exc).__name__}: {exc}).") from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        raise DataError(f"{path}: not a state dict (a mapping of parameter names to tensors).")
+    return state
+
+
+def load_backbone(arch: str, state: dict[str, Any] | None, source: str) -> Any:
+    """The torchvision ``arch`` with ``state`` loaded (strictly; ``None``: random weights) and its
+    ImageNet classifier removed."""
+    from torchvision.models import get_model
+
+    extra = {"aux_logits": True, "init_weights": False} if arch == "inception_v3" else {}
+    model = get_model(arch, weights=None, **extra)
+    try:
+        if state is not None:
+            model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise DataError(f"{source}: does not hold {arch} weights ({first[:200]}).") from exc
+    if arch == "inception_v3":
+        model.aux_logits, model.AuxLogits = False, None
+        model.fc = torch.nn.Identity()
+    else:
+        model.classifier[-1] = torch.nn.Identity()
+    return model
+
+
+def orthogonal_slices(volumes: np.ndarray) -> np.ndarray:
+    """``(N, 1, D, H, W)`` volumes to ``(N, 3, S, S)`` images of their central slices (S: largest side)."""
+    x = torch.from_numpy(volumes[:, 0])
+    d, h, w = x.shape[1:]
+    side = max(d, h, w)
+    planes = [x[:, d // 2], x[:, :, h // 2], x[:, :, :, w // 2]]
+    resized = [F.interpolate(p[:, None], size=(side, side), mode="bilinear", align_corners=False) for p in planes]
+    return torch.cat(resized, dim=1).numpy()
+
+
+class TransferNet(torch.nn.Module):
+    """Resize to the backbone's input size, repeat grey to 3 channels, backbone, new linear head."""
+
+    def __init__(self, backbone: Any, arch: str, n_classes: int, in_channels: int) -> None:
+        super().__init__()
+        self.backbone, self.size, self.in_channels = backbone, INPUT_SIZE[arch], in_channels
+        self.head = torch.nn.Linear(4096 if arch == "vgg16" else 2048, n_classes)
+
+    def features(self, x: Any) -> Any:
+        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.backbone(x.expand(-1, 3, -1, -1) if self.in_channels == 1 else x)
+
+    def forward(self, x: Any) -> Any:
+        return self.head(self.features(x))
+
+    def param_groups(self, lr: float, backbone_factor: float) -> list[dict[str, Any]]:
+        """The backbone at ``lr * backbone_factor`` (frozen when 0), the head at ``lr``."""
+        if backbone_factor == 0:
+            self.backbone.requires_grad_(False)
+            return [{"params": list(self.head.parameters()), "lr": lr}]
+        return [{"params": list(self.backbone.parameters()), "lr": lr * backbone_factor},
+                {"params": list(self.head.parameters()), "lr": lr}]
