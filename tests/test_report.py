@@ -254,3 +254,12 @@ def test_build_report_and_cli_do_not_import_torch(tmp_path):
     code = (f"import sys; from automed.cli import main; main(['report', {str(folder)!r}], standalone_mode=False); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_rung_barely_cheaper_than_the_best_is_not_recommended_over_it():
+    report = report_of(ladder(-0.004), CONSTRAINTS)
+    assert recommend(report)["rung"] == "unet2d"
+    rungs = {r["name"]: r for r in report["rungs"]}
+    rungs["unet2d"]["cost"]["fit_seconds"] = 0.9 * rungs["unet3d"]["cost"]["fit_seconds"]
+    rungs["classical"]["cost"]["fit_seconds"] = 0.95 * rungs["unet3d"]["cost"]["fit_seconds"]
+    assert recommend(report)["rung"] == "unet3d"

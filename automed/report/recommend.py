@@ -20,15 +20,18 @@ __all__ = ["DEFAULT_MIN_GAIN", "recommend", "recommendation_of"]
 
 DEFAULT_MIN_GAIN = 0.005
 """Gain (in metric units) below which climbing to a costlier rung is not worth it, when the run sets none."""
+CHEAPER = 0.8
+"""A rung counts as cheaper than the best one when it fitted in at most this share of its seconds."""
 
 
 def recommend(report: dict[str, Any]) -> dict[str, Any]:
     """The rung to use and one sentence saying why, with numbers.
 
     Among the finished rungs that meet ``report["constraints"]["max_vram_bytes"]`` (peak VRAM, or the
-    estimate when there was no GPU), take the best by comparison score, then the cheapest rung by fit
-    seconds that is not significantly below it: the paired per-case gain of the best over it has a 95% CI
-    lower bound at most ``min_gain`` (:data:`DEFAULT_MIN_GAIN` when the run sets none). Where per-case
+    estimate when there was no GPU), take the best by comparison score, then the cheapest rung (fitted in
+    at most :data:`CHEAPER` of the best's seconds) the best does not clearly beat: the paired per-case gain
+    of the best over it has a 95% CI lower bound at most ``min_gain`` (:data:`DEFAULT_MIN_GAIN` when the
+    run sets none). Where per-case
     scores cannot be paired (classification, no shared cases), the best rung is kept.
 
     Parameters
@@ -78,12 +81,12 @@ def recommendation_of(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cheaper(rungs: list[dict[str, Any]], best: dict[str, Any], max_vram: int | None) -> list[dict[str, Any]]:
-    """Finished rungs within the constraints that fitted faster than ``best``."""
+    """Finished rungs within the constraints that fitted in at most :data:`CHEAPER` of ``best``'s seconds."""
     limit = (best.get("cost") or {}).get("fit_seconds")
     if limit is None:
         return []
     return [r for r in rungs if r is not best and meets_constraints(r, max_vram)
-            and (r.get("cost") or {}).get("fit_seconds") is not None and r["cost"]["fit_seconds"] < limit]
+            and (r.get("cost") or {}).get("fit_seconds") is not None and r["cost"]["fit_seconds"] <= CHEAPER * limit]
 
 
 def _paired(report: dict[str, Any], base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
