@@ -39,6 +39,13 @@ def test_cnn_scores_the_test_split_with_a_paired_gain_and_predicts(npz, tmp_path
     assert result["cost"]["n_trials"] == 2 and result["cost"]["est_train_vram_bytes"] > 0
     assert 0.0 <= result["threshold"] <= 1.0
     assert "model" in torch.load(run.folder / "rungs/cnn/model.pt", weights_only=True)
+    overlays = result["gradcam"]
+    assert overlays and {g["correct"] for g in overlays} <= {True, False}
+    assert all((run.folder / "rungs/cnn" / g["file"]).is_file() for g in overlays)
+    assert all((g["label"] == g["predicted"]) == g["correct"] for g in overlays)
+    html = (run.folder / "report.html").read_text(encoding="utf-8")
+    assert "Grad-CAM" in html and html.count("data:image/png;base64") >= 1 + len(overlays)
+    assert f"(rungs/cnn/{overlays[0]['file']})" in (run.folder / "report.md").read_text(encoding="utf-8")
     preds = run.predict(npz, tmp_path / "preds.csv", rung="cnn")
     rows = preds[0].read_text().splitlines()
     assert rows[0].startswith("case,label,prob_") and len(rows) == 1 + 60 + 16 + 30

@@ -22,7 +22,7 @@ def write_reports(run_folder: str | Path) -> dict:
     folder = Path(run_folder)
     report = build_report(folder)
     for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", to_markdown(report)),
-                       ("report.html", to_html(report))):
+                       ("report.html", to_html(report, folder))):
         _replace(folder / name, text.encode())
     png = pareto_png(report)
     if png is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 from automed.report.plots import dice_boxplot_png, pareto_png, pareto_points
@@ -181,10 +182,14 @@ def to_markdown(report: dict[str, Any]) -> str:
         parts += [f"## {rung['name']}: per class", _md_table(*_per_class(rung)), *_rung_notes(rung)]
         if report["task"] == "classification":
             if rung.get("threshold") is not None:
-                parts.append(f"Decision threshold on p({list(ds['classes'].values())[1]}), chosen on out-of-fold "
-                             f"development predictions: {rung['threshold']:.3f}.")
+                parts.append(f"Decision threshold on p({list(ds['classes'].values())[1]}), chosen on development "
+                             f"predictions (never the test cases): {rung['threshold']:.3f}.")
             for title, table in _classification_tables(rung, list(ds["classes"].values())):
                 parts += [f"### {title}", _md_table(*table)]
+            if rung.get("gradcam"):
+                parts += ["### Grad-CAM: where the network looked (test cases)",
+                          " ".join(f"![{g['case_id']}: true {g['label']}, predicted {g['predicted']}]"
+                                   f"(rungs/{rung['name']}/{g['file']})" for g in rung["gradcam"])]
         else:
             chosen_steps = _postprocessing_text(rung.get("postprocessing") or [], ds["classes"])
             parts.append(f"Post-processing chosen by cross-validation: {chosen_steps}.")
@@ -194,8 +199,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
-def to_html(report: dict[str, Any]) -> str:
-    """Self-contained HTML page (plots embedded), rendered from the report dict alone."""
+def to_html(report: dict[str, Any], folder: Path | None = None) -> str:
+    """Self-contained HTML page (plots embedded), rendered from the report dict and, for Grad-CAM
+    overlays, the PNG files in the run ``folder``."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("automed.report", "templates"),
@@ -204,7 +210,7 @@ def to_html(report: dict[str, Any]) -> str:
     rungs = [{"name": r["name"], "table": _per_class(r), "notes": _rung_notes(r),
               "postprocessing": _postprocessing_text(r.get("postprocessing") or [], classes),
               "extra": _classification_tables(r, list(classes.values())) if report["task"] == "classification" else [],
-              "threshold": r.get("threshold")}
+              "threshold": r.get("threshold"), "gradcam": _gradcam_images(r, folder)}
              for r in report["rungs"] if r["status"] == "done"]
     return env.get_template("report.html").render(
         report=report, summary=recommendation_of(report)["sentence"], constraints=_constraints_sentence(report),
@@ -212,6 +218,19 @@ def to_html(report: dict[str, Any]) -> str:
         leaderboard_note=_leaderboard_note(report), rungs=rungs,
         pareto=_base64(pareto_png(report)), plot=_base64(dice_boxplot_png(report)),
     )
+
+
+def _gradcam_images(rung: dict[str, Any], folder: Path | None) -> list[dict[str, str]]:
+    """Grad-CAM overlays of a rung as ``{"caption", "png"}`` (base64), from the files in ``folder``."""
+    if folder is None:
+        return []
+    images = []
+    for entry in rung.get("gradcam") or []:
+        path = folder / "rungs" / rung["name"] / entry["file"]
+        if path.is_file():
+            images.append({"caption": f"{entry['case_id']}: true {entry['label']}, predicted {entry['predicted']}",
+                           "png": _base64(path.read_bytes())})
+    return images
 
 
 def _base64(png: bytes | None) -> str | None:

@@ -236,7 +236,8 @@ class DeepClassifierRung(Rung):
         from automed.deep.classification import predict_proba
         from automed.deep.inference import pick_device
         from automed.deep.networks import count_parameters
-        from automed.metrics import classification_summary
+        from automed.deep.gradcam import gradcam_overlays
+        from automed.metrics import classification_summary, decide_classes
 
         plan = plan or self.plan(context)
         settings = plan.settings
@@ -267,6 +268,8 @@ class DeepClassifierRung(Rung):
         y_test = arrays["test"][1]
         summary = classification_summary(y_test, proba, classes, threshold, context.random_state)
         _, _, test_ids = self._split_ids(context)
+        gradcam = gradcam_overlays(model, arrays["test"][0], y_test, proba, decide_classes(proba, threshold), test_ids,
+                                   classes, context.folder / "gradcam", device)
         per_case = [{"case_id": c, "label": classes[y], "proba": [float(v) for v in row]}
                     for c, y, row in zip(test_ids, y_test, proba)]
         self._save(context.folder, config, threshold, classes)
@@ -275,7 +278,7 @@ class DeepClassifierRung(Rung):
             per_case=per_case,
             summary={"metric": metric, "per_class": summary["per_class"],
                      "test": {k: summary[k] for k in ("auc", "accuracy", "balanced_accuracy", "confusion_matrix")},
-                     "threshold": threshold},
+                     "threshold": threshold, "gradcam": gradcam},
             details={"config": asdict(config), "search": search, "training": {
                 "epochs": result.epochs, "best_epoch": result.best_epoch, "best_val_auc": result.best_value,
                 "stop_reason": result.stop_reason, "history": result.history},
