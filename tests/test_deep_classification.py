@@ -75,3 +75,36 @@ def test_balanced_sampling_draws_classes_evenly():
     drawn = np.concatenate(_batches(labels, 25, "balanced", np.random.default_rng(0)))
     assert len(drawn) == 100 and 0.35 < labels[drawn].mean() < 0.65
     assert sorted(np.concatenate(_batches(labels, 25, "uniform", np.random.default_rng(0)))) == list(range(100))
+
+
+def test_ssl_pretrains_on_unlabelled_images_and_is_set_beside_cnn(npz, tmp_path):
+    from conftest import write
+
+    unlabeled = tmp_path / "unlabeled"
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        write(rng.normal(100, 10, (28, 28)).astype(np.float32), unlabeled / f"u{i}.mha")
+    rungs = [{"name": "classical", "params": FAST}, {"name": "cnn", "params": TINY},
+             {"name": "ssl", "params": {**TINY, "n_trials": 0, "unlabeled": str(unlabeled), "pretrain_epochs": 2}}]
+    recipe = automed.Recipe(task="classification", n_folds=3, n_jobs=1, full_ladder=True, rungs=rungs)
+    run = automed.fit(recipe, npz, tmp_path / "run", progress=False)
+    result = json.loads((run.folder / "rungs/ssl/result.json").read_text())
+    cnn = json.loads((run.folder / "rungs/cnn/result.json").read_text())
+    pretraining = result["details"]["pretraining"]
+    assert pretraining["epochs"] == 2 and pretraining["images"] == 60 + 16 + 5 and pretraining["unlabeled"] == 5
+    assert result["details"]["config"] == cnn["details"]["config"]
+    assert result["gain_vs_reference"]["vs"] == "cnn" and result["gain_vs_reference"]["n"] == 30
+    assert "the same network trained from scratch" in (run.folder / "report.md").read_text(encoding="utf-8")
+    assert not (run.folder / "rungs/ssl/pretrain").exists()
+
+
+def test_pretraining_resumes_from_its_checkpoint(tmp_path):
+    from automed.deep.classification import ClassifierConfig, build_classifier_net
+    from automed.deep.genesis import pretrain
+    from automed.deep.inference import pick_device
+
+    images = np.random.default_rng(0).normal(size=(12, 1, 16, 16)).astype(np.float32)
+    config = ClassifierConfig("resnet", 2, 4, 1, "ce", "uniform", 1e-3, 4, "none")
+    first = pretrain(build_classifier_net(config, 2), images, 60, 2, 4, 1e-3, tmp_path, 0, pick_device())
+    more = pretrain(build_classifier_net(config, 2), images, 60, 4, 4, 1e-3, tmp_path, 0, pick_device())
+    assert first["epochs"] == 2 and more["epochs"] == 4 and more["history"][:2] == first["history"]

@@ -30,6 +30,7 @@ from automed.cli._errors import clean_errors
 @click.option("--full-ladder", is_flag=True, default=None, help="Climb every rung whatever the gains.")
 @click.option("--pretrained-weights", "pretrained", multiple=True,
               help="State dict for the transfer rungs, FILE or RUNG=FILE (e.g. vgg16=vgg16.pth); repeatable.")
+@click.option("--unlabeled", type=click.Path(file_okay=False), help="Unlabelled images for the ssl rung's pretraining.")
 @click.option("--jobs", "n_jobs", type=int, help="Worker processes/threads (-1: all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder (only once the new fit succeeds).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -37,7 +38,7 @@ from automed.cli._errors import clean_errors
 def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | None, resume: str | None,
         data_format: str | None, rungs: str | None, n_folds: int | None, cv: str | None, random_state: int | None,
         budget: str | None, max_vram: str | None, min_gain: float | None, full_ladder: bool | None,
-        pretrained: tuple[str, ...], n_jobs: int | None, overwrite: bool, quiet: bool) -> None:
+        pretrained: tuple[str, ...], unlabeled: str | None, n_jobs: int | None, overwrite: bool, quiet: bool) -> None:
     """Climb the ladder on DATA and write a run folder with its report.
 
     DATA is a segmentation dataset folder (MSD, nnU-Net, images/ + labels/) or, with
@@ -72,7 +73,21 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
     recipe = recipe.replace(**changes)
     if pretrained:
         recipe = recipe.replace(rungs=_with_weights(recipe, pretrained))
+    if unlabeled:
+        recipe = recipe.replace(rungs=_with_param(recipe, "ssl", unlabeled=unlabeled))
     _summarize(automed.fit(recipe, data, out, overwrite=overwrite, progress=not quiet))
+
+
+def _with_param(recipe: Any, name: str, **values: Any) -> tuple[Any, ...]:
+    """The recipe's rungs with ``values`` set on the rung called ``name``."""
+    import dataclasses
+
+    from automed.recipe import RungSpec
+
+    if name not in {s.name for s in recipe.rungs}:
+        raise click.UsageError(f"the option applies to the {name} rung, which this ladder does not climb.")
+    return tuple(RungSpec(s.name, dataclasses.replace(s.params, **values)) if s.name == name else s
+                 for s in recipe.rungs)
 
 
 def _with_weights(recipe: Any, pretrained: tuple[str, ...]) -> tuple[Any, ...]:

@@ -346,6 +346,9 @@ def _judge(result: dict[str, Any], done: list[dict[str, Any]], classes: list[int
     best = max(done, key=lambda r: r["comparison"]["metric"]["mean"])
     result["gain_vs_baseline"] = gain_over(done[0])
     result["gain_vs_prev"] = gain = gain_over(best)
+    reference = next((r for r in done if r["name"] == result["details"].get("compare_with")), None)
+    if reference is not None:  # e.g. ssl beside the same network trained from scratch
+        result["gain_vs_reference"] = gain_over(reference)
     if (not recipe.full_ladder and gain is not None and gain["ci_high"] is not None
             and gain["ci_high"] < recipe.min_gain):
         result["stops_climb"] = (f"climbing stopped after {result['name']}: its gain over {best['name']} was "

@@ -106,6 +106,13 @@ def _rung_notes(rung: dict[str, Any]) -> list[str]:
     """Own-case metric (where the comparison cases differ), estimate against measurement, shrinks."""
     notes = []
     metric, cost, estimate = rung.get("metric") or {}, rung.get("cost") or {}, rung.get("estimate") or {}
+    details, reference = rung.get("details") or {}, rung.get("gain_vs_reference")
+    if details.get("initialisation"):
+        notes.append(f"Initialisation: {details['initialisation']}.")
+    if reference:
+        notes.append(f"Gain over {reference['vs']}, the same network trained from scratch: "
+                     f"{format_gain(reference['mean'], reference.get('ci_low'), reference.get('ci_high'))} "
+                     f"(paired, {reference['n']} cases).")
     compared = (rung.get("comparison") or {}).get("metric") or {}
     if compared and metric.get("mean") is not None and compared.get("n") != metric.get("n"):
         notes.append(f"On its own {metric.get('n')} evaluated cases: {metric_label(metric.get('name'))} "

@@ -22,6 +22,7 @@ REGISTRY = {
     "classification": {
         "classical": "automed.rungs.classical_classification:ClassicalClassifierRung",
         "cnn": "automed.rungs.cnn:CNNRung",
+        "ssl": "automed.rungs.ssl:SSLRung",
         "vgg16": "automed.rungs.vgg16:VGG16Rung",
         "inception_v3": "automed.rungs.inception_v3:InceptionV3Rung",
     },

@@ -1,0 +1,149 @@
+"""Rung ``ssl``: the ``cnn`` network initialised by self-supervised pretraining (Models Genesis).
+
+The encoder first learns to restore corrupted images (:mod:`automed.deep.genesis`) on
+the training and validation images, never the test images, plus any unlabelled images
+in ``unlabeled`` (``--unlabeled DIR``). It is then fine-tuned with a classification head
+using the ``cnn`` rung's best configuration (or the default one when ``cnn`` did not
+run), so the report can set it beside the same network trained from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automed._params import check_range
+from automed.errors import DataError
+from automed.rungs.base import FitContext, RungOutcome, RungPlan
+from automed.rungs.deep_classification import DeepClassifierParams, DeepClassifierRung
+
+__all__ = ["SSLParams", "SSLRung"]
+
+SCRATCH_REFERENCE = "cnn"
+
+
+@dataclass(frozen=True)
+class SSLParams(DeepClassifierParams):
+    """Parameters of the ``ssl`` rung: those of :class:`DeepClassifierParams` (used when ``cnn``
+    did not run; no search by default) plus:
+
+    Parameters
+    ----------
+    pretrain_fraction : float
+        Share of the allotment spent on self-supervised pretraining.
+    pretrain_epochs : int
+        Upper bound on pretraining epochs.
+    unlabeled : str or None
+        Folder of extra unlabelled images (same shape as the training images).
+    """
+
+    n_trials: int = 0
+    pretrain_fraction: float = 0.4
+    pretrain_epochs: int = 200
+    unlabeled: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("the ssl rung", "pretrain_fraction", self.pretrain_fraction, 0.05, 0.9)
+        check_range("the ssl rung", "pretrain_epochs", self.pretrain_epochs, 1)
+
+
+class SSLRung(DeepClassifierRung):
+    """ResNet pretrained to restore corrupted images, then fine-tuned."""
+
+    name = "ssl"
+    arch = "resnet"
+    Params = SSLParams
+
+    def plan(self, context: FitContext) -> RungPlan:
+        """The ``cnn`` plan for the whole allotment, with ``pretrain_fraction`` of the final training moved to pretraining."""
+        saved = context.folder / "plan.json"
+        if saved.is_file():
+            return RungPlan(**json.loads(saved.read_text()))
+        self._space = self._reference_space(context)
+        plan = super().plan(context)
+        if plan.skip_reason is not None:
+            return plan
+        final_s = plan.settings["final_seconds"]
+        pretrain_s = final_s * self.params.pretrain_fraction
+        settings = {**plan.settings, "final_seconds": final_s - pretrain_s, "pretrain_seconds": pretrain_s,
+                    "space": self._space}
+        if "final_epochs" in settings:
+            settings["pretrain_epochs"] = self.params.pretrain_epochs
+        plan = replace(plan, settings=settings, note=f"{plan.note}; {pretrain_s / 60:.1f} min of pretraining")
+        saved.write_text(json.dumps(asdict(plan), indent=2))
+        return plan
+
+    def _reference_space(self, context: FitContext) -> dict[str, Any]:
+        """The ``cnn`` rung's chosen configuration when it ran in this fit, else the default."""
+        result = context.folder.parent / SCRATCH_REFERENCE / "result.json"
+        if result.is_file():
+            config = json.loads(result.read_text()).get("details", {}).get("config")
+            if config:
+                return {k: config[k] for k in ("lr", "width", "depth", "batch_size", "loss", "sampling", "augmentation")}
+        return super()._default_space()
+
+    def _default_space(self) -> dict[str, Any]:
+        return getattr(self, "_space", None) or super()._default_space()
+
+    def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
+        from automed.deep.genesis import pretrain
+        from automed.deep.inference import pick_device
+
+        plan = plan or self.plan(context)
+        self._space = plan.settings["space"]
+        arrays = self._arrays(context)
+        images = np.concatenate([arrays["train"][0], arrays["val"][0], self._unlabeled(arrays["train"][0])])
+        config = self._config(self._space, images.ndim - 2)
+        self._encoder_state = None
+        net = super()._network(config, len(context.dataset.classes))
+        info = pretrain(net, images, plan.settings["pretrain_seconds"],
+                        plan.settings.get("pretrain_epochs", self.params.pretrain_epochs), config.batch_size,
+                        config.lr, context.folder / "pretrain", context.random_state, pick_device())
+        self._encoder_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        outcome = super().fit(context, plan)
+        info.update(images=len(images), unlabeled=len(images) - len(arrays["train"][0]) - len(arrays["val"][0]))
+        outcome.details.update(pretraining=info, compare_with=SCRATCH_REFERENCE,
+                               initialisation="self-supervised (Models Genesis restoration) on the training, "
+                                              "validation and unlabelled images")
+        outcome.cost["pretrain_seconds"] = info["seconds"]
+        return outcome
+
+    def _network(self, config: Any, n_classes: int, pretrained: bool = True) -> Any:
+        net = super()._network(config, n_classes)
+        state = getattr(self, "_encoder_state", None)
+        if pretrained and state is not None:
+            net.load_state_dict(state)
+        return net
+
+    def _save(self, folder: Path, config: Any, threshold: float | None, classes: tuple[str, ...]) -> None:
+        super()._save(folder, config, threshold, classes)
+        shutil.rmtree(folder / "pretrain", ignore_errors=True)
+
+    def _unlabeled(self, like: np.ndarray) -> np.ndarray:
+        """Standardised unlabelled images shaped like ``like`` (empty when none are given)."""
+        from automed.data.dataset import find_images
+        from automed.data.io import read_image
+        from automed.deep.classification import standardize
+
+        if not self.params.unlabeled:
+            return like[:0]
+        folder = Path(self.params.unlabeled)
+        if not folder.is_dir():
+            raise DataError(f"{folder}: unlabelled image folder not found.")
+        images = []
+        for case in find_images(folder, ("image",)):
+            path = case.image_paths[0]
+            array = read_image(path).array.astype(np.float32)
+            if array.shape != like.shape[2:]:
+                raise DataError(f"{path}: unlabelled image has shape {array.shape}; the training images are "
+                                f"{like.shape[2:]}.")
+            images.append(array[None])
+        if not images:
+            raise DataError(f"{folder}: holds no images.")
+        return standardize(np.stack(images), self.mean_, self.std_)
