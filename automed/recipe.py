@@ -121,6 +121,11 @@ class Recipe:
         confidence, below this (the upper CI bound is under it).
     full_ladder : bool
         Climb every rung regardless of ``min_gain``.
+    label_fractions : tuple of float
+        Classification: also refit every finished rung on these stratified fractions of the
+        labelled development cases (the test cases unchanged) and report the learning curve.
+        The climb then gets ``budget / (1 + sum of the fractions below 1)``; each refit gets the
+        rung's own fit time times its fraction.
     rungs : tuple of RungSpec
         The ladder, lowest rung first.
 
@@ -144,6 +149,7 @@ class Recipe:
     max_vram_bytes: int | None = None
     min_gain: float = 0.005
     full_ladder: bool = False
+    label_fractions: tuple[float, ...] = ()
     rungs: tuple[RungSpec, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -169,6 +175,11 @@ class Recipe:
         check_range("Recipe", "min_gain", self.min_gain, -1.0, 1.0)
         if not isinstance(self.full_ladder, bool):
             raise RecipeError(f"The 'full_ladder' parameter of Recipe must be true or false. Got {self.full_ladder!r} instead.")
+        for fraction in self.label_fractions:
+            check_range("Recipe", "label_fractions", fraction, 0.01, 1.0)
+        if self.label_fractions and self.task != "classification":
+            raise RecipeError("The 'label_fractions' parameter of Recipe applies to classification only.")
+        object.__setattr__(self, "label_fractions", tuple(sorted(set(float(f) for f in self.label_fractions))))
         rungs = self.rungs or DEFAULT_RUNGS[self.task]
         specs = tuple(_resolve(_as_spec(r), self.task) for r in rungs)
         names = [s.name for s in specs]

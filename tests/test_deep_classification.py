@@ -108,3 +108,23 @@ def test_pretraining_resumes_from_its_checkpoint(tmp_path):
     first = pretrain(build_classifier_net(config, 2), images, 60, 2, 4, 1e-3, tmp_path, 0, pick_device())
     more = pretrain(build_classifier_net(config, 2), images, 60, 4, 4, 1e-3, tmp_path, 0, pick_device())
     assert first["epochs"] == 2 and more["epochs"] == 4 and more["history"][:2] == first["history"]
+
+
+def test_label_fractions_refit_every_rung_and_draw_the_learning_curve(npz, tmp_path):
+    from automed.data.splits import label_subset
+
+    run = automed.fit(_recipe(label_fractions=(0.5, 1.0)), npz, tmp_path / "run", progress=False)
+    curve = json.loads((run.folder / "learning_curve.json").read_text())
+    assert curve["fractions"] == [0.5, 1.0] and set(curve["rungs"]) == {"classical", "cnn"}
+    for points in curve["rungs"].values():
+        assert [p["fraction"] for p in points] == [0.5, 1.0] and points[0]["n_dev"] == 38 and points[1]["n_dev"] == 76
+        assert all(p["metric"]["ci_low"] <= p["metric"]["mean"] <= p["metric"]["ci_high"] for p in points)
+    assert sorted(p.name for p in (run.folder / "rungs/cnn/fractions/0.5").iterdir()) == ["result.json"]
+    assert (run.folder / "learning_curve.png").is_file()
+    assert "## Learning curve" in (run.folder / "report.md").read_text(encoding="utf-8")
+    splits = json.loads((run.folder / "splits.json").read_text())
+    labels = {c: "a" if i % 2 else "b" for i, c in enumerate(splits["dev"])}
+    half = label_subset(splits, labels, 0.5, 3)
+    assert set(half["dev"]) < set(splits["dev"]) and half["test"] == splits["test"] and len(half["dev"]) == 38
+    assert set(half["train"]) | set(half["val"]) == set(half["dev"])
+    assert sum(labels[c] == "a" for c in half["dev"]) == 19  # stratified

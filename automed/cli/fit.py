@@ -30,6 +30,7 @@ from automed.cli._errors import clean_errors
 @click.option("--full-ladder", is_flag=True, default=None, help="Climb every rung whatever the gains.")
 @click.option("--pretrained-weights", "pretrained", multiple=True,
               help="State dict for the transfer rungs, FILE or RUNG=FILE (e.g. vgg16=vgg16.pth); repeatable.")
+@click.option("--label-fractions", help="Classification learning curve, e.g. 0.1,0.25,1.0.")
 @click.option("--unlabeled", type=click.Path(file_okay=False), help="Unlabelled images for the ssl rung's pretraining.")
 @click.option("--jobs", "n_jobs", type=int, help="Worker processes/threads (-1: all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder (only once the new fit succeeds).")
@@ -38,7 +39,7 @@ from automed.cli._errors import clean_errors
 def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | None, resume: str | None,
         data_format: str | None, rungs: str | None, n_folds: int | None, cv: str | None, random_state: int | None,
         budget: str | None, max_vram: str | None, min_gain: float | None, full_ladder: bool | None,
-        pretrained: tuple[str, ...], unlabeled: str | None, n_jobs: int | None, overwrite: bool, quiet: bool) -> None:
+        pretrained: tuple[str, ...], label_fractions: str | None, unlabeled: str | None, n_jobs: int | None, overwrite: bool, quiet: bool) -> None:
     """Climb the ladder on DATA and write a run folder with its report.
 
     DATA is a segmentation dataset folder (MSD, nnU-Net, images/ + labels/) or, with
@@ -64,7 +65,8 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
     recipe = automed.Recipe.from_yaml(recipe_path) if recipe_path else automed.Recipe(task=task or "segmentation")
     changes = {"task": task, "data_format": data_format, "n_folds": n_folds, "random_state": random_state,
                "budget_s": parse_duration(budget), "n_jobs": n_jobs, "cv": cv, "max_vram_bytes": parse_size(max_vram),
-               "min_gain": min_gain, "full_ladder": full_ladder}
+               "min_gain": min_gain, "full_ladder": full_ladder,
+               "label_fractions": _fractions(label_fractions) if label_fractions else None}
     changes = {k: v for k, v in changes.items() if v is not None}
     if "task" in changes and changes["task"] != recipe.task and recipe_path:
         raise click.UsageError(f"--task {task} contradicts the recipe's task '{recipe.task}'.")
@@ -76,6 +78,13 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
     if unlabeled:
         recipe = recipe.replace(rungs=_with_param(recipe, "ssl", unlabeled=unlabeled))
     _summarize(automed.fit(recipe, data, out, overwrite=overwrite, progress=not quiet))
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(f) for f in text.split(",") if f.strip())
+    except ValueError as exc:
+        raise click.UsageError(f"--label-fractions takes numbers like 0.1,0.25,1.0; got {text!r}.") from exc
 
 
 def _with_param(recipe: Any, name: str, **values: Any) -> tuple[Any, ...]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from automed.errors import DataError
 
-__all__ = ["holdout_split", "make_folds", "stratified_folds"]
+__all__ = ["holdout_split", "label_subset", "make_folds", "stratified_folds"]
 
 
 def make_folds(case_ids: Sequence[str], groups: Sequence[str | None], n_folds: int,
@@ -86,3 +86,23 @@ def stratified_folds(case_ids: Sequence[str], labels: Sequence[str], groups: Seq
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
     return [{"train": sorted(ids[tr].tolist()), "val": sorted(ids[va].tolist())}
             for tr, va in splitter.split(ids, labels, groups)]
+
+
+def label_subset(splits: dict, labels: dict[str, str], fraction: float, n_folds: int,
+                 random_state: int = 0) -> dict:
+    """``splits`` with a stratified ``fraction`` of the development cases; the test cases are unchanged.
+
+    Official train/val splits keep their roles on the subset; the tuning folds are drawn again.
+    """
+    from sklearn.model_selection import train_test_split
+
+    dev = list(splits["dev"])
+    keep = dev if fraction >= 1 else train_test_split(dev, train_size=fraction, stratify=[labels[c] for c in dev],
+                                                      random_state=random_state)[0]
+    keep = sorted(keep)
+    subset = {**splits, "dev": keep, "fraction": fraction,
+              "folds": stratified_folds(keep, [labels[c] for c in keep], keep, n_folds, random_state)}
+    if splits.get("kind") == "official":
+        subset["train"] = sorted(set(splits["train"]) & set(keep))
+        subset["val"] = sorted(set(splits["val"]) & set(keep))
+    return subset

@@ -140,6 +140,8 @@ def _climb(folder: Path, progress: bool) -> None:
     rung_classes = _check_rungs(recipe)
     done: list[dict[str, Any]] = []
     stopped: str | None = None
+    refits = sum(f for f in recipe.label_fractions if f < 1)
+    budget = None if recipe.budget_s is None else recipe.budget_s / (1 + refits)  # the rest: learning-curve refits
     try:
         for i, (spec, cls) in enumerate(zip(recipe.rungs, rung_classes)):
             rung_folder = folder / "rungs" / spec.name
@@ -152,7 +154,7 @@ def _climb(folder: Path, progress: bool) -> None:
             if stopped is not None:
                 _write_skipped(rung_folder, spec.name, stopped)
                 continue
-            remaining = None if recipe.budget_s is None else recipe.budget_s - clock.spent()
+            remaining = None if budget is None else budget - clock.spent()
             if remaining is not None and remaining <= 0:
                 _write_skipped(rung_folder, spec.name, "the time budget was used up by the rungs below it.")
                 continue
@@ -167,6 +169,8 @@ def _climb(folder: Path, progress: bool) -> None:
             if result["status"] == "done":
                 done.append(result)
             stopped = result.get("stops_climb")
+        if recipe.label_fractions:
+            _learning_curve(folder, recipe, dataset, fingerprint, splits, done, progress)
     finally:
         clock.stop()
     meta["fit_seconds"] = clock.spent()
@@ -174,6 +178,52 @@ def _climb(folder: Path, progress: bool) -> None:
     _write_json(folder / "run.json", meta)
     write_reports(folder)
     log.info("done in %.1fs", meta["fit_seconds"])
+
+
+def _learning_curve(folder: Path, recipe: Recipe, dataset: Any, summary: Any, splits: dict[str, Any],
+                    done: list[dict[str, Any]], progress: bool) -> None:
+    """Refit every finished rung on stratified fractions of the development cases; write ``learning_curve.json``.
+
+    Each refit is allotted the rung's own fit time times the fraction and keeps only its
+    ``result.json`` (in ``rungs/<rung>/fractions/<fraction>/``); finished refits are kept on resume.
+    """
+    from automed.data.splits import label_subset
+    from automed.rungs import rung_class
+
+    labels = {c.case_id: c.label for c in dataset.cases}
+    specs = {s.name: s for s in recipe.rungs}
+    curve: dict[str, list[dict[str, Any]]] = {r["name"]: [] for r in done}
+    for fraction in recipe.label_fractions:
+        subset = label_subset(splits, labels, fraction, recipe.n_folds, recipe.random_state)
+        for rung in done:
+            if fraction >= 1:
+                curve[rung["name"]].append({"fraction": 1.0, "n_dev": len(splits["dev"]), "metric": rung["metric"]})
+                continue
+            out = folder / "rungs" / rung["name"] / "fractions" / f"{fraction:g}"
+            if not (out / "result.json").is_file():
+                shutil.rmtree(out, ignore_errors=True)
+                log.info("learning curve: %s on %.0f%% of the labelled cases", rung["name"], 100 * fraction)
+                allotted = None if recipe.budget_s is None else rung["cost"]["fit_seconds"] * fraction
+                context = FitContext(dataset, summary, subset["folds"], out, recipe.random_state, _n_jobs(recipe),
+                                     allotted, f"sqlite:///{folder / f'optuna-fraction-{fraction:g}.db'}", progress,
+                                     splits=subset, cache_folder=folder / "cache", metric=recipe.metric)
+                instance = rung_class(rung["name"], recipe.task)(specs[rung["name"]].params)
+                out.mkdir(parents=True)
+                plan = instance.plan(context)
+                entry: dict[str, Any] = {"fraction": fraction, "n_dev": len(subset["dev"])}
+                if plan.skip_reason is not None:
+                    entry["skipped"] = plan.skip_reason
+                else:
+                    entry["metric"] = instance.fit(context, plan).summary["metric"]
+                for item in out.iterdir():  # keep the score, not the models
+                    if item.is_dir():
+                        shutil.rmtree(item)
+                    else:
+                        item.unlink()
+                _write_json(out / "result.json", entry)
+            curve[rung["name"]].append(json.loads((out / "result.json").read_text()))
+    _write_json(folder / "learning_curve.json", {"metric": recipe.metric, "fractions": list(recipe.label_fractions),
+                                                 "cases": "held-out test cases", "rungs": curve})
 
 
 def _reopen(recipe: Recipe, data: Path, folder: Path) -> tuple[Any, Any, dict[str, Any]]:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from automed.report.build import build_report
-from automed.report.plots import pareto_png
+from automed.report.plots import learning_curve_png, pareto_png
 from automed.report.recommend import recommend
 from automed.report.render import to_html, to_markdown
 
@@ -24,11 +24,11 @@ def write_reports(run_folder: str | Path) -> dict:
     for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", to_markdown(report)),
                        ("report.html", to_html(report, folder))):
         _replace(folder / name, text.encode())
-    png = pareto_png(report)
-    if png is None:
-        (folder / "pareto.png").unlink(missing_ok=True)
-    else:
-        _replace(folder / "pareto.png", png)
+    for name, png in (("pareto.png", pareto_png(report)), ("learning_curve.png", learning_curve_png(report))):
+        if png is None:
+            (folder / name).unlink(missing_ok=True)
+        else:
+            _replace(folder / name, png)
     return report
 
 

@@ -57,6 +57,8 @@ def build_report(folder: Path) -> dict[str, Any]:
         "constraints": run.get("constraints"),
         "stopped_early": run.get("stopped_early"),
         "rungs": rungs,
+        "learning_curve": (json.loads((folder / "learning_curve.json").read_text())
+                           if (folder / "learning_curve.json").is_file() else None),
     }
     report["recommendation"] = recommend(report)
     report["best_rung"] = report["recommendation"]["rung"]

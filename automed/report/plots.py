@@ -75,6 +75,32 @@ def dice_boxplot_png(report: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
+def learning_curve_png(report: dict[str, Any]) -> bytes | None:
+    """Test metric (95% CI error bars) against the fraction of labelled development cases, one line per rung."""
+    curve = report.get("learning_curve")
+    if not curve:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, points in curve["rungs"].items():
+        scored = [p for p in points if p.get("metric") and p["metric"].get("mean") is not None]
+        if not scored:
+            continue
+        x = [p["fraction"] for p in scored]
+        y = [p["metric"]["mean"] for p in scored]
+        low = [p["metric"]["mean"] - (p["metric"].get("ci_low") if p["metric"].get("ci_low") is not None
+                                      else p["metric"]["mean"]) for p in scored]
+        high = [(p["metric"].get("ci_high") if p["metric"].get("ci_high") is not None else p["metric"]["mean"])
+                - p["metric"]["mean"] for p in scored]
+        ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("fraction of labelled development cases")
+    ax.set_ylabel(f"test {metric_label(curve['metric'])}")
+    ax.set_title("Learning curve")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
 def _pyplot() -> Any:
     import matplotlib
 

@@ -6,7 +6,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from automed.report.plots import dice_boxplot_png, pareto_png, pareto_points
+from automed.report.plots import dice_boxplot_png, learning_curve_png, pareto_png, pareto_points
 from automed.report.recommend import recommendation_of
 from automed.report.tables import format_ci, format_gain, leaderboard_rows, metric_label
 
@@ -183,6 +183,9 @@ def to_markdown(report: dict[str, Any]) -> str:
              "## Leaderboard", _md_table(*_leaderboard(report)), _leaderboard_note(report)]
     if pareto_points(report):
         parts.append("![metric vs compute: score on the comparison cases against fit seconds](pareto.png)")
+    if report.get("learning_curve"):
+        parts += ["## Learning curve", _md_table(*_learning_curve(report)),
+                  "![test metric against the fraction of labelled cases](learning_curve.png)"]
     for rung in report["rungs"]:
         if rung["status"] != "done":
             continue
@@ -224,7 +227,24 @@ def to_html(report: dict[str, Any], folder: Path | None = None) -> str:
         dataset=_dataset_sentence(report).replace("`", ""), leaderboard=_leaderboard(report),
         leaderboard_note=_leaderboard_note(report), rungs=rungs,
         pareto=_base64(pareto_png(report)), plot=_base64(dice_boxplot_png(report)),
+        learning_curve=_learning_curve(report) if report.get("learning_curve") else None,
+        learning_curve_png=_base64(learning_curve_png(report)),
     )
+
+
+def _learning_curve(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Rows: rung; columns: fraction of the labelled development cases (test metric [95% CI])."""
+    curve = report["learning_curve"]
+    head = ["rung"] + [f"{f:g} of labels" for f in curve["fractions"]]
+    rows = []
+    for name, points in curve["rungs"].items():
+        cells = []
+        for point in points:
+            metric = point.get("metric") or {}
+            cells.append("skipped" if point.get("skipped") else
+                         f"{_ci(metric.get('mean'), metric.get('ci_low'), metric.get('ci_high'))} (n={point['n_dev']})")
+        rows.append([name] + cells)
+    return head, rows
 
 
 def _gradcam_images(rung: dict[str, Any], folder: Path | None) -> list[dict[str, str]]:
