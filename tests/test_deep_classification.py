@@ -128,3 +128,25 @@ def test_label_fractions_refit_every_rung_and_draw_the_learning_curve(npz, tmp_p
     assert set(half["dev"]) < set(splits["dev"]) and half["test"] == splits["test"] and len(half["dev"]) == 38
     assert set(half["train"]) | set(half["val"]) == set(half["dev"])
     assert sum(labels[c] == "a" for c in half["dev"]) == 19  # stratified
+
+
+def test_cnn_grades_three_classes_and_volumes(tmp_path):
+    """Multi-class grading on 3D inputs: three disc brightnesses in 12^3 volumes."""
+    rng = np.random.default_rng(0)
+    grids = np.meshgrid(*[np.arange(12)] * 3, indexing="ij")
+    disc = sum((g - 6) ** 2 for g in grids) < 9
+    arrays = {}
+    for split, n in (("train", 60), ("val", 18), ("test", 30)):
+        labels = np.arange(n) % 3
+        images = rng.normal(60, 10, (n, 12, 12, 12))
+        images[:, disc] += (40 + 50 * labels)[:, None]
+        arrays[f"{split}_images"] = np.clip(images, 0, 255).astype(np.uint8)
+        arrays[f"{split}_labels"] = labels[:, None]
+    np.savez(tmp_path / "grades.npz", **arrays)
+    recipe = automed.Recipe(task="classification", n_folds=3, n_jobs=1,
+                            rungs=[{"name": "cnn", "params": {**TINY, "n_trials": 0, "max_epochs": 4}}])
+    run = automed.fit(recipe, tmp_path / "grades.npz", tmp_path / "run", progress=False)
+    result = json.loads((run.folder / "rungs/cnn/result.json").read_text())
+    assert result["threshold"] is None and len(result["test"]["confusion_matrix"]) == 3
+    assert len(result["per_case"][0]["proba"]) == 3 and result["details"]["config"]["spatial_dims"] == 3
+    assert result["test"]["auc"]["mean"] > 0.5

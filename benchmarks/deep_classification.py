@@ -1,0 +1,98 @@
+"""Benchmark the classification ladder on MedMNIST (official test splits).
+
+* ``breastmnist``: classical, cnn, ssl and inception_v3 (frozen ImageNet features; needs
+  ``--pretrained-weights`` or a torch hub cache, else it is skipped with the reason) with
+  ``--budget 30min`` and ``--label-fractions 0.1,0.25,1.0``. Goals: best rung test AUC >= 0.91
+  and accuracy >= 0.87; the learning curve of classical, cnn and ssl is in the report.
+* ``adrenalmnist3d`` (28^3): classical and cnn with ``--budget 20min``. Goals: best rung test
+  AUC >= 0.86 and accuracy >= 0.82.
+
+Writes ``benchmarks/results/deep_classification.json``; absent datasets are recorded as skipped.
+
+Usage: .venv/bin/python benchmarks/deep_classification.py [--only NAME] [--weights inception_v3=FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import automed
+from _common import ROOT
+
+MEDMNIST = ROOT.parent / "shared" / "data" / "medmnist"
+
+
+def breast_recipe(weights: dict[str, str]) -> automed.Recipe:
+    base = automed.Recipe.from_yaml(ROOT / "recipes" / "medmnist-2d-classification.yaml")
+    transfer = {"name": "inception_v3", "params": {"weights": weights.get("inception_v3", "imagenet"),
+                                                   "modes": ["frozen"]}}
+    return base.replace(budget_s=1800, full_ladder=True, label_fractions=(0.1, 0.25, 1.0),
+                        rungs=(base.rungs[0], "cnn", "ssl", transfer))
+
+
+def adrenal_recipe(weights: dict[str, str]) -> automed.Recipe:
+    base = automed.Recipe.from_yaml(ROOT / "recipes" / "ct-3d-classification.yaml")
+    return base.replace(budget_s=1200, full_ladder=True, rungs=(base.rungs[0], "cnn"))
+
+
+CASES = {"breastmnist": ("breastmnist.npz", breast_recipe, (0.91, 0.87)),
+         "adrenalmnist3d": ("adrenalmnist3d.npz", adrenal_recipe, (0.86, 0.82))}
+
+
+def run_one(name: str, workdir: Path, weights: dict[str, str]) -> dict:
+    file, make_recipe, (min_auc, min_accuracy) = CASES[name]
+    data = MEDMNIST / file
+    if not data.is_file():
+        return {"dataset": name, "status": "skipped", "reason": f"{data} not found"}
+    recipe = make_recipe(weights)
+    started = time.monotonic()
+    run = automed.fit(recipe, data, workdir / name, overwrite=True, progress=False)
+    wall = time.monotonic() - started
+    rungs = {}
+    for rung in run.report_["rungs"]:
+        test = rung.get("test") or {}
+        rungs[rung["name"]] = {
+            "status": rung["status"], "reason": rung.get("reason"),
+            "test_auc": test.get("auc"), "test_accuracy": test.get("accuracy"),
+            "gain_vs_baseline": rung.get("gain_vs_baseline"), "gain_vs_reference": rung.get("gain_vs_reference"),
+            "cost": rung.get("cost"), "config": (rung.get("details") or {}).get("config"),
+            "initialisation": (rung.get("details") or {}).get("initialisation"),
+        }
+    done = [r for r in rungs.values() if r["status"] == "done"]
+    best_auc = max(r["test_auc"]["mean"] for r in done)
+    best_accuracy = max(r["test_accuracy"]["mean"] for r in done)
+    goals = {f"best_auc_at_least_{min_auc}": best_auc >= min_auc,
+             f"best_accuracy_at_least_{min_accuracy}": best_accuracy >= min_accuracy,
+             "within_budget_plus_5pct": wall <= recipe.budget_s * 1.05}
+    curve = run.report_.get("learning_curve")
+    if recipe.label_fractions:
+        goals["learning_curve_reported"] = bool(curve) and {"classical", "cnn", "ssl"} <= set(curve["rungs"])
+    return {"dataset": name, "status": "done", "wall_seconds": wall, "budget_s": recipe.budget_s,
+            "recommendation": run.report_["recommendation"]["sentence"], "rungs": rungs, "learning_curve": curve,
+            "goals_met": goals, "hardware": run.report_["hardware"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(CASES))
+    parser.add_argument("--weights", action="append", default=[], help="RUNG=FILE state dict for a transfer rung.")
+    parser.add_argument("--keep", type=Path, help="Keep the run folders here instead of a temporary folder.")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "deep_classification.json")
+    args = parser.parse_args()
+    weights = dict(item.split("=", 1) for item in args.weights)
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in [args.only] if args.only else list(CASES):
+            previous[name] = run_one(name, args.keep or Path(tmp), weights)
+            print(json.dumps(previous[name], indent=2))
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(previous, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
