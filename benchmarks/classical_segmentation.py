@@ -11,11 +11,9 @@ Usage: .venv/bin/python benchmarks/classical_segmentation.py [--only hippocampus
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 from pathlib import Path
 
-from _common import ROOT, timed_fit
+from _common import ROOT, run_and_record, timed_fit
 DATA = ROOT.parent / "shared" / "data"
 CASES = {
     "hippocampus": ("mri-3d.yaml", {"max_fit_seconds": 600, "max_peak_rss_bytes": 6e9, "min_mean_dice": 0.82}),
@@ -58,15 +56,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "classical_segmentation.json")
     args = parser.parse_args()
     names = [args.only] if args.only else list(CASES)
-    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            recipe_file, goals = CASES[name]
-            previous[name] = run_one(name, recipe_file, goals, Path(tmp))
-            print(json.dumps(previous[name], indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(previous, indent=2))
-    print(f"wrote {args.out}")
+    run_and_record(names, lambda name, workdir: run_one(name, *CASES[name], workdir), args.out)
 
 
 if __name__ == "__main__":

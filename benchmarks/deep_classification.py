@@ -15,13 +15,11 @@ Usage: .venv/bin/python benchmarks/deep_classification.py [--only NAME] [--weigh
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
 from pathlib import Path
 
 import automed
-from _common import ROOT
+from _common import ROOT, run_and_record
 
 MEDMNIST = ROOT.parent / "shared" / "data" / "medmnist"
 
@@ -84,14 +82,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "deep_classification.json")
     args = parser.parse_args()
     weights = dict(item.split("=", 1) for item in args.weights)
-    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in [args.only] if args.only else list(CASES):
-            previous[name] = run_one(name, args.keep or Path(tmp), weights)
-            print(json.dumps(previous[name], indent=2))
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(previous, indent=2))
-    print(f"wrote {args.out}")
+    run_and_record([args.only] if args.only else list(CASES),
+                   lambda name, workdir: run_one(name, workdir, weights), args.out, args.keep)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,11 @@ Usage: .venv/bin/python benchmarks/deep_segmentation.py [--only hippocampus|isbi
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
 from pathlib import Path
 
 import automed
-from _common import ROOT
+from _common import ROOT, run_and_record
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -92,15 +90,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "deep_segmentation.json")
     args = parser.parse_args()
     names = [args.only] if args.only else list(CASES)
-    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = args.keep or Path(tmp)
-        for name in names:
-            previous[name] = run_one(name, workdir)
-            print(json.dumps(previous[name], indent=2))
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(previous, indent=2))
-    print(f"wrote {args.out}")
+    run_and_record(names, run_one, args.out, args.keep)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from automed.deep.training import save_checkpoint
+from automed.deep.training import resume, save_checkpoint
 
 __all__ = ["ClassifierConfig", "build_classifier_net", "image_arrays", "predict_proba", "train_classifier"]
 
@@ -189,16 +189,7 @@ def train_classifier(config: ClassifierConfig, max_epochs: int, patience: int, t
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     state = {"epoch": 0, "best_value": -math.inf, "best_epoch": -1, "history": [], "elapsed_s": 0.0}
     last = folder / "last.pt"
-    if last.is_file():
-        checkpoint = torch.load(last, map_location=device, weights_only=True)
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        state = checkpoint["state"]
-        log.info("resumed training in %s at epoch %d", folder, state["epoch"])
-        if on_epoch is not None:
-            for epoch, value in enumerate(state["history"]):
-                on_epoch(epoch, value)
+    state = resume(last, device, on_epoch, model=model, optimizer=optimizer, scheduler=scheduler) or state
     started = time.monotonic() - state["elapsed_s"]
     stop_reason = "max epochs"
     for epoch in range(state["epoch"], max_epochs):

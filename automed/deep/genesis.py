@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from automed.deep.training import save_checkpoint
+from automed.deep.training import resume, save_checkpoint
 
 __all__ = ["RestorationNet", "corruptor", "pretrain"]
 
@@ -77,12 +77,7 @@ def pretrain(classifier: Any, images: np.ndarray, seconds: float, max_epochs: in
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-5)
     state = {"epoch": 0, "history": [], "elapsed_s": 0.0}
     last = folder / "last.pt"
-    if last.is_file():
-        checkpoint = torch.load(last, map_location=device, weights_only=True)
-        net.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        state = checkpoint["state"]
-        log.info("resumed self-supervised pretraining in %s at epoch %d", folder, state["epoch"])
+    state = resume(last, device, None, model=net, optimizer=optimizer) or state
     started = time.monotonic() - state["elapsed_s"]
     deadline = started + seconds
     for epoch in range(state["epoch"], max_epochs):

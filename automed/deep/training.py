@@ -22,7 +22,8 @@ import numpy as np
 from automed.deep.volumes import SampleSource, Volume
 
 __all__ = ["NetConfig", "Schedule", "TrainResult", "build_loss", "config_from_dict", "make_batch",
-           "save_checkpoint", "train", "train_step", "validate"]
+           "resume", "save_checkpoint", "train", "train_step",
+           "validate"]
 
 log = logging.getLogger("automed")
 FOREGROUND_SHARE = 1 / 3  # share of 2D training slices drawn from slices with foreground (as nnU-Net oversamples)
@@ -130,17 +131,8 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
     state = {"epoch": 0, "best_value": -math.inf, "best_epoch": -1, "history": [], "elapsed_s": 0.0,
              "batch_size": config.batch_size, "events": []}
     last = folder / "last.pt"
-    if last.is_file():
-        checkpoint = torch.load(last, map_location=device, weights_only=True)
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        state = checkpoint["state"]
-        log.info("resumed training in %s at epoch %d", folder, state["epoch"])
-        if on_epoch is not None:
-            for epoch, value in enumerate(state["history"]):
-                on_epoch(epoch, value)
+    state = resume(last, device, on_epoch, model=model, optimizer=optimizer, scheduler=scheduler,
+                   scaler=scaler) or state
     started = time.monotonic() - state["elapsed_s"]
     stop_reason = "max epochs"
     for epoch in range(state["epoch"], schedule.max_epochs):
@@ -198,6 +190,27 @@ def train_step(model: Any, optimizer: Any, scaler: Any, loss_fn: Any, images: An
     scaler.step(optimizer)
     scaler.update()
     return float(loss.detach())
+
+
+def resume(path: Path, device: Any, on_epoch: Callable[[int, float], None] | None, **parts: Any) -> dict | None:
+    """Restore ``parts`` (name -> object with ``load_state_dict``) from the checkpoint ``path``.
+
+    Returns the saved training state (None when there is no checkpoint) after replaying
+    its per-epoch history to ``on_epoch``, so a pruner sees the same reports again.
+    """
+    import torch
+
+    if not path.is_file():
+        return None
+    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    for name, part in parts.items():
+        part.load_state_dict(checkpoint[name])
+    state = checkpoint["state"]
+    log.info("resumed training in %s at epoch %d", path.parent, state["epoch"])
+    if on_epoch is not None:
+        for epoch, value in enumerate(state["history"]):
+            on_epoch(epoch, value)
+    return state
 
 
 def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
