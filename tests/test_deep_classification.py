@@ -150,3 +150,25 @@ def test_cnn_grades_three_classes_and_volumes(tmp_path):
     assert result["threshold"] is None and len(result["test"]["confusion_matrix"]) == 3
     assert len(result["per_case"][0]["proba"]) == 3 and result["details"]["config"]["spatial_dims"] == 3
     assert result["test"]["auc"]["mean"] > 0.5
+
+
+def test_classifier_training_resumed_from_last_checkpoint_continues_identically(tmp_path):
+    from automed.deep.classification import ClassifierConfig, train_classifier
+    from automed.deep.inference import pick_device
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 1, 12, 12)).astype(np.float32)
+    y = (x[:, 0, 4:8, 4:8].mean(axis=(1, 2)) > 0).astype(int)
+    config = ClassifierConfig("resnet", 2, 4, 1, "focal", "balanced", 1e-3, 8, "light")
+    args = (config, 4, 10, (x[:30], y[:30]), (x[30:], y[30:]), 2)
+    whole = train_classifier(*args, tmp_path / "whole", 0, pick_device())
+
+    def interrupt(epoch, value):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(*args, tmp_path / "split", 0, pick_device(), None, interrupt)
+    resumed = train_classifier(*args, tmp_path / "split", 0, pick_device())
+    assert resumed.epochs == whole.epochs == 4
+    np.testing.assert_allclose(resumed.history, whole.history, atol=1e-6)

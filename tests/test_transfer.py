@@ -94,3 +94,37 @@ def test_inception_frozen_transfer_fits_and_is_judged(weights, tmp_path):
     assert result["gain_vs_baseline"]["vs"] == "classical" and result["gain_vs_baseline"]["n"] == 20
     preds = run.predict(data, tmp_path / "p.csv", rung="inception_v3")
     assert len(preds[0].read_text().splitlines()) == 1 + 40 + 12 + 20
+
+
+def test_scratch_fallback_is_labelled_and_only_fine_tunes(monkeypatch):
+    import urllib.error
+
+    from torchvision.models import get_model_weights
+
+    from automed.rungs.inception_v3 import InceptionV3Rung
+    from automed.rungs.transfer import TransferParams
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no internet")
+
+    monkeypatch.setattr(type(get_model_weights("inception_v3").IMAGENET1K_V1), "get_state_dict", offline)
+    rung = InceptionV3Rung(TransferParams(without_weights="scratch"))
+    assert rung._load_weights({}) is None
+    assert rung._state is None and rung._modes == ("finetune",)
+    assert "NOT transfer" in rung._initialisation
+
+
+@pytest.mark.slow
+def test_vgg16_fine_tuning_trains_the_backbone(weights, tmp_path):
+    import torch
+
+    data = make_npz(tmp_path / "toy.npz", sizes=(24, 8, 12))
+    params = {"weights": str(weights / "vgg16.pth"), "modes": ["finetune"], "n_trials": 0, "max_epochs": 1,
+              "min_epochs": 1, "batch_sizes": [8]}
+    recipe = automed.Recipe(task="classification", n_folds=3, n_jobs=1, rungs=[{"name": "vgg16", "params": params}])
+    run = automed.fit(recipe, data, tmp_path / "run", progress=False)
+    result = json.loads((run.folder / "rungs/vgg16/result.json").read_text())
+    assert result["status"] == "done" and result["details"]["config"]["mode"] == "finetune"
+    tuned = torch.load(run.folder / "rungs/vgg16/model.pt", weights_only=True)["model"]
+    start = torch.load(weights / "vgg16.pth", weights_only=True)
+    assert not torch.equal(tuned["backbone.features.0.weight"], start["features.0.weight"])
