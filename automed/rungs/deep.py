@@ -311,7 +311,8 @@ class DeepSegmentationRung(Rung):
         groups = {c.case_id: c.group for c in context.dataset.cases}
         n = max(2, min(len(train_ids), round(1 / self.params.validation_fraction)))
         inner = make_folds(train_ids, [groups[c] for c in train_ids], n, context.random_state)[0]
-        return list(inner["train"]), list(inner["val"])[: self.params.max_validation_cases]
+        cap = self.params.max_validation_cases  # cases over the cap go back to training
+        return list(inner["train"]) + list(inner["val"])[cap:], list(inner["val"])[:cap]
 
     # -- fitting ---------------------------------------------------------------------------
 
