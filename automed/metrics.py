@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["classification_scores", "classification_summary", "decide_classes", "dice_per_class",
+__all__ = ["THRESHOLDS", "choose_threshold", "classification_scores", "classification_summary", "decide_classes",
+           "dice_per_class",
            "paired_classification_gain", "segmentation_scores", "summarize"]
 
 
@@ -98,6 +99,31 @@ def decide_classes(proba: np.ndarray, threshold: float | None = None) -> np.ndar
     if threshold is not None and proba.shape[1] == 2:
         return (proba[:, 1] >= threshold).astype(int)
     return proba.argmax(axis=1)
+
+
+THRESHOLDS = ("accuracy", "balanced_accuracy", "fixed")
+
+
+def choose_threshold(kind: str, y: np.ndarray, proba: np.ndarray) -> float:
+    """Binary decision threshold on ``proba[:, 1]`` maximising ``kind`` on ``(y, proba)``; 0.5 when "fixed".
+
+    Every threshold between two neighbouring predicted probabilities gives the same
+    decisions, so the optimum is an interval; its midpoint is returned (the widest
+    margin on both sides) rather than its edge, which sits on one case's probability.
+    """
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    if kind == "fixed":
+        return 0.5
+    score = balanced_accuracy_score if kind == "balanced_accuracy" else accuracy_score
+    candidates = np.unique(proba[:, 1])  # predict class 1 where p >= candidate
+    values = np.array([score(y, (proba[:, 1] >= t).astype(int)) for t in candidates])
+    best = int(np.argmax(values))
+    last = best
+    while last + 1 < len(candidates) and values[last + 1] == values[best]:
+        last += 1
+    lower = candidates[best - 1] if best > 0 else 0.0  # any t in (lower, candidates[last]] decides alike
+    return float((lower + candidates[last]) / 2)
 
 
 def classification_scores(y: np.ndarray, proba: np.ndarray, threshold: float | None) -> dict[str, float]:

@@ -2,8 +2,9 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.metrics import balanced_accuracy_score
 
-from automed.metrics import dice_per_class, segmentation_scores, summarize
+from automed.metrics import choose_threshold, dice_per_class, segmentation_scores, summarize
 from automed.models.postprocess import apply_postprocessing, choose_postprocessing
 
 
@@ -82,3 +83,14 @@ def test_format_ci_handles_undefined_values():
     assert format_ci(0.84123, 0.8331, 0.8484) == "0.841 [0.833, 0.848]"
     assert format_ci(0.5, None, None, 2) == "0.50 [—, —]"
     assert format_ci(None, None, None) == "—"
+
+
+def test_choose_threshold_returns_the_middle_of_the_best_interval():
+    y = np.array([0, 0, 1, 1, 0])
+    p1 = np.array([0.1, 0.3, 0.6, 0.8, 0.9])
+    proba = np.column_stack([1 - p1, p1])
+    # accuracy 4/5 for any threshold in (0.3, 0.6]; the edge 0.6 would sit on a case's probability
+    assert choose_threshold("accuracy", y, proba) == pytest.approx(0.45)
+    assert choose_threshold("fixed", y, proba) == 0.5
+    balanced = choose_threshold("balanced_accuracy", y, proba)
+    assert balanced_accuracy_score(y, (p1 >= balanced).astype(int)) == pytest.approx(0.8333, abs=1e-3)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from automed.deep.augment import without_metadata
 from automed.deep.training import resume, save_checkpoint
 
 __all__ = ["ClassifierConfig", "build_classifier_net", "image_arrays", "predict_proba", "train_classifier"]
@@ -118,7 +119,7 @@ def _augmenter(strength: str, spatial_dims: int, seed: int) -> Any:
               RandGaussianNoise(prob=p, std=0.05)]
     transform = Compose(steps)
     transform.set_random_state(seed=seed)
-    return transform
+    return without_metadata(transform)
 
 
 def _batches(labels: np.ndarray, batch_size: int, sampling: str, rng: np.random.Generator) -> list[np.ndarray]:

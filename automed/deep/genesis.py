@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from automed.deep.augment import without_metadata
 from automed.deep.training import resume, save_checkpoint
 
 __all__ = ["RestorationNet", "corruptor", "pretrain"]
@@ -41,7 +42,7 @@ def corruptor(spatial_shape: tuple[int, ...], seed: int) -> Any:
                                  max_spatial_size=[max(1, 2 * s // 3) for s in spatial_shape], prob=0.8)]),  # out-painting
     ])
     transform.set_random_state(seed=seed)
-    return transform
+    return without_metadata(transform)
 
 
 class RestorationNet(torch.nn.Module):

@@ -28,6 +28,7 @@ import numpy as np
 
 from automed._params import check_choice, check_range
 from automed.features.selection import redundant_free_columns
+from automed.metrics import THRESHOLDS, choose_threshold, classification_scores, classification_summary
 from automed.models.tabular import PlattCalibrated
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 
@@ -35,7 +36,6 @@ __all__ = ["ClassicalClassifierParams", "ClassicalClassifierRung"]
 
 log = logging.getLogger(__name__)
 FEATURE_SETS = ("radiomics", "texture")
-THRESHOLDS = ("balanced_accuracy", "accuracy", "fixed")
 ROIS = ("mask", "nonzero")
 
 
@@ -118,7 +118,6 @@ class ClassicalClassifierRung(Rung):
         return suggest_config(trial, self.params.models)
 
     def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
-        from automed.metrics import classification_summary
 
         started = time.monotonic()
         dataset, splits = context.dataset, context.splits
@@ -138,7 +137,7 @@ class ClassicalClassifierRung(Rung):
         final = PlattCalibrated(self._model(config, context).fit(X[dev], y_all[dev]), len(dataset.classes))
         final.fit_scaling(oof, y_all[dev])
         oof = final.rescale(oof)
-        threshold = self._threshold(y_all[dev], oof) if len(dataset.classes) == 2 else None
+        threshold = choose_threshold(self.params.threshold, y_all[dev], oof) if len(dataset.classes) == 2 else None
         t0 = time.monotonic()
         proba = final.predict_proba(X[test])
         predict_s = (time.monotonic() - t0) / max(len(test), 1) + self.extract_seconds_per_case_
@@ -240,7 +239,6 @@ class ClassicalClassifierRung(Rung):
         n_classes = len(context.dataset.classes)
 
         def objective(trial: optuna.Trial) -> float:
-            from automed.metrics import classification_scores
 
             config = self.search_space(trial)
             scores = []
@@ -272,7 +270,6 @@ class ClassicalClassifierRung(Rung):
                 index: dict[str, int]) -> tuple[dict[str, Any], np.ndarray, list[dict[str, Any]]]:
         """The best single configuration, or a greedy soft-voting ensemble of the families' best,
         judged on out-of-fold predictions of the development cases."""
-        from automed.metrics import classification_scores
 
         dev_y = y[[index[c] for c in context.splits["dev"]]]
         threshold = 0.5 if len(context.dataset.classes) == 2 else None
@@ -309,17 +306,6 @@ class ClassicalClassifierRung(Rung):
             oof[[position[c] for c in fold["val"]]] = _full_proba(model, X[[index[c] for c in fold["val"]]],
                                                                   oof.shape[1])
         return oof
-
-    def _threshold(self, y: np.ndarray, proba: np.ndarray) -> float:
-        """Decision threshold on p(class 1) maximising the chosen score on out-of-fold predictions."""
-        from sklearn.metrics import accuracy_score, balanced_accuracy_score
-
-        if self.params.threshold == "fixed":
-            return 0.5
-        score = balanced_accuracy_score if self.params.threshold == "balanced_accuracy" else accuracy_score
-        candidates = np.unique(np.round(proba[:, 1], 4))
-        values = [score(y, (proba[:, 1] >= t).astype(int)) for t in candidates]
-        return float(candidates[int(np.argmax(values))])
 
     def _save(self, folder: Path, model: Any, names: list[str], threshold: float | None,
               classes: tuple[str, ...]) -> None:

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from automed._params import check_choice, check_range
+from automed.metrics import THRESHOLDS, choose_threshold, classification_summary, decide_classes
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 
 __all__ = ["DeepClassifierParams", "DeepClassifierRung"]
@@ -39,7 +40,6 @@ log = logging.getLogger("automed")
 LOSSES = ("ce", "weighted_ce", "focal", "ohem")
 SAMPLINGS = ("uniform", "balanced")
 AUGMENTATIONS = ("none", "light", "medium")
-THRESHOLDS = ("accuracy", "balanced_accuracy", "fixed")
 PROBE_OVERHEAD_S = 3.0
 
 
@@ -237,7 +237,6 @@ class DeepClassifierRung(Rung):
         from automed.deep.inference import pick_device
         from automed.deep.networks import count_parameters
         from automed.deep.gradcam import gradcam_overlays
-        from automed.metrics import classification_summary, decide_classes
 
         plan = plan or self.plan(context)
         settings = plan.settings
@@ -261,7 +260,7 @@ class DeepClassifierRung(Rung):
         threshold = None
         if len(classes) == 2:
             x_val, y_val = arrays["val"]
-            threshold = _threshold(self.params.threshold, y_val, predict_proba(model, x_val, device))
+            threshold = choose_threshold(self.params.threshold, y_val, predict_proba(model, x_val, device))
         t0 = time.monotonic()
         proba = predict_proba(model, arrays["test"][0], device)
         predict_s = (time.monotonic() - t0) / max(1, len(proba))
@@ -436,14 +435,3 @@ def _load(model: Any, path: Path, device: Any) -> Any:
 
     model.load_state_dict(torch.load(path, map_location=device, weights_only=True)["model"])
     return model.to(device).eval()
-
-
-def _threshold(kind: str, y: np.ndarray, proba: np.ndarray) -> float:
-    """Threshold on p(class 1) maximising ``kind`` on the validation cases (0.5 when fixed)."""
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score
-
-    if kind == "fixed":
-        return 0.5
-    score = balanced_accuracy_score if kind == "balanced_accuracy" else accuracy_score
-    candidates = np.unique(np.round(proba[:, 1], 4))
-    return float(candidates[int(np.argmax([score(y, (proba[:, 1] >= t).astype(int)) for t in candidates]))])

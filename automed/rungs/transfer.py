@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from automed._params import check_choice, check_range
+from automed.metrics import THRESHOLDS
 from automed.rungs.base import FitContext, RungPlan
-from automed.rungs.deep_classification import (AUGMENTATIONS, LOSSES, PROBE_OVERHEAD_S, SAMPLINGS, THRESHOLDS,
-                                               DeepClassifierRung)
+from automed.rungs.deep_classification import AUGMENTATIONS, LOSSES, PROBE_OVERHEAD_S, SAMPLINGS, DeepClassifierRung
 
 __all__ = ["TransferParams", "TransferRung"]
 
