@@ -68,8 +68,8 @@ class DeepParams:
     lr_min, lr_max : float
         Searched AdamW learning-rate range (log scale, poly decay over the epochs).
     max_patch : int
-        Largest patch side; the patch is the 95th-percentile image size rounded up to
-        the network's size divisor, capped here.
+        Largest patch side; the patch is the median image size rounded up to the
+        network's size divisor, capped here.
     tta : bool
         Mirrored test-time augmentation when evaluating and predicting.
     validation_fraction : float
@@ -164,9 +164,14 @@ class DeepSegmentationRung(Rung):
     def _config(self, space: dict[str, Any], settings: dict[str, Any]) -> Any:
         from automed.deep.training import NetConfig
 
-        return NetConfig(self.kind, self.network_dims, space["width"], space.get("depth", 5),
-                         space.get("res_units", 0), space["loss"], space["lr"], space["batch_size"],
-                         space["augmentation"], tuple(settings["patch"]))
+        from automed.deep.networks import size_divisor
+
+        depth = space.get("depth", 5)
+        divisor = size_divisor(self.kind, depth)
+        cap = max(divisor, (self.params.max_patch or self.default_max_patch) // divisor * divisor)
+        patch = tuple(min(cap, math.ceil(s / divisor) * divisor) for s in settings["patch"])
+        return NetConfig(self.kind, self.network_dims, space["width"], depth, space.get("res_units", 0),
+                         space["loss"], space["lr"], space["batch_size"], space["augmentation"], patch)
 
     # -- planning ------------------------------------------------------------------------
 
@@ -268,7 +273,7 @@ class DeepSegmentationRung(Rung):
             return f"batch {old} -> {largest['batch_size']}"
         patch = settings["patch"]
         if self.network_dims == 3 and max(patch) > 32:
-            new = [max(16, int(s * 0.75) // 16 * 16) for s in patch]
+            new = [max(16, int(s * 0.75)) for s in patch]
             settings["patch"] = new
             return f"patch {patch} -> {new}"
         if len(widths) > 1 or widths[0] > 8:
@@ -289,12 +294,17 @@ class DeepSegmentationRung(Rung):
         return slice_axis(fingerprint) if self.network_dims == 2 and fingerprint.dims == 3 else None
 
     def _patch(self, fingerprint: Any, axis: int | None) -> list[int]:
-        """95th-percentile image size (the slice plane for 2D on 3D), rounded up to 16, capped."""
+        """Median image size (the slice plane for 2D on 3D), capped, as nnU-Net plans its patch.
+
+        Larger images are cropped in training and tiled in inference. Each configuration rounds
+        the patch up to its network's size divisor (see ``_config``), so a shallower network
+        trains on a tighter patch.
+        """
         shapes = np.asarray([r["shape"] for r in fingerprint.cases])
         if axis is not None:
             shapes = np.delete(shapes, axis, axis=1)
         cap = self.params.max_patch or self.default_max_patch
-        return [int(min(cap, math.ceil(s / 16) * 16)) for s in np.percentile(shapes, 95, axis=0)]
+        return [int(min(cap, math.ceil(s))) for s in np.median(shapes, axis=0)]
 
     # -- splits ----------------------------------------------------------------------------
 

@@ -17,6 +17,6 @@ class UNet3DRung(DeepSegmentationRung):
     name = "unet3d"
     kind = "unet"
     network_dims = 3
-    batch_voxels = 2**19
+    batch_voxels = 2**18
     default_max_patch = 128
     cost_weight = 6.0
