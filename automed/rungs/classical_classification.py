@@ -30,7 +30,7 @@ from automed._params import check_choice, check_range
 from automed.features.selection import redundant_free_columns
 from automed.metrics import THRESHOLDS, choose_threshold, classification_scores, classification_summary
 from automed.models.tabular import PlattCalibrated
-from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
+from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
 
 __all__ = ["ClassicalClassifierParams", "ClassicalClassifierRung"]
 
@@ -152,11 +152,10 @@ class ClassicalClassifierRung(Rung):
                                                         context.random_state, n_resamples=200)
         importances = _importances(final, names)
         self._save(context.folder, final, names, threshold, dataset.classes)
-        per_case = [{"case_id": dataset.cases[i].case_id, "label": dataset.cases[i].label,
-                     "proba": [float(p) for p in row]} for i, row in zip(test, proba)]
         metric = dict(summary[context.metric], name=context.metric, n=summary["n"])
         return RungOutcome(
-            per_case=per_case,
+            per_case=case_probabilities(splits["test"], y_all[test], proba, dataset.classes),
+            validation_per_case=case_probabilities(splits["dev"], y_all[dev], oof, dataset.classes),
             summary={"metric": metric, "per_class": summary["per_class"],
                      "test": {k: summary[k] for k in ("auc", "accuracy", "balanced_accuracy", "confusion_matrix")},
                      "per_site": per_site, "threshold": threshold, "top_features": importances[:20]},
