@@ -29,6 +29,7 @@ import numpy as np
 from automed._params import check_choice, check_range
 from automed.features.selection import redundant_free_columns
 from automed.metrics import THRESHOLDS, choose_threshold, classification_scores, classification_summary
+from automed.models.search import optimize_within
 from automed.models.tabular import PlattCalibrated
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
 
@@ -252,7 +253,7 @@ class ClassicalClassifierRung(Rung):
                                     direction="maximize", load_if_exists=True,
                                     sampler=optuna.samplers.TPESampler(seed=context.random_state))
         timeout = None if budget_s is None else max(1.0, budget_s * self.params.tuning_fraction)
-        study.optimize(objective, n_trials=self.params.n_trials, timeout=timeout, show_progress_bar=context.progress)
+        optimize_within(study, objective, self.params.n_trials, timeout, context.progress)
         best = study.best_trial
         done = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)
         per_family = {}
