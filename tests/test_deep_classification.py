@@ -18,8 +18,8 @@ def npz(tmp_path_factory):
     return make_npz(tmp_path_factory.mktemp("cls") / "toy.npz")
 
 
-def _recipe(**changes):
-    rungs = [{"name": "classical", "params": FAST}, {"name": "cnn", "params": TINY}]
+def _recipe(*more_rungs, **changes):
+    rungs = [{"name": "classical", "params": FAST}, {"name": "cnn", "params": TINY}, *more_rungs]
     return automed.Recipe(task="classification", n_folds=3, n_jobs=1, full_ladder=True, rungs=rungs, **changes)
 
 
@@ -113,9 +113,9 @@ def test_pretraining_resumes_from_its_checkpoint(tmp_path):
 def test_label_fractions_refit_every_rung_and_draw_the_learning_curve(npz, tmp_path):
     from automed.data.splits import label_subset
 
-    run = automed.fit(_recipe(label_fractions=(0.5, 1.0)), npz, tmp_path / "run", progress=False)
+    run = automed.fit(_recipe("ensemble", label_fractions=(0.5, 1.0)), npz, tmp_path / "run", progress=False)
     curve = json.loads((run.folder / "learning_curve.json").read_text())
-    assert curve["fractions"] == [0.5, 1.0] and set(curve["rungs"]) == {"classical", "cnn"}
+    assert curve["fractions"] == [0.5, 1.0] and set(curve["rungs"]) == {"classical", "cnn", "ensemble"}
     for points in curve["rungs"].values():
         assert [p["fraction"] for p in points] == [0.5, 1.0] and points[0]["n_dev"] == 38 and points[1]["n_dev"] == 76
         assert all(p["metric"]["ci_low"] <= p["metric"]["mean"] <= p["metric"]["ci_high"] for p in points)
@@ -128,6 +128,42 @@ def test_label_fractions_refit_every_rung_and_draw_the_learning_curve(npz, tmp_p
     assert set(half["dev"]) < set(splits["dev"]) and half["test"] == splits["test"] and len(half["dev"]) == 38
     assert set(half["train"]) | set(half["val"]) == set(half["dev"])
     assert sum(labels[c] == "a" for c in half["dev"]) == 19  # stratified
+
+
+def test_ensemble_averages_its_members_and_predicts_with_them(npz, tmp_path):
+    from automed.metrics import choose_threshold
+
+    run = automed.fit(_recipe("ensemble"), npz, tmp_path / "run", progress=False)
+    results = {n: json.loads((run.folder / f"rungs/{n}/result.json").read_text()) for n in ("classical", "cnn",
+                                                                                              "ensemble")}
+    ensemble, classical, cnn = results["ensemble"], results["classical"], results["cnn"]
+    assert ensemble["status"] == "done" and ensemble["details"]["members"] == ["classical", "cnn"]
+    members = [{c["case_id"]: c["proba"] for c in r["per_case"]} for r in (classical, cnn)]
+    for case in ensemble["per_case"]:
+        assert case["proba"] == pytest.approx(np.mean([m[case["case_id"]] for m in members], axis=0))
+    # the threshold is learned on the cnn's validation cases, where classical has out-of-fold predictions
+    val_ids = [c["case_id"] for c in cnn["validation_per_case"]]
+    assert [c["case_id"] for c in ensemble["validation_per_case"]] == val_ids
+    assert ensemble["details"]["n_validation_cases"] == 16 and len(classical["validation_per_case"]) == 76
+    classes = list(ensemble["per_class"])
+    y_val = np.array([classes.index(c["label"]) for c in ensemble["validation_per_case"]])
+    proba_val = np.array([c["proba"] for c in ensemble["validation_per_case"]])
+    assert ensemble["threshold"] == pytest.approx(choose_threshold("accuracy", y_val, proba_val))
+    assert ensemble["cost"]["fit_seconds"] == pytest.approx(classical["cost"]["fit_seconds"] + cnn["cost"]["fit_seconds"])
+    assert ensemble["cost"]["n_params"] == cnn["cost"]["n_params"]
+    assert ensemble["gain_vs_baseline"]["vs"] == "classical" and ensemble["gain_vs_baseline"]["n"] == 30
+    preds = run.predict(npz, tmp_path / "preds.csv", rung="ensemble")[0].read_text().splitlines()
+    by_case = {row.split(",")[0]: [float(v) for v in row.split(",")[2:]] for row in preds[1:]}
+    for case in ensemble["per_case"]:
+        assert by_case[case["case_id"]] == pytest.approx(case["proba"], abs=1e-5)
+
+
+def test_ensemble_is_skipped_without_two_members(npz, tmp_path):
+    recipe = automed.Recipe(task="classification", n_folds=3, n_jobs=1,
+                            rungs=[{"name": "classical", "params": FAST}, "ensemble"])
+    run = automed.fit(recipe, npz, tmp_path / "run", progress=False)
+    result = json.loads((run.folder / "rungs/ensemble/result.json").read_text())
+    assert result["status"] == "skipped" and "two finished rungs" in result["reason"] and "classical" in result["reason"]
 
 
 def test_cnn_grades_three_classes_and_volumes(tmp_path):

@@ -159,12 +159,12 @@ def _climb(folder: Path, progress: bool) -> None:
                 _write_skipped(rung_folder, spec.name, "the time budget was used up by the rungs below it.")
                 continue
             weights = [c.cost_weight for c in rung_classes[i:]]
-            allotted = None if remaining is None else remaining * weights[0] / sum(weights)
+            allotted = remaining if remaining is None or not sum(weights) else remaining * weights[0] / sum(weights)
             context = FitContext(dataset, fingerprint, splits["folds"], rung_folder, recipe.random_state,
                                  _n_jobs(recipe), allotted, f"sqlite:///{folder / 'optuna.db'}", progress,
                                  splits=splits, cache_folder=folder / "cache", metric=recipe.metric,
                                  include_background=recipe.include_background, cv=recipe.cv,
-                                 max_vram_bytes=recipe.max_vram_bytes)
+                                 max_vram_bytes=recipe.max_vram_bytes, finished=tuple(done))
             result = _fit_rung(cls(spec.params), recipe, context, done, classes, comparison)
             if result["status"] == "done":
                 done.append(result)
@@ -185,7 +185,8 @@ def _learning_curve(folder: Path, recipe: Recipe, dataset: Any, summary: Any, sp
     """Refit every finished rung on stratified fractions of the development cases; write ``learning_curve.json``.
 
     Each refit is allotted the rung's own fit time times the fraction and keeps only its
-    ``result.json`` (in ``rungs/<rung>/fractions/<fraction>/``); finished refits are kept on resume.
+    ``result.json`` (in ``rungs/<rung>/fractions/<fraction>/``, with its per-case predictions for
+    rungs that combine others); finished refits are kept on resume.
     """
     from automed.data.splits import label_subset
     from automed.rungs import rung_class
@@ -195,6 +196,7 @@ def _learning_curve(folder: Path, recipe: Recipe, dataset: Any, summary: Any, sp
     curve: dict[str, list[dict[str, Any]]] = {r["name"]: [] for r in done}
     for fraction in recipe.label_fractions:
         subset = label_subset(splits, labels, fraction, recipe.n_folds, recipe.random_state)
+        refitted: list[dict[str, Any]] = []
         for rung in done:
             if fraction >= 1:
                 curve[rung["name"]].append({"fraction": 1.0, "n_dev": len(splits["dev"]), "metric": rung["metric"]})
@@ -206,22 +208,28 @@ def _learning_curve(folder: Path, recipe: Recipe, dataset: Any, summary: Any, sp
                 allotted = None if recipe.budget_s is None else rung["cost"]["fit_seconds"] * fraction
                 context = FitContext(dataset, summary, subset["folds"], out, recipe.random_state, _n_jobs(recipe),
                                      allotted, f"sqlite:///{folder / f'optuna-fraction-{fraction:g}.db'}", progress,
-                                     splits=subset, cache_folder=folder / "cache", metric=recipe.metric)
+                                     splits=subset, cache_folder=folder / "cache", metric=recipe.metric,
+                                     finished=tuple(refitted))
                 instance = rung_class(rung["name"], recipe.task)(specs[rung["name"]].params)
                 out.mkdir(parents=True)
                 plan = instance.plan(context)
-                entry: dict[str, Any] = {"fraction": fraction, "n_dev": len(subset["dev"])}
+                entry: dict[str, Any] = {"name": rung["name"], "fraction": fraction, "n_dev": len(subset["dev"])}
                 if plan.skip_reason is not None:
                     entry["skipped"] = plan.skip_reason
                 else:
-                    entry["metric"] = instance.fit(context, plan).summary["metric"]
-                for item in out.iterdir():  # keep the score, not the models
+                    outcome = instance.fit(context, plan)
+                    entry.update(metric=outcome.summary["metric"], per_case=outcome.per_case,
+                                 validation_per_case=outcome.validation_per_case, cost=None)
+                for item in out.iterdir():  # keep the score and predictions, not the models
                     if item.is_dir():
                         shutil.rmtree(item)
                     else:
                         item.unlink()
                 _write_json(out / "result.json", entry)
-            curve[rung["name"]].append(json.loads((out / "result.json").read_text()))
+            entry = json.loads((out / "result.json").read_text())
+            if "metric" in entry:
+                refitted.append(entry)
+            curve[rung["name"]].append({k: entry[k] for k in ("fraction", "n_dev", "metric", "skipped") if k in entry})
     _write_json(folder / "learning_curve.json", {"metric": recipe.metric, "fractions": list(recipe.label_fractions),
                                                  "cases": "held-out test cases", "rungs": curve})
 
@@ -362,7 +370,7 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
         "name": rung.name, "status": "done", "reason": None, **summary, "cost": cost, "estimate": estimate,
         "shrunk": plan.shrunk + [e for t in outcome.details.get("trainings", []) for e in t.get("events", [])],
         "postprocessing": outcome.postprocessing, "details": outcome.details,
-        "per_case": outcome.per_case,
+        "per_case": outcome.per_case, "validation_per_case": outcome.validation_per_case,
     }
     _judge(result, done, classes, comparison, recipe)
     _write_json(context.folder / "result.json", result)

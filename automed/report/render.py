@@ -109,6 +109,9 @@ def _rung_notes(rung: dict[str, Any]) -> list[str]:
     details, reference = rung.get("details") or {}, rung.get("gain_vs_reference")
     if details.get("initialisation"):
         notes.append(f"Initialisation: {details['initialisation']}.")
+    if details.get("members"):
+        notes.append(f"Members: {', '.join(details['members'])} ({details['combination']}); its cost columns are "
+                     "their sums, since it needs all of them.")
     if reference:
         notes.append(f"Gain over {reference['vs']}, the same network trained from scratch: "
                      f"{format_gain(reference['mean'], reference.get('ci_low'), reference.get('ci_high'))} "
@@ -154,8 +157,9 @@ def _classification_tables(rung: dict[str, Any], classes: list[str]) -> list[tup
         tables.append(("Per site", (["site", "n", "AUC [95% CI]", "accuracy"],
                                     [[site, str(v["n"]), _ci(v["auc"]["mean"], v["auc"]["ci_low"], v["auc"]["ci_high"]),
                                       _num(v["accuracy"]["mean"])] for site, v in rung["per_site"].items()])))
-    tables.append(("Top features", (["feature", "importance"],
-                                    [[f["feature"], _num(f["importance"])] for f in rung.get("top_features", [])[:10]])))
+    if rung.get("top_features"):
+        tables.append(("Top features", (["feature", "importance"],
+                                        [[f["feature"], _num(f["importance"])] for f in rung["top_features"][:10]])))
     return tables
 
 

@@ -25,6 +25,7 @@ REGISTRY = {
         "ssl": "automed.rungs.ssl:SSLRung",
         "vgg16": "automed.rungs.vgg16:VGG16Rung",
         "inception_v3": "automed.rungs.inception_v3:InceptionV3Rung",
+        "ensemble": "automed.rungs.ensemble:EnsembleRung",
     },
 }
 

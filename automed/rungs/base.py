@@ -5,10 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 
-__all__ = ["FitContext", "Rung", "RungOutcome", "RungPlan"]
+__all__ = ["FitContext", "Rung", "RungOutcome", "RungPlan", "case_probabilities"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class FitContext:
         Evaluate deep rungs on fold 0's validation cases or on every fold.
     max_vram_bytes : int or None
         Training-memory limit a rung's configuration must respect.
+    finished : tuple of dict
+        ``result.json`` of every rung finished so far, in ladder order (for rungs that
+        combine others, e.g. ``ensemble``).
     """
 
     dataset: Any
@@ -54,6 +57,7 @@ class FitContext:
     include_background: bool = False
     cv: str = "fold0"
     max_vram_bytes: int | None = None
+    finished: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass
@@ -94,6 +98,10 @@ class RungOutcome:
         Segmentation: ``{"case_id", "fold", "scores": {class: {"dice", "hd95"}}}`` for
         every case the rung was evaluated on. Classification: ``{"case_id", "label",
         "proba"}`` for every test case.
+    validation_per_case : list of dict
+        Classification: ``{"case_id", "label", "proba"}`` for development cases the
+        predicting model did not train on (out-of-fold or held-out validation cases), for
+        rungs that combine others.
     summary : dict or None
         ``{"metric", "per_class", ...}`` when the rung summarises itself
         (classification); the runner summarises segmentation rungs.
@@ -109,6 +117,7 @@ class RungOutcome:
     n_params: int | None = None
     predict_seconds_per_case: float | None = None
     cost: dict[str, Any] = field(default_factory=dict)
+    validation_per_case: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Rung(ABC):
@@ -154,3 +163,9 @@ class Rung(ABC):
     def load(cls, folder: Path) -> Rung:
         """A fitted rung from the folder :meth:`fit` wrote."""
 
+
+def case_probabilities(case_ids: Sequence[str], y: Sequence[int], proba: Any,
+                       classes: Sequence[str]) -> list[dict[str, Any]]:
+    """Classification per-case records ``{"case_id", "label", "proba"}`` of :class:`RungOutcome`."""
+    return [{"case_id": c, "label": classes[k], "proba": [float(p) for p in row]}
+            for c, k, row in zip(case_ids, y, proba)]

@@ -30,6 +30,7 @@ from automed.data.io import Geometry, image_suffix, write_image
 from automed.data.loading import load_case
 from automed.data.normalize import map_labels, normalize, unmap_labels
 from automed.features.voxel import VoxelFeatures
+from automed.models.search import optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 
 __all__ = ["ClassicalRung", "ClassicalParams"]
@@ -274,8 +275,7 @@ class ClassicalRung(Rung):
         if "lightgbm" in self.params.models and not study.trials:
             study.enqueue_trial(DEFAULT_TRIAL)
         timeout = None if budget_s is None else max(1.0, budget_s * self.params.tuning_fraction)
-        study.optimize(objective, n_trials=self.params.n_trials, timeout=timeout,
-                       show_progress_bar=context.progress)
+        optimize_within(study, objective, self.params.n_trials, timeout, context.progress)
         best = study.best_trial
         config = _config_from_trial(best.params)
         info = {"n_trials": len(study.trials), "best_value": best.value, "best_params": config,

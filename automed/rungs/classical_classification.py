@@ -29,8 +29,9 @@ import numpy as np
 from automed._params import check_choice, check_range
 from automed.features.selection import redundant_free_columns
 from automed.metrics import THRESHOLDS, choose_threshold, classification_scores, classification_summary
+from automed.models.search import optimize_within
 from automed.models.tabular import PlattCalibrated
-from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
+from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
 
 __all__ = ["ClassicalClassifierParams", "ClassicalClassifierRung"]
 
@@ -152,11 +153,10 @@ class ClassicalClassifierRung(Rung):
                                                         context.random_state, n_resamples=200)
         importances = _importances(final, names)
         self._save(context.folder, final, names, threshold, dataset.classes)
-        per_case = [{"case_id": dataset.cases[i].case_id, "label": dataset.cases[i].label,
-                     "proba": [float(p) for p in row]} for i, row in zip(test, proba)]
         metric = dict(summary[context.metric], name=context.metric, n=summary["n"])
         return RungOutcome(
-            per_case=per_case,
+            per_case=case_probabilities(splits["test"], y_all[test], proba, dataset.classes),
+            validation_per_case=case_probabilities(splits["dev"], y_all[dev], oof, dataset.classes),
             summary={"metric": metric, "per_class": summary["per_class"],
                      "test": {k: summary[k] for k in ("auc", "accuracy", "balanced_accuracy", "confusion_matrix")},
                      "per_site": per_site, "threshold": threshold, "top_features": importances[:20]},
@@ -253,7 +253,7 @@ class ClassicalClassifierRung(Rung):
                                     direction="maximize", load_if_exists=True,
                                     sampler=optuna.samplers.TPESampler(seed=context.random_state))
         timeout = None if budget_s is None else max(1.0, budget_s * self.params.tuning_fraction)
-        study.optimize(objective, n_trials=self.params.n_trials, timeout=timeout, show_progress_bar=context.progress)
+        optimize_within(study, objective, self.params.n_trials, timeout, context.progress)
         best = study.best_trial
         done = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)
         per_family = {}

@@ -32,7 +32,7 @@ import numpy as np
 
 from automed._params import check_choice, check_range
 from automed.metrics import THRESHOLDS, choose_threshold, classification_summary, decide_classes
-from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
+from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
 
 __all__ = ["DeepClassifierParams", "DeepClassifierRung"]
 
@@ -257,24 +257,22 @@ class DeepClassifierRung(Rung):
                                             context.folder / "final", epochs=settings.get("final_epochs"), final=True)
         final_seconds = time.monotonic() - started
         model = _load(model, context.folder / "final" / "best.pt", device)
-        threshold = None
-        if len(classes) == 2:
-            x_val, y_val = arrays["val"]
-            threshold = choose_threshold(self.params.threshold, y_val, predict_proba(model, x_val, device))
+        x_val, y_val = arrays["val"]
+        val_proba = predict_proba(model, x_val, device)
+        threshold = choose_threshold(self.params.threshold, y_val, val_proba) if len(classes) == 2 else None
         t0 = time.monotonic()
         proba = predict_proba(model, arrays["test"][0], device)
         predict_s = (time.monotonic() - t0) / max(1, len(proba))
         y_test = arrays["test"][1]
         summary = classification_summary(y_test, proba, classes, threshold, context.random_state)
-        _, _, test_ids = self._split_ids(context)
+        _, val_ids, test_ids = self._split_ids(context)
         gradcam = gradcam_overlays(model, arrays["test"][0], y_test, proba, decide_classes(proba, threshold), test_ids,
                                    classes, context.folder / "gradcam", device)
-        per_case = [{"case_id": c, "label": classes[y], "proba": [float(v) for v in row]}
-                    for c, y, row in zip(test_ids, y_test, proba)]
         self._save(context.folder, config, threshold, classes)
         metric = dict(summary[context.metric], name=context.metric, n=summary["n"])
         return RungOutcome(
-            per_case=per_case,
+            per_case=case_probabilities(test_ids, y_test, proba, classes),
+            validation_per_case=case_probabilities(val_ids, y_val, val_proba, classes),
             summary={"metric": metric, "per_class": summary["per_class"],
                      "test": {k: summary[k] for k in ("auc", "accuracy", "balanced_accuracy", "confusion_matrix")},
                      "threshold": threshold, "gradcam": gradcam},

@@ -1,0 +1,35 @@
+"""The shared Optuna search helper."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+
+from automed.models.search import optimize_within
+
+
+def _study() -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(direction="maximize")
+
+
+def test_no_trial_starts_that_the_last_one_says_cannot_finish():
+    def slow(trial: optuna.Trial) -> float:
+        time.sleep(0.4)
+        return trial.suggest_float("x", 0, 1)
+
+    plain = _study()
+    plain.optimize(slow, n_trials=5, timeout=0.6)
+    assert len(plain.trials) == 2  # Optuna's timeout lets a second trial start at 0.4 s and end at 0.8 s
+    bounded = _study()
+    optimize_within(bounded, slow, n_trials=5, timeout_s=0.6)
+    assert len(bounded.trials) == 1
+
+
+def test_fast_trials_run_to_the_trial_limit():
+    study = _study()
+    optimize_within(study, lambda t: t.suggest_float("x", 0, 1), n_trials=5, timeout_s=30.0)
+    assert len(study.trials) == 5
+    optimize_within(study, lambda t: t.suggest_float("x", 0, 1), n_trials=3, timeout_s=None)
+    assert len(study.trials) == 8
