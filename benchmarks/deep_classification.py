@@ -4,7 +4,7 @@
   ``--pretrained-weights`` or a torch hub cache, else it is skipped with the reason) and the
   ensemble of those that finished, with ``--budget 30min`` and ``--label-fractions 0.1,0.25,1.0``. Goals: best rung test AUC >= 0.91
   and accuracy >= 0.87; the learning curve of classical, cnn and ssl is in the report.
-* ``adrenalmnist3d`` (28^3): classical and cnn with ``--budget 20min``. Goals: best rung test
+* ``adrenalmnist3d`` (28^3): classical, cnn and their ensemble with ``--budget 20min``. Goals: best rung test
   AUC >= 0.86 and accuracy >= 0.82.
 
 Writes ``benchmarks/results/deep_classification.json``; absent datasets are recorded as skipped.
@@ -34,7 +34,7 @@ def breast_recipe(weights: dict[str, str]) -> automed.Recipe:
 
 def adrenal_recipe(weights: dict[str, str]) -> automed.Recipe:
     base = automed.Recipe.from_yaml(ROOT / "recipes" / "ct-3d-classification.yaml")
-    return base.replace(budget_s=1200, full_ladder=True, rungs=(base.rungs[0], "cnn"))
+    return base.replace(budget_s=1200, full_ladder=True, rungs=(base.rungs[0], "cnn", "ensemble"))
 
 
 CASES = {"breastmnist": ("breastmnist.npz", breast_recipe, (0.91, 0.87)),
