@@ -231,3 +231,23 @@ def test_paired_gain_uses_shared_cases_only():
     gain = paired_gain({"a": 0.5, "b": 0.6, "c": 0.7}, {"a": 0.6, "b": 0.7, "d": 0.0})
     assert gain["n"] == 2 and gain["mean"] == pytest.approx(0.1)
     assert paired_gain({"a": 0.5}, {"b": 0.5}) is None
+
+
+def test_patch_is_the_median_size_rounded_to_each_networks_divisor():
+    from types import SimpleNamespace
+
+    from automed.rungs.unet3d import UNet3DRung
+    from automed.rungs.unetpp import UNetPlusPlusRung
+
+    shapes = [(34, 48, 33), (36, 50, 35), (47, 59, 43)]  # median 36 x 50 x 35
+    fingerprint = SimpleNamespace(cases=[{"shape": s} for s in shapes])
+    rung = UNet3DRung()
+    settings = {"patch": rung._patch(fingerprint, None)}
+    assert settings["patch"] == [36, 50, 35]
+    space = {"width": 16, "res_units": 2, "loss": "dice_ce", "lr": 3e-3, "batch_size": 4, "augmentation": "medium"}
+    assert rung._config({**space, "depth": 4}, settings).patch == (40, 56, 40)  # divisor 8
+    assert rung._config({**space, "depth": 5}, settings).patch == (48, 64, 48)  # divisor 16
+    capped = UNet3DRung(rung.Params(max_patch=40))
+    assert capped._config({**space, "depth": 5}, settings).patch == (32, 32, 32)  # cap 40 floored to 16s
+    assert UNetPlusPlusRung()._patch(fingerprint, 0) == [50, 35]
+    assert UNetPlusPlusRung()._config(space, {"patch": [50, 35]}).patch == (64, 48)

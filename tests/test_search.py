@@ -16,14 +16,14 @@ def _study() -> optuna.Study:
 
 def test_no_trial_starts_that_the_last_one_says_cannot_finish():
     def slow(trial: optuna.Trial) -> float:
-        time.sleep(0.4)
+        time.sleep(0.5)
         return trial.suggest_float("x", 0, 1)
 
     plain = _study()
-    plain.optimize(slow, n_trials=5, timeout=0.6)
-    assert len(plain.trials) == 2  # Optuna's timeout lets a second trial start at 0.4 s and end at 0.8 s
+    plain.optimize(slow, n_trials=5, timeout=0.9)
+    assert len(plain.trials) == 2  # Optuna's timeout lets a second trial start at 0.5 s and end at 1.0 s
     bounded = _study()
-    optimize_within(bounded, slow, n_trials=5, timeout_s=0.6)
+    optimize_within(bounded, slow, n_trials=5, timeout_s=0.9)
     assert len(bounded.trials) == 1
 
 

@@ -162,9 +162,8 @@ class DeepSegmentationRung(Rung):
         return space
 
     def _config(self, space: dict[str, Any], settings: dict[str, Any]) -> Any:
-        from automed.deep.training import NetConfig
-
         from automed.deep.networks import size_divisor
+        from automed.deep.training import NetConfig
 
         depth = space.get("depth", 5)
         divisor = size_divisor(self.kind, depth)
@@ -273,7 +272,7 @@ class DeepSegmentationRung(Rung):
             return f"batch {old} -> {largest['batch_size']}"
         patch = settings["patch"]
         if self.network_dims == 3 and max(patch) > 32:
-            new = [max(16, int(s * 0.75)) for s in patch]
+            new = [max(16, int(s * 0.75) // 16 * 16) for s in patch]  # multiples of 16 stay as the message says
             settings["patch"] = new
             return f"patch {patch} -> {new}"
         if len(widths) > 1 or widths[0] > 8:
