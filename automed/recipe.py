@@ -20,7 +20,8 @@ METRICS = {"segmentation": ("dice",), "classification": ("auc", "balanced_accura
 # The 3D U-Net is climbed before UNet++: on volumes 3D context is the larger expected gain, UNet++ refines
 # the 2D net, and on the MSD hippocampus UNet++ cost more per epoch (9.0 s) than the 3D U-Net (7.8 s).
 # A UNet++ no better than the 2D U-Net must not stop the climb before the 3D U-Net (measured: it did).
-DEFAULT_RUNGS = {"segmentation": ("classical", "unet2d", "unet3d", "unetpp"), "classification": ("classical",)}
+DEFAULT_RUNGS = {"segmentation": ("classical", "unet2d", "unet3d", "unetpp", "ensemble"),
+                 "classification": ("classical",)}
 CV_MODES = ("fold0", "full")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|min|m|h)?\s*$")

@@ -114,12 +114,49 @@ def test_memory_limit_shrinks_then_skips(toy3d, tmp_path):
 
 
 def test_climbing_stops_when_a_rung_is_confidently_no_better(toy3d, tmp_path):
-    run = automed.fit(_recipe("unet2d", "unet3d"), toy3d, tmp_path / "run", progress=False)
+    recipe = _recipe("unet2d", "unet3d")
+    recipe = recipe.replace(rungs=(*recipe.rungs, "ensemble"))
+    run = automed.fit(recipe, toy3d, tmp_path / "run", progress=False)
     # A 3-epoch toy U-Net is far below the near-perfect classical rung on these blobs.
     assert _result(run.folder, "unet2d")["gain_vs_prev"]["ci_high"] < 0.005
     stopped = _result(run.folder, "unet3d")
     assert stopped["status"] == "skipped" and stopped["reason"].startswith("climbing stopped after unet2d")
     assert run.report_["stopped_early"] == stopped["reason"]
+    # An ensemble still runs after the climb stopped, but needs two deep rungs.
+    ensemble = _result(run.folder, "ensemble")
+    assert ensemble["status"] == "skipped" and "found: unet2d" in ensemble["reason"]
+
+
+def test_ensemble_averages_the_deep_rungs_softmax_chosen_on_inner_validation(toy3d, tmp_path):
+    from automed.data.fingerprint import Fingerprint
+    from automed.data.io import read_image
+    from automed.data.normalize import normalize
+    from automed.models.postprocess import apply_postprocessing
+    from automed.rungs import rung_class
+
+    recipe = _recipe("unet2d", "unet3d", full_ladder=True)
+    run = automed.fit(recipe.replace(rungs=(*recipe.rungs, "ensemble")), toy3d, tmp_path / "run", progress=False)
+    result = _result(run.folder, "ensemble")
+    assert result["status"] == "done" and result["details"]["members"] == ["unet2d", "unet3d"]
+    assert list(result["details"]["selection"]) == ["unet2d+unet3d"]
+    members = [_result(run.folder, n) for n in ("unet2d", "unet3d")]
+    assert {c["case_id"] for c in result["per_case"]} == {c["case_id"] for c in members[0]["per_case"]}
+    assert result["gain_vs_baseline"]["vs"] == "classical"
+    cost = result["cost"]
+    assert cost["fit_seconds"] > sum(m["cost"]["fit_seconds"] for m in members)
+    assert cost["n_params"] == sum(m["cost"]["n_params"] for m in members)
+
+    # Its masks are the argmax of the members' mean softmax, post-processed; predicting gives the same.
+    fp = Fingerprint.from_dict(json.loads((run.folder / "fingerprint.json").read_text()))
+    case_id = result["per_case"][0]["case_id"]
+    image = normalize(read_image(toy3d / "imagesTr" / f"{case_id}.nii.gz").array[None], fp).astype(np.float32)
+    loaded = [rung_class(n, "segmentation").load(run.folder / "rungs" / n) for n in ("unet2d", "unet3d")]
+    expected = apply_postprocessing(np.mean([m.predict_proba(image, fold=0) for m in loaded], axis=0).argmax(0),
+                                    result["postprocessing"])
+    assert np.array_equal(read_image(run.folder / "rungs/ensemble/oof" / f"{case_id}.nii.gz").array, expected)
+    written = run.predict(toy3d / "imagesTr", tmp_path / "pred", rung="ensemble")
+    assert len(written) == 8
+    assert np.array_equal(read_image(tmp_path / "pred" / f"{case_id}.nii.gz").array, expected)
 
 
 def test_training_resumed_from_last_checkpoint_continues_identically(toy3d, tmp_path):

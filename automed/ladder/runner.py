@@ -151,7 +151,7 @@ def _climb(folder: Path, progress: bool) -> None:
                     done.append(result)
                 stopped = stopped or result.get("stops_climb")
                 continue
-            if stopped is not None:
+            if stopped is not None and not cls.combines_others:
                 _write_skipped(rung_folder, spec.name, stopped)
                 continue
             remaining = None if budget is None else budget - clock.spent()
@@ -168,7 +168,7 @@ def _climb(folder: Path, progress: bool) -> None:
             result = _fit_rung(cls(spec.params), recipe, context, done, classes, comparison)
             if result["status"] == "done":
                 done.append(result)
-            stopped = result.get("stops_climb")
+            stopped = stopped or result.get("stops_climb")
         if recipe.label_fractions:
             _learning_curve(folder, recipe, dataset, fingerprint, splits, done, progress)
     finally:

@@ -18,6 +18,7 @@ REGISTRY = {
         "unet2d": "automed.rungs.unet2d:UNet2DRung",
         "unetpp": "automed.rungs.unetpp:UNetPlusPlusRung",
         "unet3d": "automed.rungs.unet3d:UNet3DRung",
+        "ensemble": "automed.rungs.segmentation_ensemble:SegmentationEnsembleRung",
     },
     "classification": {
         "classical": "automed.rungs.classical_classification:ClassicalClassifierRung",

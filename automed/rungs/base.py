@@ -136,6 +136,8 @@ class Rung(ABC):
     cost_weight: ClassVar[float] = 1.0
     #: Whether :meth:`fit` continues an interrupted fit found in its folder (else it restarts).
     resumable: ClassVar[bool] = False
+    #: Whether the rung combines finished rungs (an ensemble): it runs even after climbing stopped.
+    combines_others: ClassVar[bool] = False
 
     def __init__(self, params: Any = None) -> None:
         self.params = params if params is not None else self.Params()

@@ -26,7 +26,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from automed._params import check_choice, check_range
 from automed.errors import RecipeError
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 
-__all__ = ["DeepParams", "DeepSegmentationRung"]
+__all__ = ["DeepParams", "DeepSegmentationRung", "evaluate_cases"]
 
 log = logging.getLogger("automed")
 LOSSES = ("dice_ce", "dice_focal")
@@ -328,6 +328,7 @@ class DeepSegmentationRung(Rung):
     def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
         from automed.deep.inference import pick_device
         from automed.deep.volumes import load_volumes
+        from automed.models.postprocess import apply_postprocessing
 
         plan = plan or self.plan(context)
         if plan.skip_reason:
@@ -363,7 +364,9 @@ class DeepSegmentationRung(Rung):
                             for c in inner_val]
         final_fit_seconds = time.monotonic() - started
         steps, dice_raw, dice_pp = self._choose_postprocessing(inner_preds, fp.n_classes, context)
-        per_case, seconds = self._evaluate(context, evaluations, models, config, volumes, steps, device)
+        per_case, seconds = evaluate_cases(
+            context, evaluations, volumes,
+            lambda k, image: apply_postprocessing(self._predict_with([models[k]], config, image, device), steps))
         self._save(context.folder, config, steps, fp, len(models))
         from automed.deep.networks import count_parameters
 
@@ -490,32 +493,6 @@ class DeepSegmentationRung(Rung):
         first = 0 if context.include_background else 1
         return choose_postprocessing([p for p, _ in preds], [t for _, t in preds], n_classes, first_class=first)
 
-    def _evaluate(self, context: FitContext, evaluations: list, models: list[Any], config: Any,
-                  volumes: dict[str, Any], steps: list[dict[str, Any]], device: Any) -> tuple[list[dict], float]:
-        """Scores on the comparison cases; their masks go to ``oof/`` in the label's format."""
-        from automed.data.io import image_suffix, write_image
-        from automed.data.normalize import unmap_labels
-        from automed.metrics import segmentation_scores
-        from automed.models.postprocess import apply_postprocessing
-
-        fp = context.fingerprint
-        cases = {c.case_id: c for c in context.dataset.cases}
-        out = context.folder / "oof"
-        out.mkdir(parents=True, exist_ok=True)
-        per_case, seconds = [], []
-        for (k, _, val_ids), model in zip(evaluations, models):
-            for case_id in val_ids:
-                volume = volumes[case_id]
-                started = time.monotonic()
-                pred = apply_postprocessing(self._predict_with([model], config, volume.image, device), steps)
-                seconds.append(time.monotonic() - started)
-                scores = segmentation_scores(pred, volume.label, fp.n_classes, volume.spacing)
-                per_case.append({"case_id": case_id, "fold": k, "scores": {str(c): s for c, s in scores.items()}})
-                label_path = cases[case_id].label_path
-                suffix = image_suffix(label_path) if label_path.is_file() else ".nii.gz"
-                write_image(unmap_labels(pred, fp.label_mapping), volume.geometry, out / f"{case_id}{suffix}")
-        return per_case, float(np.mean(seconds))
-
     def _save(self, folder: Path, config: Any, steps: list[dict[str, Any]], fingerprint: Any, n_models: int) -> None:
         """``model.json`` plus one ``model_fold<k>.pt`` state dict per final training; checkpoints removed."""
         for k in range(n_models):
@@ -546,11 +523,49 @@ class DeepSegmentationRung(Rung):
                         for k in range(meta["n_models"])]
         return rung
 
+    def predict_proba(self, image: np.ndarray, fold: int | None = None) -> np.ndarray:
+        """Softmax ``(n_classes, *spatial)`` of a normalised image: every fold's model averaged, or one fold's."""
+        from automed.deep.inference import predict_proba
+
+        models = self.models_ if fold is None else [self.models_[fold]]
+        return np.mean([predict_proba(m, image, self.config_.patch, self._settings["axis"], self.device_,
+                                      self.params.tta) for m in models], axis=0)
+
     def predict(self, image: np.ndarray) -> np.ndarray:
         from automed.models.postprocess import apply_postprocessing
 
         pred = self._predict_with(self.models_, self.config_, image, self.device_)
         return apply_postprocessing(pred, self.postprocessing_)
+
+
+def evaluate_cases(context: FitContext, evaluations: list, volumes: dict[str, Any],
+                   predict: Callable[[int, np.ndarray], np.ndarray]) -> tuple[list[dict], float]:
+    """Score ``predict(fold, image)`` (a class map) on the comparison cases of ``evaluations``.
+
+    The masks go to ``oof/`` in the label's format. Returns the per-case records of
+    :class:`RungOutcome` and the mean prediction seconds per case.
+    """
+    from automed.data.io import image_suffix, write_image
+    from automed.data.normalize import unmap_labels
+    from automed.metrics import segmentation_scores
+
+    fp = context.fingerprint
+    cases = {c.case_id: c for c in context.dataset.cases}
+    out = context.folder / "oof"
+    out.mkdir(parents=True, exist_ok=True)
+    per_case, seconds = [], []
+    for k, _, val_ids in evaluations:
+        for case_id in val_ids:
+            volume = volumes[case_id]
+            started = time.monotonic()
+            pred = predict(k, volume.image)
+            seconds.append(time.monotonic() - started)
+            scores = segmentation_scores(pred, volume.label, fp.n_classes, volume.spacing)
+            per_case.append({"case_id": case_id, "fold": k, "scores": {str(c): s for c, s in scores.items()}})
+            label_path = cases[case_id].label_path
+            suffix = image_suffix(label_path) if label_path.is_file() else ".nii.gz"
+            write_image(unmap_labels(pred, fp.label_mapping), volume.geometry, out / f"{case_id}{suffix}")
+    return per_case, float(np.mean(seconds))
 
 
 class _Prober:

@@ -21,7 +21,7 @@ from automed._params import check_choice
 from automed.metrics import THRESHOLDS, choose_threshold, classification_summary
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
 
-__all__ = ["EnsembleParams", "EnsembleRung"]
+__all__ = ["EnsembleParams", "EnsembleRung", "members_cost"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class EnsembleRung(Rung):
     tasks = ("classification",)
     Params = EnsembleParams
     cost_weight = 0.0  # trains nothing: it takes no share of the budget from the rungs below it
+    combines_others = True
 
     def search_space(self, trial: Any) -> dict[str, Any]:
         return {}
@@ -103,11 +104,7 @@ class EnsembleRung(Rung):
                      "combination": "equal mean of the members' class probabilities"},
             n_params=_total(costs, "n_params"),
             predict_seconds_per_case=_total(costs, "predict_seconds_per_case"),
-            cost={"fit_seconds": _total(costs, "fit_seconds"), "core_hours": _total(costs, "core_hours"),
-                  "gpu_hours": _total(costs, "gpu_hours"), "peak_rss_bytes": _largest(costs, "peak_rss_bytes"),
-                  "peak_vram_bytes": _largest(costs, "peak_vram_bytes"),
-                  "est_train_vram_bytes": _largest(costs, "est_train_vram_bytes"),
-                  "device": next((c["device"] for c in costs if str(c.get("device")).startswith("cuda")), "cpu")},
+            cost=members_cost(costs),
         )
 
     @classmethod
@@ -135,6 +132,15 @@ def _mean_proba(members: list[dict[str, Any]], key: str, case_ids: list[str],
     y = np.array([index[by_member[0][c]["label"]] for c in case_ids])
     proba = np.mean([[records[c]["proba"] for c in case_ids] for records in by_member], axis=0)
     return y, proba
+
+
+def members_cost(costs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Cost fields of a rung that needs all its members: times and parameters add up, memory is the largest."""
+    return {"fit_seconds": _total(costs, "fit_seconds"), "core_hours": _total(costs, "core_hours"),
+            "gpu_hours": _total(costs, "gpu_hours"), "peak_rss_bytes": _largest(costs, "peak_rss_bytes"),
+            "peak_vram_bytes": _largest(costs, "peak_vram_bytes"),
+            "est_train_vram_bytes": _largest(costs, "est_train_vram_bytes"),
+            "device": next((c["device"] for c in costs if str(c.get("device")).startswith("cuda")), "cpu")}
 
 
 def _total(costs: list[dict[str, Any]], key: str) -> float | None:

@@ -1,0 +1,160 @@
+"""Rung ``ensemble`` for segmentation: the mean softmax of deep rungs below it.
+
+nnU-Net ends the same way: it averages the softmax of its 2D and 3D configurations and keeps
+the ensemble when it beats every single one. Here the members are chosen on the deep rungs'
+shared inner validation cases (drawn from fold 0's training cases), never on the comparison
+cases, so the ensemble is judged on the same footing as its members. No member weights are
+fitted: twenty validation cases would overfit them. Its cost is its members' cost plus its own
+prediction time: it needs all of them to predict.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
+from automed.rungs.deep import DeepSegmentationRung, evaluate_cases
+from automed.rungs.ensemble import members_cost
+
+__all__ = ["SegmentationEnsembleParams", "SegmentationEnsembleRung"]
+
+log = logging.getLogger("automed")
+
+
+@dataclass(frozen=True)
+class SegmentationEnsembleParams:
+    """Parameters of the segmentation ``ensemble`` rung.
+
+    Parameters
+    ----------
+    members : tuple of str
+        Deep rungs it may combine; empty: every finished deep rung below this one.
+    select : bool
+        Average the combination of two or more of them with the best mean Dice (after
+        post-processing) on the inner validation cases; otherwise all of them.
+    """
+
+    members: tuple[str, ...] = ()
+    select: bool = True
+
+
+class SegmentationEnsembleRung(Rung):
+    """Mean softmax of deep segmentation rungs, post-processed; predicts with every member."""
+
+    name = "ensemble"
+    tasks = ("segmentation",)
+    Params = SegmentationEnsembleParams
+    cost_weight = 1.0  # trains nothing, but predicts every inner validation and comparison case with each member
+    combines_others = True
+
+    def search_space(self, trial: Any) -> dict[str, Any]:
+        return {}
+
+    def _members(self, context: FitContext) -> list[dict[str, Any]]:
+        from automed.rungs import rung_class
+
+        finished = {r["name"]: r for r in context.finished
+                    if r["name"] != self.name and issubclass(rung_class(r["name"], "segmentation"), DeepSegmentationRung)}
+        names = self.params.members or tuple(finished)
+        return [finished[n] for n in names if n in finished]
+
+    def _n_cases(self, context: FitContext) -> int:
+        """Cases each member predicts: at most the inner validation cases plus the comparison cases."""
+        inner = DeepSegmentationRung.Params().max_validation_cases
+        return inner + sum(len(val) for _, _, val in DeepSegmentationRung._evaluations(context))
+
+    def plan(self, context: FitContext) -> RungPlan:
+        members = self._members(context)
+        if len(members) < 2:
+            found = ", ".join(m["name"] for m in members) or "none"
+            return RungPlan(None, note="not planned",
+                            skip_reason=f"an ensemble needs two finished deep rungs (found: {found}).")
+        per_case = sum(m["cost"]["predict_seconds_per_case"] or 0.0 for m in members)
+        seconds = 10.0 + 1.2 * per_case * self._n_cases(context)
+        note = f"mean softmax of {', '.join(m['name'] for m in members)}; predicts {per_case:.2f} s per case"
+        if context.budget_s is not None and seconds > context.budget_s:
+            return RungPlan(seconds, note=note, skip_reason=f"estimated {seconds / 60:.1f} min to predict the "
+                            f"validation and comparison cases with every member > the "
+                            f"{context.budget_s / 60:.1f} min allotted.")
+        return RungPlan(seconds, note=note)
+
+    def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
+        from automed.deep.volumes import load_volumes
+        from automed.models.postprocess import apply_postprocessing, choose_postprocessing
+        from automed.rungs import rung_class
+
+        started = time.monotonic()
+        fp = context.fingerprint
+        results = self._members(context)
+        members = {r["name"]: rung_class(r["name"], "segmentation").load(context.folder.parent / r["name"])
+                   for r in results}
+        evaluations = DeepSegmentationRung._evaluations(context)
+        inner_sets = [set(m._inner(evaluations[0][1], context)[1]) for m in members.values()]
+        inner_val = [c for c in next(iter(members.values()))._inner(evaluations[0][1], context)[1]
+                     if all(c in s for s in inner_sets)]
+        volumes = load_volumes(context.dataset, fp, sorted({*inner_val, *(c for _, _, v in evaluations for c in v)}))
+        names = list(members)
+        sizes = range(2, len(names) + 1) if self.params.select else [len(names)]
+        subsets = [s for r in sizes for s in itertools.combinations(names, r)]
+        preds: dict[tuple[str, ...], list[np.ndarray]] = {s: [] for s in subsets}
+        for case_id in inner_val:  # fold 0's models: these cases are held out from their training
+            proba = {n: m.predict_proba(volumes[case_id].image, fold=0) for n, m in members.items()}
+            for subset in subsets:
+                preds[subset].append(np.mean([proba[n] for n in subset], axis=0).argmax(0).astype(np.uint8))
+        first = 0 if context.include_background else 1
+        truths = [volumes[c].label for c in inner_val]
+        choices = {s: choose_postprocessing(preds[s], truths, fp.n_classes, first_class=first) for s in subsets}
+        chosen = max(subsets, key=lambda s: (choices[s][2], -len(s)))
+        steps = choices[chosen][0]
+        log.info("ensemble: %s chosen on %d inner validation cases (Dice %.4f)", "+".join(chosen), len(inner_val),
+                 choices[chosen][2])
+
+        def predict(fold: int, image: np.ndarray) -> np.ndarray:
+            proba = np.mean([members[n].predict_proba(image, fold=fold) for n in chosen], axis=0)
+            return apply_postprocessing(proba.argmax(0).astype(np.uint8), steps)
+
+        per_case, seconds = evaluate_cases(context, evaluations, volumes, predict)
+        (context.folder / "ensemble.json").write_text(json.dumps(
+            {"params": asdict(self.params), "members": list(chosen), "postprocessing": steps}, indent=2))
+        chosen_results = [r for r in results if r["name"] in chosen]
+        cost = members_cost([r["cost"] or {} for r in chosen_results])
+        own_s = time.monotonic() - started
+        cost["fit_seconds"] = (cost["fit_seconds"] or 0.0) + own_s
+        hours = "gpu_hours" if cost["device"].startswith("cuda") else "core_hours"
+        cost[hours] = (cost[hours] or 0.0) + own_s * (1 if hours == "gpu_hours" else context.n_jobs) / 3600
+        return RungOutcome(
+            per_case=per_case, postprocessing=steps,
+            details={"members": list(chosen), "candidates": [list(m) for m in members],
+                     "combination": "equal mean of the members' softmax",
+                     "selection": {"+".join(s): {"dice_before_postprocessing": choices[s][1],
+                                                 "dice_after_postprocessing": choices[s][2]} for s in subsets},
+                     "n_inner_validation_cases": len(inner_val), "own_seconds": own_s},
+            n_params=sum(r["cost"]["n_params"] or 0 for r in chosen_results),
+            predict_seconds_per_case=seconds, cost=cost,
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> SegmentationEnsembleRung:
+        """The fitted ensemble saved in ``folder``, with its members loaded from their sibling folders."""
+        from automed.rungs import rung_class
+
+        meta = json.loads((folder / "ensemble.json").read_text())
+        rung = cls(SegmentationEnsembleParams(members=tuple(meta["members"]), select=meta["params"]["select"]))
+        rung.members_ = [rung_class(name, "segmentation").load(folder.parent / name) for name in meta["members"]]
+        rung.postprocessing_ = meta["postprocessing"]
+        return rung
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """Class map of a normalised image: the members' mean softmax, argmax, post-processing."""
+        from automed.models.postprocess import apply_postprocessing
+
+        proba = np.mean([m.predict_proba(image) for m in self.members_], axis=0)
+        return apply_postprocessing(proba.argmax(0).astype(np.uint8), self.postprocessing_)
