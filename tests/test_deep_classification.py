@@ -208,3 +208,56 @@ def test_classifier_training_resumed_from_last_checkpoint_continues_identically(
     resumed = train_classifier(*args, tmp_path / "split", 0, pick_device())
     assert resumed.epochs == whole.epochs == 4
     np.testing.assert_allclose(resumed.history, whole.history, atol=1e-6)
+
+
+def _member(name, val_scores, test_scores, y_val, y_test):
+    """A finished rung's result.json with binary probabilities ``p(class b)``."""
+    def records(prefix, y, scores):
+        return [{"case_id": f"{prefix}{i}", "label": "ab"[k], "proba": [1 - p, p]} for i, (k, p) in
+                enumerate(zip(y, scores))]
+    return {"name": name, "cost": {"fit_seconds": 1.0, "n_params": 10, "device": "cpu"},
+            "validation_per_case": records("v", y_val, val_scores), "per_case": records("t", y_test, test_scores)}
+
+
+def test_ensemble_averages_the_members_that_score_best_on_validation(tmp_path):
+    from types import SimpleNamespace
+
+    from automed.rungs.base import FitContext
+    from automed.rungs.ensemble import EnsembleRung
+
+    rng = np.random.default_rng(0)
+    y_val, y_test = rng.integers(0, 2, 40), rng.integers(0, 2, 30)
+
+    def informative(y):
+        return np.clip(0.5 + 0.3 * (2 * y - 1) + rng.normal(0, 0.25, len(y)), 0, 1)
+
+    finished = (_member("good", informative(y_val), informative(y_test), y_val, y_test),
+                _member("noise", rng.random(40), rng.random(30), y_val, y_test),
+                _member("also_good", informative(y_val), informative(y_test), y_val, y_test))
+    context = FitContext(SimpleNamespace(classes=("a", "b")), None, [], tmp_path / "ensemble", 0, 1, None, "",
+                         metric="auc", finished=finished)
+    outcome = EnsembleRung().fit(context)
+    assert outcome.details["members"] == ["good", "also_good"]
+    assert set(outcome.details["selection"]) == {"good+noise", "good+also_good", "noise+also_good",
+                                                 "good+noise+also_good"}
+    assert outcome.details["selection"]["good+also_good"] == max(outcome.details["selection"].values())
+    assert outcome.per_case[0]["proba"] == pytest.approx(np.mean([finished[0]["per_case"][0]["proba"],
+                                                                  finished[2]["per_case"][0]["proba"]], axis=0))
+    assert outcome.cost["fit_seconds"] == 2.0
+    everyone = EnsembleRung(EnsembleRung.Params(select=False)).fit(context)
+    assert everyone.details["members"] == ["good", "noise", "also_good"]
+
+
+def test_test_time_augmentation_averages_every_mirror():
+    import torch
+
+    from automed.deep.classification import predict_proba
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 3))  # not mirror-invariant
+    images = np.random.default_rng(0).normal(size=(5, 1, 6, 6)).astype(np.float32)
+    plain = predict_proba(model, images, torch.device("cpu"))
+    mirrored = [images, images[..., ::-1, :], images[..., ::-1], images[..., ::-1, ::-1]]
+    expected = np.mean([predict_proba(model, np.ascontiguousarray(m), torch.device("cpu")) for m in mirrored], axis=0)
+    assert not np.allclose(plain, expected)
+    assert predict_proba(model, images, torch.device("cpu"), tta=True) == pytest.approx(expected, abs=1e-6)

@@ -8,6 +8,7 @@ optional per-epoch callback (Optuna pruning).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -134,16 +135,23 @@ def _batches(labels: np.ndarray, batch_size: int, sampling: str, rng: np.random.
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-def predict_proba(model: Any, images: np.ndarray, device: Any, batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities ``(N, n_classes)``."""
+def predict_proba(model: Any, images: np.ndarray, device: Any, tta: bool = False, batch_size: int = 256) -> np.ndarray:
+    """Softmax probabilities ``(N, n_classes)``.
+
+    ``tta`` averages them over the images mirrored along every combination of spatial axes,
+    the flips the networks are trained with (test-time augmentation).
+    """
     import torch
 
+    spatial = list(range(2, images.ndim))
+    flips = [()] + [c for r in range(1, len(spatial) + 1) for c in itertools.combinations(spatial, r)] if tta else [()]
     model.eval()
     out = []
     with torch.no_grad(), torch.autocast(device.type, enabled=device.type == "cuda"):
         for i in range(0, len(images), batch_size):
-            logits = model(torch.from_numpy(images[i:i + batch_size]).to(device))
-            out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+            x = torch.from_numpy(images[i:i + batch_size]).to(device)
+            proba = sum(torch.softmax(model(torch.flip(x, dims) if dims else x).float(), dim=1) for dims in flips)
+            out.append((proba / len(flips)).cpu().numpy())
     return np.concatenate(out)
 
 

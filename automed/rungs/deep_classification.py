@@ -67,6 +67,9 @@ class DeepClassifierParams:
         Searched AdamW learning-rate range (cosine decay over the epochs).
     threshold : {"accuracy", "balanced_accuracy", "fixed"}
         Binary decision threshold: maximising this score on the validation cases, or 0.5.
+    tta : bool
+        Average the final model's probabilities over mirrored images (validation, test and
+        prediction; not the per-epoch validation that selects the checkpoint).
     """
 
     n_trials: int = 6
@@ -83,6 +86,7 @@ class DeepClassifierParams:
     lr_min: float = 3e-4
     lr_max: float = 3e-3
     threshold: str = "accuracy"
+    tta: bool = True
 
     def __post_init__(self) -> None:
         owner = "a deep classification rung"
@@ -258,10 +262,10 @@ class DeepClassifierRung(Rung):
         final_seconds = time.monotonic() - started
         model = _load(model, context.folder / "final" / "best.pt", device)
         x_val, y_val = arrays["val"]
-        val_proba = predict_proba(model, x_val, device)
+        val_proba = predict_proba(model, x_val, device, self.params.tta)
         threshold = choose_threshold(self.params.threshold, y_val, val_proba) if len(classes) == 2 else None
         t0 = time.monotonic()
-        proba = predict_proba(model, arrays["test"][0], device)
+        proba = predict_proba(model, arrays["test"][0], device, self.params.tta)
         predict_s = (time.monotonic() - t0) / max(1, len(proba))
         y_test = arrays["test"][1]
         summary = classification_summary(y_test, proba, classes, threshold, context.random_state)
@@ -393,7 +397,7 @@ class DeepClassifierRung(Rung):
         from automed.deep.classification import image_arrays, predict_proba, standardize
 
         images = standardize(self._images(image_arrays(dataset, cases)), self.mean_, self.std_)
-        return predict_proba(self.model_, images, self.device_)
+        return predict_proba(self.model_, images, self.device_, self.params.tta)
 
 
 def _probe(model: Any, config: Any, x_train: np.ndarray, device: Any) -> tuple[float, int, Any]:

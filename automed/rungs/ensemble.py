@@ -2,14 +2,16 @@
 
 Averaging models that err differently is the last step of most AutoML systems (auto-sklearn,
 AutoGluon, nnU-Net's configuration ensembles). No member weights are fitted: on validation sets
-of tens of cases fitted weights overfit, and an equal mean needs no cases at all. Only the
-binary decision threshold is learned, on the validation cases every member predicted without
-training on them (the classical rung's out-of-fold predictions, the deep rungs' held-out
-validation cases). Its cost is its members' cost: it needs all of them to predict.
+of tens of cases fitted weights overfit. What is learned is which members to average (two or
+more; a handful of candidate sets, not a continuum of weights) and the binary decision
+threshold, on the validation cases every member predicted without training on them (the
+classical rung's out-of-fold predictions, the deep rungs' held-out validation cases, which
+also chose their best epoch). Its cost is its members' cost: it needs all of them to predict.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from automed._params import check_choice
-from automed.metrics import THRESHOLDS, choose_threshold, classification_summary
+from automed.metrics import THRESHOLDS, choose_threshold, classification_scores, classification_summary
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
 
 __all__ = ["EnsembleParams", "EnsembleRung", "members_cost"]
@@ -31,13 +33,17 @@ class EnsembleParams:
     Parameters
     ----------
     members : tuple of str
-        Rungs to average; empty: every finished rung below this one.
+        Rungs it may average; empty: every finished rung below this one.
     threshold : {"accuracy", "balanced_accuracy", "fixed"}
         Binary decision threshold: maximising this score on the shared validation cases, or 0.5.
+    select : bool
+        Average the combination of two or more members with the best recipe metric on the
+        shared validation cases; otherwise all of them.
     """
 
     members: tuple[str, ...] = ()
     threshold: str = "accuracy"
+    select: bool = True
 
     def __post_init__(self) -> None:
         check_choice("the ensemble rung", "threshold", self.threshold, THRESHOLDS)
@@ -78,12 +84,20 @@ class EnsembleRung(Rung):
         return RungPlan(0.0, note=f"mean of {', '.join(m['name'] for m in members)}; trains nothing")
 
     def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
-        members = self._members(context)
+        candidates = self._members(context)
         classes = tuple(context.dataset.classes)
         index = {c: k for k, c in enumerate(classes)}
-        val_ids = self._shared_validation(members)
-        y_val, val_proba = _mean_proba(members, "validation_per_case", val_ids, index)
-        threshold = choose_threshold(self.params.threshold, y_val, val_proba) if len(classes) == 2 else None
+        val_ids = self._shared_validation(candidates)
+        sizes = range(2, len(candidates) + 1) if self.params.select else [len(candidates)]
+        subsets = [list(s) for r in sizes for s in itertools.combinations(candidates, r)]
+        scored = {}
+        for subset in subsets:
+            y_val, val_proba = _mean_proba(subset, "validation_per_case", val_ids, index)
+            threshold = choose_threshold(self.params.threshold, y_val, val_proba) if len(classes) == 2 else None
+            value = classification_scores(y_val, val_proba, threshold)[context.metric]
+            scored["+".join(m["name"] for m in subset)] = (value, subset, y_val, val_proba, threshold)
+        # The best validation metric; among ties the fewest members (cheapest to predict).
+        _, members, y_val, val_proba, threshold = max(scored.values(), key=lambda v: (v[0], -len(v[1])))
         test_ids = [c["case_id"] for c in members[0]["per_case"]]
         y_test, proba = _mean_proba(members, "per_case", test_ids, index)
         summary = classification_summary(y_test, proba, classes, threshold, context.random_state)
@@ -101,7 +115,8 @@ class EnsembleRung(Rung):
                      "test": {k: summary[k] for k in ("auc", "accuracy", "balanced_accuracy", "confusion_matrix")},
                      "threshold": threshold},
             details={"members": names, "n_validation_cases": len(val_ids),
-                     "combination": "equal mean of the members' class probabilities"},
+                     "combination": "equal mean of the members' class probabilities",
+                     "selection": {k: v[0] for k, v in scored.items()}},
             n_params=_total(costs, "n_params"),
             predict_seconds_per_case=_total(costs, "predict_seconds_per_case"),
             cost=members_cost(costs),
@@ -113,7 +128,8 @@ class EnsembleRung(Rung):
         from automed.rungs import rung_class
 
         meta = json.loads((folder / "ensemble.json").read_text())
-        rung = cls(EnsembleParams(members=tuple(meta["members"]), threshold=meta["params"]["threshold"]))
+        rung = cls(EnsembleParams(members=tuple(meta["members"]), threshold=meta["params"]["threshold"],
+                                  select=meta["params"].get("select", True)))
         rung.members_ = [rung_class(name, "classification").load(folder.parent / name) for name in meta["members"]]
         rung.threshold_ = meta["threshold"]
         rung.classes_ = tuple(meta["classes"])

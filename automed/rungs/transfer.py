@@ -45,7 +45,7 @@ class TransferParams:
     modes : tuple of {"frozen", "finetune"}
         Searched training modes.
     n_trials, search_fraction, max_epochs, min_epochs, patience_fraction, batch_sizes, losses,
-    samplings, augmentations, lr_min, lr_max, threshold
+    samplings, augmentations, lr_min, lr_max, threshold, tta
         As for :class:`~automed.rungs.deep_classification.DeepClassifierParams`
         (augmentation applies to fine-tuning only).
     """
@@ -65,6 +65,7 @@ class TransferParams:
     lr_min: float = 1e-4
     lr_max: float = 3e-3
     threshold: str = "accuracy"
+    tta: bool = True
 
     def __post_init__(self) -> None:
         owner = "a transfer rung"
