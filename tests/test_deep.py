@@ -138,6 +138,7 @@ def test_ensemble_averages_the_deep_rungs_softmax_chosen_on_inner_validation(toy
     run = automed.fit(recipe.replace(rungs=(*recipe.rungs, "ensemble")), toy3d, tmp_path / "run", progress=False)
     result = _result(run.folder, "ensemble")
     assert result["status"] == "done" and result["details"]["members"] == ["unet2d", "unet3d"]
+    assert result["details"]["candidates"] == ["unet2d", "unet3d"]
     assert list(result["details"]["selection"]) == ["unet2d+unet3d"]
     members = [_result(run.folder, n) for n in ("unet2d", "unet3d")]
     assert {c["case_id"] for c in result["per_case"]} == {c["case_id"] for c in members[0]["per_case"]}

@@ -132,7 +132,7 @@ class SegmentationEnsembleRung(Rung):
         cost[hours] = (cost[hours] or 0.0) + own_s * (1 if hours == "gpu_hours" else context.n_jobs) / 3600
         return RungOutcome(
             per_case=per_case, postprocessing=steps,
-            details={"members": list(chosen), "candidates": [list(m) for m in members],
+            details={"members": list(chosen), "candidates": list(members),
                      "combination": "equal mean of the members' softmax",
                      "selection": {"+".join(s): {"dice_before_postprocessing": choices[s][1],
                                                  "dice_after_postprocessing": choices[s][2]} for s in subsets},
