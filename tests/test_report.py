@@ -188,6 +188,21 @@ def test_unpaired_scores_fall_back_to_the_best_metric():
     assert chosen["rung"] == "cnn" and chosen["sentence"].startswith("Use cnn: AUC 0.810 [0.700, 0.900] on 30 held-out")
 
 
+def test_classification_recommends_the_cheaper_rung_by_the_stored_paired_gain():
+    def rung(name, auc, seconds, gain=None):
+        return {"name": name, "status": "done", "metric": {"name": "auc", "mean": auc, "ci_low": auc - 0.05,
+                                                           "ci_high": auc + 0.05, "n": 156},
+                "cost": {"fit_seconds": seconds}, "gain_vs_baseline": gain, "gain_vs_prev": gain}
+
+    unclear = {"vs": "classical", "mean": 0.001, "ci_low": -0.029, "ci_high": 0.029, "n": 156}
+    rungs = [rung("classical", 0.910, 80.0), rung("ssl", 0.911, 270.0, unclear)]
+    chosen = recommend(report_of(rungs, task="classification"))
+    assert chosen["rung"] == "classical"
+    assert "ssl's gain over it is +0.001 [-0.029, 0.029] on the same 156 cases" in chosen["sentence"]
+    clear = {**unclear, "mean": 0.05, "ci_low": 0.02, "ci_high": 0.08}
+    assert recommend(report_of([rungs[0], rung("ssl", 0.96, 270.0, clear)], task="classification"))["rung"] == "ssl"
+
+
 def test_no_finished_rung_says_why():
     rungs = ladder(0.0)[2:3]
     assert recommend(report_of(rungs)) == {"rung": None, "sentence": "No rung finished; unetpp was skipped "

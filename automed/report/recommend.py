@@ -29,10 +29,10 @@ def recommend(report: dict[str, Any]) -> dict[str, Any]:
 
     Among the finished rungs that meet ``report["constraints"]["max_vram_bytes"]`` (peak VRAM, or the
     estimate when there was no GPU), take the best by comparison score, then the cheapest rung (fitted in
-    at most :data:`CHEAPER` of the best's seconds) the best does not clearly beat: the paired per-case gain
+    at most :data:`CHEAPER` of the best's seconds) the best does not clearly beat: the paired gain
     of the best over it has a 95% CI lower bound at most ``min_gain`` (:data:`DEFAULT_MIN_GAIN` when the
-    run sets none). Where per-case
-    scores cannot be paired (classification, no shared cases), the best rung is kept.
+    run sets none). Classification uses the paired bootstrap gains stored with the best rung (against
+    the classical rung and the best rung below it). Where no paired gain exists, the best rung is kept.
 
     Parameters
     ----------
@@ -90,7 +90,14 @@ def _cheaper(rungs: list[dict[str, Any]], best: dict[str, Any], max_vram: int | 
 
 
 def _paired(report: dict[str, Any], base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
-    """Paired per-case gain ``new - base`` on their shared cases; None where the scores cannot be paired."""
+    """Paired gain ``new - base`` on their shared cases; None where the scores cannot be paired.
+
+    Segmentation: recomputed from the per-case scores. Classification (AUC is not a per-case
+    score): the paired bootstrap gain the runner stored in ``new`` against ``base``, if any.
+    """
+    if report["task"] == "classification":
+        stored = (new.get(key) for key in ("gain_vs_baseline", "gain_vs_prev", "gain_vs_reference"))
+        return next((g for g in stored if g and g.get("vs") == base["name"] and g.get("mean") is not None), None)
     classes = (comparison_metric(new) or {}).get("classes")
     if report["task"] != "segmentation" or not classes or not (_has_scores(base) and _has_scores(new)):
         return None
