@@ -134,13 +134,20 @@ def test_ensemble_averages_the_deep_rungs_softmax_chosen_on_inner_validation(toy
     from automed.models.postprocess import apply_postprocessing
     from automed.rungs import rung_class
 
-    recipe = _recipe("unet2d", "unet3d", full_ladder=True)
+    recipe = _recipe("unet2d", "unet3d", "unetpp", full_ladder=True)
     run = automed.fit(recipe.replace(rungs=(*recipe.rungs, "ensemble")), toy3d, tmp_path / "run", progress=False)
     result = _result(run.folder, "ensemble")
-    assert result["status"] == "done" and result["details"]["members"] == ["unet2d", "unet3d"]
-    assert result["details"]["candidates"] == ["unet2d", "unet3d"]
-    assert list(result["details"]["selection"]) == ["unet2d+unet3d"]
-    members = [_result(run.folder, n) for n in ("unet2d", "unet3d")]
+    details = result["details"]
+    assert result["status"] == "done" and details["candidates"] == ["unet2d", "unet3d", "unetpp"]
+    selection = details["selection"]
+    assert set(selection) == {"unet2d+unet3d", "unet2d+unetpp", "unet3d+unetpp", "unet2d+unet3d+unetpp"}
+    best = max(selection.values())
+    chosen = min((k for k, v in selection.items() if v == best), key=lambda k: k.count("+"))
+    assert "+".join(details["members"]) == chosen
+    inner = _result(run.folder, "unet2d")["details"]["search"]["inner_validation_cases"]
+    assert details["n_validation_cases"] == inner > 0  # the deep rungs' shared inner validation cases
+    assert "Members chosen by mean Dice after post-processing" in (run.folder / "report.md").read_text(encoding="utf-8")
+    members = [_result(run.folder, n) for n in details["members"]]
     assert {c["case_id"] for c in result["per_case"]} == {c["case_id"] for c in members[0]["per_case"]}
     assert result["gain_vs_baseline"]["vs"] == "classical"
     cost = result["cost"]
@@ -151,7 +158,7 @@ def test_ensemble_averages_the_deep_rungs_softmax_chosen_on_inner_validation(toy
     fp = Fingerprint.from_dict(json.loads((run.folder / "fingerprint.json").read_text()))
     case_id = result["per_case"][0]["case_id"]
     image = normalize(read_image(toy3d / "imagesTr" / f"{case_id}.nii.gz").array[None], fp).astype(np.float32)
-    loaded = [rung_class(n, "segmentation").load(run.folder / "rungs" / n) for n in ("unet2d", "unet3d")]
+    loaded = [rung_class(n, "segmentation").load(run.folder / "rungs" / n) for n in details["members"]]
     expected = apply_postprocessing(np.mean([m.predict_proba(image, fold=0) for m in loaded], axis=0).argmax(0),
                                     result["postprocessing"])
     assert np.array_equal(read_image(run.folder / "rungs/ensemble/oof" / f"{case_id}.nii.gz").array, expected)

@@ -113,10 +113,9 @@ def _rung_notes(rung: dict[str, Any]) -> list[str]:
         notes.append(f"Members: {', '.join(details['members'])} ({details['combination']}); its cost columns are "
                      "their sums, since it needs all of them.")
     if details.get("selection"):
-        tried = ", ".join(f"{k} {v['dice_after_postprocessing'] if isinstance(v, dict) else v:.4f}"
-                          for k, v in details["selection"].items())
-        n = details.get("n_inner_validation_cases") or details.get("n_validation_cases")
-        notes.append(f"Members chosen on {n} validation cases, never the comparison or test cases: {tried}.")
+        tried = ", ".join(f"{k} {v:.4f}" for k, v in details["selection"].items())
+        notes.append(f"Members chosen by {details['selection_metric']} ({details['n_validation_cases']} cases; "
+                     f"never the comparison or test cases): {tried}.")
     if reference:
         notes.append(f"Gain over {reference['vs']}, the same network trained from scratch: "
                      f"{format_gain(reference['mean'], reference.get('ci_low'), reference.get('ci_high'))} "

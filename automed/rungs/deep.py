@@ -475,13 +475,16 @@ class DeepSegmentationRung(Rung):
                  info["n_pruned"], best.value, space)
         return space, info
 
-    def _predict_with(self, models: list[Any], config: Any, image: np.ndarray, device: Any) -> np.ndarray:
-        """Class map of ``image``: softmax averaged over ``models`` (and mirrors with TTA), argmax."""
+    def _mean_proba(self, models: list[Any], config: Any, image: np.ndarray, device: Any) -> np.ndarray:
+        """Softmax ``(n_classes, *spatial)`` of ``image`` averaged over ``models`` (and mirrors with TTA)."""
         from automed.deep.inference import predict_proba
 
-        proba = sum(predict_proba(m, image, config.patch, self._settings["axis"], device, self.params.tta)
-                    for m in models)
-        return np.asarray(proba).argmax(axis=0).astype(np.uint8)
+        return np.mean([predict_proba(m, image, config.patch, self._settings["axis"], device, self.params.tta)
+                        for m in models], axis=0)
+
+    def _predict_with(self, models: list[Any], config: Any, image: np.ndarray, device: Any) -> np.ndarray:
+        """Class map of ``image``: the argmax of :meth:`_mean_proba`."""
+        return self._mean_proba(models, config, image, device).argmax(axis=0).astype(np.uint8)
 
     def _choose_postprocessing(self, preds: list[tuple[np.ndarray, np.ndarray]], n_classes: int,
                                context: FitContext) -> tuple[list[dict[str, Any]], float | None, float | None]:
@@ -525,16 +528,13 @@ class DeepSegmentationRung(Rung):
 
     def predict_proba(self, image: np.ndarray, fold: int | None = None) -> np.ndarray:
         """Softmax ``(n_classes, *spatial)`` of a normalised image: every fold's model averaged, or one fold's."""
-        from automed.deep.inference import predict_proba
-
         models = self.models_ if fold is None else [self.models_[fold]]
-        return np.mean([predict_proba(m, image, self.config_.patch, self._settings["axis"], self.device_,
-                                      self.params.tta) for m in models], axis=0)
+        return self._mean_proba(models, self.config_, image, self.device_)
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         from automed.models.postprocess import apply_postprocessing
 
-        pred = self._predict_with(self.models_, self.config_, image, self.device_)
+        pred = self.predict_proba(image).argmax(axis=0).astype(np.uint8)
         return apply_postprocessing(pred, self.postprocessing_)
 
 

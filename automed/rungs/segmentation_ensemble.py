@@ -67,7 +67,7 @@ class SegmentationEnsembleRung(Rung):
         return [finished[n] for n in names if n in finished]
 
     def _n_cases(self, context: FitContext) -> int:
-        """Cases each member predicts: at most the inner validation cases plus the comparison cases."""
+        """Cases each member predicts, for the estimate: the default inner validation cap plus the comparison cases."""
         inner = DeepSegmentationRung.Params().max_validation_cases
         return inner + sum(len(val) for _, _, val in DeepSegmentationRung._evaluations(context))
 
@@ -97,9 +97,8 @@ class SegmentationEnsembleRung(Rung):
         members = {r["name"]: rung_class(r["name"], "segmentation").load(context.folder.parent / r["name"])
                    for r in results}
         evaluations = DeepSegmentationRung._evaluations(context)
-        inner_sets = [set(m._inner(evaluations[0][1], context)[1]) for m in members.values()]
-        inner_val = [c for c in next(iter(members.values()))._inner(evaluations[0][1], context)[1]
-                     if all(c in s for s in inner_sets)]
+        inner = [m._inner(evaluations[0][1], context)[1] for m in members.values()]
+        inner_val = [c for c in inner[0] if all(c in other for other in inner[1:])]  # held out by every member
         volumes = load_volumes(context.dataset, fp, sorted({*inner_val, *(c for _, _, v in evaluations for c in v)}))
         names = list(members)
         sizes = range(2, len(names) + 1) if self.params.select else [len(names)]
@@ -134,9 +133,9 @@ class SegmentationEnsembleRung(Rung):
             per_case=per_case, postprocessing=steps,
             details={"members": list(chosen), "candidates": list(members),
                      "combination": "equal mean of the members' softmax",
-                     "selection": {"+".join(s): {"dice_before_postprocessing": choices[s][1],
-                                                 "dice_after_postprocessing": choices[s][2]} for s in subsets},
-                     "n_inner_validation_cases": len(inner_val), "own_seconds": own_s},
+                     "selection": {"+".join(s): choices[s][2] for s in subsets},
+                     "selection_metric": "mean Dice after post-processing on the inner validation cases",
+                     "n_validation_cases": len(inner_val), "own_seconds": own_s},
             n_params=sum(r["cost"]["n_params"] or 0 for r in chosen_results),
             predict_seconds_per_case=seconds, cost=cost,
         )
