@@ -2,9 +2,9 @@
 
 * ``breastmnist``: classical, cnn, ssl, inception_v3 (frozen ImageNet features; needs
   ``--pretrained-weights`` or a torch hub cache, else it is skipped with the reason) and the
-  ensemble of those that finished, with ``--budget 30min`` and ``--label-fractions 0.1,0.25,1.0``. Goals: best rung test AUC >= 0.91
+  ensemble of those that finished, with ``--budget 30min`` and ``--label-fractions 0.1,0.25,1.0``. Goals: one rung with test AUC >= 0.91
   and accuracy >= 0.87; the learning curve of classical, cnn and ssl is in the report.
-* ``adrenalmnist3d`` (28^3): classical, cnn and their ensemble with ``--budget 20min``. Goals: best rung test
+* ``adrenalmnist3d`` (28^3): classical, cnn and their ensemble with ``--budget 20min``. Goals: one rung with test
   AUC >= 0.86 and accuracy >= 0.82.
 
 Writes ``benchmarks/results/deep_classification.json``; absent datasets are recorded as skipped.
@@ -59,19 +59,18 @@ def run_one(name: str, workdir: Path, weights: dict[str, str]) -> dict:
             "gain_vs_baseline": rung.get("gain_vs_baseline"), "gain_vs_reference": rung.get("gain_vs_reference"),
             "cost": rung.get("cost"), "config": (rung.get("details") or {}).get("config"),
             "initialisation": (rung.get("details") or {}).get("initialisation"),
+            "n_models": (rung.get("details") or {}).get("n_models"),
         }
-    done = [r for r in rungs.values() if r["status"] == "done"]
-    best_auc = max(r["test_auc"]["mean"] for r in done)
-    best_accuracy = max(r["test_accuracy"]["mean"] for r in done)
-    goals = {f"best_auc_at_least_{min_auc}": best_auc >= min_auc,
-             f"best_accuracy_at_least_{min_accuracy}": best_accuracy >= min_accuracy,
+    meeting = [name for name, r in rungs.items() if r["status"] == "done"
+               and r["test_auc"]["mean"] >= min_auc and r["test_accuracy"]["mean"] >= min_accuracy]
+    goals = {f"one_rung_with_auc_{min_auc}_and_accuracy_{min_accuracy}": bool(meeting),
              "within_budget_plus_5pct": wall <= recipe.budget_s * 1.05}
     curve = run.report_.get("learning_curve")
     if recipe.label_fractions:
         goals["learning_curve_reported"] = bool(curve) and {"classical", "cnn", "ssl"} <= set(curve["rungs"])
     return {"dataset": name, "status": "done", "wall_seconds": wall, "budget_s": recipe.budget_s,
             "recommendation": run.report_["recommendation"]["sentence"], "rungs": rungs, "learning_curve": curve,
-            "goals_met": goals, "hardware": run.report_["hardware"]}
+            "goals_met": goals, "rungs_meeting_both_goals": meeting, "hardware": run.report_["hardware"]}
 
 
 def main() -> None:

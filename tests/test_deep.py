@@ -99,7 +99,7 @@ def test_rung_that_cannot_fit_its_allotment_is_skipped_with_the_estimate(toy3d, 
     result = _result(run.folder, "unet3d")
     assert result["status"] == "skipped"
     assert "estimated" in result["reason"] and "allotted" in result["reason"]
-    assert result["estimate"]["seconds"] > 20
+    assert result["estimate"]["seconds"] > 20 and 0 < result["estimate"]["allotted_seconds"] <= 20
     assert [s.split(" to ")[0] for s in result["shrunk"]] == ["width 32 -> 16", "width 16 -> 8"]
 
 
@@ -165,6 +165,36 @@ def test_ensemble_averages_the_deep_rungs_softmax_chosen_on_inner_validation(toy
     written = run.predict(toy3d / "imagesTr", tmp_path / "pred", rung="ensemble")
     assert len(written) == 8
     assert np.array_equal(read_image(tmp_path / "pred" / f"{case_id}.nii.gz").array, expected)
+
+
+def test_rungs_below_an_ensemble_hold_back_its_estimate_instead_of_sharing_with_it(tmp_path):
+    from automed.ladder.runner import _allotment
+    from automed.rungs import rung_class
+    from automed.rungs.base import FitContext
+    from automed.rungs.deep import DeepSegmentationRung
+
+    unet2d, unet3d, unetpp, ensemble = (rung_class(n, "segmentation") for n in ("unet2d", "unet3d", "unetpp",
+                                                                                 "ensemble"))
+    assert _allotment(1000.0, [unetpp, ensemble], 100.0) == 900.0
+    assert _allotment(1000.0, [unet3d, unetpp, ensemble], 100.0) == pytest.approx(900.0 * 6 / 8)
+    assert _allotment(50.0, [ensemble], 0.0) == 50.0 and _allotment(None, [unet2d, ensemble], 0.0) is None
+    assert _allotment(50.0, [unet2d], 80.0) == 0.0
+
+    # unet2d finished, predicting 0.5 s per case: the pending deep rungs are expected to predict as fast
+    finished = ({"name": "classical", "cost": {"predict_seconds_per_case": 9.0}},
+                {"name": "unet2d", "cost": {"predict_seconds_per_case": 0.5}})
+    folds = [{"train": ["a", "b", "c"], "val": ["d", "e"]}, {"train": ["d", "e"], "val": ["a", "b", "c"]}]
+    context = FitContext(None, None, folds, tmp_path / "ensemble", 0, 1, None, "", finished=finished)
+    n_cases = DeepSegmentationRung.Params().max_validation_cases + 2  # inner validation cap + fold 0's cases
+
+    def held_back(pending, **params):
+        return ensemble(ensemble.Params(**params)).reserve_seconds(context, pending)
+
+    assert held_back(["unet3d", "unetpp"]) == pytest.approx(10 + 1.2 * 3 * 0.5 * n_cases)
+    assert held_back(["unet3d"]) == pytest.approx(10 + 1.2 * 2 * 0.5 * n_cases)
+    assert held_back(["unet3d", "unetpp"], members=("unet2d", "unetpp")) == pytest.approx(10 + 1.2 * 2 * 0.5 * n_cases)
+    assert held_back([]) == 0.0  # one member only: the ensemble will be skipped
+    assert ensemble().reserve_seconds(FitContext(None, None, folds, tmp_path, 0, 1, None, ""), ["unet2d"]) == 0.0
 
 
 def test_training_resumed_from_last_checkpoint_continues_identically(toy3d, tmp_path):

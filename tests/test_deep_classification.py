@@ -10,7 +10,8 @@ import pytest
 import automed
 from test_classification import FAST, make_npz
 
-TINY = {"n_trials": 2, "max_epochs": 3, "min_epochs": 1, "widths": [4], "depths": [1], "batch_sizes": [16]}
+TINY = {"n_trials": 2, "max_epochs": 3, "min_epochs": 1, "widths": [4], "depths": [1], "batch_sizes": [16],
+        "n_models": 2}
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +24,15 @@ def _recipe(*more_rungs, **changes):
     return automed.Recipe(task="classification", n_folds=3, n_jobs=1, full_ladder=True, rungs=rungs, **changes)
 
 
-def test_cnn_scores_the_test_split_with_a_paired_gain_and_predicts(npz, tmp_path):
+@pytest.fixture(scope="module")
+def cnn_run(npz, tmp_path_factory):
+    return automed.fit(_recipe(), npz, tmp_path_factory.mktemp("cnn") / "run", progress=False)
+
+
+def test_cnn_scores_the_test_split_with_a_paired_gain_and_predicts(npz, cnn_run, tmp_path):
     import torch
 
-    run = automed.fit(_recipe(), npz, tmp_path / "run", progress=False)
+    run = cnn_run
     result = json.loads((run.folder / "rungs/cnn/result.json").read_text())
     assert result["status"] == "done"
     assert result["details"]["splits"] == {"train": 60, "val": 16, "test": 30}
@@ -38,7 +44,7 @@ def test_cnn_scores_the_test_split_with_a_paired_gain_and_predicts(npz, tmp_path
     assert gain["ci_low"] <= gain["mean"] <= gain["ci_high"]
     assert result["cost"]["n_trials"] == 2 and result["cost"]["est_train_vram_bytes"] > 0
     assert 0.0 <= result["threshold"] <= 1.0
-    assert "model" in torch.load(run.folder / "rungs/cnn/model.pt", weights_only=True)
+    assert len(torch.load(run.folder / "rungs/cnn/model.pt", weights_only=True)["members"]) == 2
     overlays = result["gradcam"]
     assert overlays and {g["correct"] for g in overlays} <= {True, False}
     assert all((run.folder / "rungs/cnn" / g["file"]).is_file() for g in overlays)
@@ -49,6 +55,62 @@ def test_cnn_scores_the_test_split_with_a_paired_gain_and_predicts(npz, tmp_path
     preds = run.predict(npz, tmp_path / "preds.csv", rung="cnn")
     rows = preds[0].read_text().splitlines()
     assert rows[0].startswith("case,label,prob_") and len(rows) == 1 + 60 + 16 + 30
+
+
+def test_cnn_predicts_with_the_mean_of_its_seed_models(npz, cnn_run):
+    from automed.data.classification import open_classification
+    from automed.deep.classification import image_arrays, predict_proba, standardize
+    from automed.deep.networks import count_parameters
+    from automed.rungs import rung_class
+
+    run = cnn_run
+    result = json.loads((run.folder / "rungs/cnn/result.json").read_text())
+    assert result["details"]["n_models"] == 2 and [m["seed"] for m in result["details"]["training"]] == [0, 1]
+    rung = rung_class("cnn", "classification").load(run.folder / "rungs/cnn")
+    first, second = rung.members_
+    assert any((a != b).any() for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    assert result["cost"]["n_params"] == 2 * count_parameters(first)
+    dataset = open_classification(npz, "auto")
+    by_id = {c.case_id: c for c in dataset.cases}
+    test = [by_id[c["case_id"]] for c in result["per_case"]]
+    images = standardize(image_arrays(dataset, test), rung.mean_, rung.std_)
+    each = [predict_proba(m, images, rung.device_, tta=True) for m in rung.members_]
+    assert not np.allclose(each[0], each[1])
+    assert np.array([c["proba"] for c in result["per_case"]]) == pytest.approx((each[0] + each[1]) / 2, abs=1e-5)
+    assert "Deep ensemble: the mean probabilities of 2 models" in (run.folder / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("seconds, n_models, expected", [(100.0, 5, 2), (130.0, 3, 3)])
+def test_final_models_are_added_while_the_time_left_holds_another(tmp_path, seconds, n_models, expected):
+    """Two finished 40 s members (as a resumed fit finds them) are kept; a third trains only when
+    what is left of the final time holds the mean member time."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from automed.deep.classification import ClassifierConfig, build_classifier_net
+    from automed.deep.inference import pick_device
+    from automed.rungs.base import FitContext
+    from automed.rungs.cnn import CNNRung
+
+    config = ClassifierConfig("resnet", 2, 4, 1, "ce", "uniform", 1e-3, 8, "none")
+    for seed in (0, 1):
+        folder = tmp_path / "cnn/final" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        torch.save({"model": build_classifier_net(config, 2).state_dict()}, folder / "best.pt")
+        (folder / "schedule.json").write_text(json.dumps({"epochs": 2}))
+        (folder / "member.json").write_text(json.dumps({"seed": seed, "seconds": 40.0, "memory": 123}))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(24, 1, 12, 12)).astype(np.float32)
+    y = np.arange(24) % 2
+    arrays = {"train": (x[:16], y[:16]), "val": (x[16:], y[16:])}
+    context = FitContext(SimpleNamespace(classes=("a", "b")), None, [], tmp_path / "cnn", 0, 1, 1000.0, "")
+    rung = CNNRung(CNNRung.Params(n_models=n_models, min_epochs=1))
+    members, records, memory = rung._train_members(config, seconds, arrays, context, pick_device(), None)
+    assert len(members) == expected and [r["seed"] for r in records] == list(range(expected)) and memory == 123
+    assert (tmp_path / "cnn/final/seed2/member.json").is_file() == (expected == 3)
+    if expected == 3:  # as many epochs as the first member
+        assert json.loads((tmp_path / "cnn/final/seed2/schedule.json").read_text()) == {"epochs": 2}
 
 
 def test_cnn_losses_are_the_searched_imbalance_options(npz):

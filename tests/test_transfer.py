@@ -125,6 +125,6 @@ def test_vgg16_fine_tuning_trains_the_backbone(weights, tmp_path):
     run = automed.fit(recipe, data, tmp_path / "run", progress=False)
     result = json.loads((run.folder / "rungs/vgg16/result.json").read_text())
     assert result["status"] == "done" and result["details"]["config"]["mode"] == "finetune"
-    tuned = torch.load(run.folder / "rungs/vgg16/model.pt", weights_only=True)["model"]
+    (tuned,) = torch.load(run.folder / "rungs/vgg16/model.pt", weights_only=True)["members"]
     start = torch.load(weights / "vgg16.pth", weights_only=True)
     assert not torch.equal(tuned["backbone.features.0.weight"], start["features.0.weight"])

@@ -12,7 +12,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,8 @@ import numpy as np
 from automed.deep.augment import without_metadata
 from automed.deep.training import resume, save_checkpoint
 
-__all__ = ["ClassifierConfig", "build_classifier_net", "image_arrays", "predict_proba", "train_classifier"]
+__all__ = ["ClassifierConfig", "build_classifier_net", "image_arrays", "mean_proba", "predict_proba",
+           "train_classifier"]
 
 log = logging.getLogger("automed")
 LOSSES = ("ce", "weighted_ce", "focal", "ohem")
@@ -153,6 +154,11 @@ def predict_proba(model: Any, images: np.ndarray, device: Any, tta: bool = False
             proba = sum(torch.softmax(model(torch.flip(x, dims) if dims else x).float(), dim=1) for dims in flips)
             out.append((proba / len(flips)).cpu().numpy())
     return np.concatenate(out)
+
+
+def mean_proba(models: Sequence[Any], images: np.ndarray, device: Any, tta: bool = False) -> np.ndarray:
+    """The mean of :func:`predict_proba` over ``models`` (the members of a deep ensemble)."""
+    return np.mean([predict_proba(model, images, device, tta) for model in models], axis=0)
 
 
 def val_auc(y: np.ndarray, proba: np.ndarray) -> float:

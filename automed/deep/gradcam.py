@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,13 @@ def target_layer(model: Any) -> str:
     raise ValueError("no known Grad-CAM target layer in this network")
 
 
-def gradcam_overlays(model: Any, images: np.ndarray, labels: np.ndarray, proba: np.ndarray, decided: np.ndarray,
-                     case_ids: list[str], classes: tuple[str, ...], folder: Path, device: Any,
+def gradcam_overlays(models: Sequence[Any], images: np.ndarray, labels: np.ndarray, proba: np.ndarray,
+                     decided: np.ndarray, case_ids: list[str], classes: tuple[str, ...], folder: Path, device: Any,
                      per_group: int = 4) -> list[dict[str, Any]]:
     """Save a PNG per case for up to ``per_group`` correct and ``per_group`` wrong predictions.
 
-    The map explains the predicted class; volumes show their central slice. Returns
+    The map explains the predicted class: the mean of the (0-1 scaled) maps of ``models``,
+    the members of a deep ensemble; volumes show their central slice. Returns
     ``[{"case_id", "label", "predicted", "probability", "correct", "file"}]`` with file
     names relative to ``folder``'s parent.
     """
@@ -43,10 +45,14 @@ def gradcam_overlays(model: Any, images: np.ndarray, labels: np.ndarray, proba: 
     if not chosen:
         return []
     folder.mkdir(parents=True, exist_ok=True)
-    cam = GradCAM(model.eval(), target_layers=target_layer(model))
     index = [i for i, _ in chosen]
-    x = torch.from_numpy(images[index]).to(device).requires_grad_(True)
-    maps = cam(x, class_idx=torch.as_tensor(decided[index], device=device)).detach().cpu().numpy()[:, 0]
+    class_idx = torch.as_tensor(decided[index], device=device)
+    per_model = []
+    for model in models:
+        cam = GradCAM(model.eval(), target_layers=target_layer(model))
+        x = torch.from_numpy(images[index]).to(device).requires_grad_(True)
+        per_model.append(cam(x, class_idx=class_idx).detach().cpu().numpy()[:, 0])
+    maps = np.mean(per_model, axis=0)
     entries = []
     for (i, ok), heat in zip(chosen, maps):
         image = images[i].mean(axis=0)

@@ -158,14 +158,16 @@ def _climb(folder: Path, progress: bool) -> None:
             if remaining is not None and remaining <= 0:
                 _write_skipped(rung_folder, spec.name, "the time budget was used up by the rungs below it.")
                 continue
-            weights = [c.cost_weight for c in rung_classes[i:]]
-            allotted = remaining if remaining is None or not sum(weights) else remaining * weights[0] / sum(weights)
-            context = FitContext(dataset, fingerprint, splits["folds"], rung_folder, recipe.random_state,
-                                 _n_jobs(recipe), allotted, f"sqlite:///{folder / 'optuna.db'}", progress,
-                                 splits=splits, cache_folder=folder / "cache", metric=recipe.metric,
-                                 include_background=recipe.include_background, cv=recipe.cv,
-                                 max_vram_bytes=recipe.max_vram_bytes, finished=tuple(done))
-            result = _fit_rung(cls(spec.params), recipe, context, done, classes, comparison)
+            context = partial(FitContext, dataset, fingerprint, splits["folds"], random_state=recipe.random_state,
+                              n_jobs=_n_jobs(recipe), optuna_storage=f"sqlite:///{folder / 'optuna.db'}",
+                              progress=progress, splits=splits, cache_folder=folder / "cache", metric=recipe.metric,
+                              include_background=recipe.include_background, cv=recipe.cv,
+                              max_vram_bytes=recipe.max_vram_bytes, finished=tuple(done))
+            reserved = 0.0 if remaining is None else _reserved(list(zip(recipe.rungs[i:], rung_classes[i:])), context,
+                                                               folder / "rungs")
+            allotted = _allotment(remaining, rung_classes[i:], reserved)
+            result = _fit_rung(cls(spec.params), recipe, context(folder=rung_folder, budget_s=allotted), done, classes,
+                               comparison)
             if result["status"] == "done":
                 done.append(result)
             stopped = stopped or result.get("stops_climb")
@@ -178,6 +180,31 @@ def _climb(folder: Path, progress: bool) -> None:
     _write_json(folder / "run.json", meta)
     write_reports(folder)
     log.info("done in %.1fs", meta["fit_seconds"])
+
+
+def _reserved(to_fit: list[tuple[Any, type]], context: Any, rungs_folder: Path) -> float:
+    """Seconds held back for the rungs that combine others among ``to_fit`` ((spec, class) of the
+    rungs still to fit, in order); ``context(folder=..., budget_s=...)`` builds their contexts."""
+    total = 0.0
+    for j, (spec, cls) in enumerate(to_fit):
+        if cls.combines_others and j:
+            pending = [s.name for s, c in to_fit[:j] if not c.combines_others]
+            total += cls(spec.params).reserve_seconds(context(folder=rungs_folder / spec.name, budget_s=None), pending)
+    return total
+
+
+def _allotment(remaining: float | None, to_fit: list[type], reserved: float) -> float | None:
+    """Seconds allotted to the first of the rung classes ``to_fit`` (the rungs still to fit, in order).
+
+    A rung that combines others gets all that is left; any other its ``cost_weight`` share
+    (among the rungs to fit that combine none) of what is left after ``reserved``, the
+    seconds held back for the rungs that combine others.
+    """
+    if remaining is None or to_fit[0].combines_others:
+        return remaining
+    weights = sum(c.cost_weight for c in to_fit if not c.combines_others)
+    left = max(0.0, remaining - reserved)
+    return left * to_fit[0].cost_weight / weights if weights else left
 
 
 def _learning_curve(folder: Path, recipe: Recipe, dataset: Any, summary: Any, splits: dict[str, Any],
@@ -348,7 +375,8 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
                      "?" if plan.seconds is None else f"{plan.seconds / 60:.1f} min",
                      "".join(f"; {s}" for s in plan.shrunk))
             outcome = rung.fit(context, plan)
-    estimate = {"seconds": plan.seconds, "train_vram_bytes": plan.train_memory_bytes, "note": plan.note}
+    estimate = {"seconds": plan.seconds, "train_vram_bytes": plan.train_memory_bytes, "note": plan.note,
+                "allotted_seconds": context.budget_s}
     if plan.skip_reason is not None:
         log.info("rung %s: skipped: %s", rung.name, plan.skip_reason)
         return _write_skipped(context.folder, rung.name, plan.skip_reason, estimate, plan.shrunk)

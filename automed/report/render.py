@@ -109,6 +109,10 @@ def _rung_notes(rung: dict[str, Any]) -> list[str]:
     details, reference = rung.get("details") or {}, rung.get("gain_vs_reference")
     if details.get("initialisation"):
         notes.append(f"Initialisation: {details['initialisation']}.")
+    if details.get("n_models", 1) > 1:
+        seeds = [m["seed"] for m in details["training"]]
+        notes.append(f"Deep ensemble: the mean probabilities of {details['n_models']} models trained with seeds "
+                     f"{', '.join(map(str, seeds))}; its parameter count is theirs together.")
     if details.get("members"):
         notes.append(f"Members: {', '.join(details['members'])} ({details['combination']}); its cost columns are "
                      "their sums, since it needs all of them.")

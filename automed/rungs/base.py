@@ -132,7 +132,8 @@ class Rung(ABC):
     name: ClassVar[str]
     tasks: ClassVar[tuple[str, ...]]
     Params: ClassVar[type]
-    #: Relative share of the remaining budget the runner allots this rung.
+    #: Relative share of the remaining budget the runner allots this rung (rungs that combine
+    #: others take none: they get what is left, and hold back :meth:`reserve_seconds` before).
     cost_weight: ClassVar[float] = 1.0
     #: Whether :meth:`fit` continues an interrupted fit found in its folder (else it restarts).
     resumable: ClassVar[bool] = False
@@ -152,6 +153,14 @@ class Rung(ABC):
         The default makes no estimate; rungs that can measure their cost override it.
         """
         return RungPlan(seconds=None, note="no estimate")
+
+    def reserve_seconds(self, context: FitContext, pending: Sequence[str]) -> float:
+        """Seconds the runner holds back for this rung while the rungs ``pending`` below it fit.
+
+        Rungs that combine others use it instead of a ``cost_weight`` share; ``context``
+        holds the rungs finished so far. The default holds back nothing.
+        """
+        return 0.0
 
     @abstractmethod
     def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:

@@ -9,7 +9,9 @@ Fitting, in order:
    loss (cross-entropy, class-weighted, focal, hard example mining), sampling (uniform or
    class-balanced), augmentation and batch size; trials train on the training split and
    are pruned on validation AUC. Interrupted trials continue from their checkpoints;
-3. **final training** of the best configuration with early stopping on validation AUC;
+3. **final training** of the best configuration with early stopping on validation AUC,
+   repeated with other seeds while the time allows (``n_models``); the rung predicts with
+   the mean of their probabilities (a deep ensemble);
 4. **test**: AUC, accuracy and balanced accuracy with bootstrap CIs on the held-out test
    cases, the binary decision threshold chosen on the validation cases.
 
@@ -70,6 +72,9 @@ class DeepClassifierParams:
     tta : bool
         Average the final model's probabilities over mirrored images (validation, test and
         prediction; not the per-epoch validation that selects the checkpoint).
+    n_models : int
+        Final models trained from different seeds and averaged (a deep ensemble): up to
+        this many, as many as the final-training time holds; the first always trains.
     """
 
     n_trials: int = 6
@@ -87,10 +92,12 @@ class DeepClassifierParams:
     lr_max: float = 3e-3
     threshold: str = "accuracy"
     tta: bool = True
+    n_models: int = 5
 
     def __post_init__(self) -> None:
         owner = "a deep classification rung"
         check_range(owner, "n_trials", self.n_trials, 0)
+        check_range(owner, "n_models", self.n_models, 1)
         check_range(owner, "search_fraction", self.search_fraction, 0.0, 0.9)
         check_range(owner, "min_epochs", self.min_epochs, 1)
         check_range(owner, "max_epochs", self.max_epochs, self.min_epochs)
@@ -237,7 +244,7 @@ class DeepClassifierRung(Rung):
     # -- fitting ---------------------------------------------------------------------------
 
     def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
-        from automed.deep.classification import predict_proba
+        from automed.deep.classification import mean_proba
         from automed.deep.inference import pick_device
         from automed.deep.networks import count_parameters
         from automed.deep.gradcam import gradcam_overlays
@@ -257,22 +264,21 @@ class DeepClassifierRung(Rung):
         unused = max(0.0, settings["n_trials"] * settings["trial_seconds"] - search_seconds)
         config = self._config(space, dims)
         started = time.monotonic()
-        result, memory, model = self._train(config, settings["final_seconds"] + unused, arrays, context, device,
-                                            context.folder / "final", epochs=settings.get("final_epochs"), final=True)
+        members, records, memory = self._train_members(config, settings["final_seconds"] + unused, arrays, context,
+                                                       device, settings.get("final_epochs"))
         final_seconds = time.monotonic() - started
-        model = _load(model, context.folder / "final" / "best.pt", device)
         x_val, y_val = arrays["val"]
-        val_proba = predict_proba(model, x_val, device, self.params.tta)
+        val_proba = mean_proba(members, x_val, device, self.params.tta)
         threshold = choose_threshold(self.params.threshold, y_val, val_proba) if len(classes) == 2 else None
         t0 = time.monotonic()
-        proba = predict_proba(model, arrays["test"][0], device, self.params.tta)
+        proba = mean_proba(members, arrays["test"][0], device, self.params.tta)
         predict_s = (time.monotonic() - t0) / max(1, len(proba))
         y_test = arrays["test"][1]
         summary = classification_summary(y_test, proba, classes, threshold, context.random_state)
         _, val_ids, test_ids = self._split_ids(context)
-        gradcam = gradcam_overlays(model, arrays["test"][0], y_test, proba, decide_classes(proba, threshold), test_ids,
-                                   classes, context.folder / "gradcam", device)
-        self._save(context.folder, config, threshold, classes)
+        gradcam = gradcam_overlays(members, arrays["test"][0], y_test, proba, decide_classes(proba, threshold),
+                                   test_ids, classes, context.folder / "gradcam", device)
+        self._save(context.folder, config, threshold, classes, members)
         metric = dict(summary[context.metric], name=context.metric, n=summary["n"])
         return RungOutcome(
             per_case=case_probabilities(test_ids, y_test, proba, classes),
@@ -280,23 +286,69 @@ class DeepClassifierRung(Rung):
             summary={"metric": metric, "per_class": summary["per_class"],
                      "test": {k: summary[k] for k in ("auc", "accuracy", "balanced_accuracy", "confusion_matrix")},
                      "threshold": threshold, "gradcam": gradcam},
-            details={"config": asdict(config), "search": search, "training": {
-                "epochs": result.epochs, "best_epoch": result.best_epoch, "best_val_auc": result.best_value,
-                "stop_reason": result.stop_reason, "history": result.history},
-                "splits": {k: len(v[1]) for k, v in arrays.items()},
-                "initialisation": settings.get("initialisation", "random (trained from scratch)")},
-            n_params=count_parameters(model), predict_seconds_per_case=predict_s,
+            details={"config": asdict(config), "search": search, "n_models": len(members), "training": records,
+                     "splits": {k: len(v[1]) for k, v in arrays.items()},
+                     "initialisation": settings.get("initialisation", "random (trained from scratch)")},
+            n_params=sum(count_parameters(m) for m in members), predict_seconds_per_case=predict_s,
             cost={"search_seconds": search_seconds, "final_fit_seconds": final_seconds, "device": str(device),
                   "n_trials": search["n_trials"], "n_trials_pruned": search["n_pruned"],
                   "est_train_vram_bytes": memory},
         )
 
+    def _train_members(self, config: Any, seconds: float, arrays: dict[str, Any], context: FitContext, device: Any,
+                       epochs: int | None) -> tuple[list[Any], list[dict[str, Any]], int]:
+        """Train the final models: seeds ``random_state + k`` of ``config``, averaged as a deep ensemble.
+
+        The first is sized to ``seconds``; the others train as many epochs, for as long as
+        what is left of ``seconds`` holds another one of the mean member time, up to
+        ``n_models``. A finished member is kept on resume (``final/seed<seed>/member.json``).
+
+        Returns
+        -------
+        members : list of torch.nn.Module
+            The members at their best validation epoch, in evaluation mode.
+        records : list of dict
+            Per member: seed, epochs, best epoch and validation AUC, stop reason, seconds.
+        memory : int
+            Estimated training memory of one member (they train one after another).
+        """
+        members, records = [], []
+        for k in range(self.params.n_models):
+            spent = sum(r["seconds"] for r in records)
+            if k and context.budget_s is not None and seconds - spent < spent / k:
+                log.info("%s: %d final models (another needs %.0f s, %.0f s left)", self.name, k, spent / k,
+                         seconds - spent)
+                break
+            seed = context.random_state + k
+            folder = context.folder / "final" / f"seed{seed}"
+            record_file = folder / "member.json"
+            if record_file.is_file():
+                record = json.loads(record_file.read_text())
+            else:
+                started = time.monotonic()
+                result, memory, _ = self._train(config, seconds - spent, arrays, context, device, folder,
+                                                epochs=epochs, final=True, seed=seed)
+                record = {"seed": seed, "epochs": result.epochs, "best_epoch": result.best_epoch,
+                          "best_val_auc": result.best_value, "stop_reason": result.stop_reason,
+                          "seconds": time.monotonic() - started, "memory": memory, "history": result.history}
+                record_file.write_text(json.dumps(record))
+            epochs = json.loads((folder / "schedule.json").read_text())["epochs"]
+            net = self._network(config, len(context.dataset.classes), pretrained=False)
+            members.append(_load(net, folder / "best.pt", device))
+            records.append(record)
+        return members, records, records[0]["memory"]
+
     def _train(self, config: Any, seconds: float, arrays: dict[str, Any], context: FitContext, device: Any,
-               folder: Path, on_epoch: Any = None, epochs: int | None = None, final: bool = False) -> tuple[Any, int, Any]:
+               folder: Path, on_epoch: Any = None, epochs: int | None = None, final: bool = False,
+               seed: int | None = None) -> tuple[Any, int, Any]:
         """Probe ``config``, size its epochs to ``seconds`` (kept in ``schedule.json``), train.
 
-        ``final`` marks the final training (whose ``best.pt`` the rung keeps).
+        ``final`` marks a final model (whose ``best.pt`` the rung keeps); ``seed`` (default
+        ``random_state``) seeds its initialisation, sampling and augmentation. Under a budget,
+        training stops at 1.25 x ``seconds``.
         """
+        import torch
+
         from automed.deep.classification import train_classifier
 
         n_classes = len(context.dataset.classes)
@@ -305,7 +357,7 @@ class DeepClassifierRung(Rung):
         folder.mkdir(parents=True, exist_ok=True)
         saved = folder / "schedule.json"
         p = self.params
-        timed = epochs is None and not saved.is_file()
+        timed = context.budget_s is not None and not saved.is_file()
         if saved.is_file():
             epochs = json.loads(saved.read_text())["epochs"]
         elif epochs is None:
@@ -314,9 +366,11 @@ class DeepClassifierRung(Rung):
         saved.write_text(json.dumps({"epochs": epochs}))
         patience = max(p.min_epochs, math.ceil(p.patience_fraction * epochs))
         deadline = time.monotonic() + seconds * 1.25 if timed else None
+        seed = context.random_state if seed is None else seed
+        torch.manual_seed(seed)
         model = self._network(config, n_classes)
-        result = train_classifier(config, epochs, patience, arrays["train"], arrays["val"], n_classes, folder,
-                                  context.random_state, device, deadline, on_epoch, model=model)
+        result = train_classifier(config, epochs, patience, arrays["train"], arrays["val"], n_classes, folder, seed,
+                                  device, deadline, on_epoch, model=model)
         return result, memory, model
 
     def _search(self, context: FitContext, arrays: dict[str, Any], dims: int, settings: dict[str, Any],
@@ -364,8 +418,12 @@ class DeepClassifierRung(Rung):
                        "best_value": study.best_value, "best_params": space,
                        "objective": "best per-epoch validation AUC"}
 
-    def _save(self, folder: Path, config: Any, threshold: float | None, classes: tuple[str, ...]) -> None:
-        shutil.copyfile(folder / "final" / "best.pt", folder / "model.pt")
+    def _save(self, folder: Path, config: Any, threshold: float | None, classes: tuple[str, ...],
+              members: list[Any]) -> None:
+        """``model.pt`` (``{"members": [state dict, ...]}``) and ``model.json``; checkpoints are removed."""
+        from automed.deep.training import save_checkpoint
+
+        save_checkpoint({"members": [m.state_dict() for m in members]}, folder / "model.pt")
         for checkpoints in ("final", "trials"):
             shutil.rmtree(folder / checkpoints, ignore_errors=True)
         meta = {"params": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.params).items()},
@@ -378,6 +436,8 @@ class DeepClassifierRung(Rung):
     @classmethod
     def load(cls, folder: Path) -> DeepClassifierRung:
         """The fitted rung in ``folder``; weights are read with ``torch.load(weights_only=True)``."""
+        import torch
+
         from automed.deep.classification import ClassifierConfig
         from automed.deep.inference import pick_device
 
@@ -389,15 +449,18 @@ class DeepClassifierRung(Rung):
         rung.classes_ = tuple(meta["classes"])
         rung.device_ = pick_device()
         rung.in_channels_ = meta["in_channels"]
-        net = rung._network(rung.config_, len(meta["classes"]), pretrained=False)
-        rung.model_ = _load(net, folder / "model.pt", rung.device_)
+        rung.members_ = []
+        for state in torch.load(folder / "model.pt", map_location=rung.device_, weights_only=True)["members"]:
+            net = rung._network(rung.config_, len(meta["classes"]), pretrained=False)
+            net.load_state_dict(state)
+            rung.members_.append(net.to(rung.device_).eval())
         return rung
 
     def predict_proba(self, dataset: Any, cases: list[Any], n_jobs: int = 1, progress: bool = False) -> np.ndarray:
-        from automed.deep.classification import image_arrays, predict_proba, standardize
+        from automed.deep.classification import image_arrays, mean_proba, standardize
 
         images = standardize(self._images(image_arrays(dataset, cases)), self.mean_, self.std_)
-        return predict_proba(self.model_, images, self.device_, self.params.tta)
+        return mean_proba(self.members_, images, self.device_, self.params.tta)
 
 
 def _probe(model: Any, config: Any, x_train: np.ndarray, device: Any) -> tuple[float, int, Any]:

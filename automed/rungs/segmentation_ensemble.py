@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class SegmentationEnsembleRung(Rung):
     name = "ensemble"
     tasks = ("segmentation",)
     Params = SegmentationEnsembleParams
-    cost_weight = 1.0  # trains nothing, but predicts every inner validation and comparison case with each member
+    cost_weight = 0.0  # trains nothing: the rungs below it hold back its estimate (reserve_seconds), not a share
     combines_others = True
 
     def search_space(self, trial: Any) -> dict[str, Any]:
@@ -71,6 +71,23 @@ class SegmentationEnsembleRung(Rung):
         inner = DeepSegmentationRung.Params().max_validation_cases
         return inner + sum(len(val) for _, _, val in DeepSegmentationRung._evaluations(context))
 
+    def _estimate(self, per_case: float, context: FitContext) -> float:
+        """Seconds to predict the validation and comparison cases at ``per_case`` seconds each (all members)."""
+        return 10.0 + 1.2 * per_case * self._n_cases(context)
+
+    def reserve_seconds(self, context: FitContext, pending: Sequence[str]) -> float:
+        """The estimate of :meth:`plan` with the pending deep rungs predicting as fast as the
+        finished ones do on average (nothing before the first deep rung finishes)."""
+        from automed.rungs import rung_class
+
+        members = self._members(context)
+        wanted = [n for n in pending if issubclass(rung_class(n, "segmentation"), DeepSegmentationRung)
+                  and (not self.params.members or n in self.params.members)]
+        if not members or len(members) + len(wanted) < 2:
+            return 0.0
+        per_case = np.mean([m["cost"]["predict_seconds_per_case"] or 0.0 for m in members])
+        return self._estimate(per_case * (len(members) + len(wanted)), context)
+
     def plan(self, context: FitContext) -> RungPlan:
         members = self._members(context)
         if len(members) < 2:
@@ -78,7 +95,7 @@ class SegmentationEnsembleRung(Rung):
             return RungPlan(None, note="not planned",
                             skip_reason=f"an ensemble needs two finished deep rungs (found: {found}).")
         per_case = sum(m["cost"]["predict_seconds_per_case"] or 0.0 for m in members)
-        seconds = 10.0 + 1.2 * per_case * self._n_cases(context)
+        seconds = self._estimate(per_case, context)
         note = f"mean softmax of {', '.join(m['name'] for m in members)}; predicts {per_case:.2f} s per case"
         if context.budget_s is not None and seconds > context.budget_s:
             return RungPlan(seconds, note=note, skip_reason=f"estimated {seconds / 60:.1f} min to predict the "

@@ -115,14 +115,17 @@ class SSLRung(DeepClassifierRung):
         return outcome
 
     def _network(self, config: Any, n_classes: int, pretrained: bool = True) -> Any:
+        """The pretrained trunk with a new classification head (its own initialisation per seed)."""
         net = super()._network(config, n_classes)
         state = getattr(self, "_encoder_state", None)
         if pretrained and state is not None:
-            net.load_state_dict(state)
+            head = {k: v for k, v in net.state_dict().items() if k.startswith("fc.")}
+            net.load_state_dict({**state, **head})
         return net
 
-    def _save(self, folder: Path, config: Any, threshold: float | None, classes: tuple[str, ...]) -> None:
-        super()._save(folder, config, threshold, classes)
+    def _save(self, folder: Path, config: Any, threshold: float | None, classes: tuple[str, ...],
+              members: list[Any]) -> None:
+        super()._save(folder, config, threshold, classes, members)
         shutil.rmtree(folder / "pretrain", ignore_errors=True)
 
     def _unlabeled(self, like: np.ndarray) -> np.ndarray:

@@ -45,9 +45,10 @@ class TransferParams:
     modes : tuple of {"frozen", "finetune"}
         Searched training modes.
     n_trials, search_fraction, max_epochs, min_epochs, patience_fraction, batch_sizes, losses,
-    samplings, augmentations, lr_min, lr_max, threshold, tta
+    samplings, augmentations, lr_min, lr_max, threshold, tta, n_models
         As for :class:`~automed.rungs.deep_classification.DeepClassifierParams`
-        (augmentation applies to fine-tuning only).
+        (augmentation applies to fine-tuning only; one final model by default, since
+        every member keeps a whole backbone).
     """
 
     weights: str = "imagenet"
@@ -66,9 +67,11 @@ class TransferParams:
     lr_max: float = 3e-3
     threshold: str = "accuracy"
     tta: bool = True
+    n_models: int = 1
 
     def __post_init__(self) -> None:
         owner = "a transfer rung"
+        check_range(owner, "n_models", self.n_models, 1)
         check_choice(owner, "without_weights", self.without_weights, ("skip", "scratch"))
         check_range(owner, "n_trials", self.n_trials, 0)
         check_range(owner, "search_fraction", self.search_fraction, 0.0, 0.9)
@@ -216,10 +219,11 @@ class TransferRung(DeepClassifierRung):
     # -- training ------------------------------------------------------------------------
 
     def _train(self, config: Any, seconds: float, arrays: dict[str, Any], context: FitContext, device: Any,
-               folder: Path, on_epoch: Any = None, epochs: int | None = None, final: bool = False) -> tuple[Any, int, Any]:
+               folder: Path, on_epoch: Any = None, epochs: int | None = None, final: bool = False,
+               seed: int | None = None) -> tuple[Any, int, Any]:
         """Fine-tune as the other deep rungs do; a frozen backbone trains only the head, on cached features."""
         if config.mode == "finetune":
-            return super()._train(config, seconds, arrays, context, device, folder, on_epoch, epochs, final)
+            return super()._train(config, seconds, arrays, context, device, folder, on_epoch, epochs, final, seed)
         import torch
 
         from automed.deep.classification import train_classifier
@@ -230,10 +234,13 @@ class TransferRung(DeepClassifierRung):
         p = self.params
         folder.mkdir(parents=True, exist_ok=True)
         epochs = epochs or p.max_epochs
+        (folder / "schedule.json").write_text(json.dumps({"epochs": epochs}))
+        seed = context.random_state if seed is None else seed
+        torch.manual_seed(seed)
         head = torch.nn.Linear(features["train"][0].shape[1], n_classes)
         result = train_classifier(config, epochs, max(p.min_epochs, math.ceil(p.patience_fraction * epochs)),
-                                  features["train"], features["val"], n_classes, folder, context.random_state,
-                                  device, None, on_epoch, model=head)
+                                  features["train"], features["val"], n_classes, folder, seed, device, None, on_epoch,
+                                  model=head)
         net = self._network(config, n_classes)
         if final:
             head.load_state_dict(torch.load(folder / "best.pt", map_location="cpu", weights_only=True)["model"])
