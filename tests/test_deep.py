@@ -70,9 +70,13 @@ def test_unet2d_on_volumes_is_judged_against_classical_and_predicts(toy3d, tmp_p
 
 def test_3d_network_skipped_on_2d_data_and_unetpp_runs(tmp_path):
     data = make_folders_2d(tmp_path / "em", n_cases=6)
-    run = automed.fit(_recipe("unetpp", "unet3d", full_ladder=True, include_background=True), data,
-                      tmp_path / "run", progress=False)
-    assert _result(run.folder, "unetpp")["status"] == "done"
+    recipe = _recipe("unetpp", "unet3d", full_ladder=True, include_background=True)
+    recipe = recipe.replace(rungs=(recipe.rungs[0], {"name": "unetpp", "params": {**TINY, "n_trials": 0}},
+                                   recipe.rungs[2]))
+    run = automed.fit(recipe, data, tmp_path / "run", progress=False)
+    unetpp = _result(run.folder, "unetpp")
+    assert unetpp["status"] == "done" and unetpp["details"]["search"]["n_trials"] == 0
+    assert unetpp["details"]["search"]["inner_validation_cases"] >= 1  # for an ensemble's estimate
     skipped = _result(run.folder, "unet3d")
     assert skipped["status"] == "skipped" and "2D" in skipped["reason"]
     assert "unet3d" in (run.folder / "report.md").read_text(encoding="utf-8")
@@ -171,7 +175,6 @@ def test_rungs_below_an_ensemble_hold_back_its_estimate_instead_of_sharing_with_
     from automed.ladder.runner import _allotment
     from automed.rungs import rung_class
     from automed.rungs.base import FitContext
-    from automed.rungs.deep import DeepSegmentationRung
 
     unet2d, unet3d, unetpp, ensemble = (rung_class(n, "segmentation") for n in ("unet2d", "unet3d", "unetpp",
                                                                                  "ensemble"))
@@ -182,10 +185,11 @@ def test_rungs_below_an_ensemble_hold_back_its_estimate_instead_of_sharing_with_
 
     # unet2d finished, predicting 0.5 s per case: the pending deep rungs are expected to predict as fast
     finished = ({"name": "classical", "cost": {"predict_seconds_per_case": 9.0}},
-                {"name": "unet2d", "cost": {"predict_seconds_per_case": 0.5}})
+                {"name": "unet2d", "cost": {"predict_seconds_per_case": 0.5},
+                 "details": {"search": {"inner_validation_cases": 5}}})
     folds = [{"train": ["a", "b", "c"], "val": ["d", "e"]}, {"train": ["d", "e"], "val": ["a", "b", "c"]}]
     context = FitContext(None, None, folds, tmp_path / "ensemble", 0, 1, None, "", finished=finished)
-    n_cases = DeepSegmentationRung.Params().max_validation_cases + 2  # inner validation cap + fold 0's cases
+    n_cases = 5 + 2  # unet2d's inner validation cases + fold 0's comparison cases
 
     def held_back(pending, **params):
         return ensemble(ensemble.Params(**params)).reserve_seconds(context, pending)

@@ -214,8 +214,9 @@ class DeepSegmentationRung(Rung):
         else:
             minimum = p.min_epochs * epoch_s * n_evals
             if usable < minimum:
-                return RungPlan(reserve_s + minimum, measured.train_memory_bytes, note, shrunk,
-                                skip_reason=f"estimated {_minutes(reserve_s + minimum)} for the shortest training "
+                need = budget - usable + minimum
+                return RungPlan(need, measured.train_memory_bytes, note, shrunk,
+                                skip_reason=f"estimated {_minutes(need)} for the shortest training "
                                             f"({p.min_epochs} epochs) > the {_minutes(budget)} allotted.")
             n_trials, trial_s, final_s = self._split_time(usable, epoch_s, n_evals, shrunk)
         settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
@@ -343,8 +344,9 @@ class DeepSegmentationRung(Rung):
         if plan.settings["n_trials"] >= 2:
             space, search = self._search(context, volumes, evaluations[0][1], device)
         else:
-            space, search = self._default_space(plan.settings), {"n_trials": 0, "n_pruned": 0,
-                                                                  "note": "no search: the default configuration"}
+            space, search = self._default_space(plan.settings), {
+                "n_trials": 0, "n_pruned": 0, "note": "no search: the default configuration",
+                "inner_validation_cases": len(self._inner(evaluations[0][1], context)[1])}
         search_seconds = time.monotonic() - started
         config = self._config(space, plan.settings)
         # Search time left over (pruned or fast trials) goes to the final training.

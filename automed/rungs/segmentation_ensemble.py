@@ -66,14 +66,16 @@ class SegmentationEnsembleRung(Rung):
         names = self.params.members or tuple(finished)
         return [finished[n] for n in names if n in finished]
 
-    def _n_cases(self, context: FitContext) -> int:
-        """Cases each member predicts, for the estimate: the default inner validation cap plus the comparison cases."""
-        inner = DeepSegmentationRung.Params().max_validation_cases
+    def _n_cases(self, context: FitContext, members: list[dict[str, Any]]) -> int:
+        """Cases each member predicts, for the estimate: the inner validation cases (the members'
+        fewest; the default cap before any is known) plus the comparison cases."""
+        inner = min((m["details"]["search"].get("inner_validation_cases") for m in members),
+                    default=None) or DeepSegmentationRung.Params().max_validation_cases
         return inner + sum(len(val) for _, _, val in DeepSegmentationRung._evaluations(context))
 
-    def _estimate(self, per_case: float, context: FitContext) -> float:
+    def _estimate(self, per_case: float, context: FitContext, members: list[dict[str, Any]]) -> float:
         """Seconds to predict the validation and comparison cases at ``per_case`` seconds each (all members)."""
-        return 10.0 + 1.2 * per_case * self._n_cases(context)
+        return 10.0 + 1.2 * per_case * self._n_cases(context, members)
 
     def reserve_seconds(self, context: FitContext, pending: Sequence[str]) -> float:
         """The estimate of :meth:`plan` with the pending deep rungs predicting as fast as the
@@ -86,7 +88,7 @@ class SegmentationEnsembleRung(Rung):
         if not members or len(members) + len(wanted) < 2:
             return 0.0
         per_case = np.mean([m["cost"]["predict_seconds_per_case"] or 0.0 for m in members])
-        return self._estimate(per_case * (len(members) + len(wanted)), context)
+        return self._estimate(per_case * (len(members) + len(wanted)), context, members)
 
     def plan(self, context: FitContext) -> RungPlan:
         members = self._members(context)
@@ -95,7 +97,7 @@ class SegmentationEnsembleRung(Rung):
             return RungPlan(None, note="not planned",
                             skip_reason=f"an ensemble needs two finished deep rungs (found: {found}).")
         per_case = sum(m["cost"]["predict_seconds_per_case"] or 0.0 for m in members)
-        seconds = self._estimate(per_case, context)
+        seconds = self._estimate(per_case, context, members)
         note = f"mean softmax of {', '.join(m['name'] for m in members)}; predicts {per_case:.2f} s per case"
         if context.budget_s is not None and seconds > context.budget_s:
             return RungPlan(seconds, note=note, skip_reason=f"estimated {seconds / 60:.1f} min to predict the "
