@@ -319,8 +319,8 @@ class DeepClassifierRung(Rung):
         for k in range(self.params.n_models):
             spent = sum(r["seconds"] for r in records)
             if k and context.budget_s is not None and seconds - spent < spent / k:
-                log.info("%s: %d final models (another needs %.0f s, %.0f s left)", self.name, k, spent / k,
-                         seconds - spent)
+                log.info("%s: %d of %d final models (another needs %.0f s, %.0f s left)", self.name, k,
+                         self.params.n_models, spent / k, seconds - spent)
                 break
             seed = context.random_state + k
             folder = context.folder / "final" / f"seed{seed}"
