@@ -54,6 +54,9 @@ def test_invalid_deep_rung_param_value():
         Recipe(rungs=[{"name": "unet2d", "params": {"losses": ["mse"]}}])
     with pytest.raises(RecipeError, match="'widths' and 'depths' parameters of a deep rung need at least one"):
         Recipe(rungs=[{"name": "unet3d", "params": {"widths": []}}])
+    for rung, owner in (("cnn", "a deep classification rung"), ("vgg16", "a transfer rung")):
+        with pytest.raises(RecipeError, match=f"The 'n_models' parameter of {owner} must be a number >= 1"):
+            Recipe(task="classification", rungs=[{"name": rung, "params": {"n_models": 0}}])
 
 
 def test_parse_duration_rejects_garbage():

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -334,7 +335,9 @@ class DeepClassifierRung(Rung):
                 record = {"seed": seed, "epochs": result.epochs, "best_epoch": result.best_epoch,
                           "best_val_auc": result.best_value, "stop_reason": result.stop_reason,
                           "seconds": time.monotonic() - started, "memory": memory, "history": result.history}
-                record_file.write_text(json.dumps(record))
+                partial = record_file.with_suffix(".tmp")  # a kill mid-write must not leave a torn record
+                partial.write_text(json.dumps(record))
+                os.replace(partial, record_file)
             epochs = json.loads((folder / "schedule.json").read_text())["epochs"]
             net = self._network(config, len(context.dataset.classes), pretrained=False)
             members.append(_load(net, folder / "best.pt", device))
