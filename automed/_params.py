@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from automed.errors import RecipeError
 
-__all__ = ["check_choice", "check_range", "from_mapping", "to_mapping"]
+__all__ = ["check_choice", "check_range", "from_mapping", "shown", "to_mapping"]
 
 T = TypeVar("T")
 
@@ -43,6 +43,12 @@ def from_mapping(cls: type[T], values: Mapping[str, Any] | None, where: str) -> 
         raise RecipeError(
             f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(fields)}."
         )
+    listed = {f.name for f in dataclasses.fields(cls) if isinstance(f.default, tuple)
+              or (f.default_factory is not dataclasses.MISSING and isinstance(f.default_factory(), tuple))}
+    for key in sorted(listed & set(values)):
+        if isinstance(values[key], (str, bytes, Mapping)):
+            raise RecipeError(f"{where}: the '{key}' parameter must be a list, e.g. [{values[key]}] "
+                              f"(YAML: '{key}: [{values[key]}]'). Got {shown(values[key])} instead.")
     converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     try:
         return cls(**converted)
@@ -70,7 +76,7 @@ def check_choice(owner: str, name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
         raise RecipeError(
             f"The '{name}' parameter of {owner} must be one of {list(choices)}. "
-            f"Got {value!r} instead."
+            f"Got {shown(value)} instead."
         )
 
 
@@ -81,5 +87,12 @@ def check_range(owner: str, name: str, value: Any, low: float, high: float | Non
     if not ok:
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise RecipeError(
-            f"The '{name}' parameter of {owner} must be a number {bound}. Got {value!r} instead."
+            f"The '{name}' parameter of {owner} must be a number {bound}. Got {shown(value)} instead."
         )
+
+
+def shown(value: Any) -> str:
+    """``repr`` of ``value`` as a user wrote it: numpy scalars print as ``1.5``, not ``np.float64(1.5)``."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()
+    return repr(value)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from automed._params import check_choice, check_range, from_mapping, to_mapping
+from automed._params import check_choice, check_range, from_mapping, shown, to_mapping
 from automed.errors import RecipeError
 
 __all__ = ["Recipe", "RungSpec", "parse_duration", "parse_size"]
@@ -160,27 +160,30 @@ class Recipe:
         check_choice("Recipe", "metric", self.metric, METRICS[self.task])
         check_range("Recipe", "test_fraction", self.test_fraction, 0.05, 0.5)
         if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, int):
-            raise RecipeError(f"The 'n_folds' parameter of Recipe must be an int >= 2. Got {self.n_folds!r} instead.")
+            raise RecipeError(f"The 'n_folds' parameter of Recipe must be an int >= 2. Got {shown(self.n_folds)} instead.")
         check_range("Recipe", "n_folds", self.n_folds, 2)
         if isinstance(self.random_state, bool) or not isinstance(self.random_state, int):
-            raise RecipeError(f"The 'random_state' parameter of Recipe must be an int. Got {self.random_state!r} instead.")
+            raise RecipeError(f"The 'random_state' parameter of Recipe must be an int. Got {shown(self.random_state)} instead.")
         if self.budget_s is not None:
             check_range("Recipe", "budget_s", self.budget_s, 1)
         if not isinstance(self.include_background, bool):
-            raise RecipeError(f"The 'include_background' parameter of Recipe must be true or false. Got {self.include_background!r} instead.")
+            raise RecipeError(f"The 'include_background' parameter of Recipe must be true or false. Got {shown(self.include_background)} instead.")
         if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs == 0 or self.n_jobs < -1:
-            raise RecipeError(f"The 'n_jobs' parameter of Recipe must be -1 or an int >= 1. Got {self.n_jobs!r} instead.")
+            raise RecipeError(f"The 'n_jobs' parameter of Recipe must be -1 or an int >= 1. Got {shown(self.n_jobs)} instead.")
         check_choice("Recipe", "cv", self.cv, CV_MODES)
         if self.max_vram_bytes is not None:
             check_range("Recipe", "max_vram_bytes", self.max_vram_bytes, 2**20)
         check_range("Recipe", "min_gain", self.min_gain, -1.0, 1.0)
         if not isinstance(self.full_ladder, bool):
-            raise RecipeError(f"The 'full_ladder' parameter of Recipe must be true or false. Got {self.full_ladder!r} instead.")
+            raise RecipeError(f"The 'full_ladder' parameter of Recipe must be true or false. Got {shown(self.full_ladder)} instead.")
         for fraction in self.label_fractions:
             check_range("Recipe", "label_fractions", fraction, 0.01, 1.0)
         if self.label_fractions and self.task != "classification":
             raise RecipeError("The 'label_fractions' parameter of Recipe applies to classification only.")
         object.__setattr__(self, "label_fractions", tuple(sorted(set(float(f) for f in self.label_fractions))))
+        if isinstance(self.rungs, (str, dict)):
+            raise RecipeError(f"The 'rungs' parameter of Recipe must be a list, e.g. ['classical']. "
+                              f"Got {shown(self.rungs)} instead.")
         rungs = self.rungs or DEFAULT_RUNGS[self.task]
         specs = tuple(_resolve(_as_spec(r), self.task) for r in rungs)
         names = [s.name for s in specs]
@@ -210,7 +213,7 @@ class Recipe:
             if "max_vram_bytes" in values:
                 raise RecipeError("Recipe: give either 'max_vram' or 'max_vram_bytes', not both.")
             values["max_vram_bytes"] = parse_size(values.pop("max_vram"))
-        if "rungs" in values:
+        if isinstance(values.get("rungs"), (list, tuple)) or values.get("rungs", ()) is None:
             values["rungs"] = tuple(_as_spec(r) for r in values["rungs"] or ())
         return from_mapping(cls, values, "Recipe")
 

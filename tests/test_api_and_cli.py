@@ -80,7 +80,7 @@ def test_predict_keeps_format_and_geometry(fitted_run, tmp_path):
     assert mask.array.shape == original.array.shape
     assert mask.geometry == original.geometry
     assert set(np.unique(mask.array)) <= {0, 1, 2} and (mask.array > 0).any()
-    with pytest.raises(RunFolderError, match="pred: output folder already exists"):
+    with pytest.raises(RunFolderError, match="pred: predictions folder already exists"):
         automed.load(fitted_run).predict(source, tmp_path / "pred")
 
 

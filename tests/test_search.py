@@ -31,5 +31,7 @@ def test_fast_trials_run_to_the_trial_limit():
     study = _study()
     optimize_within(study, lambda t: t.suggest_float("x", 0, 1), n_trials=5, timeout_s=30.0)
     assert len(study.trials) == 5
+    optimize_within(study, lambda t: t.suggest_float("x", 0, 1), n_trials=8, timeout_s=None)
+    assert len(study.trials) == 8  # the limit counts the trials the study already holds
     optimize_within(study, lambda t: t.suggest_float("x", 0, 1), n_trials=3, timeout_s=None)
     assert len(study.trials) == 8

@@ -70,7 +70,7 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
     changes = {k: v for k, v in changes.items() if v is not None}
     if "task" in changes and changes["task"] != recipe.task and recipe_path:
         raise click.UsageError(f"--task {task} contradicts the recipe's task '{recipe.task}'.")
-    if rungs:
+    if rungs is not None:
         changes["rungs"] = tuple(_pick_rungs(recipe, rungs, changes.get("task", recipe.task)))
     recipe = recipe.replace(**changes)
     if pretrained:
@@ -121,7 +121,10 @@ def _with_weights(recipe: Any, pretrained: tuple[str, ...]) -> tuple[Any, ...]:
 def _pick_rungs(recipe: Any, names: str, task: str) -> list[Any]:
     """The named rungs, keeping the recipe's parameters for rungs it configures."""
     configured = {spec.name: spec for spec in recipe.rungs} if task == recipe.task else {}
-    return [configured.get(name.strip(), name.strip()) for name in names.split(",") if name.strip()]
+    picked = [configured.get(name.strip(), name.strip()) for name in names.split(",") if name.strip()]
+    if not picked:
+        raise click.UsageError(f"--rungs {names!r} names no rung; give a comma-separated list, e.g. classical,unet2d.")
+    return picked
 
 
 def _summarize(run: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from automed.cli._errors import clean_errors
@@ -19,16 +21,10 @@ from automed.cli._errors import clean_errors
 def predict(run_folder: str, inputs: str, out: str, split: str | None, rung: str | None, overwrite: bool,
             quiet: bool) -> None:
     """Predict every image in INPUTS with the fitted RUN_FOLDER: masks, or a CSV of classes and probabilities."""
-    import json
-    from pathlib import Path
+    from automed.ladder.predict import predict_run
 
-    from automed.ladder.predict import predict_classification, predict_run
-
-    report = Path(run_folder) / "report.json"
-    if report.is_file() and json.loads(report.read_text())["task"] == "classification":
-        path = predict_classification(run_folder, inputs, out, rung=rung, split=split, overwrite=overwrite,
-                                      progress=not quiet)
-        click.echo(f"Wrote {path}")
-        return
-    written = predict_run(run_folder, inputs, out, rung=rung, overwrite=overwrite, progress=not quiet)
-    click.echo(f"Wrote {len(written)} mask(s) to {out}")
+    written = predict_run(run_folder, inputs, out, rung=rung, overwrite=overwrite, progress=not quiet, split=split)
+    if written == [Path(out)]:  # classification: one CSV file
+        click.echo(f"Wrote {out}")
+    else:
+        click.echo(f"Wrote {len(written)} mask(s) to {out}")

@@ -17,7 +17,7 @@ from automed.data.io import image_suffix, read_image, strip_suffix
 from automed.errors import DataError
 
 __all__ = ["ClassificationDataset", "ImageCase", "detect_classification_format", "open_classification", "summarize",
-           "load_image", "load_mask", "MEDMNIST_SPLITS"]
+           "load_image", "load_mask", "read_npz", "check_image_shapes", "to_luminance", "MEDMNIST_SPLITS"]
 
 MEDMNIST_SPLITS = ("train", "val", "test")
 
@@ -127,43 +127,93 @@ def load_mask(case: ImageCase, image_shape: tuple[int, ...]) -> np.ndarray | Non
     return mask > 0
 
 
-def _open_medmnist(path: Path) -> ClassificationDataset:
+def read_npz(path: Path, labelled: bool = True) -> dict[str, np.ndarray]:
+    """The arrays of a MedMNIST-style ``.npz``: ``<split>_images`` (and ``<split>_labels`` if ``labelled``).
+
+    Unlabelled files (for prediction) need only one ``<split>_images`` key.
+
+    Raises
+    ------
+    DataError
+        Not a readable ``.npz`` (a zip of ``.npy`` arrays), object or text arrays, a missing key.
+    """
+    import zipfile
+
+    wanted = [f"{s}_{k}" for s in MEDMNIST_SPLITS for k in (("images", "labels") if labelled else ("images",))]
     try:
-        data = np.load(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot be read as a .npz file ({exc}).") from exc
-    expected = [f"{s}_{k}" for s in MEDMNIST_SPLITS for k in ("images", "labels")]
-    missing = [k for k in expected if k not in data.files]
-    if missing:
-        raise DataError(f"{path}: missing key(s) {missing}; a MedMNIST file has {expected}.")
+        with np.load(path, allow_pickle=False) as data:
+            present = [k for k in wanted if k in data.files]
+            missing = [k for k in wanted if k not in data.files]
+            if (labelled and missing) or not present:
+                raise DataError(f"{path}: missing key(s) {missing}; a MedMNIST file has {wanted}.")
+            arrays = {key: data[key] for key in present}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        detail = "it holds Python objects, which are not loaded (allow_pickle is off)" if "allow_pickle" in str(exc) \
+            else str(exc)
+        raise DataError(f"{path}: cannot be read as a .npz file of arrays ({detail}).") from exc
+    for key, array in arrays.items():
+        kind = "integer class numbers" if key.endswith("_labels") else "numbers"
+        allowed = "iub" if key.endswith("_labels") else "iubf"
+        if array.dtype.kind not in allowed:
+            raise DataError(f"{path}: {key} holds {array.dtype} values; it must hold {kind}.")
+    return arrays
+
+
+def _open_medmnist(path: Path) -> ClassificationDataset:
+    data = read_npz(path)
     arrays, cases = {}, []
     for split in MEDMNIST_SPLITS:
         images, labels = data[f"{split}_images"], data[f"{split}_labels"]
+        if len(images) == 0:
+            raise DataError(f"{path}: {split}_images is empty; each of {list(MEDMNIST_SPLITS)} needs images.")
         if labels.ndim == 2 and labels.shape[1] > 1:
             raise DataError(f"{path}: {split}_labels has shape {labels.shape}; multi-label tasks are not supported.")
         labels = labels.reshape(-1)
         if len(images) != len(labels):
             raise DataError(f"{path}: {split}_images has {len(images)} images but {split}_labels {len(labels)} labels.")
-        if images.ndim == 4 and images.shape[-1] in (3, 4):  # RGB MedMNIST (e.g. PathMNIST): luminance
-            images = images[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        images = to_luminance(images)
         arrays[split] = images
         cases += [ImageCase(f"{split}_{i}", str(int(label)), index=i, split=split) for i, label in enumerate(labels)]
-    dims = {a.ndim - 1 for a in arrays.values()}
-    if len(dims) > 1:
-        raise DataError(f"{path}: the splits mix 2D and 3D images.")
+    check_image_shapes(path, arrays)
     classes = tuple(sorted({c.label for c in cases}, key=int))
     return ClassificationDataset(path, "medmnist", tuple(cases), classes, arrays)
 
 
+def to_luminance(images: np.ndarray) -> np.ndarray:
+    """RGB MedMNIST arrays ``(N, H, W, 3|4)`` (e.g. PathMNIST) as luminance; others unchanged."""
+    if images.ndim == 4 and images.shape[-1] in (3, 4):
+        return images[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return images
+
+
+def check_image_shapes(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Every split's images must have one shape (``(N, H, W)`` or ``(N, D, H, W)``)."""
+    shapes = {split: images.shape[1:] for split, images in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{split}_images {tuple(shape)}" for split, shape in shapes.items())
+        raise DataError(f"{path}: the splits hold images of different shapes ({listed}); "
+                        "resize them to one shape first.")
+
+
 def _open_class_folders(root: Path) -> ClassificationDataset:
+    from automed.data.dataset import detect_format
+
+    try:
+        layout = detect_format(root)
+    except DataError:
+        layout = None
+    if layout is not None:
+        raise DataError(f"{root}: this is a segmentation dataset ({layout} layout), not class folders; "
+                        "fit it with --task segmentation.")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise DataError(f"{root}: no class folders; expected root/<class_name>/<image>.")
     cases = []
     for folder in folders:
-        for image in sorted(folder.iterdir()):
-            if not image.name.startswith(".") and image_suffix(image):
-                cases.append(ImageCase(f"{folder.name}/{strip_suffix(image)}", folder.name, image_path=image))
+        images = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".") and image_suffix(p)]
+        if not images:
+            raise DataError(f"{folder}: class folder holds no images; add images or remove the folder.")
+        cases += [ImageCase(f"{folder.name}/{strip_suffix(image)}", folder.name, image_path=image) for image in images]
     return ClassificationDataset(root, "class_folders", tuple(cases), tuple(f.name for f in folders))
 
 

@@ -131,7 +131,7 @@ def find_images(path: str | Path, channel_names: tuple[str, ...]) -> list[Case]:
     if all(image_suffix(f) == ".dcm" for f in files):  # the folder is one DICOM series
         return [Case(path.name, (path,))]
     if len(channel_names) == 1:
-        return [Case(strip_suffix(f), (f,)) for f in files]
+        return [Case(stem, (f,)) for stem, f in _by_stem(files).items()]
     return list(_group_channels(files, len(channel_names), path))
 
 
@@ -172,15 +172,27 @@ def _open_msd(root: Path) -> Dataset:
     entries = info.get("training")
     if entries is None:
         raise DataError(f"{meta}: no 'training' list; is this an MSD dataset.json?")
-    cases = []
-    for entry in entries:
+    if not isinstance(entries, list):
+        raise DataError(f"{meta}: 'training' must be a list of {{\"image\": ..., \"label\": ...}} entries, "
+                        f"got a {type(entries).__name__}.")
+    cases, first_entry = [], {}
+    for number, entry in enumerate(entries):
+        missing = [k for k in ("image", "label") if not isinstance(entry, dict) or not isinstance(entry.get(k), str)]
+        if missing:
+            raise DataError(f"{meta}: training entry {number} ({entry!r:.80}) has no {' or '.join(repr(k) for k in missing)} "
+                            "path; every entry needs both.")
         image = root / entry["image"]
         label = root / entry["label"]
         if not label.exists():
             raise DataError(f"{image}: image without label ({label} is missing).")
         if not image.exists():
             raise DataError(f"{label}: label without image ({image} is missing).")
-        cases.append(Case(strip_suffix(image), (image,), label))
+        case_id = strip_suffix(image)
+        if case_id in first_entry:
+            raise DataError(f"{meta}: case '{case_id}' is listed twice in 'training' (entries {first_entry[case_id]} "
+                            f"and {number}); list each case once.")
+        first_entry[case_id] = number
+        cases.append(Case(case_id, (image,), label))
     if (root / "labelsTr").is_dir():
         _check_orphans(root / "labelsTr", {c.label_path for c in cases})
     return Dataset(root, "msd", tuple(cases), classes, channel_names, channels_in_one_file=len(channel_names) > 1)
@@ -217,7 +229,11 @@ def _group_channels(files: list[Path], n_channels: int, where: Path):
         case_id, _, channel = stem.rpartition("_")
         if not case_id or not channel.isdigit():
             raise DataError(f"{f}: expected a name like CASE_0000{image_suffix(f)} (case id, underscore, 4-digit channel).")
-        by_case.setdefault(case_id, {})[int(channel)] = f
+        channels = by_case.setdefault(case_id, {})
+        if int(channel) in channels:
+            raise DataError(f"{channels[int(channel)]} and {f.name} are both channel {int(channel)} of case "
+                            f"'{case_id}'; keep one of them.")
+        channels[int(channel)] = f
     for case_id, channels in sorted(by_case.items()):
         missing = sorted(set(range(n_channels)) - set(channels))
         if missing:
@@ -236,14 +252,26 @@ def _open_folders(root: Path) -> Dataset:
     if pair is None:
         raise DataError(f"{root}: expected images/ and labels/ folders.")
     images_dir, labels_dir = pair
-    images = {strip_suffix(p): p for p in _visible(images_dir)}
-    labels = {strip_suffix(p): p for p in _visible(labels_dir)}
+    images = _by_stem(_visible(images_dir))
+    labels = _by_stem(_visible(labels_dir))
     for stem in sorted(set(images) - set(labels)):
         raise DataError(f"{images[stem]}: image without label (no file named '{stem}.*' in {labels_dir}).")
     for stem in sorted(set(labels) - set(images)):
         raise DataError(f"{labels[stem]}: label without image (no file named '{stem}.*' in {images_dir}).")
     cases = tuple(Case(stem, (images[stem],), labels[stem]) for stem in sorted(images, key=_natural_key))
     return Dataset(root, "folders", cases)
+
+
+def _by_stem(files: list[Path]) -> dict[str, Path]:
+    """File name without extension -> file; two files of one name (``a.nii.gz``, ``a.mha``) are an error."""
+    found: dict[str, Path] = {}
+    for f in files:
+        stem = strip_suffix(f)
+        if stem in found:
+            raise DataError(f"{found[stem]} and {f.name} are both named '{stem}', so it is unclear which is the "
+                            "case; keep one of them.")
+        found[stem] = f
+    return found
 
 
 def _natural_key(text: str) -> tuple:

@@ -118,16 +118,25 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
     if problems or not records:
         return None, problems, warnings
 
-    mapping, classes = _label_mapping(dataset, value_counts)
-    if len(classes) < 2:
-        problems.append(f"{dataset.root}: every label holds the single value {sorted(value_counts)}; nothing to segment.")
+    if len(value_counts) < 2:
+        problems.append(f"{dataset.root}: every label holds the single value {sorted(value_counts)} "
+                        f"({'all background' if 0 in value_counts else 'no background'}); nothing to segment.")
         return None, problems, warnings
+    labelled = {case.case_id: case for case in dataset.cases}
+    if dataset.classes is None and (mixed := _mixed_encodings(records, labelled)):
+        problems.append(mixed)
+        return None, problems, warnings
+    mapping, classes = _label_mapping(dataset, value_counts)
     empty = []
-    for rec, case in zip(records, dataset.cases):
+    for rec in records:
+        path = labelled[rec["case_id"]].label_path
         rec["class_voxels"] = {str(mapping[v]): c for v, c in rec.pop("label_values").items()}
         if set(rec["class_voxels"]) == {"0"}:
             empty.append(rec["case_id"])
-            warnings.append(f"{case.label_path}: label is all background (allowed, but check it).")
+            warnings.append(f"{path}: label is all background (allowed, but check it).")
+        elif "0" not in rec["class_voxels"]:
+            warnings.append(f"{path}: label is foreground everywhere, with no background voxel (allowed, but "
+                            "check it: an inverted or blank mask reads this way).")
     total = sum(value_counts.values())
     fraction = {mapping[v]: c / total for v, c in sorted(value_counts.items())}
     stacked = np.concatenate(samples, axis=1)
@@ -165,6 +174,24 @@ def compute_fingerprint(dataset: Dataset, random_state: int = 0, progress: bool 
         more = f" (and {len(problems) - 1} more problem(s); run 'automed inspect' to list them)" if len(problems) > 1 else ""
         raise DataError(problems[0] + more)
     return fingerprint
+
+
+def _mixed_encodings(records: list[dict[str, Any]], cases: dict[str, Any]) -> str | None:
+    """The problem when binary masks store their foreground with different values (``{0, 1}`` in
+    some files, ``{0, 255}`` in others), which would otherwise read as separate classes."""
+    foreground: dict[int, list[str]] = {}
+    for rec in records:
+        values = [v for v in rec["label_values"] if v != 0]
+        if len(values) > 1:
+            return None  # a file with several classes: the values are class numbers
+        if values:
+            foreground.setdefault(values[0], []).append(str(cases[rec["case_id"]].label_path))
+    if len(foreground) < 2:
+        return None
+    listed = "; ".join(f"value {v} in {paths[0]}" + (f" and {len(paths) - 1} more" if len(paths) > 1 else "")
+                       for v, paths in sorted(foreground.items()))
+    return (f"the masks disagree on the foreground value ({listed}): each file holds one foreground value, "
+            "but not the same one; store every mask with the same values (e.g. all {0, 1}).")
 
 
 def _label_mapping(dataset: Dataset, value_counts: dict[int, int]) -> tuple[dict[int, int], dict[int, str]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from automed.data.integrity import check_complete
 from automed.errors import DataError
 
 __all__ = ["Geometry", "Image", "image_suffix", "read_image", "strip_suffix", "write_image"]
@@ -87,6 +88,7 @@ def read_image(path: str | Path) -> Image:
         else:
             if path.stat().st_size == 0:
                 raise DataError(f"{path}: file is empty (0 bytes).")
+            check_complete(path)
             image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()

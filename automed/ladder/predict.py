@@ -8,7 +8,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-from automed.errors import DataError, RunFolderError
+from automed.errors import AutomedError, DataError, RunFolderError
+from automed.ladder.outputs import PREDICTIONS_RECORD, check_output_folder, refuse_overlap
 
 __all__ = ["predict_run", "predict_classification"]
 
@@ -16,8 +17,9 @@ log = logging.getLogger("automed")
 
 
 def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, rung: str | None = None,
-                overwrite: bool = False, progress: bool = True) -> list[Path]:
-    """Write one mask per input image into ``out``, in the input's format and geometry.
+                overwrite: bool = False, progress: bool = True, split: str | None = None) -> list[Path]:
+    """Write one mask per input image into ``out``, in the input's format and geometry
+    (for a classification run, the CSV of :func:`predict_classification`).
 
     Parameters
     ----------
@@ -27,9 +29,13 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
         An image file, a DICOM series folder, or a folder of images (``imagesTs/`` is
         used when the folder is a dataset).
     out : path
-        Output folder; must not exist unless ``overwrite``. Written atomically.
+        Output folder, written atomically. It must be absent or empty, or with ``overwrite`` a
+        folder of earlier predictions (it holds ``.automed-predictions.json``); it may not be,
+        contain or lie inside ``inputs`` or the run folder.
     rung : str, optional
         Rung to use; defaults to the report's best rung.
+    split : str, optional
+        Classification ``.npz`` inputs only: predict this split.
 
     Returns
     -------
@@ -43,21 +49,26 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
     from automed.data.io import image_suffix, write_image
     from automed.data.loading import load_image_channels
     from automed.data.normalize import normalize, unmap_labels
-    from automed.rungs import rung_class
 
     run_folder, out = Path(run_folder), Path(out)
     report, name = _open_run(run_folder, rung)
     if report["task"] == "classification":
-        return [predict_classification(run_folder, inputs, out, rung=name, overwrite=overwrite, progress=progress)]
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise RunFolderError(f"{out}: output folder already exists; pass --overwrite or choose another --out.")
+        return [predict_classification(run_folder, inputs, out, rung=name, split=split, overwrite=overwrite,
+                                       progress=progress)]
+    if split is not None:
+        raise DataError(f"{inputs}: --split applies to classification .npz inputs; {run_folder} is a segmentation run.")
+    refuse_overlap(out, {"the input images": Path(inputs), "the run folder": run_folder})
+    check_output_folder(out, overwrite, "predictions")
     fingerprint = Fingerprint.from_dict(json.loads((run_folder / "fingerprint.json").read_text()))
-    model = rung_class(name, report["task"]).load(run_folder / "rungs" / name)
+    model = _load_rung(run_folder, name, report["task"])
     cases = find_images(inputs, fingerprint.channel_names)
     in_one_file = report["dataset"]["format"] == "msd" and fingerprint.n_channels > 1
 
     staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
+    (staging / PREDICTIONS_RECORD).write_text(json.dumps(
+        {"run": str(run_folder.resolve()), "rung": name, "inputs": str(Path(inputs).resolve()), "n_cases": len(cases)},
+        indent=2))
     written = []
     try:
         for case in tqdm(cases, desc=f"predict ({name})", unit="case", disable=not progress):
@@ -82,14 +93,44 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
 
 
 def _open_run(run_folder: Path, rung: str | None) -> tuple[dict, str]:
+    """The run's report and the name of the rung to predict with (a fitted one)."""
     report_path = run_folder / "report.json"
     if not report_path.is_file():
         raise RunFolderError(f"{run_folder}: no report.json; is this a finished automed run folder?")
-    report = json.loads(report_path.read_text())
-    name = rung or report["best_rung"]
-    if name is None or not (run_folder / "rungs" / name / "result.json").is_file():
-        raise RunFolderError(f"{run_folder}: rung {name!r} was not fitted in this run.")
-    return report, name
+    try:
+        report = json.loads(report_path.read_text())
+        task, rungs, best = report["task"], {r["name"]: r for r in report["rungs"]}, report["best_rung"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunFolderError(f"{report_path}: damaged ({type(exc).__name__}: {exc}); rebuild it with "
+                             f"`automed report {run_folder}`.") from exc
+    name = rung or best
+    if name is None:
+        raise RunFolderError(f"{run_folder}: no rung finished in this run, so there is nothing to predict with.")
+    if name not in rungs:
+        raise RunFolderError(f"{run_folder}: this run has no rung {name!r}; its rungs are {sorted(rungs)}.")
+    if rungs[name].get("status") != "done":
+        reason = rungs[name].get("reason") or "it did not finish"
+        raise RunFolderError(f"{run_folder}: rung {name!r} was {rungs[name].get('status')} in this run ({reason}); "
+                             f"fitted rungs: {sorted(n for n, r in rungs.items() if r.get('status') == 'done')}.")
+    if not (run_folder / "rungs" / name / "result.json").is_file():
+        raise RunFolderError(f"{run_folder / 'rungs' / name}: the rung's files are missing; the run folder is damaged.")
+    return {**report, "task": task}, name
+
+
+def _load_rung(run_folder: Path, name: str, task: str):
+    """The fitted rung ``name``; a missing or damaged model file is one clear error naming it."""
+    from automed.rungs import rung_class
+
+    folder = run_folder / "rungs" / name
+    try:
+        return rung_class(name, task).load(folder)
+    except AutomedError:
+        raise
+    except Exception as exc:  # unpickling and torch.load raise many types for one cause: a damaged file
+        where = getattr(exc, "filename", None) or folder
+        raise RunFolderError(f"{where}: the fitted {name} rung cannot be loaded ({type(exc).__name__}: "
+                             f"{str(exc)[:200]}); the run folder is damaged: refit, or predict with another "
+                             "--rung.") from exc
 
 
 def predict_classification(run_folder: str | Path, inputs: str | Path, out: str | Path, rung: str | None = None,
@@ -104,14 +145,19 @@ def predict_classification(run_folder: str | Path, inputs: str | Path, out: str 
 
     from automed.data.classification import ClassificationDataset, ImageCase, open_classification
     from automed.data.io import image_suffix, strip_suffix
-    from automed.rungs import rung_class
 
     run_folder, out, inputs = Path(run_folder), Path(out), Path(inputs)
     report, name = _open_run(run_folder, rung)
-    if out.exists() and not overwrite:
-        raise RunFolderError(f"{out}: already exists; pass --overwrite or choose another --out.")
     if not inputs.exists():
         raise DataError(f"{inputs}: not found.")
+    refuse_overlap(out, {"the input images": inputs, "the run folder": run_folder})
+    if out.is_dir():
+        raise RunFolderError(f"{out}: is a folder; a classification run writes one CSV file, e.g. --out "
+                             f"{out / 'predictions.csv'}.")
+    if out.exists() and not overwrite:
+        raise RunFolderError(f"{out}: already exists; pass --overwrite or choose another --out.")
+    if not out.parent.is_dir():
+        raise RunFolderError(f"{out}: its folder {out.parent} does not exist.")
     if inputs.suffix.lower() in (".npz", ".csv"):
         dataset = open_classification(inputs) if inputs.suffix.lower() == ".csv" else _unlabelled_npz(inputs)
     else:
@@ -125,7 +171,7 @@ def predict_classification(run_folder: str | Path, inputs: str | Path, out: str 
     cases = [c for c in dataset.cases if split is None or c.split == split]
     if not cases:
         raise DataError(f"{inputs}: no cases in split {split!r}.")
-    model = rung_class(name, "classification").load(run_folder / "rungs" / name)
+    model = _load_rung(run_folder, name, "classification")
     proba = model.predict_proba(dataset, cases, progress=progress)
     from automed.metrics import decide_classes
 
@@ -143,13 +189,9 @@ def predict_classification(run_folder: str | Path, inputs: str | Path, out: str 
 
 def _unlabelled_npz(path: Path):
     """A MedMNIST-style ``.npz`` for prediction: labels are optional."""
-    import numpy as np
+    from automed.data.classification import ClassificationDataset, ImageCase, check_image_shapes, read_npz, to_luminance
 
-    from automed.data.classification import MEDMNIST_SPLITS, ClassificationDataset, ImageCase
-
-    data = np.load(path)
-    arrays = {s: data[f"{s}_images"] for s in MEDMNIST_SPLITS if f"{s}_images" in data.files}
-    if not arrays:
-        raise DataError(f"{path}: no '<split>_images' keys (train_images, val_images, test_images).")
+    arrays = {key.removesuffix("_images"): to_luminance(images) for key, images in read_npz(path, labelled=False).items()}
+    check_image_shapes(path, arrays)
     cases = tuple(ImageCase(f"{s}_{i}", None, index=i, split=s) for s, a in arrays.items() for i in range(len(a)))
     return ClassificationDataset(path, "medmnist", cases, (), arrays)

@@ -17,7 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from automed.errors import RunFolderError
+from automed.errors import AutomedError, RecipeError, RunFolderError
+from automed.ladder.outputs import check_output_folder, refuse_overlap
 from automed.recipe import Recipe
 from automed.rungs.base import FitContext
 
@@ -46,9 +47,9 @@ def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool =
     DataError, RecipeError
         Bad data or recipe; nothing is left behind.
     """
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise RunFolderError(f"{out}: run folder already exists; pass --overwrite (overwrite=True) or choose another --out.")
+    out, data = Path(out), Path(data)
+    refuse_overlap(out, {"the dataset": data})
+    check_output_folder(out, overwrite, "run")
     staging = _staging(out)
     if staging.exists():
         if not overwrite:
@@ -57,7 +58,7 @@ def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool =
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     cache_from = out if out.is_dir() else None
-    return _run(staging, out, progress, setup=lambda: _set_up(recipe, Path(data), staging, progress, cache_from))
+    return _run(staging, out, progress, setup=lambda: _set_up(recipe, data, staging, progress, cache_from))
 
 
 def resume_run(out: str | Path, progress: bool = True) -> Path:
@@ -89,17 +90,33 @@ def _run(staging: Path, out: Path, progress: bool, setup: Any) -> Path:
         else:
             log.info("automed fit --resume %s", out)
         _climb(staging, progress)
-    except BaseException:
+    except BaseException as exc:
         _detach_log(handler)
-        if (staging / STATE).is_file():
-            log.error("The fit stopped; its progress is kept in %s. Continue it with: automed fit --resume %s",
-                      staging, out)
+        if (staging / STATE).is_file() and not isinstance(exc, AutomedError):
+            log.error("The fit stopped (%s); its progress is kept in %s. %s: automed fit --resume %s "
+                      "(or start again with --overwrite).", _stop_reason(exc), staging,
+                      "Continue it with" if _resumable(exc) else "Once the cause is fixed, continue it with", out)
         else:
+            if (staging / STATE).is_file():
+                log.error("The fit stopped on a problem with its data or recipe; resuming would stop the same "
+                          "way, so %s was removed. Fix the problem and fit again.", staging)
             shutil.rmtree(staging, ignore_errors=True)
         raise
     _detach_log(handler)
+    (staging / STATE).unlink()
     _swap_into_place(staging, out)
     return out
+
+
+def _resumable(exc: BaseException) -> bool:
+    """Whether the stop came from outside the fit (an interruption, memory, disk), so resuming can help."""
+    return isinstance(exc, (KeyboardInterrupt, SystemExit, MemoryError, OSError)) or "OutOfMemory" in type(exc).__name__
+
+
+def _stop_reason(exc: BaseException) -> str:
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return "interrupted"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from: Path | None) -> None:
@@ -167,7 +184,7 @@ def _climb(folder: Path, progress: bool) -> None:
                                                                folder / "rungs")
             allotted = _allotment(remaining, rung_classes[i:], reserved)
             result = _fit_rung(cls(spec.params), recipe, context(folder=rung_folder, budget_s=allotted), done, classes,
-                               comparison)
+                               comparison, remaining)
             if result["status"] == "done":
                 done.append(result)
             stopped = stopped or result.get("stops_climb")
@@ -359,8 +376,15 @@ def _check_rungs(recipe: Recipe) -> list[type]:
 
 
 def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[str, Any]], classes: list[int],
-              comparison: list[str]) -> dict[str, Any]:
-    """Plan, fit and judge one rung; write and return its ``result.json``."""
+              comparison: list[str], budget_left_s: float | None) -> dict[str, Any]:
+    """Plan, fit and judge one rung; write and return its ``result.json``.
+
+    Raises
+    ------
+    RecipeError
+        If no rung is done yet and this one, which is never cut short, is estimated to need
+        more than the whole budget left (``budget_left_s``): nothing could be fitted within it.
+    """
     from automed.ladder.cost import CostMeter
     from automed.report.tables import summarize_segmentation
 
@@ -370,6 +394,11 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
              "no limit" if context.budget_s is None else f"{context.budget_s / 60:.1f} min")
     with CostMeter() as meter:
         plan = rung.plan(context)
+        if not done and plan.skip_reason is None and None not in (plan.seconds, budget_left_s) \
+                and plan.seconds > budget_left_s:
+            raise RecipeError(f"The budget ({budget_left_s:.0f} s left) is too small to fit anything: the {rung.name} "
+                              f"rung, which is never cut short, is estimated at {plan.seconds:.0f} s on this data "
+                              f"({plan.note}). Give a budget of at least {math.ceil(plan.seconds / 60)}min, or none.")
         if plan.skip_reason is None:
             log.info("rung %s: %s; estimated %s%s", rung.name, plan.note or "no estimate",
                      "?" if plan.seconds is None else f"{plan.seconds / 60:.1f} min",
@@ -480,17 +509,12 @@ def _write_skipped(folder: Path, name: str, reason: str, estimate: dict[str, Any
 
 
 def _clear_unresumable(rung: Any, context: FitContext) -> None:
-    """A rung that cannot continue an interrupted fit starts again: its folder and study go."""
+    """A rung that cannot continue an interrupted fit starts its fit again (its folder goes);
+    its Optuna study stays, so finished trials are kept."""
     if getattr(rung, "resumable", False) or not context.folder.exists():
         return
-    import optuna
-
-    log.info("rung %s: restarting its interrupted fit", rung.name)
+    log.info("rung %s: restarting its interrupted fit (finished search trials are kept)", rung.name)
     shutil.rmtree(context.folder)
-    try:
-        optuna.delete_study(study_name=rung.name, storage=context.optuna_storage)
-    except KeyError:
-        pass
 
 
 def _n_jobs(recipe: Recipe) -> int:

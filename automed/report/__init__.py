@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from automed.errors import RunFolderError
 from automed.report.build import build_report
 from automed.report.plots import learning_curve_png, pareto_png
 from automed.report.recommend import recommend
@@ -20,6 +21,7 @@ def write_reports(run_folder: str | Path) -> dict:
     removed when no rung can be plotted.
     """
     folder = Path(run_folder)
+    _refuse_losing_rungs(folder)
     report = build_report(folder)
     for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", to_markdown(report)),
                        ("report.html", to_html(report, folder))):
@@ -30,6 +32,21 @@ def write_reports(run_folder: str | Path) -> dict:
         else:
             _replace(folder / name, png)
     return report
+
+
+def _refuse_losing_rungs(folder: Path) -> None:
+    """Raise if the current ``report.json`` records a finished or skipped rung whose ``result.json`` is gone:
+    a rebuild would replace what is known of it with "not run"."""
+    try:
+        previous = json.loads((folder / "report.json").read_text())
+        recorded = [r["name"] for r in previous["rungs"] if r.get("status") in ("done", "skipped")]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no report, or one that holds nothing to keep
+    lost = [name for name in recorded if not (folder / "rungs" / name / "result.json").is_file()]
+    if lost:
+        raise RunFolderError(f"{folder / 'rungs' / lost[0] / 'result.json'}: missing, although report.json records "
+                             f"rung(s) {lost}; the run folder is damaged, so report.json is left as it is "
+                             "(restore the rungs/ folder to rebuild it).")
 
 
 def _replace(path: Path, content: bytes) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 from automed._params import check_choice, check_range
 from automed.features.selection import redundant_free_columns
 from automed.metrics import THRESHOLDS, choose_threshold, classification_scores, classification_summary
-from automed.models.search import optimize_within
+from automed.models.search import open_study, optimize_within
 from automed.models.tabular import PlattCalibrated
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
 
@@ -200,16 +200,17 @@ class ClassicalClassifierRung(Rung):
         from joblib import Parallel, delayed
         from tqdm.auto import tqdm
 
-        from automed.errors import DataError
-
         from automed.data.classification import load_image
+        from automed.errors import DataError
+        from automed.workers import process_pool
 
         # Array-backed cases (MedMNIST) ship only their own pixels to the workers, not the dataset.
         jobs = (delayed(_case_features)(case, self.params, load_image(dataset, case) if case.index is not None else None)
                 for case in cases)
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size="auto")
-        results = list(tqdm(parallel(jobs), total=len(cases), desc="classical features", unit="image",
-                            disable=not progress))
+        with process_pool():
+            parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size="auto")
+            results = list(tqdm(parallel(jobs), total=len(cases), desc="classical features", unit="image",
+                                disable=not progress))
         dims = {}
         for case, (ndim, _) in zip(cases, results):
             dims.setdefault(ndim, case)
@@ -248,10 +249,7 @@ class ClassicalClassifierRung(Rung):
                 scores.append(classification_scores(y[val], proba, 0.5 if n_classes == 2 else None)[context.metric])
             return float(np.mean(scores))
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(study_name=f"{self.name}-classification", storage=context.optuna_storage,
-                                    direction="maximize", load_if_exists=True,
-                                    sampler=optuna.samplers.TPESampler(seed=context.random_state))
+        study = open_study(f"{self.name}-classification", context.optuna_storage, context.random_state)
         timeout = None if budget_s is None else max(1.0, budget_s * self.params.tuning_fraction)
         optimize_within(study, objective, self.params.n_trials, timeout, context.progress)
         best = study.best_trial

@@ -32,6 +32,7 @@ import numpy as np
 
 from automed._params import check_choice, check_range
 from automed.errors import RecipeError
+from automed.models.search import finished_trials, open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 
 __all__ = ["DeepParams", "DeepSegmentationRung", "evaluate_cases"]
@@ -427,19 +428,9 @@ class DeepSegmentationRung(Rung):
 
         settings = self._settings
         inner_train, inner_val = self._inner(train_ids, context)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(
-            study_name=self.name, storage=context.optuna_storage, direction="maximize", load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=context.random_state),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=self.params.min_epochs),
-        )
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-            if trial.state == TrialState.RUNNING:  # interrupted: continue it from its checkpoint
-                study.tell(trial.number, state=TrialState.FAIL)
-                study.enqueue_trial(trial.params, user_attrs={"continues": trial.number})
-                log.info("%s: trial %d was interrupted; it continues from its checkpoint", self.name, trial.number)
-        if not study.trials:
-            study.enqueue_trial(self._default_space(settings))
+        study = open_study(self.name, context.optuna_storage, context.random_state, self._default_space(settings),
+                           optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=self.params.min_epochs),
+                           continue_interrupted=True)
         trials_dir = context.folder / "trials"
 
         def objective(trial: optuna.Trial) -> float:
@@ -462,11 +453,8 @@ class DeepSegmentationRung(Rung):
             if trial.state == TrialState.PRUNED:
                 shutil.rmtree(trials_dir / str(trial.user_attrs.get("continues", trial.number)), ignore_errors=True)
 
-        done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-        remaining = settings["n_trials"] - len(done)
-        if remaining > 0:
-            study.optimize(objective, n_trials=remaining, callbacks=[finished], catch=())
-        done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        optimize_within(study, objective, settings["n_trials"], None, callbacks=[finished])
+        done = finished_trials(study)
         best = study.best_trial
         space = {**self._default_space(settings), **best.params}
         info = {"n_trials": len(done), "n_pruned": sum(t.state == TrialState.PRUNED for t in done),
