@@ -80,6 +80,31 @@ def make_nnunet(root: Path, n_cases: int = 6, shape: tuple[int, ...] = (10, 12, 
     return root
 
 
+FAST_CLASSIFICATION = {"feature_sets": ["texture"], "n_trials": 3, "models": ["logistic", "lightgbm"], "pixels_side": 6}
+
+
+def images_with_discs(n: int, rng: np.random.Generator, shape=(28, 28)) -> tuple[np.ndarray, np.ndarray]:
+    """Class 1 images hold a bright disc, class 0 a dim one: learnable from simple features."""
+    labels = rng.integers(0, 2, n)
+    grids = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
+    r2 = sum((g - s / 2) ** 2 for g, s in zip(grids, shape))
+    disc = r2 < (shape[0] / 4) ** 2
+    images = rng.normal(60, 15, (n, *shape))
+    images[:, disc] += np.where(labels == 1, 120, 40)[:, None]
+    return np.clip(images, 0, 255).astype(np.uint8), labels
+
+
+def make_npz(path: Path, seed: int = 0, shape=(28, 28), sizes=(60, 16, 30)) -> Path:
+    """A MedMNIST-style `.npz` of disc images with train, val and test splits of `sizes`."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in zip(("train", "val", "test"), sizes):
+        images, labels = images_with_discs(n, rng, shape)
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels[:, None]
+    np.savez(path, **arrays)
+    return path
+
+
 @pytest.fixture
 def msd(tmp_path: Path) -> Path:
     return make_msd(tmp_path / "msd")
@@ -110,3 +135,16 @@ def fitted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 FAST_PARAMS = {"num_sigma": 2, "sigma_max": 2.0, "n_samples_per_class": 50, "n_trials": 2, "n_tuning_cases": 2,
                "models": ["lightgbm"]}
+
+
+@pytest.fixture(scope="session")
+def fitted_classification_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small fitted classification run (MedMNIST-style .npz) shared by the tests that only read it."""
+    import automed
+
+    root = tmp_path_factory.mktemp("fitted_classification")
+    data = make_npz(root / "toy.npz", sizes=(40, 12, 16))
+    recipe = automed.Recipe(task="classification", n_folds=3, n_jobs=1,
+                            rungs=[{"name": "classical", "params": FAST_CLASSIFICATION}])
+    automed.fit(recipe, data, root / "run", progress=False)
+    return root / "run"

@@ -13,31 +13,9 @@ from automed.cli import main
 from automed.data.classification import load_mask, open_classification
 from automed.data.splits import holdout_split
 from automed.errors import DataError
-from conftest import write
-
-FAST = {"feature_sets": ["texture"], "n_trials": 3, "models": ["logistic", "lightgbm"], "pixels_side": 6}
-
-
-def _images(n: int, rng: np.random.Generator, shape=(28, 28)) -> tuple[np.ndarray, np.ndarray]:
-    """Class 1 images hold a bright disc, class 0 a dim one: learnable from simple features."""
-    labels = rng.integers(0, 2, n)
-    grids = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
-    r2 = sum((g - s / 2) ** 2 for g, s in zip(grids, shape))
-    disc = r2 < (shape[0] / 4) ** 2
-    images = rng.normal(60, 15, (n, *shape))
-    images[:, disc] += np.where(labels == 1, 120, 40)[:, None]
-    return np.clip(images, 0, 255).astype(np.uint8), labels
-
-
-def make_npz(path: Path, seed: int = 0, shape=(28, 28), sizes=(60, 16, 30)) -> Path:
-    rng = np.random.default_rng(seed)
-    arrays = {}
-    for split, n in zip(("train", "val", "test"), sizes):
-        images, labels = _images(n, rng, shape)
-        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels[:, None]
-    np.savez(path, **arrays)
-    return path
-
+from conftest import FAST_CLASSIFICATION as FAST
+from conftest import images_with_discs as _images
+from conftest import make_npz, write
 
 def make_class_folders(root: Path, n: int = 24, seed: int = 0) -> Path:
     images, labels = _images(n, np.random.default_rng(seed))

@@ -152,10 +152,11 @@ def read_npz(path: Path, labelled: bool = True) -> dict[str, np.ndarray]:
             else str(exc)
         raise DataError(f"{path}: cannot be read as a .npz file of arrays ({detail}).") from exc
     for key, array in arrays.items():
-        kind = "integer class numbers" if key.endswith("_labels") else "numbers"
-        allowed = "iub" if key.endswith("_labels") else "iubf"
-        if array.dtype.kind not in allowed:
-            raise DataError(f"{path}: {key} holds {array.dtype} values; it must hold {kind}.")
+        if array.dtype.kind not in "iubf":
+            raise DataError(f"{path}: {key} holds {array.dtype} values; it must hold "
+                            f"{'integer class numbers' if key.endswith('_labels') else 'numbers'}.")
+        if key.endswith("_labels") and array.dtype.kind == "f" and not np.equal(np.mod(array, 1), 0).all():
+            raise DataError(f"{path}: {key} holds non-integer values; labels must be integer class numbers.")
     return arrays
 
 

@@ -1,0 +1,90 @@
+"""A fit killed with SIGKILL during the classical search: no process outlives it, and
+``--resume`` keeps every finished trial."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+
+from conftest import make_msd
+
+AUTOMED = [str(Path(sys.executable).with_name("automed"))]  # the console script of this environment
+
+
+def _tagged(tag: str) -> list[str]:
+    """Command lines of the live processes whose environment holds ``tag`` (a fit and its children)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if tag.encode() in (proc / "environ").read_bytes():
+                    found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:160])
+            except OSError:  # gone, or not ours to read
+                pass
+    return found
+
+
+def _wait_until(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def _complete_trials(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as connection:
+            return connection.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:  # not created yet
+        return 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc to find the workers")
+def test_sigkill_during_classical_search_then_resume(tmp_path):
+    data = make_msd(tmp_path / "data", n_cases=10)
+    out = tmp_path / "run"
+    tag = uuid.uuid4().hex  # inherited by every process the fit starts
+    env = {**os.environ, "AUTOMED_FAULT_TEST": tag}
+    fit = subprocess.Popen(AUTOMED + ["fit", str(data), "--out", str(out), "--rungs", "classical", "--folds", "2",
+                                      "--jobs", "2", "--quiet"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    db = tmp_path / ".run.partial" / "optuna.db"
+    try:
+        assert _wait_until(lambda: _complete_trials(db) >= 2 or fit.poll() is not None, 120)
+        assert fit.poll() is None, "the fit ended before two trials were done; nothing was interrupted"
+        assert len(_tagged(tag)) > 1  # the fit and its feature workers
+    finally:
+        fit.send_signal(signal.SIGKILL)
+        fit.wait()
+    assert _wait_until(lambda: not _tagged(tag), 3.0), _tagged(tag)
+
+    storage = f"sqlite:///{db}"
+    killed = optuna.load_study(study_name="classical", storage=storage).trials
+    before = {t.number: (t.params, t.value) for t in killed if t.state == optuna.trial.TrialState.COMPLETE}
+    running = [t.number for t in killed if t.state == optuna.trial.TrialState.RUNNING]
+    assert len(before) >= 2
+
+    resumed = subprocess.run(AUTOMED + ["fit", "--resume", str(out), "--quiet"], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _wait_until(lambda: not _tagged(tag), 3.0), _tagged(tag)
+    study = optuna.load_study(study_name="classical", storage=f"sqlite:///{out / 'optuna.db'}")
+    after = {t.number: (t.params, t.value) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    assert {n: after[n] for n in before} == before  # every trial finished before the kill is kept
+    assert len(after) == 6  # and only the rest of the default 6 were run
+    log = (out / "automed.log").read_text()
+    assert "finished search trials are kept" in log
+    for number in running:
+        assert f"classical: trial {number} was interrupted; it is not counted" in log
+    assert not (out / "state.json").exists()
