@@ -178,10 +178,12 @@ def test_npz_splits_with_different_image_shapes(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_budget_too_small_is_said_up_front(tmp_path):
-    data = make_msd(tmp_path / "data", n_cases=6)
-    _fails(["fit", str(data), "--out", str(tmp_path / "run"), "--budget", "1s", "--rungs", "classical", "--folds", "2",
-            "--quiet"], r"budget \(1 s left\) is too small to fit anything: the classical rung, which is never cut short, is estimated at", data)
+@pytest.mark.parametrize("task", ["segmentation", "classification"])
+def test_budget_too_small_is_said_up_front(tmp_path, task):
+    data = make_msd(tmp_path / "data", n_cases=6) if task == "segmentation" else make_npz(tmp_path / "toy.npz")
+    _fails(["fit", "--task", task, str(data), "--out", str(tmp_path / "run"), "--budget", "1s", "--rungs", "classical",
+            "--folds", "2", "--quiet"], r"budget \(1 s left\) is too small to fit anything: the classical rung, which "
+                                        r"is never cut short, is estimated at", data)
     assert not (tmp_path / "run").exists() and not (tmp_path / ".run.partial").exists()
 
 
@@ -316,6 +318,12 @@ def test_predict_with_a_skipped_rung(fitted_run, tmp_path):
            r"rung 'unet2d' was skipped in this run \(the time budget was used up\); fitted rungs: \['classical'\]", run)
     _fails(["predict", str(run), str(images), "--out", str(tmp_path / "pred"), "--rung", "unet9d", "--quiet"],
            r"this run has no rung 'unet9d'", run)
+
+
+def test_too_few_cases_for_the_splits_names_the_dataset(tmp_path):
+    data = make_msd(tmp_path / "data", n_cases=4)
+    _fails(["fit", str(data), "--out", str(tmp_path / "run"), "--folds", "6", "--quiet"],
+           r"data: 6-fold cross-validation needs at least 6 cases", data)
 
 
 def test_numbers_in_messages_read_as_written():

@@ -1,0 +1,153 @@
+"""A run folder's life: built in a hidden sibling and renamed into place only when complete.
+
+``.<out>.partial`` holds a fit in progress, with ``state.json`` (the seconds spent) once
+its set-up is written. It is kept for ``automed fit --resume`` only where resuming can
+help: after an interruption, or a failure from outside the fit's data and recipe (memory,
+disk, a crash). A fit stopped by its data or recipe removes it, since a resume would stop
+the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from automed.errors import AutomedError
+
+__all__ = ["STATE", "Clock", "run_staged", "staging_folder", "write_json"]
+
+log = logging.getLogger("automed")
+STATE = "state.json"
+
+
+def staging_folder(out: Path) -> Path:
+    """The hidden folder a fit of ``out`` is built in."""
+    return out.parent / f".{out.name}.partial"
+
+
+def run_staged(out: Path, set_up: Callable[[Path], None] | None, climb: Callable[[Path], None]) -> Path:
+    """Run ``set_up`` (a new fit; ``None`` to resume) and ``climb`` in the staging folder of ``out``,
+    then put it in place of ``out``; the log goes to ``automed.log`` inside it.
+
+    Returns
+    -------
+    Path
+        ``out``, complete.
+    """
+    staging = staging_folder(out)
+    handler = _attach_log(staging / "automed.log")
+    try:
+        if set_up is not None:
+            set_up(staging)
+        else:
+            log.info("automed fit --resume %s", out)
+        climb(staging)
+    except BaseException as exc:
+        _detach_log(handler)
+        _keep_or_remove(staging, out, exc)
+        raise
+    _detach_log(handler)
+    (staging / STATE).unlink()
+    _swap_into_place(staging, out)
+    return out
+
+
+def _keep_or_remove(staging: Path, out: Path, exc: BaseException) -> None:
+    """Keep the staging folder where a resume can succeed, and say which it is."""
+    if not (staging / STATE).is_file():
+        shutil.rmtree(staging, ignore_errors=True)
+    elif isinstance(exc, AutomedError):
+        log.error("The fit stopped on a problem with its data or recipe; resuming would stop the same way, so %s "
+                  "was removed. Fix the problem and fit again.", staging)
+        shutil.rmtree(staging, ignore_errors=True)
+    else:
+        outside = isinstance(exc, (KeyboardInterrupt, SystemExit, MemoryError, OSError)) \
+            or "OutOfMemory" in type(exc).__name__
+        reason = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) \
+            else f"{type(exc).__name__}: {str(exc)[:200]}"
+        log.error("The fit stopped (%s); its progress is kept in %s. %s: automed fit --resume %s "
+                  "(or start again with --overwrite).", reason, staging,
+                  "Continue it with" if outside else "Once the cause is fixed, continue it with", out)
+
+
+class Clock:
+    """Seconds the fit has spent, across resumes; saved every few seconds to ``state.json``."""
+
+    def __init__(self, path: Path, interval_s: float = 5.0) -> None:
+        self.path = path
+        self._offset = json.loads(path.read_text())["spent_s"]
+        self._start = time.monotonic()
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(interval_s,), daemon=True)
+        self._thread.start()
+
+    def spent(self) -> float:
+        return self._offset + time.monotonic() - self._start
+
+    def _beat(self, interval_s: float) -> None:
+        while not self._halt.wait(interval_s):
+            write_json(self.path, {"spent_s": self.spent()})
+
+    def stop(self) -> None:
+        self._halt.set()
+        self._thread.join()
+        write_json(self.path, {"spent_s": self.spent()})
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON atomically (a kill mid-write never leaves half a file); NaN/Inf become null."""
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(_finite(value), indent=2, allow_nan=False, default=_jsonable))
+    tmp.replace(path)
+
+
+def _finite(value: Any) -> Any:
+    """NaN/Inf (e.g. an undefined HD95) become JSON null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _attach_log(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def _detach_log(handler: logging.Handler) -> None:
+    log.removeHandler(handler)
+    handler.close()
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    """Rename the finished staging folder to ``out``, replacing an old run only now."""
+    if out.exists():
+        trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        out.rename(trash)
+        staging.rename(out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        staging.rename(out)
