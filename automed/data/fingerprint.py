@@ -124,7 +124,7 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
         return None, problems, warnings
     labelled = {case.case_id: case for case in dataset.cases}
     if dataset.classes is None and (mixed := _mixed_encodings(records, labelled)):
-        problems.append(mixed)
+        problems.append(f"{dataset.root}: {mixed}")
         return None, problems, warnings
     mapping, classes = _label_mapping(dataset, value_counts)
     empty = []

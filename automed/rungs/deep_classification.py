@@ -35,6 +35,7 @@ import numpy as np
 
 from automed._params import check_choice, check_range
 from automed.metrics import THRESHOLDS, choose_threshold, classification_summary, decide_classes
+from automed.models.search import finished_trials, open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
 
 __all__ = ["DeepClassifierParams", "DeepClassifierRung"]
@@ -385,17 +386,9 @@ class DeepClassifierRung(Rung):
         import optuna
         from optuna.trial import TrialState
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(
-            study_name=self.name, storage=context.optuna_storage, direction="maximize", load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=context.random_state),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=self.params.min_epochs),
-        )
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study.tell(trial.number, state=TrialState.FAIL)
-            study.enqueue_trial(trial.params, user_attrs={"continues": trial.number})
-        if not study.trials:
-            study.enqueue_trial(self._default_space())
+        study = open_study(self.name, context.optuna_storage, context.random_state, self._default_space(),
+                           optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=self.params.min_epochs),
+                           continue_interrupted=True)
         trials_dir = context.folder / "trials"
 
         def objective(trial: optuna.Trial) -> float:
@@ -413,10 +406,8 @@ class DeepClassifierRung(Rung):
             shutil.rmtree(folder, ignore_errors=True)
             return result.best_value
 
-        done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-        if settings["n_trials"] > len(done):
-            study.optimize(objective, n_trials=settings["n_trials"] - len(done))
-        done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        optimize_within(study, objective, settings["n_trials"], None)
+        done = finished_trials(study)
         space = {**self._default_space(), **study.best_trial.params}
         log.info("%s: search done, %d trials, best validation AUC %.4f with %s", self.name, len(done),
                  study.best_value, space)
