@@ -162,8 +162,10 @@ class Recipe:
         if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, int):
             raise RecipeError(f"The 'n_folds' parameter of Recipe must be an int >= 2. Got {shown(self.n_folds)} instead.")
         check_range("Recipe", "n_folds", self.n_folds, 2)
-        if isinstance(self.random_state, bool) or not isinstance(self.random_state, int):
-            raise RecipeError(f"The 'random_state' parameter of Recipe must be an int. Got {shown(self.random_state)} instead.")
+        if isinstance(self.random_state, bool) or not isinstance(self.random_state, int) \
+                or not 0 <= self.random_state < 2**32:
+            raise RecipeError(f"The 'random_state' parameter of Recipe must be an int in [0, 2**32 - 1]. "
+                              f"Got {shown(self.random_state)} instead.")
         if self.budget_s is not None:
             check_range("Recipe", "budget_s", self.budget_s, 1)
         if not isinstance(self.include_background, bool):

@@ -1,9 +1,11 @@
-"""The bad-input audit (issue 13), one test per finding, grouped as the audit grouped them:
+"""The bad-input audits (issue 13), one test per finding, grouped as the audit grouped them:
 
 1. data loss: a command must never delete or replace what it did not write;
 2. silent acceptance: bad data gives an error, or a warning saying what was done;
 3. tracebacks: each becomes one sentence naming the file, exit status 1;
 4. faults: what a failed or killed fit leaves behind.
+
+The second audit's findings are in ``test_bad_input_second_audit.py``.
 
 Every CLI check asserts the exit status, that the message names the file, and that
 nothing was written or deleted (a snapshot of the affected folders before and after).
@@ -11,10 +13,8 @@ nothing was written or deleted (a snapshot of the affected folders before and af
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,44 +23,9 @@ from click.testing import CliRunner
 import automed
 from automed.cli import main
 from automed.errors import DataError, RecipeError
+from cli_checks import copy_run, edit_dataset_json, fails, snapshot
 from conftest import FAST_PARAMS, make_folders_2d, make_msd, make_npz, write
 from test_classification import make_class_folders
-
-
-def _snapshot(*roots: Path) -> dict[str, str]:
-    """Every file and folder under ``roots`` (hidden ones included) with a hash of its bytes."""
-    found = {}
-    for root in roots:
-        if root.is_file():
-            found[str(root)] = hashlib.sha1(root.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*")) if root.is_dir() else []:
-            found[str(path)] = hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else "dir"
-    return found
-
-
-def _siblings(folder: Path) -> set[str]:
-    return {p.name for p in folder.iterdir()}
-
-
-def _fails(args: list[str], message: str, *untouched: Path, exit_code: int = 1) -> str:
-    """Run the CLI; assert its exit status, that ``message`` (a regex) is in the output, and that
-    nothing under ``untouched`` or beside it changed."""
-    import re
-
-    before = _snapshot(*untouched)
-    around = {p.parent: _siblings(p.parent) for p in untouched}
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == exit_code, result.output
-    assert re.search(message, result.output), result.output
-    assert "Traceback" not in result.output
-    assert _snapshot(*untouched) == before
-    assert {p: _siblings(p) for p in around} == around  # no hidden .old-/.partial folder left beside them
-    return result.output
-
-
-def _copy(run: Path, to: Path) -> Path:
-    shutil.copytree(run, to)
-    return to
 
 
 # -- 1. data loss ---------------------------------------------------------------------------------
@@ -68,13 +33,13 @@ def _copy(run: Path, to: Path) -> Path:
 
 def test_fit_out_is_the_dataset(tmp_path):
     data = make_msd(tmp_path / "data", n_cases=4)
-    _fails(["fit", str(data), "--out", str(data), "--overwrite", "--quiet"], r"data: --out is the dataset", data)
+    fails(["fit", str(data), "--out", str(data), "--overwrite", "--quiet"], r"data: --out is the dataset", data)
 
 
 def test_fit_out_contains_or_lies_inside_the_dataset(tmp_path):
     data = make_msd(tmp_path / "data", n_cases=4)
-    _fails(["fit", str(data), "--out", str(tmp_path), "--overwrite", "--quiet"], r"--out contains the dataset", data)
-    _fails(["fit", str(data), "--out", str(data / "runs" / "x"), "--quiet"], r"--out lies inside the dataset", data)
+    fails(["fit", str(data), "--out", str(tmp_path), "--overwrite", "--quiet"], r"--out contains the dataset", data)
+    fails(["fit", str(data), "--out", str(data / "runs" / "x"), "--quiet"], r"--out lies inside the dataset", data)
 
 
 def test_overwrite_replaces_no_folder_that_is_not_a_run(tmp_path):
@@ -82,7 +47,7 @@ def test_overwrite_replaces_no_folder_that_is_not_a_run(tmp_path):
     mine = tmp_path / "thesis"
     mine.mkdir()
     (mine / "chapter1.tex").write_text("years of work")
-    _fails(["fit", str(data), "--out", str(mine), "--overwrite", "--quiet"],
+    fails(["fit", str(data), "--out", str(mine), "--overwrite", "--quiet"],
            r"thesis: is not an automed run folder .*--overwrite will not replace it", mine)
 
 
@@ -90,7 +55,7 @@ def test_overwrite_never_moves_a_file_aside(tmp_path):
     data = make_msd(tmp_path / "data", n_cases=4)
     notes = tmp_path / "notes.txt"
     notes.write_text("keep me")
-    _fails(["fit", str(data), "--out", str(notes), "--overwrite", "--quiet"], r"notes.txt: is a file, not a run folder",
+    fails(["fit", str(data), "--out", str(notes), "--overwrite", "--quiet"], r"notes.txt: is a file, not a run folder",
            notes)
 
 
@@ -99,13 +64,13 @@ def test_predict_out_is_contains_or_lies_inside_the_inputs(fitted_run, tmp_path)
     make_msd(tmp_path / "newdata", n_cases=2, seed=5)
     (tmp_path / "newdata" / "imagesTr").rename(images)
     for out, relation in ((images, "is"), (tmp_path, "contains"), (images / "pred", "lies inside")):
-        _fails(["predict", str(fitted_run), str(images), "--out", str(out), "--overwrite", "--quiet"],
+        fails(["predict", str(fitted_run), str(images), "--out", str(out), "--overwrite", "--quiet"],
                rf"--out {relation} the input images", images, fitted_run)
 
 
 def test_predict_out_is_the_run_folder(fitted_run, tmp_path):
     images = make_msd(tmp_path / "newdata", n_cases=2, seed=5) / "imagesTr"
-    _fails(["predict", str(fitted_run), str(images), "--out", str(fitted_run), "--overwrite", "--quiet"],
+    fails(["predict", str(fitted_run), str(images), "--out", str(fitted_run), "--overwrite", "--quiet"],
            r"--out is the run folder", fitted_run)
 
 
@@ -114,7 +79,7 @@ def test_predict_overwrite_replaces_only_a_predictions_folder(fitted_run, tmp_pa
     other = tmp_path / "other"
     other.mkdir()
     (other / "scan.nii.gz").write_bytes(b"someone's data")
-    _fails(["predict", str(fitted_run), str(images), "--out", str(other), "--overwrite", "--quiet"],
+    fails(["predict", str(fitted_run), str(images), "--out", str(other), "--overwrite", "--quiet"],
            r"other: is not an automed predictions folder", other)
     pred = tmp_path / "pred"
     for _ in range(2):  # a predictions folder is replaced
@@ -125,9 +90,9 @@ def test_predict_overwrite_replaces_only_a_predictions_folder(fitted_run, tmp_pa
 
 
 def test_report_rebuild_never_loses_a_rung(fitted_run, tmp_path):
-    run = _copy(fitted_run, tmp_path / "run")
+    run = copy_run(fitted_run, tmp_path / "run")
     shutil.rmtree(run / "rungs")
-    _fails(["report", str(run)], r"rungs/classical/result.json: missing, although report.json records rung\(s\) "
+    fails(["report", str(run)], r"rungs/classical/result.json: missing, although report.json records rung\(s\) "
                                  r"\['classical'\]", run)
 
 
@@ -138,8 +103,8 @@ def test_truncated_nifti_is_named(tmp_path):
     data = make_msd(tmp_path / "data", n_cases=4)
     path = data / "imagesTr" / "case_002.nii.gz"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    _fails(["inspect", str(data)], r"case_002.nii.gz: the compressed file is truncated", data)
-    _fails(["fit", str(data), "--out", str(tmp_path / "run"), "--quiet"], r"case_002.nii.gz: the compressed file is "
+    fails(["inspect", str(data)], r"case_002.nii.gz: the compressed file is truncated", data)
+    fails(["fit", str(data), "--out", str(tmp_path / "run"), "--quiet"], r"case_002.nii.gz: the compressed file is "
            r"truncated", data)
     assert not (tmp_path / "run").exists()
 
@@ -147,7 +112,7 @@ def test_truncated_nifti_is_named(tmp_path):
 def test_two_files_of_one_case_name(tmp_path):
     data = make_folders_2d(tmp_path / "em", n_cases=3)
     shutil.copy(data / "images" / "1.png", data / "images" / "1.tif")
-    _fails(["inspect", str(data)], r"images/1.png and 1.tif are both named '1'", data)
+    fails(["inspect", str(data)], r"images/1.png and 1.tif are both named '1'", data)
 
 
 def test_masks_with_different_foreground_values(tmp_path):
@@ -156,7 +121,7 @@ def test_masks_with_different_foreground_values(tmp_path):
     from automed.data.io import read_image
 
     write((read_image(label).array > 0).astype(np.uint8), label)  # this one as {0, 1}
-    _fails(["inspect", str(data)], r"masks disagree on the foreground value \(value 1 in .*labels/2.png; value 255 in "
+    fails(["inspect", str(data)], r"masks disagree on the foreground value \(value 1 in .*labels/2.png; value 255 in "
                                    r".*labels/0.png and 2 more\)", data)
 
 
@@ -172,7 +137,7 @@ def test_npz_splits_with_different_image_shapes(tmp_path):
     good = dict(np.load(make_npz(tmp_path / "good.npz")))
     good["val_images"] = good["val_images"][:, :14, :14]
     np.savez(tmp_path / "bad.npz", **good)
-    _fails(["fit", "--task", "classification", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "run"), "--quiet"],
+    fails(["fit", "--task", "classification", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "run"), "--quiet"],
            r"bad.npz: the splits hold images of different shapes \(train_images \(28, 28\), val_images \(14, 14\)",
            tmp_path / "bad.npz")
     assert not (tmp_path / "run").exists()
@@ -181,7 +146,7 @@ def test_npz_splits_with_different_image_shapes(tmp_path):
 @pytest.mark.parametrize("task", ["segmentation", "classification"])
 def test_budget_too_small_is_said_up_front(tmp_path, task):
     data = make_msd(tmp_path / "data", n_cases=6) if task == "segmentation" else make_npz(tmp_path / "toy.npz")
-    _fails(["fit", "--task", task, str(data), "--out", str(tmp_path / "run"), "--budget", "1s", "--rungs", "classical",
+    fails(["fit", "--task", task, str(data), "--out", str(tmp_path / "run"), "--budget", "1s", "--rungs", "classical",
             "--folds", "2", "--quiet"], r"budget \(1 s left\) is too small to fit anything: the classical rung, which "
                                         r"is never cut short, is estimated at", data)
     assert not (tmp_path / "run").exists() and not (tmp_path / ".run.partial").exists()
@@ -189,17 +154,17 @@ def test_budget_too_small_is_said_up_front(tmp_path, task):
 
 def test_rungs_option_naming_no_rung(tmp_path):
     data = make_msd(tmp_path / "data", n_cases=4)
-    _fails(["fit", str(data), "--out", str(tmp_path / "run"), "--rungs", ",", "--quiet"], r"--rungs ',' names no rung",
+    fails(["fit", str(data), "--out", str(tmp_path / "run"), "--rungs", ",", "--quiet"], r"--rungs ',' names no rung",
            data, exit_code=2)
 
 
 def test_classification_of_a_segmentation_folder(tmp_path):
     data = make_msd(tmp_path / "data", n_cases=4)
-    _fails(["fit", "--task", "classification", str(data), "--out", str(tmp_path / "run"), "--quiet"],
+    fails(["fit", "--task", "classification", str(data), "--out", str(tmp_path / "run"), "--quiet"],
            r"data: this is a segmentation dataset \(msd layout\), not class folders; fit it with --task segmentation",
            data)
     em = make_folders_2d(tmp_path / "em", n_cases=3)
-    _fails(["inspect", "--task", "classification", str(em)], r"em: this is a segmentation dataset \(folders layout\)",
+    fails(["inspect", "--task", "classification", str(em)], r"em: this is a segmentation dataset \(folders layout\)",
            em)
 
 
@@ -212,7 +177,7 @@ def test_recipe_string_where_a_list_is_expected(tmp_path, text, message):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(text)
     data = make_msd(tmp_path / "data", n_cases=4)
-    _fails(["fit", "--recipe", str(recipe), str(data), "--out", str(tmp_path / "run"), "--quiet"],
+    fails(["fit", "--recipe", str(recipe), str(data), "--out", str(tmp_path / "run"), "--quiet"],
            rf"recipe.yaml: .*{message}", data)
 
 
@@ -223,15 +188,8 @@ def test_every_label_all_background(tmp_path):
     data = make_msd(tmp_path / "data", n_cases=4)  # dataset.json declares three classes
     for label in (data / "labelsTr").iterdir():
         write(np.zeros((12, 14, 12), np.uint8), label, spacing=(1.0, 1.0, 1.5))
-    _fails(["inspect", str(data)], r"data: every label holds the single value \[0\] \(all background\)", data)
-    _fails(["fit", str(data), "--out", str(tmp_path / "run"), "--quiet"], r"every label holds the single value", data)
-
-
-def _edit_dataset_json(data: Path, edit) -> Path:
-    meta = json.loads((data / "dataset.json").read_text())
-    edit(meta)
-    (data / "dataset.json").write_text(json.dumps(meta))
-    return data
+    fails(["inspect", str(data)], r"data: every label holds the single value \[0\] \(all background\)", data)
+    fails(["fit", str(data), "--out", str(tmp_path / "run"), "--quiet"], r"every label holds the single value", data)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -241,8 +199,8 @@ def _edit_dataset_json(data: Path, edit) -> Path:
                                                              r"'training' \(entries 2 and 4\)"),
 ], ids=["entry_without_label", "training_as_dict", "case_listed_twice"])
 def test_broken_dataset_json(tmp_path, edit, message):
-    data = _edit_dataset_json(make_msd(tmp_path / "data", n_cases=4), edit)
-    _fails(["fit", str(data), "--out", str(tmp_path / "run"), "--quiet"], message, data)
+    data = edit_dataset_json(make_msd(tmp_path / "data", n_cases=4), edit)
+    fails(["fit", str(data), "--out", str(tmp_path / "run"), "--quiet"], message, data)
 
 
 @pytest.mark.parametrize("labels, message", [
@@ -253,7 +211,7 @@ def test_npz_with_non_integer_labels(tmp_path, labels, message):
     arrays = dict(np.load(make_npz(tmp_path / "good.npz")))
     arrays["train_labels"] = labels
     np.savez(tmp_path / "bad.npz", **arrays)
-    _fails(["fit", "--task", "classification", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "run"), "--quiet"],
+    fails(["fit", "--task", "classification", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "run"), "--quiet"],
            rf"bad.npz: .*{message}", tmp_path / "bad.npz")
 
 
@@ -261,14 +219,14 @@ def test_npz_with_an_empty_test_split(tmp_path):
     arrays = dict(np.load(make_npz(tmp_path / "good.npz")))
     arrays["test_images"], arrays["test_labels"] = arrays["test_images"][:0], arrays["test_labels"][:0]
     np.savez(tmp_path / "bad.npz", **arrays)
-    _fails(["fit", "--task", "classification", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "run"), "--quiet"],
+    fails(["fit", "--task", "classification", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "run"), "--quiet"],
            r"bad.npz: test_images is empty", tmp_path / "bad.npz")
 
 
 def test_empty_class_folder(tmp_path):
     data = make_class_folders(tmp_path / "classes")
     (data / "unsure").mkdir()
-    _fails(["fit", "--task", "classification", str(data), "--out", str(tmp_path / "run"), "--quiet"],
+    fails(["fit", "--task", "classification", str(data), "--out", str(tmp_path / "run"), "--quiet"],
            r"classes/unsure: class folder holds no images", data)
 
 
@@ -277,10 +235,10 @@ def test_empty_class_folder(tmp_path):
     (lambda f: f.write_bytes(f.read_bytes()[:100]), r"rungs/classical: the fitted classical rung cannot be loaded"),
 ], ids=["deleted", "truncated"])
 def test_predict_with_a_damaged_model_file(fitted_run, tmp_path, damage, message):
-    run = _copy(fitted_run, tmp_path / "run")
+    run = copy_run(fitted_run, tmp_path / "run")
     damage(run / "rungs" / "classical" / "model.joblib")
     images = make_msd(tmp_path / "newdata", n_cases=2, seed=5) / "imagesTr"
-    _fails(["predict", str(run), str(images), "--out", str(tmp_path / "pred"), "--quiet"], message, run, images)
+    fails(["predict", str(run), str(images), "--out", str(tmp_path / "pred"), "--quiet"], message, run, images)
     assert not (tmp_path / "pred").exists()
 
 
@@ -288,7 +246,7 @@ def test_predict_out_is_a_file(fitted_run, tmp_path):
     images = make_msd(tmp_path / "newdata", n_cases=2, seed=5) / "imagesTr"
     notes = tmp_path / "notes.txt"
     notes.write_text("keep me")
-    _fails(["predict", str(fitted_run), str(images), "--out", str(notes), "--overwrite", "--quiet"],
+    fails(["predict", str(fitted_run), str(images), "--out", str(notes), "--overwrite", "--quiet"],
            r"notes.txt: is a file, not a predictions folder", notes)
 
 
@@ -296,33 +254,33 @@ def test_classification_predict_out_is_a_folder(fitted_classification_run, tmp_p
     data = make_npz(tmp_path / "new.npz", seed=3)
     folder = tmp_path / "preds"
     folder.mkdir()
-    _fails(["predict", str(fitted_classification_run), str(data), "--out", str(folder), "--overwrite", "--quiet"],
+    fails(["predict", str(fitted_classification_run), str(data), "--out", str(folder), "--overwrite", "--quiet"],
            r"preds: is a folder; a classification run writes one CSV file", folder)
 
 
 def test_classification_predict_on_an_npz_that_is_not_a_zip(fitted_classification_run, tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file" * 20)
-    _fails(["predict", str(fitted_classification_run), str(bad), "--out", str(tmp_path / "p.csv"), "--quiet"],
+    fails(["predict", str(fitted_classification_run), str(bad), "--out", str(tmp_path / "p.csv"), "--quiet"],
            r"bad.npz: cannot be read as a .npz file of arrays", bad)
     assert not (tmp_path / "p.csv").exists()
 
 
 def test_predict_with_a_skipped_rung(fitted_run, tmp_path):
-    run = _copy(fitted_run, tmp_path / "run")
+    run = copy_run(fitted_run, tmp_path / "run")
     report = json.loads((run / "report.json").read_text())
     report["rungs"].append({"name": "unet2d", "status": "skipped", "reason": "the time budget was used up"})
     (run / "report.json").write_text(json.dumps(report))
     images = make_msd(tmp_path / "newdata", n_cases=2, seed=5) / "imagesTr"
-    _fails(["predict", str(run), str(images), "--out", str(tmp_path / "pred"), "--rung", "unet2d", "--quiet"],
+    fails(["predict", str(run), str(images), "--out", str(tmp_path / "pred"), "--rung", "unet2d", "--quiet"],
            r"rung 'unet2d' was skipped in this run \(the time budget was used up\); fitted rungs: \['classical'\]", run)
-    _fails(["predict", str(run), str(images), "--out", str(tmp_path / "pred"), "--rung", "unet9d", "--quiet"],
+    fails(["predict", str(run), str(images), "--out", str(tmp_path / "pred"), "--rung", "unet9d", "--quiet"],
            r"this run has no rung 'unet9d'", run)
 
 
 def test_too_few_cases_for_the_splits_names_the_dataset(tmp_path):
     data = make_msd(tmp_path / "data", n_cases=4)
-    _fails(["fit", str(data), "--out", str(tmp_path / "run"), "--folds", "6", "--quiet"],
+    fails(["fit", str(data), "--out", str(tmp_path / "run"), "--folds", "6", "--quiet"],
            r"data: 6-fold cross-validation needs at least 6 cases", data)
 
 
@@ -341,8 +299,8 @@ def _fast_recipe() -> automed.Recipe:
 def test_a_rung_failing_on_bad_data_leaves_no_partial_and_keeps_the_old_run(fitted_run, tmp_path, monkeypatch):
     from automed.rungs.classical import ClassicalRung
 
-    out = _copy(fitted_run, tmp_path / "run")
-    before = _snapshot(out)
+    out = copy_run(fitted_run, tmp_path / "run")
+    before = snapshot(out)
     data = make_msd(tmp_path / "data", n_cases=4)
 
     def broken(self, context, plan=None):
@@ -351,7 +309,7 @@ def test_a_rung_failing_on_bad_data_leaves_no_partial_and_keeps_the_old_run(fitt
     monkeypatch.setattr(ClassicalRung, "fit", broken)
     with pytest.raises(DataError, match="found wanting"):
         automed.fit(_fast_recipe(), data, out, overwrite=True, progress=False)
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
     assert not (tmp_path / ".run.partial").exists()
 
 

@@ -101,8 +101,11 @@ def test_dicom_series_folder(tmp_path):
     volume = rng.integers(0, 1000, (4, 6, 5)).astype(np.int16)
     series = tmp_path / "series"
     series.mkdir()
+    import locale
+
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
+    ctype = locale.setlocale(locale.LC_CTYPE)  # GDCM's DICOM writer sets the C locale; later tests need UTF-8
     for z in range(volume.shape[0]):
         slice_ = sitk.GetImageFromArray(volume[z])
         slice_.SetSpacing((0.8, 0.8))
@@ -112,6 +115,7 @@ def test_dicom_series_folder(tmp_path):
             slice_.SetMetaData(tag, value)
         writer.SetFileName(str(series / f"{z:03d}.dcm"))
         writer.Execute(slice_)
+    locale.setlocale(locale.LC_CTYPE, ctype)
     image = read_image(series)
     assert image.array.shape == (4, 6, 5)
     assert np.array_equal(image.array, volume)

@@ -330,3 +330,19 @@ def test_patch_is_the_median_size_rounded_to_each_networks_divisor():
     assert capped._config({**space, "depth": 5}, settings).patch == (32, 32, 32)  # cap 40 floored to 16s
     assert UNetPlusPlusRung()._patch(fingerprint, 0) == [50, 35]
     assert UNetPlusPlusRung()._config(space, {"patch": [50, 35]}).patch == (64, 48)
+
+
+@pytest.mark.parametrize("depth", [4, 5])
+def test_small_images_get_a_patch_that_keeps_two_voxels_at_the_deepest_level(depth):
+    """12-pixel slices with a depth-5 U-Net used to reach a 1 x 1 bottleneck, where instance norm fails."""
+    import torch
+
+    from automed.deep.networks import build_network
+    from automed.rungs.unet2d import UNet2DRung
+
+    space = {"width": 8, "res_units": 2, "loss": "dice_ce", "lr": 3e-3, "batch_size": 2, "augmentation": "medium",
+             "depth": depth}
+    config = UNet2DRung()._config(space, {"patch": [12, 10]})
+    assert config.patch == (2 ** depth,) * 2
+    network = build_network("unet", 2, 1, 3, config.width, config.depth, config.res_units).train()
+    assert network(torch.zeros(2, 1, *config.patch)).shape == (2, 3, *config.patch)

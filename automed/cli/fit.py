@@ -54,8 +54,14 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
     if not quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     if resume is not None:
-        if data or out or recipe_path:
-            raise click.UsageError("--resume takes only the run folder; the recipe and data are the interrupted fit's.")
+        given = {"DATA": data, "--out": out, "--recipe": recipe_path, "--task": task, "--format": data_format,
+                 "--rungs": rungs, "--folds": n_folds, "--cv": cv, "--seed": random_state, "--budget": budget,
+                 "--max-vram": max_vram, "--min-gain": min_gain, "--full-ladder": full_ladder,
+                 "--pretrained-weights": pretrained or None, "--label-fractions": label_fractions,
+                 "--unlabeled": unlabeled, "--jobs": n_jobs, "--overwrite": overwrite or None}
+        if named := [name for name, value in given.items() if value is not None]:
+            raise click.UsageError(f"--resume takes only the run folder (and --quiet); {', '.join(named)} cannot "
+                                   "change an interrupted fit, which continues with its own recipe and data.")
         from automed.ladder.runner import resume_run
 
         _summarize(automed.Run.load(resume_run(resume, progress=not quiet)))
@@ -105,7 +111,15 @@ def _with_weights(recipe: Any, pretrained: tuple[str, ...]) -> tuple[Any, ...]:
 
     from automed.recipe import RungSpec
 
+    from pathlib import Path
+
     files = dict(item.split("=", 1) if "=" in item else ("*", item) for item in pretrained)
+    for path in files.values():
+        if not Path(path).is_file():
+            raise click.UsageError(f"--pretrained-weights {path}: file not found.")
+    if not any(hasattr(s.params, "weights") for s in recipe.rungs):
+        raise click.UsageError(f"--pretrained-weights applies to the transfer rungs (vgg16, inception_v3), which "
+                               f"this ladder ({', '.join(s.name for s in recipe.rungs)}) does not climb.")
     rungs = []
     for spec in recipe.rungs:
         path = files.get(spec.name, files.get("*"))

@@ -27,16 +27,19 @@ def inspect(data: str, task: str | None, data_format: str, as_json: bool) -> Non
     from automed.data.dataset import open_dataset
 
     if task == "classification" or (task is None and Path(data).suffix.lower() in (".npz", ".csv")):
-        from automed.data.classification import open_classification, summarize
+        from automed.data.classification import open_classification, scan_classification, summarize
 
-        summary = summarize(open_classification(data, data_format))
-        if as_json:
-            click.echo(json.dumps(summary, indent=2))
-        else:
-            click.echo(f"{data}: {summary['n_cases']} images, {summary['dims']}D, classes "
-                       f"{list(summary['classes'].values())}, counts {summary['class_counts']}, "
-                       f"{'official' if summary['official_split'] else 'no official'} test split")
-            click.echo("No problems found.")
+        dataset = open_classification(data, data_format)
+        problems = scan_classification(dataset)
+        if not problems:
+            summary = summarize(dataset)
+            if as_json:
+                click.echo(json.dumps(summary, indent=2))
+            else:
+                click.echo(f"{data}: {summary['n_cases']} images, {summary['dims']}D, classes "
+                           f"{list(summary['classes'].values())}, counts {summary['class_counts']}, "
+                           f"{'official' if summary['official_split'] else 'no official'} test split")
+        _report_problems(data, problems, [])
         return
     from automed.data.fingerprint import scan_dataset
 
@@ -53,6 +56,10 @@ def inspect(data: str, task: str | None, data_format: str, as_json: bool) -> Non
         if any(raw != cls for raw, cls in fp.label_mapping.items()):
             click.echo(f"label values mapped {fp.label_mapping}")
         click.echo(f"median shape {list(fp.median_shape)}, median spacing {[round(s, 3) for s in fp.median_spacing]}")
+    _report_problems(data, problems, warnings)
+
+
+def _report_problems(data: str, problems: list[str], warnings: list[str]) -> None:
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     for problem in problems:

@@ -6,7 +6,6 @@ pixels are read on demand by :func:`load_image`.
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from automed.data.io import image_suffix, read_image, strip_suffix
 from automed.errors import DataError
 
 __all__ = ["ClassificationDataset", "ImageCase", "detect_classification_format", "open_classification", "summarize",
-           "load_image", "load_mask", "read_npz", "check_image_shapes", "to_luminance", "MEDMNIST_SPLITS"]
+           "load_image", "load_mask", "read_npz", "scan_classification", "check_image_shapes", "to_luminance", "MEDMNIST_SPLITS"]
 
 MEDMNIST_SPLITS = ("train", "val", "test")
 
@@ -219,18 +218,18 @@ def _open_class_folders(root: Path) -> ClassificationDataset:
 
 
 def _open_csv(path: Path) -> ClassificationDataset:
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = set(reader.fieldnames or ())
-        for column in ("image", "label"):
-            if column not in columns:
-                raise DataError(f"{path}: no '{column}' column; the manifest needs image,label[,mask][,group][,site].")
-        rows = list(reader)
-    cases, seen = [], set()
-    for line, row in enumerate(rows, start=2):  # line 1 is the header
-        image = _resolve(path, row["image"], line, "image")
+    from automed.data.dataset import read_csv_rows
+
+    cases, seen, line_of = [], set(), {}
+    for line, row in read_csv_rows(path, ("image", "label")):
+        image = _resolve(path, row.get("image", ""), line, "image")
+        if image.resolve() in line_of:
+            raise DataError(f"{path} line {line}: image '{row['image']}' is already listed on line "
+                            f"{line_of[image.resolve()]}; list each image once (twice, it could land on both "
+                            "sides of a split).")
+        line_of[image.resolve()] = line
         mask = _resolve(path, row["mask"], line, "mask") if row.get("mask") else None
-        label = (row["label"] or "").strip()
+        label = (row.get("label") or "").strip()
         if not label:
             raise DataError(f"{path} line {line}: empty label.")
         case_id = strip_suffix(image)
@@ -244,11 +243,25 @@ def _open_csv(path: Path) -> ClassificationDataset:
 
 
 def _resolve(manifest: Path, value: str, line: int, column: str) -> Path:
-    target = Path(value)
+    if not value.strip():
+        raise DataError(f"{manifest} line {line}: empty {column} path.")
+    target = Path(value.strip())
     target = target if target.is_absolute() else manifest.parent / target
     if not target.exists():
         raise DataError(f"{manifest} line {line}: {column} file '{value}' not found.")
     return target
+
+
+def scan_classification(dataset: ClassificationDataset) -> list[str]:
+    """Read every image (and ROI mask) of ``dataset``; return the problems found, one sentence each."""
+    problems = []
+    for case in dataset.cases:
+        try:
+            image = load_image(dataset, case)
+            load_mask(case, image.shape)
+        except DataError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def summarize(dataset: ClassificationDataset) -> dict:

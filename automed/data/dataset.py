@@ -14,7 +14,7 @@ from pathlib import Path
 from automed.data.io import image_suffix, strip_suffix
 from automed.errors import DataError
 
-__all__ = ["Case", "Dataset", "detect_format", "open_dataset", "find_images"]
+__all__ = ["Case", "Dataset", "detect_format", "open_dataset", "find_images", "read_csv_rows"]
 
 IMAGE_DIRS = ("images", "imgs", "image")
 LABEL_DIRS = ("labels", "masks", "label", "mask")
@@ -125,6 +125,9 @@ def find_images(path: str | Path, channel_names: tuple[str, ...]) -> list[Case]:
         return [Case(strip_suffix(path), (path,))]
     if (path / "imagesTs").is_dir():
         path = path / "imagesTs"
+    elif (path / "dataset.json").is_file() or (path / "imagesTr").is_dir():
+        raise DataError(f"{path}: a dataset folder without imagesTs/; give the folder that holds the images to "
+                        "predict (e.g. its imagesTs/).")
     files = _visible(path)
     if not files:
         raise DataError(f"{path}: holds no images to predict.")
@@ -157,6 +160,18 @@ def _labels_mapping(path: Path, labels: object, value_to_name: bool) -> dict[int
         raise DataError(f"{path}: 'labels' holds a non-integer label value ({exc}); nnU-Net region labels are not supported.") from exc
 
 
+def _channel_names(path: Path, key: str, channels: object) -> tuple[str, ...]:
+    """Channel names in channel order from ``{"0": "T1", "1": "FLAIR"}``; the keys must be 0, 1, ..."""
+    try:
+        order = sorted(channels, key=int) if isinstance(channels, dict) else None
+    except (TypeError, ValueError):
+        order = None
+    if not order or [int(k) for k in order] != list(range(len(order))):
+        raise DataError(f"{path}: '{key}' must map the channel numbers 0, 1, ... to names, e.g. "
+                        f'{{"0": "T1", "1": "FLAIR"}}; got {json.dumps(channels)[:80]}.')
+    return tuple(str(channels[k]) for k in order)
+
+
 def _check_orphans(labels_dir: Path, used: set[Path]) -> None:
     for label in _visible(labels_dir):
         if label not in used:
@@ -167,8 +182,7 @@ def _open_msd(root: Path) -> Dataset:
     meta = root / "dataset.json"
     info = _read_json(meta)
     classes = _labels_mapping(meta, info.get("labels"), value_to_name=True)
-    modality = info.get("modality") or {"0": "unknown"}
-    channel_names = tuple(str(modality[k]) for k in sorted(modality, key=int))
+    channel_names = _channel_names(meta, "modality", info.get("modality") or {"0": "unknown"})
     entries = info.get("training")
     if entries is None:
         raise DataError(f"{meta}: no 'training' list; is this an MSD dataset.json?")
@@ -205,10 +219,12 @@ def _open_nnunet(root: Path) -> Dataset:
         if key not in info:
             raise DataError(f"{meta}: missing '{key}' required by the nnU-Net layout.")
     classes = _labels_mapping(meta, info["labels"], value_to_name=False)
-    channels = info["channel_names"]
-    channel_names = tuple(str(channels[k]) for k in sorted(channels, key=int))
+    channel_names = _channel_names(meta, "channel_names", info["channel_names"])
     ending = info["file_ending"]
     images = sorted(p for p in (root / "imagesTr").glob(f"*{ending}") if not p.name.startswith("."))
+    if not images and (found := _visible(root / "imagesTr")):
+        raise DataError(f"{meta}: file_ending '{ending}' matches no file in imagesTr/, which holds e.g. "
+                        f"{found[0].name}; correct file_ending.")
     grouped = {c.case_id: c for c in _group_channels(images, len(channel_names), root / "imagesTr")}
     labels_dir = root / "labelsTr"
     cases = []
@@ -227,8 +243,12 @@ def _group_channels(files: list[Path], n_channels: int, where: Path):
     for f in files:
         stem = strip_suffix(f)
         case_id, _, channel = stem.rpartition("_")
-        if not case_id or not channel.isdigit():
-            raise DataError(f"{f}: expected a name like CASE_0000{image_suffix(f)} (case id, underscore, 4-digit channel).")
+        if not case_id or not channel.isdigit() or len(channel) != 4:
+            raise DataError(f"{f}: expected a name like CASE_0000{image_suffix(f)} (case id, underscore, 4-digit "
+                            f"channel number, for {n_channels} channel(s)).")
+        if int(channel) >= n_channels:
+            raise DataError(f"{f}: channel {int(channel)}, but there are {n_channels} channel(s) (0 to "
+                            f"{n_channels - 1}); list it in channel_names or remove the file.")
         channels = by_case.setdefault(case_id, {})
         if int(channel) in channels:
             raise DataError(f"{channels[int(channel)]} and {f.name} are both channel {int(channel)} of case "
@@ -278,16 +298,41 @@ def _natural_key(text: str) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
 
 
+def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """``(line number, row)`` of a CSV file with a header holding ``required``; a spreadsheet's
+    byte-order mark is allowed, a repeated column name or text that is not UTF-8 is an error."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = [name.strip() for name in next(reader, [])]
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV.") from exc
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV file ({exc}).") from exc
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}: the header names the column(s) {repeated} more than once.")
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise DataError(f"{path}: no {', '.join(repr(m) for m in missing)} column; the header is {header}.")
+    return [(number, dict(zip(header, row))) for number, row in enumerate(rows, start=2) if any(v.strip() for v in row)]
+
+
 def _read_groups(root: Path, case_ids: set[str]) -> dict[str, str]:
     """Optional ``groups.csv`` (columns ``case,group``): cases of one patient share a group."""
     path = root / "groups.csv"
     if not path.is_file():
         return {}
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or not {"case", "group"} <= set(reader.fieldnames):
-            raise DataError(f"{path}: needs the columns 'case' and 'group'.")
-        groups = {row["case"]: row["group"] for row in reader}
+    groups: dict[str, str] = {}
+    for line, row in read_csv_rows(path, ("case", "group")):
+        case, group = (row["case"] or "").strip(), (row["group"] or "").strip()
+        if not group:
+            raise DataError(f"{path} line {line}: case '{case}' has an empty group.")
+        if groups.get(case, group) != group:
+            raise DataError(f"{path} line {line}: case '{case}' is in group '{groups[case]}' and in '{group}'; give "
+                            "each case one group.")
+        groups[case] = group
     unknown = sorted(set(groups) - case_ids)
     if unknown:
         raise DataError(f"{path}: case(s) {unknown[:5]} are not in the dataset.")

@@ -91,6 +91,10 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
             problems.append(str(exc))
             continue
         label, image = loaded.label, loaded.image
+        if min(label.shape) < 2:
+            problems.append(f"{case.image_paths[0]}: shape {label.shape} has an axis of one voxel; every axis needs "
+                            "at least 2 (a single-slice volume is a 2D image: store it as one).")
+            continue
         values, counts = np.unique(label, return_counts=True)
         if dataset.classes is not None:
             undeclared = sorted(set(values.tolist()) - set(dataset.classes))

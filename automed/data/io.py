@@ -37,7 +37,7 @@ class Geometry:
         for name in ("spacing", "origin", "direction"):
             a, b = np.asarray(getattr(self, name)), np.asarray(getattr(other, name))
             if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol):
-                return f"{name} {tuple(np.round(b, 4))} differs from image {tuple(np.round(a, 4))}"
+                return f"{name} {tuple(np.round(b, 4).tolist())} differs from image {tuple(np.round(a, 4).tolist())}"
         return None
 
 

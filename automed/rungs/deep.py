@@ -168,8 +168,10 @@ class DeepSegmentationRung(Rung):
 
         depth = space.get("depth", 5)
         divisor = size_divisor(self.kind, depth)
-        cap = max(divisor, (self.params.max_patch or self.default_max_patch) // divisor * divisor)
-        patch = tuple(min(cap, math.ceil(s / divisor) * divisor) for s in settings["patch"])
+        # at least two voxels per axis at the deepest level: instance norm fails on a single one
+        low = 2 * divisor
+        cap = max(low, (self.params.max_patch or self.default_max_patch) // divisor * divisor)
+        patch = tuple(max(low, min(cap, math.ceil(s / divisor) * divisor)) for s in settings["patch"])
         return NetConfig(self.kind, self.network_dims, space["width"], depth, space.get("res_units", 0),
                          space["loss"], space["lr"], space["batch_size"], space["augmentation"], patch)
 
