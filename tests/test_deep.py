@@ -213,7 +213,8 @@ def test_training_resumed_from_last_checkpoint_continues_identically(toy3d, tmp_
     volumes = load_volumes(dataset, fp, [c.case_id for c in dataset.cases])
     ids = sorted(volumes)
     source = SampleSource({k: volumes[k] for k in ids[:6]}, axis=2)
-    config = NetConfig("unet", 2, 8, 3, 0, "dice_ce", 3e-3, 4, "medium", (16, 32))
+    config = NetConfig("automed.nets.unet:UNet", 2, 8, {"depth": 3, "res_units": 0}, "dice_ce", 3e-3, 4, "medium",
+                       (16, 32))
     schedule = Schedule(max_epochs=4, iterations=3, patience=10)
     args = (config, schedule, source, [volumes[k] for k in ids[6:]], 2, 3, 1)
     whole = train(*args, tmp_path / "whole", 0, pick_device(), False)
@@ -315,8 +316,9 @@ def test_paired_gain_uses_shared_cases_only():
 def test_patch_is_the_median_size_rounded_to_each_networks_divisor():
     from types import SimpleNamespace
 
-    from automed.rungs.unet3d import UNet3DRung
-    from automed.rungs.unetpp import UNetPlusPlusRung
+    from automed.rungs import rung_class
+
+    UNet3DRung, UNetPlusPlusRung = rung_class("unet3d", "segmentation"), rung_class("unetpp", "segmentation")
 
     shapes = [(34, 48, 33), (36, 50, 35), (47, 59, 43)]  # median 36 x 50 x 35
     fingerprint = SimpleNamespace(cases=[{"shape": s} for s in shapes])
@@ -337,12 +339,12 @@ def test_small_images_get_a_patch_that_keeps_two_voxels_at_the_deepest_level(dep
     """12-pixel slices with a depth-5 U-Net used to reach a 1 x 1 bottleneck, where instance norm fails."""
     import torch
 
-    from automed.deep.networks import build_network
-    from automed.rungs.unet2d import UNet2DRung
+    from automed.nets import build_network
+    from automed.rungs import rung_class
 
     space = {"width": 8, "res_units": 2, "loss": "dice_ce", "lr": 3e-3, "batch_size": 2, "augmentation": "medium",
              "depth": depth}
-    config = UNet2DRung()._config(space, {"patch": [12, 10]})
+    config = rung_class("unet2d", "segmentation")()._config(space, {"patch": [12, 10]})
     assert config.patch == (2 ** depth,) * 2
-    network = build_network("unet", 2, 1, 3, config.width, config.depth, config.res_units).train()
+    network = build_network(config, 1, 3).train()
     assert network(torch.zeros(2, 1, *config.patch)).shape == (2, 3, *config.patch)

@@ -60,7 +60,7 @@ def test_cnn_scores_the_test_split_with_a_paired_gain_and_predicts(npz, cnn_run,
 def test_cnn_predicts_with_the_mean_of_its_seed_models(npz, cnn_run):
     from automed.data.classification import open_classification
     from automed.deep.classification import image_arrays, predict_proba, standardize
-    from automed.deep.networks import count_parameters
+    from automed.nets import count_parameters
     from automed.rungs import rung_class
 
     run = cnn_run

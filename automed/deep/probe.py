@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from automed.deep.training import NetConfig, build_loss, make_batch, train_step
+from automed.deep.training import NetConfig, make_batch, train_step, training_loss
 from automed.deep.volumes import SampleSource
 
 __all__ = ["Probe", "probe"]
@@ -45,13 +45,12 @@ def probe(config: NetConfig, source: SampleSource, in_channels: int, n_classes: 
     import torch
 
     from automed.deep.augment import training_transform
-    from automed.deep.networks import build_network, count_parameters
+    from automed.nets import build_network, count_parameters
 
     torch.manual_seed(seed)
-    model = build_network(config.kind, config.spatial_dims, in_channels, n_classes, config.width, config.depth,
-                          config.res_units).to(device)
+    model = build_network(config, in_channels, n_classes).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    loss_fn = build_loss(config.loss, include_background)
+    loss_fn = training_loss(config, include_background)
     transform = training_transform(config.patch, config.augmentation, config.spatial_dims == 3, seed)
     rng = np.random.default_rng(seed)
     cuda = device.type == "cuda"

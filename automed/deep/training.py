@@ -22,7 +22,7 @@ import numpy as np
 from automed.deep.volumes import SampleSource, Volume
 
 __all__ = ["NetConfig", "Schedule", "TrainResult", "build_loss", "config_from_dict", "make_batch",
-           "resume", "save_checkpoint", "train", "train_step",
+           "resume", "save_checkpoint", "train", "train_step", "training_loss",
            "validate"]
 
 log = logging.getLogger("automed")
@@ -31,13 +31,16 @@ FOREGROUND_SHARE = 1 / 3  # share of 2D training slices drawn from slices with f
 
 @dataclass(frozen=True)
 class NetConfig:
-    """Network, loss, optimiser and sampling of one training."""
+    """Network, loss, optimiser and sampling of one training.
 
-    kind: str
+    ``architecture`` is an :mod:`automed.nets` path (``"automed.nets.unet:UNet"``), ``width`` its
+    first-level channels and ``hp`` its own hyperparameters (e.g. U-Net ``depth``, ``res_units``).
+    """
+
+    architecture: str
     spatial_dims: int
     width: int
-    depth: int
-    res_units: int
+    hp: dict[str, Any]
     loss: str
     lr: float
     batch_size: int
@@ -116,17 +119,16 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
     import torch
 
     from automed.deep.augment import training_transform
-    from automed.deep.networks import build_network
+    from automed.nets import build_network
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = build_network(config.kind, config.spatial_dims, in_channels, n_classes, config.width, config.depth,
-                          config.res_units).to(device)
+    model = build_network(config, in_channels, n_classes).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=schedule.max_epochs, power=0.9)
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    loss_fn = build_loss(config.loss, include_background)
+    loss_fn = training_loss(config, include_background)
     first_class = 0 if include_background else 1
     state = {"epoch": 0, "best_value": -math.inf, "best_epoch": -1, "history": [], "elapsed_s": 0.0,
              "batch_size": config.batch_size, "events": []}
@@ -177,6 +179,13 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
                        time.monotonic() - started, stop_reason, state["batch_size"], list(state["events"]))
 
 
+def training_loss(config: NetConfig, include_background: bool) -> Any:
+    """The recipe's loss for the network of ``config`` (its architecture may combine deep-supervision heads)."""
+    from automed.nets import architecture
+
+    return architecture(config.architecture).training_loss(build_loss(config.loss, include_background))
+
+
 def train_step(model: Any, optimizer: Any, scaler: Any, loss_fn: Any, images: Any, labels: Any, amp: bool) -> float:
     """One optimiser step (mixed precision when ``amp``, gradient norm clipped at 12); returns the loss."""
     import torch
@@ -222,6 +231,17 @@ def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
+# model.json files written before architectures became modules name a ``kind`` and hold its numbers
+_LEGACY_KINDS = {"unet": ("automed.nets.unet:UNet", ("depth", "res_units")),
+                 "unetpp": ("automed.nets.unetpp:UNetPlusPlus", ())}
+
+
 def config_from_dict(values: dict[str, Any]) -> NetConfig:
-    """The :class:`NetConfig` saved as a plain dict in ``model.json``."""
+    """The :class:`NetConfig` saved as a plain dict in ``model.json`` (older layouts included)."""
+    values = dict(values)
+    if "kind" in values:
+        path, keys = _LEGACY_KINDS[values.pop("kind")]
+        hp = {k: values[k] for k in keys}
+        values = {k: v for k, v in values.items() if k not in ("depth", "res_units")}
+        values.update(architecture=path, hp=hp)
     return NetConfig(**{**values, "patch": tuple(values["patch"])})

@@ -40,6 +40,7 @@ __all__ = ["DeepParams", "DeepSegmentationRung", "evaluate_cases"]
 log = logging.getLogger("automed")
 LOSSES = ("dice_ce", "dice_focal")
 AUGMENTATIONS = ("none", "light", "medium", "strong")
+COMMON_HYPERPARAMETERS = ("lr", "width", "batch_size", "loss", "augmentation")  # the rest belong to the architecture
 PROBE_OVERHEAD_S = 5.0  # one probe (model build, a few steps) per trial and per final training
 
 
@@ -128,8 +129,8 @@ class DeepSegmentationRung(Rung):
     Params = DeepParams
     cost_weight = 2.0
     resumable = True
-    #: ``"unet"`` or ``"unetpp"`` (see :func:`automed.deep.networks.build_network`).
-    kind: ClassVar[str]
+    #: The network, as an :mod:`automed.nets` path (``"automed.nets.unet:UNet"``).
+    architecture: ClassVar[str]
     #: 2 (slices of 3D volumes, or 2D images) or 3.
     network_dims: ClassVar[int]
     #: Voxels per batch the default batch sizes aim at (larger patches, smaller batches).
@@ -147,10 +148,7 @@ class DeepSegmentationRung(Rung):
             "loss": trial.suggest_categorical("loss", list(self.params.losses)),
             "augmentation": trial.suggest_categorical("augmentation", list(self.params.augmentations)),
         }
-        if self.kind == "unet":
-            space["depth"] = trial.suggest_categorical("depth", list(self.params.depths))
-            space["res_units"] = trial.suggest_categorical("res_units", [0, 2])
-        return space
+        return {**space, **self._architecture.search_space(trial, self.params)}
 
     def _default_space(self, settings: dict[str, Any]) -> dict[str, Any]:
         """The first trial, and the configuration trained when there is no search."""
@@ -158,22 +156,25 @@ class DeepSegmentationRung(Rung):
         space = {"lr": float(np.clip(3e-3, p.lr_min, p.lr_max)), "width": settings["widths"][0],
                  "batch_size": settings["batch_sizes"][-1], "loss": p.losses[0],
                  "augmentation": "medium" if "medium" in p.augmentations else p.augmentations[0]}
-        if self.kind == "unet":
-            space.update(depth=p.depths[0], res_units=2)
-        return space
+        return {**space, **self._architecture.default(p)}
+
+    @property
+    def _architecture(self) -> Any:
+        from automed.nets import architecture
+
+        return architecture(self.architecture)
 
     def _config(self, space: dict[str, Any], settings: dict[str, Any]) -> Any:
-        from automed.deep.networks import size_divisor
         from automed.deep.training import NetConfig
 
-        depth = space.get("depth", 5)
-        divisor = size_divisor(self.kind, depth)
+        hp = {k: v for k, v in space.items() if k not in COMMON_HYPERPARAMETERS}
+        divisor = self._architecture.size_divisor(hp)
         # at least two voxels per axis at the deepest level: instance norm fails on a single one
         low = 2 * divisor
         cap = max(low, (self.params.max_patch or self.default_max_patch) // divisor * divisor)
         patch = tuple(max(low, min(cap, math.ceil(s / divisor) * divisor)) for s in settings["patch"])
-        return NetConfig(self.kind, self.network_dims, space["width"], depth, space.get("res_units", 0),
-                         space["loss"], space["lr"], space["batch_size"], space["augmentation"], patch)
+        return NetConfig(self.architecture, self.network_dims, space["width"], hp, space["loss"], space["lr"],
+                         space["batch_size"], space["augmentation"], patch)
 
     # -- planning ------------------------------------------------------------------------
 
@@ -236,9 +237,7 @@ class DeepSegmentationRung(Rung):
             return None
         settings = probe.settings
         largest = {**self._default_space(settings), "width": settings["widths"][-1],
-                   "batch_size": settings["batch_sizes"][-1]}
-        if self.kind == "unet":
-            largest["depth"] = max(self.params.depths)
+                   "batch_size": settings["batch_sizes"][-1], **self._architecture.largest(self.params)}
         while (need := probe.measure(largest).train_memory_bytes) > limit:
             change = self._shrink_for_memory(settings, largest)
             if change is None:
@@ -373,7 +372,7 @@ class DeepSegmentationRung(Rung):
             context, evaluations, volumes,
             lambda k, image: apply_postprocessing(self._predict_with([models[k]], config, image, device), steps))
         self._save(context.folder, config, steps, fp, len(models))
-        from automed.deep.networks import count_parameters
+        from automed.nets import count_parameters
 
         est = max(t["est_train_vram_bytes"] for t in trainings)
         return RungOutcome(
@@ -616,10 +615,9 @@ def _load_model(config: Any, fingerprint: Any, path: Path, device: Any) -> Any:
 
 
 def _new_model(config: Any, fingerprint: Any, device: Any) -> Any:
-    from automed.deep.networks import build_network
+    from automed.nets import build_network
 
-    return build_network(config.kind, config.spatial_dims, fingerprint.n_channels, fingerprint.n_classes,
-                         config.width, config.depth, config.res_units).to(device)
+    return build_network(config, fingerprint.n_channels, fingerprint.n_classes).to(device)
 
 
 def _cuda_memory_limit(device: Any) -> int | None:

@@ -251,7 +251,7 @@ class DeepClassifierRung(Rung):
     def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
         from automed.deep.classification import mean_proba
         from automed.deep.inference import pick_device
-        from automed.deep.networks import count_parameters
+        from automed.nets import count_parameters
         from automed.deep.gradcam import gradcam_overlays
 
         plan = plan or self.plan(context)

@@ -1,0 +1,29 @@
+"""Segmentation network architectures: one module per architecture behind :class:`Architecture`.
+
+A deep segmentation rung names its architecture as ``"module:Class"`` in the rung registry
+(:mod:`automed.rungs`), so adding one is a module here plus a registry entry.
+Modules import torch and MONAI only inside :meth:`Architecture.build`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+from typing import Any
+
+from automed.nets.base import Architecture, count_parameters
+
+__all__ = ["Architecture", "architecture", "build_network", "count_parameters"]
+
+
+@lru_cache(maxsize=None)
+def architecture(path: str) -> Architecture:
+    """The architecture at ``"module:Class"`` (an instance; they hold no state)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)()
+
+
+def build_network(config: Any, in_channels: int, out_channels: int) -> Any:
+    """The untrained network of a :class:`~automed.deep.training.NetConfig`."""
+    return architecture(config.architecture).build(config.spatial_dims, in_channels, out_channels, config.width,
+                                                   dict(config.hp))

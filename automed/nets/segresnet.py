@@ -1,0 +1,35 @@
+"""MONAI's SegResNet (Myronenko 2018): residual encoder blocks, a light decoder, group norm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from automed.nets.base import Architecture
+
+__all__ = ["SegResNet"]
+
+BLOCKS_DOWN = (1, 2, 2, 4, 4)  # residual blocks per level: MONAI's default (1, 2, 2, 4), one more level for depth 5
+
+
+class SegResNet(Architecture):
+    """``monai.networks.nets.SegResNet`` with ``depth`` levels (from the rung's ``depths``) and
+    ``width`` initial filters (group norm of 8 groups: widths are multiples of 8)."""
+
+    def search_space(self, trial: Any, params: Any) -> dict[str, Any]:
+        return {"depth": trial.suggest_categorical("depth", list(params.depths))}
+
+    def default(self, params: Any) -> dict[str, Any]:
+        return {"depth": params.depths[0]}
+
+    def largest(self, params: Any) -> dict[str, Any]:
+        return {"depth": max(params.depths)}
+
+    def size_divisor(self, hp: dict[str, Any]) -> int:
+        return 2 ** (hp["depth"] - 1)
+
+    def build(self, spatial_dims: int, in_channels: int, out_channels: int, width: int, hp: dict[str, Any]) -> Any:
+        from monai.networks.nets import SegResNet as MonaiSegResNet
+
+        depth = hp["depth"]
+        return MonaiSegResNet(spatial_dims, init_filters=width, in_channels=in_channels, out_channels=out_channels,
+                              blocks_down=BLOCKS_DOWN[:depth], blocks_up=(1,) * (depth - 1))
