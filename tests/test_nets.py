@@ -29,12 +29,19 @@ def test_shape_table(path, spatial_dims, depths):
 
     from automed.nets import architecture
 
+    from automed.deep.training import build_loss
+
     net = architecture(path)
     for hp in (net.default(DeepParams(depths=depths)), net.largest(DeepParams(depths=depths))):
         side = 2 * net.size_divisor(hp)
-        model = net.build(spatial_dims, 2, 3, 8, hp).train()
-        out = model(torch.zeros(2, 2, *(side,) * spatial_dims))
-        assert out.shape == (2, 3, *(side,) * spatial_dims)
+        model = net.build(spatial_dims, 2, 3, 8, hp)
+        images = torch.randn(2, 2, *(side,) * spatial_dims)
+        labels = torch.randint(0, 3, (2, 1, *(side,) * spatial_dims))
+        loss = net.training_loss(build_loss("dice_ce", False))(model.train()(images), labels)
+        assert loss.dim() == 0 and torch.isfinite(loss)
+        loss.backward()
+        with torch.no_grad():
+            assert model.eval()(images).shape == (2, 3, *(side,) * spatial_dims)
 
 
 def test_model_json_of_an_older_version_loads():
