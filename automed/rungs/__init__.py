@@ -31,6 +31,8 @@ REGISTRY = {
                            "default_max_patch": 128, "cost_weight": 6.0}),
         "segresnet": (_DEEP, {"architecture": "automed.nets.segresnet:SegResNet", "network_dims": 3,
                               "batch_voxels": 2**18, "default_max_patch": 128, "cost_weight": 6.0}),
+        "dynunet": (_DEEP, {"architecture": "automed.nets.dynunet:DynUNet", "network_dims": 3,
+                            "batch_voxels": 2**18, "default_max_patch": 128, "cost_weight": 6.0}),
         "ensemble": "automed.rungs.segmentation_ensemble:SegmentationEnsembleRung",
     },
     "classification": {
