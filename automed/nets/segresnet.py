@@ -1,4 +1,9 @@
-"""MONAI's SegResNet (Myronenko 2018): residual encoder blocks, a light decoder, group norm."""
+"""MONAI's SegResNet (Myronenko 2018): residual encoder blocks and a light decoder, with instance norm.
+
+MONAI's default group norm (8 groups) kept the network predicting only background for its
+first ~75 steps on a hippocampus crop, and for all 7 epochs of a 5-minute ladder rung (Dice 0);
+with instance norm, as nnU-Net normalises, it segmented the crop by step 25.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ BLOCKS_DOWN = (1, 2, 2, 4, 4)  # residual blocks per level: MONAI's default (1, 
 
 class SegResNet(Architecture):
     """``monai.networks.nets.SegResNet`` with ``depth`` levels (from the rung's ``depths``) and
-    ``width`` initial filters (group norm of 8 groups: widths are multiples of 8)."""
+    ``width`` initial filters."""
 
     def search_space(self, trial: Any, params: Any) -> dict[str, Any]:
         return {"depth": trial.suggest_categorical("depth", list(params.depths))}
@@ -32,4 +37,4 @@ class SegResNet(Architecture):
 
         depth = hp["depth"]
         return MonaiSegResNet(spatial_dims, init_filters=width, in_channels=in_channels, out_channels=out_channels,
-                              blocks_down=BLOCKS_DOWN[:depth], blocks_up=(1,) * (depth - 1))
+                              blocks_down=BLOCKS_DOWN[:depth], blocks_up=(1,) * (depth - 1), norm="INSTANCE")
