@@ -3,6 +3,7 @@ per finding (channel files, dataset.json fields, CSV files, options, tiny images
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -113,3 +114,19 @@ def test_predict_on_a_dataset_folder_without_imagests(fitted_run, tmp_path):
     data = make_msd(tmp_path / "data", n_cases=2, seed=5)
     fails(["predict", str(fitted_run), str(data), "--out", str(tmp_path / "pred"), "--quiet"],
            r"data: a dataset folder without imagesTs/", data)
+
+
+def test_model_json_edited_by_hand_or_from_another_version(fitted_run, tmp_path):
+    run = copy_run(fitted_run, tmp_path / "run")
+    record_path = run / "rungs" / "classical" / "model.json"
+    record = json.loads(record_path.read_text())
+    assert record["automed"]  # the version that wrote it
+    images = make_msd(tmp_path / "newdata", n_cases=2, seed=5) / "imagesTr"
+    record_path.write_text(json.dumps({**record, "automed": "0.0.9", "params": {**record["params"], "n_sigmas": 3}}))
+    fails(["predict", str(run), str(images), "--out", str(tmp_path / "pred"), "--quiet"],
+          r"model.json: written by automed 0.0.9, holds parameters this automed \(.*\) rejects: .*unknown key\(s\) "
+          r"\['n_sigmas'\]", run)
+    del record["background_weight"]
+    record_path.write_text(json.dumps(record))
+    fails(["predict", str(run), str(images), "--out", str(tmp_path / "pred"), "--quiet"],
+          r"model.json: written by automed .*, lacks \['background_weight'\]", run)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
+from automed._jsonio import write_json
 from automed.errors import AutomedError
 
 __all__ = ["STATE", "Clock", "run_staged", "staging_folder", "write_json"]
@@ -99,34 +99,6 @@ class Clock:
         self._halt.set()
         self._thread.join()
         write_json(self.path, {"spent_s": self.spent()})
-
-
-def write_json(path: Path, value: Any) -> None:
-    """Write ``value`` as JSON atomically (a kill mid-write never leaves half a file); NaN/Inf become null."""
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(_finite(value), indent=2, allow_nan=False, default=_jsonable))
-    tmp.replace(path)
-
-
-def _finite(value: Any) -> Any:
-    """NaN/Inf (e.g. an undefined HD95) become JSON null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _attach_log(path: Path) -> logging.Handler:

@@ -15,7 +15,6 @@ Fitting, in order:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from automed.data.normalize import map_labels, normalize, unmap_labels
 from automed.features.voxel import VoxelFeatures
 from automed.models.search import open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
+from automed.rungs.records import read_record, write_record
 from automed.workers import process_pool
 
 __all__ = ["ClassicalRung", "ClassicalParams"]
@@ -320,9 +320,8 @@ class ClassicalRung(Rung):
         import joblib
 
         joblib.dump(model, folder / "model.joblib")
-        meta = {"params": asdict(self.params), "model": config, "background_weight": weight,
-                "postprocessing": steps, "n_classes": n_classes}
-        (folder / "model.json").write_text(json.dumps(meta, indent=2))
+        write_record(folder / "model.json", self.params, model=config, background_weight=weight,
+                     postprocessing=steps, n_classes=n_classes)
 
     # -- prediction ----------------------------------------------------------------------
 
@@ -334,9 +333,9 @@ class ClassicalRung(Rung):
         """
         import joblib
 
-        meta = json.loads((folder / "model.json").read_text())
-        params = meta["params"]
-        rung = cls(ClassicalParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}))
+        params, meta = read_record(folder / "model.json", ClassicalParams,
+                                   ("background_weight", "postprocessing", "n_classes"))
+        rung = cls(params)
         rung.model_ = joblib.load(folder / "model.joblib")
         rung.background_weight_ = meta["background_weight"]
         rung.postprocessing_ = meta["postprocessing"]

@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from automed.metrics import THRESHOLDS, choose_threshold, classification_scores,
 from automed.models.search import open_study, optimize_within
 from automed.models.tabular import PlattCalibrated
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
+from automed.rungs.records import read_record, write_record
 
 __all__ = ["ClassicalClassifierParams", "ClassicalClassifierRung"]
 
@@ -325,9 +326,8 @@ class ClassicalClassifierRung(Rung):
         import joblib
 
         joblib.dump(model, folder / "model.joblib")
-        meta = {"params": asdict(self.params), "feature_names": names, "threshold": threshold,
-                "classes": list(classes)}
-        (folder / "model.json").write_text(json.dumps(meta, indent=2))
+        write_record(folder / "model.json", self.params, feature_names=names, threshold=threshold,
+                     classes=list(classes))
 
     # -- prediction ----------------------------------------------------------------------
 
@@ -336,9 +336,9 @@ class ClassicalClassifierRung(Rung):
         """The fitted rung saved in ``folder``. ``model.joblib`` is a pickle: load trusted runs only."""
         import joblib
 
-        meta = json.loads((folder / "model.json").read_text())
-        rung = cls(ClassicalClassifierParams(**{k: tuple(v) if isinstance(v, list) else v
-                                                for k, v in meta["params"].items()}))
+        params, meta = read_record(folder / "model.json", ClassicalClassifierParams,
+                                   ("feature_names", "threshold", "classes"))
+        rung = cls(params)
         rung.model_ = joblib.load(folder / "model.joblib")
         rung.feature_names_ = meta["feature_names"]
         rung.threshold_ = meta["threshold"]

@@ -34,6 +34,7 @@ from automed._params import check_choice, check_range
 from automed.errors import RecipeError
 from automed.models.search import finished_trials, open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
+from automed.rungs.records import read_record, write_record
 
 __all__ = ["DeepParams", "DeepSegmentationRung", "evaluate_cases"]
 
@@ -493,10 +494,9 @@ class DeepSegmentationRung(Rung):
             shutil.copyfile(folder / "final" / f"fold{k}" / "best.pt", folder / f"model_fold{k}.pt")
         for checkpoints in ("final", "trials"):
             shutil.rmtree(folder / checkpoints, ignore_errors=True)
-        meta = {"params": _plain(self.params), "config": _plain(config), "settings": self._settings,
-                "postprocessing": steps, "n_classes": fingerprint.n_classes, "n_channels": fingerprint.n_channels,
-                "n_models": n_models}
-        (folder / "model.json").write_text(json.dumps(meta, indent=2))
+        write_record(folder / "model.json", self.params, config=_plain(config), settings=self._settings,
+                     postprocessing=steps, n_classes=fingerprint.n_classes, n_channels=fingerprint.n_channels,
+                     n_models=n_models)
 
     # -- prediction ----------------------------------------------------------------------
 
@@ -506,8 +506,9 @@ class DeepSegmentationRung(Rung):
         from automed.deep.inference import pick_device
         from automed.deep.training import config_from_dict
 
-        meta = json.loads((folder / "model.json").read_text())
-        rung = cls(DeepParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["params"].items()}))
+        params, meta = read_record(folder / "model.json", DeepParams,
+                                   ("config", "settings", "postprocessing", "n_classes", "n_channels", "n_models"))
+        rung = cls(params)
         rung._settings = meta["settings"]
         rung.config_ = config_from_dict(meta["config"])
         rung.postprocessing_ = meta["postprocessing"]

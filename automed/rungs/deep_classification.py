@@ -37,6 +37,7 @@ from automed._params import check_choice, check_range
 from automed.metrics import THRESHOLDS, choose_threshold, classification_summary, decide_classes
 from automed.models.search import finished_trials, open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
+from automed.rungs.records import read_record, write_record
 
 __all__ = ["DeepClassifierParams", "DeepClassifierRung"]
 
@@ -423,10 +424,8 @@ class DeepClassifierRung(Rung):
         save_checkpoint({"members": [m.state_dict() for m in members]}, folder / "model.pt")
         for checkpoints in ("final", "trials"):
             shutil.rmtree(folder / checkpoints, ignore_errors=True)
-        meta = {"params": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.params).items()},
-                "config": asdict(config), "threshold": threshold, "classes": list(classes),
-                "mean": self.mean_, "std": self.std_, "in_channels": self.in_channels_}
-        (folder / "model.json").write_text(json.dumps(meta, indent=2))
+        write_record(folder / "model.json", self.params, config=asdict(config), threshold=threshold,
+                     classes=list(classes), mean=self.mean_, std=self.std_, in_channels=self.in_channels_)
 
     # -- prediction ----------------------------------------------------------------------
 
@@ -438,9 +437,9 @@ class DeepClassifierRung(Rung):
         from automed.deep.classification import ClassifierConfig
         from automed.deep.inference import pick_device
 
-        meta = json.loads((folder / "model.json").read_text())
-        rung = cls(cls.Params(**{k: tuple(v) if isinstance(v, list) else v
-                                           for k, v in meta["params"].items()}))
+        params, meta = read_record(folder / "model.json", cls.Params,
+                                   ("config", "threshold", "classes", "mean", "std", "in_channels"))
+        rung = cls(params)
         rung.config_ = ClassifierConfig(**meta["config"])
         rung.threshold_, rung.mean_, rung.std_ = meta["threshold"], meta["mean"], meta["std"]
         rung.classes_ = tuple(meta["classes"])

@@ -11,9 +11,9 @@ also chose their best epoch). Its cost is its members' cost: it needs all of the
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 from automed._params import check_choice
 from automed.metrics import THRESHOLDS, choose_threshold, classification_scores, classification_summary
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
+from automed.rungs.records import read_record, write_record
 
 __all__ = ["EnsembleParams", "EnsembleRung", "members_cost"]
 
@@ -103,9 +104,8 @@ class EnsembleRung(Rung):
         summary = classification_summary(y_test, proba, classes, threshold, context.random_state)
         names = [m["name"] for m in members]
         context.folder.mkdir(parents=True, exist_ok=True)
-        (context.folder / "ensemble.json").write_text(json.dumps(
-            {"params": asdict(self.params), "members": names, "threshold": threshold, "classes": list(classes)},
-            indent=2))
+        write_record(context.folder / "ensemble.json", self.params, members=names, threshold=threshold,
+                     classes=list(classes))
         metric = dict(summary[context.metric], name=context.metric, n=summary["n"])
         costs = [m["cost"] or {} for m in members]
         return RungOutcome(
@@ -128,9 +128,8 @@ class EnsembleRung(Rung):
         """The fitted ensemble saved in ``folder``, with its members loaded from their sibling folders."""
         from automed.rungs import rung_class
 
-        meta = json.loads((folder / "ensemble.json").read_text())
-        rung = cls(EnsembleParams(members=tuple(meta["members"]), threshold=meta["params"]["threshold"],
-                                  select=meta["params"].get("select", True)))
+        params, meta = read_record(folder / "ensemble.json", EnsembleParams, ("members", "threshold"))
+        rung = cls(dataclasses.replace(params, members=tuple(meta["members"])))
         rung.members_ = [rung_class(name, "classification").load(folder.parent / name) for name in meta["members"]]
         rung.threshold_ = meta["threshold"]
         rung.classes_ = tuple(meta["classes"])

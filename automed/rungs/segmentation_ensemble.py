@@ -10,11 +10,11 @@ prediction time: it needs all of them to predict.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,6 +23,7 @@ import numpy as np
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 from automed.rungs.deep import DeepSegmentationRung, evaluate_cases
 from automed.rungs.ensemble import members_cost
+from automed.rungs.records import read_record, write_record
 
 __all__ = ["SegmentationEnsembleParams", "SegmentationEnsembleRung"]
 
@@ -140,8 +141,7 @@ class SegmentationEnsembleRung(Rung):
             return apply_postprocessing(proba.argmax(0).astype(np.uint8), steps)
 
         per_case, seconds = evaluate_cases(context, evaluations, volumes, predict)
-        (context.folder / "ensemble.json").write_text(json.dumps(
-            {"params": asdict(self.params), "members": list(chosen), "postprocessing": steps}, indent=2))
+        write_record(context.folder / "ensemble.json", self.params, members=list(chosen), postprocessing=steps)
         chosen_results = [r for r in results if r["name"] in chosen]
         cost = members_cost([r["cost"] or {} for r in chosen_results])
         own_s = time.monotonic() - started
@@ -164,8 +164,8 @@ class SegmentationEnsembleRung(Rung):
         """The fitted ensemble saved in ``folder``, with its members loaded from their sibling folders."""
         from automed.rungs import rung_class
 
-        meta = json.loads((folder / "ensemble.json").read_text())
-        rung = cls(SegmentationEnsembleParams(members=tuple(meta["members"]), select=meta["params"]["select"]))
+        params, meta = read_record(folder / "ensemble.json", SegmentationEnsembleParams, ("members", "postprocessing"))
+        rung = cls(dataclasses.replace(params, members=tuple(meta["members"])))
         rung.members_ = [rung_class(name, "segmentation").load(folder.parent / name) for name in meta["members"]]
         rung.postprocessing_ = meta["postprocessing"]
         return rung
