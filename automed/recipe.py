@@ -241,13 +241,31 @@ class Recipe:
                 raise RecipeError(f"{path}: recipe file not found.")
             where, text = str(path), path.read_text()
         try:
-            values = yaml.safe_load(text)
+            values = yaml.load(text, Loader=_unique_keys_loader())  # a SafeLoader subclass: safe_load semantics
         except yaml.YAMLError as exc:
             raise RecipeError(f"{where}: not valid YAML ({exc}).") from exc
         try:
             return cls.from_dict(values)
         except RecipeError as exc:
             raise RecipeError(f"{where}: {exc}") from exc
+
+
+def _unique_keys_loader() -> type:
+    """PyYAML's ``SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
 
 
 def _as_spec(value: Any) -> RungSpec:

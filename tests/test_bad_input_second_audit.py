@@ -12,7 +12,7 @@ import pytest
 from automed.errors import DataError
 from cli_checks import copy_run, edit_dataset_json, fails
 from conftest import make_msd, make_nnunet, write
-from test_classification import make_manifest
+from test_classification import make_class_folders, make_manifest
 
 
 def test_predict_files_that_are_not_channel_files(tmp_path):
@@ -130,3 +130,18 @@ def test_model_json_edited_by_hand_or_from_another_version(fitted_run, tmp_path)
     record_path.write_text(json.dumps(record))
     fails(["predict", str(run), str(images), "--out", str(tmp_path / "pred"), "--quiet"],
           r"model.json: written by automed .*, lacks \['background_weight'\]", run)
+
+
+def test_recipe_key_given_twice(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("n_folds: 3\nseed_note: x\nn_folds: 5\n")
+    data = make_msd(tmp_path / "data", n_cases=4)
+    fails(["fit", "--recipe", str(recipe), str(data), "--out", str(tmp_path / "run"), "--quiet"],
+          r"recipe.yaml: not valid YAML \(the key 'n_folds' is given twice", data)
+
+
+def test_class_folder_with_sub_folders(tmp_path):
+    data = make_class_folders(tmp_path / "classes")
+    (data / "benign" / "more").mkdir()
+    shutil.copy(next((data / "benign").glob("*.png")), data / "benign" / "more" / "x.png")
+    fails(["inspect", "--task", "classification", str(data)], r"classes/benign: holds sub-folders \['more'\]", data)

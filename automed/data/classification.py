@@ -210,6 +210,11 @@ def _open_class_folders(root: Path) -> ClassificationDataset:
         raise DataError(f"{root}: no class folders; expected root/<class_name>/<image>.")
     cases = []
     for folder in folders:
+        nested = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                        and not image_suffix(p))
+        if nested:
+            raise DataError(f"{folder}: holds sub-folders {nested[:3]}, which would not be read; put the images "
+                            "directly in the class folder (root/<class>/<image>).")
         images = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".") and image_suffix(p)]
         if not images:
             raise DataError(f"{folder}: class folder holds no images; add images or remove the folder.")
