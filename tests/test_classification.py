@@ -173,7 +173,7 @@ def test_3d_volumes(tmp_path):
 
 def test_every_model_family_and_the_ensemble_fit_and_predict():
     from automed.models.tabular import MODELS, PlattCalibrated, build_tabular_classifier
-    from automed.rungs.classical_classification import _importances
+    from automed.models.tabular import feature_importances
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 5))
@@ -192,7 +192,7 @@ def test_every_model_family_and_the_ensemble_fit_and_predict():
         proba = model.predict_proba(X)
         assert proba.shape == (80, 2) and np.allclose(proba.sum(axis=1), 1)
         assert (proba[:, 1] > 0.5).astype(int).tolist().count(1) > 20
-        ranking = _importances(model, [f"f{i}" for i in range(5)])
+        ranking = feature_importances(model, [f"f{i}" for i in range(5)])
         if config["model"] != "svm":
             assert ranking[0]["feature"] == "f0"
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from automed.features.voxel import VoxelFeatures
 
-__all__ = ["build_classifier", "sample_voxels", "predict_proba_rows", "predict_proba_volume"]
+__all__ = ["build_classifier", "decide", "mean_dice", "sample_voxels", "predict_proba_rows", "predict_proba_volume"]
 
 
 def build_classifier(config: dict[str, Any], random_state: int, n_jobs: int) -> Any:
@@ -72,3 +72,19 @@ def predict_proba_volume(classifier: Any, image: np.ndarray, features: VoxelFeat
         proba[:, start:stop] = predict_proba_rows(classifier, rows, n_classes).reshape(n_classes, stop - start,
                                                                                         *spatial[1:])
     return proba
+
+
+def decide(proba: np.ndarray, background_weight: float) -> np.ndarray:
+    """Class map from probabilities, the background probability scaled by ``background_weight``."""
+    weighted = proba.copy()
+    weighted[0] *= background_weight
+    return weighted.argmax(axis=0).astype(np.uint8)
+
+
+def mean_dice(probas: list[np.ndarray], truths: list[np.ndarray], background_weight: float, n_classes: int,
+               first_class: int = 1) -> float:
+    """Mean over cases of the mean Dice of classes ``first_class`` and up, for the weighted decisions."""
+    from automed.metrics import dice_per_class
+
+    return float(np.mean([dice_per_class(decide(p, background_weight), t, n_classes)[first_class:].mean()
+                          for p, t in zip(probas, truths)]))

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MODELS", "PlattCalibrated", "build_tabular_classifier", "suggest_config"]
+__all__ = ["MODELS", "PlattCalibrated", "build_tabular_classifier", "feature_importances", "suggest_config"]
 
 MODELS = ("lightgbm", "random_forest", "logistic", "svm")
 
@@ -133,3 +133,28 @@ class PlattCalibrated:
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
+
+
+def feature_importances(model: PlattCalibrated, names: list[str]) -> list[dict[str, Any]]:
+    """Feature importances of the fitted model, summing to 1 (empty for models without them, e.g. an RBF SVM)."""
+    values = _model_importance(model.model)
+    if values is None:
+        return []
+    order = np.argsort(values)[::-1]
+    return [{"feature": names[j], "importance": float(values[j])} for j in order]
+
+
+def _model_importance(est: Any) -> np.ndarray | None:
+    """Split gain / impurity importance, mean |coefficient|, or the mean over an ensemble's members."""
+    if hasattr(est, "voting"):
+        parts = [v for v in (_model_importance(member) for member in est.estimators_) if v is not None]
+        return np.mean(parts, axis=0) if parts else None
+    last = est.steps[-1][1] if hasattr(est, "steps") else est
+    if hasattr(last, "feature_importances_"):
+        values = np.asarray(last.feature_importances_, dtype=float)
+    else:
+        try:
+            values = np.abs(last.coef_).mean(axis=0)
+        except AttributeError:  # kernel SVMs have no per-feature weights
+            return None
+    return values / values.sum() if values.sum() > 0 else values

@@ -29,6 +29,7 @@ from automed.data.io import Geometry, image_suffix, write_image
 from automed.data.loading import load_case
 from automed.data.normalize import map_labels, normalize, unmap_labels
 from automed.features.voxel import VoxelFeatures
+from automed.models.classical import decide, mean_dice
 from automed.models.search import open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 from automed.rungs.records import read_record, write_record
@@ -188,7 +189,7 @@ class ClassicalRung(Rung):
         truths = [store[i].label for i in ids]
         first = 0 if context.include_background else 1
         weight = self._choose_background_weight([proba[i] for i in ids], truths, fp.n_classes, first)
-        preds = [_decide(proba.pop(i), weight) for i in ids]
+        preds = [decide(proba.pop(i), weight) for i in ids]
         steps: list[dict[str, Any]] = []
         dice_raw = dice_pp = None
         if self.params.postprocessing:
@@ -272,7 +273,7 @@ class ClassicalRung(Rung):
             first = 0 if context.include_background else 1
             weight = self._choose_background_weight(probas, labels, fp.n_classes, first)
             trial.set_user_attr("background_weight", weight)
-            return _mean_dice(probas, labels, weight, fp.n_classes, first)
+            return mean_dice(probas, labels, weight, fp.n_classes, first)
 
         default = DEFAULT_TRIAL if "lightgbm" in self.params.models else None
         study = open_study(self.name, context.optuna_storage, context.random_state, default)
@@ -296,7 +297,7 @@ class ClassicalRung(Rung):
         Balanced sampling trains the classifier as if all classes were equally common;
         up-weighting the background restores the true, background-heavy prior.
         """
-        return max(BACKGROUND_WEIGHTS, key=lambda w: _mean_dice(probas, truths, w, n_classes, first_class))
+        return max(BACKGROUND_WEIGHTS, key=lambda w: mean_dice(probas, truths, w, n_classes, first_class))
 
     def _score_and_write(self, context: FitContext, cases: dict[str, Case], store: dict[str, _CaseData],
                          ids: list[str], preds: list[np.ndarray], fold_of: dict[str, int]) -> list[dict[str, Any]]:
@@ -346,7 +347,7 @@ class ClassicalRung(Rung):
         from automed.models.postprocess import apply_postprocessing
 
         proba = self._proba(self.model_, image, self.n_classes_, n_jobs=1)
-        return apply_postprocessing(_decide(proba, self.background_weight_), self.postprocessing_)
+        return apply_postprocessing(decide(proba, self.background_weight_), self.postprocessing_)
 
 
 @dataclass(frozen=True)
@@ -384,22 +385,6 @@ def _prepare_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in
     rows = np.concatenate(slabs) if keep_rows else None
     return _CaseData(np.concatenate(samples), label.ravel()[index], label, loaded.geometry, rows,
                      time.monotonic() - started)
-
-
-def _decide(proba: np.ndarray, background_weight: float) -> np.ndarray:
-    """Class map from probabilities, the background probability scaled by ``background_weight``."""
-    weighted = proba.copy()
-    weighted[0] *= background_weight
-    return weighted.argmax(axis=0).astype(np.uint8)
-
-
-def _mean_dice(probas: list[np.ndarray], truths: list[np.ndarray], background_weight: float, n_classes: int,
-               first_class: int = 1) -> float:
-    """Mean over cases of the mean Dice of classes ``first_class`` and up, for the weighted decisions."""
-    from automed.metrics import dice_per_class
-
-    return float(np.mean([dice_per_class(_decide(p, background_weight), t, n_classes)[first_class:].mean()
-                          for p, t in zip(probas, truths)]))
 
 
 def _config_from_trial(params: dict[str, Any]) -> dict[str, Any]:

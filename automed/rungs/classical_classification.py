@@ -30,7 +30,7 @@ from automed._params import check_choice, check_range
 from automed.features.selection import redundant_free_columns
 from automed.metrics import THRESHOLDS, choose_threshold, classification_scores, classification_summary
 from automed.models.search import open_study, optimize_within
-from automed.models.tabular import PlattCalibrated
+from automed.models.tabular import PlattCalibrated, feature_importances
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
 from automed.rungs.records import read_record, write_record
 
@@ -167,7 +167,7 @@ class ClassicalClassifierRung(Rung):
                 rows = [k for k, i in enumerate(test) if dataset.cases[i].site == site]
                 per_site[site] = classification_summary(y_all[test][rows], proba[rows], dataset.classes, threshold,
                                                         context.random_state, n_resamples=200)
-        importances = _importances(final, names)
+        importances = feature_importances(final, names)
         self._save(context.folder, final, names, threshold, dataset.classes)
         metric = dict(summary[context.metric], name=context.metric, n=summary["n"])
         return RungOutcome(
@@ -391,28 +391,3 @@ def _full_proba(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
     proba = np.zeros((len(X), n_classes))
     proba[:, np.asarray(model.classes_, dtype=int)] = model.predict_proba(X)
     return proba
-
-
-def _importances(model: PlattCalibrated, names: list[str]) -> list[dict[str, Any]]:
-    """Feature importances of the fitted model, summing to 1 (empty for models without them, e.g. an RBF SVM)."""
-    values = _model_importance(model.model)
-    if values is None:
-        return []
-    order = np.argsort(values)[::-1]
-    return [{"feature": names[j], "importance": float(values[j])} for j in order]
-
-
-def _model_importance(est: Any) -> np.ndarray | None:
-    """Split gain / impurity importance, mean |coefficient|, or the mean over an ensemble's members."""
-    if hasattr(est, "voting"):
-        parts = [v for v in (_model_importance(member) for member in est.estimators_) if v is not None]
-        return np.mean(parts, axis=0) if parts else None
-    last = est.steps[-1][1] if hasattr(est, "steps") else est
-    if hasattr(last, "feature_importances_"):
-        values = np.asarray(last.feature_importances_, dtype=float)
-    else:
-        try:
-            values = np.abs(last.coef_).mean(axis=0)
-        except AttributeError:  # kernel SVMs have no per-feature weights
-            return None
-    return values / values.sum() if values.sum() > 0 else values
