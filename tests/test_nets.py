@@ -10,7 +10,8 @@ import pytest
 
 import automed
 from automed.rungs import REGISTRY, rung_class
-from automed.rungs.deep import DeepParams, DeepSegmentationRung
+from automed.rungs.deep import DeepSegmentationRung
+from automed.rungs.deep_params import DeepParams
 from conftest import FAST_PARAMS, make_msd
 
 ARCHITECTURES = sorted({entry[1]["architecture"] for entry in REGISTRY["segmentation"].values()

@@ -12,7 +12,7 @@ __all__ = ["Architecture", "count_parameters"]
 class Architecture(ABC):
     """A network family; ``width`` (first-level channels) is common to all, the rest is its own ``hp``.
 
-    ``params`` below are the rung's :class:`~automed.rungs.deep.DeepParams` (``depths`` is the
+    ``params`` below are the rung's :class:`~automed.rungs.deep_params.DeepParams` (``depths`` is the
     searched number of resolution levels for the architectures that have a choice).
     """
 

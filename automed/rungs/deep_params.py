@@ -1,0 +1,91 @@
+"""The parameters of the deep segmentation rungs, as a recipe writes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from automed._params import check_choice, check_range
+from automed.errors import RecipeError
+
+__all__ = ["AUGMENTATIONS", "LOSSES", "DeepParams"]
+
+LOSSES = ("dice_ce", "dice_focal")
+AUGMENTATIONS = ("none", "light", "medium", "strong")
+
+
+@dataclass(frozen=True)
+class DeepParams:
+    """Parameters of a deep segmentation rung.
+
+    Parameters
+    ----------
+    n_trials : int
+        Optuna trials at most (fewer when the allotment is short; below 2 the default
+        configuration is trained without a search).
+    search_fraction : float
+        Share of the allotment the search may use; the final training gets the rest.
+    max_epochs, min_epochs : int
+        Epoch bounds; within them the time allotted decides. A rung that cannot train
+        ``min_epochs`` in its allotment is shrunk, then skipped.
+    iterations : int
+        Optimiser steps per epoch.
+    patience_fraction : float
+        Early stopping after this share of the planned epochs without a validation gain.
+    widths, depths, batch_sizes : tuple of int
+        Searched first-level channels, resolution levels (U-Net only) and batch sizes.
+        Empty ``batch_sizes``: two sizes near the rung's ``batch_voxels`` per batch.
+    losses, augmentations : tuple of str
+        Searched losses (``dice_ce``, ``dice_focal``) and augmentation strengths.
+    lr_min, lr_max : float
+        Searched AdamW learning-rate range (log scale, poly decay over the epochs).
+    max_patch : int
+        Largest patch side; the patch is the median image size rounded up to the
+        network's size divisor, capped here.
+    tta : bool
+        Mirrored test-time augmentation when evaluating and predicting.
+    validation_fraction : float
+        Share of the training cases held out for early stopping and search.
+    max_validation_cases : int
+        Cap on those cases (validation runs every epoch).
+    """
+
+    n_trials: int = 4
+    search_fraction: float = 0.35
+    max_epochs: int = 300
+    min_epochs: int = 6
+    iterations: int = 40
+    patience_fraction: float = 0.3
+    widths: tuple[int, ...] = (16, 32)
+    depths: tuple[int, ...] = (4, 5)
+    batch_sizes: tuple[int, ...] = ()
+    losses: tuple[str, ...] = LOSSES
+    augmentations: tuple[str, ...] = ("light", "medium", "strong")
+    lr_min: float = 1e-3
+    lr_max: float = 1e-2
+    max_patch: int = 0
+    tta: bool = True
+    validation_fraction: float = 0.15
+    max_validation_cases: int = 20
+
+    def __post_init__(self) -> None:
+        owner = "a deep rung"
+        check_range(owner, "n_trials", self.n_trials, 0)
+        check_range(owner, "search_fraction", self.search_fraction, 0.0, 0.9)
+        check_range(owner, "min_epochs", self.min_epochs, 1)
+        check_range(owner, "max_epochs", self.max_epochs, self.min_epochs)
+        check_range(owner, "iterations", self.iterations, 1)
+        check_range(owner, "patience_fraction", self.patience_fraction, 0.0, 1.0)
+        check_range(owner, "lr_min", self.lr_min, 1e-6)
+        check_range(owner, "lr_max", self.lr_max, self.lr_min)
+        check_range(owner, "max_patch", self.max_patch, 0)
+        check_range(owner, "validation_fraction", self.validation_fraction, 0.05, 0.5)
+        check_range(owner, "max_validation_cases", self.max_validation_cases, 1)
+        for name, values, low in (("widths", self.widths, 4), ("depths", self.depths, 2), ("batch_sizes", self.batch_sizes, 1)):
+            for value in values:
+                check_range(owner, name, value, low)
+        if not self.widths or not self.depths:
+            raise RecipeError("The 'widths' and 'depths' parameters of a deep rung need at least one value.")
+        for loss in self.losses or ("",):
+            check_choice(owner, "losses", loss, LOSSES)
+        for strength in self.augmentations or ("",):
+            check_choice(owner, "augmentations", strength, AUGMENTATIONS)

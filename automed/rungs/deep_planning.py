@@ -1,0 +1,210 @@
+"""Planning of the deep segmentation rungs: probe the default configuration, then shrink it to the
+memory limit and the time allotted (batch, patch, width; trials and epochs), or skip with the reason.
+
+The plan is saved in the rung's folder, so a resumed fit follows it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from automed.rungs.base import FitContext, RungPlan
+
+__all__ = ["PROBE_OVERHEAD_S", "Prober", "SegmentationPlanning", "cuda_memory_limit", "minutes"]
+
+PROBE_OVERHEAD_S = 5.0  # one probe (model build, a few steps) per trial and per final training
+
+
+class SegmentationPlanning:
+    """The planning half of :class:`~automed.rungs.deep.DeepSegmentationRung` (a mixin: it uses the
+    rung's ``params``, class settings, ``_config``, ``_default_space`` and ``_evaluations``)."""
+
+    def plan(self, context: FitContext) -> RungPlan:
+        """Probe the default configuration; shrink it to the memory limit and the allotment, or skip."""
+        saved = context.folder / "plan.json"
+        if saved.is_file():
+            return RungPlan(**json.loads(saved.read_text()))
+        fp = context.fingerprint
+        if self.network_dims == 3 and fp.dims == 2:
+            return RungPlan(None, note="not probed", skip_reason="a 3D network needs 3D images; this dataset is 2D.")
+        probe = Prober(self, context)
+        shrunk: list[str] = []
+        skip = self._fit_memory(probe, context, shrunk)
+        if skip is not None:
+            return skip
+        measured, val_s, epoch_s = probe.default()
+        budget, p = context.budget_s, self.params
+        n_evals = len(self._evaluations(context))
+        n_eval_cases = sum(len(v) for _, _, v in self._evaluations(context))
+        tta_factor = 2 ** (2 if self.network_dims == 2 else 3) if p.tta else 1
+        reserve_s = 10.0 + n_eval_cases * val_s * tta_factor * 1.5
+        usable = None if budget is None else budget - reserve_s - PROBE_OVERHEAD_S * n_evals
+        while usable is not None and usable < p.min_epochs * epoch_s * n_evals and len(probe.settings["widths"]) and \
+                probe.settings["widths"][0] > 8:
+            old = probe.settings["widths"][0]
+            probe.settings["widths"] = [old // 2]
+            shrunk.append(f"width {old} -> {old // 2} to fit {p.min_epochs} epochs in {minutes(budget)}")
+            measured, val_s, epoch_s = probe.default()
+        settings = probe.settings
+        settings.update(epoch_seconds=epoch_s, validation_seconds_per_case=val_s, device=str(probe.device),
+                        seconds_per_step=measured.seconds_per_step)
+        note = (f"probe on {probe.device}: {measured.seconds_per_step:.3f} s per step of "
+                f"{self._default_space(settings)['batch_size']} samples, {val_s:.2f} s per validation image, "
+                f"{epoch_s:.1f} s per epoch")
+        if usable is None:  # no time limit: fixed epochs, as many as max_epochs allows
+            n_trials = p.n_trials if p.n_trials >= 2 else 0
+            settings.update(trial_epochs=max(p.max_epochs // 3, p.min_epochs), final_epochs=p.max_epochs)
+            trial_s = settings["trial_epochs"] * epoch_s + PROBE_OVERHEAD_S
+            final_s = p.max_epochs * epoch_s + PROBE_OVERHEAD_S
+        else:
+            minimum = p.min_epochs * epoch_s * n_evals
+            if usable < minimum:
+                need = budget - usable + minimum
+                return RungPlan(need, measured.train_memory_bytes, note, shrunk,
+                                skip_reason=f"estimated {minutes(need)} for the shortest training "
+                                            f"({p.min_epochs} epochs) > the {minutes(budget)} allotted.")
+            n_trials, trial_s, final_s = self._split_time(usable, epoch_s, n_evals, shrunk)
+        settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
+        seconds = reserve_s + n_trials * trial_s + n_evals * final_s
+        plan = RungPlan(seconds, measured.train_memory_bytes, note, shrunk, None, settings)
+        context.folder.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(asdict(plan), indent=2))
+        return plan
+
+    def _fit_memory(self, probe: Prober, context: FitContext, shrunk: list[str]) -> RungPlan | None:
+        """Shrink the largest searchable configuration until its training fits the memory limit."""
+        limit = context.max_vram_bytes or cuda_memory_limit(probe.device)
+        if limit is None:
+            return None
+        settings = probe.settings
+        largest = {**self._default_space(settings), "width": settings["widths"][-1],
+                   "batch_size": settings["batch_sizes"][-1], **self._architecture.largest(self.params)}
+        while (need := probe.measure(largest).train_memory_bytes) > limit:
+            change = self._shrink_for_memory(settings, largest)
+            if change is None:
+                return RungPlan(None, need, skip_reason=f"the smallest configuration needs an estimated "
+                                f"{need / 2**30:.1f} GiB to train, more than the {limit / 2**30:.1f} GiB limit.",
+                                shrunk=shrunk)
+            shrunk.append(f"{change} (estimated {need / 2**30:.1f} GiB > {limit / 2**30:.1f} GiB limit)")
+        return None
+
+    def _split_time(self, usable: float, epoch_s: float, n_evals: int, shrunk: list[str]) -> tuple[int, float, float]:
+        """Trials, seconds per trial and seconds per final training within ``usable`` seconds."""
+        p = self.params
+        search_s = usable * p.search_fraction
+        n_trials = min(p.n_trials, int(search_s // (p.min_epochs * epoch_s + PROBE_OVERHEAD_S)))
+        if n_trials < 2:
+            if p.n_trials >= 2:
+                shrunk.append(f"search dropped ({p.n_trials} trials of {p.min_epochs}+ epochs do not fit "
+                              f"{minutes(search_s)}); the default configuration is trained")
+            n_trials, search_s = 0, 0.0
+        elif n_trials < p.n_trials:
+            shrunk.append(f"trials {p.n_trials} -> {n_trials} to fit {minutes(search_s)} of search")
+        final_s = (usable - search_s) / n_evals
+        epochs = int(min(p.max_epochs, (final_s - PROBE_OVERHEAD_S) // epoch_s))
+        if epochs < p.max_epochs:
+            shrunk.append(f"epochs {p.max_epochs} -> about {epochs} to fit {minutes(final_s)} of final training")
+        return n_trials, (search_s / n_trials if n_trials else 0.0), final_s
+
+    def _shrink_for_memory(self, settings: dict[str, Any], largest: dict[str, Any]) -> str | None:
+        """Reduce the largest configuration one step: batch, then patch (3D), then width."""
+        batches, widths = settings["batch_sizes"], settings["widths"]
+        if len(batches) > 1 or batches[0] > 1:
+            old = batches[-1]
+            settings["batch_sizes"] = batches[:-1] if len(batches) > 1 else [max(1, old // 2)]
+            largest["batch_size"] = settings["batch_sizes"][-1]
+            return f"batch {old} -> {largest['batch_size']}"
+        patch = settings["patch"]
+        if self.network_dims == 3 and max(patch) > 32:
+            new = [max(16, int(s * 0.75) // 16 * 16) for s in patch]  # multiples of 16 stay as the message says
+            settings["patch"] = new
+            return f"patch {patch} -> {new}"
+        if len(widths) > 1 or widths[0] > 8:
+            old = widths[-1]
+            settings["widths"] = widths[:-1] if len(widths) > 1 else [old // 2]
+            largest["width"] = settings["widths"][-1]
+            return f"width {old} -> {largest['width']}"
+        return None
+
+    def _default_batch_sizes(self, patch: list[int]) -> list[int]:
+        """The power of two nearest ``batch_voxels / patch voxels`` (2 to 32), and half of it."""
+        largest = int(np.clip(2 ** round(math.log2(self.batch_voxels / np.prod(patch))), 2, 32))
+        return [largest // 2, largest]
+
+    def _axis(self, fingerprint: Any) -> int | None:
+        from automed.deep.volumes import slice_axis
+
+        return slice_axis(fingerprint) if self.network_dims == 2 and fingerprint.dims == 3 else None
+
+    def _patch(self, fingerprint: Any, axis: int | None) -> list[int]:
+        """Median image size (the slice plane for 2D on 3D), capped, as nnU-Net plans its patch.
+
+        Larger images are cropped in training and tiled in inference. Each configuration rounds
+        the patch up to its network's size divisor (see ``_config``), so a shallower network
+        trains on a tighter patch.
+        """
+        shapes = np.asarray([r["shape"] for r in fingerprint.cases])
+        if axis is not None:
+            shapes = np.delete(shapes, axis, axis=1)
+        cap = self.params.max_patch or self.default_max_patch
+        return [int(min(cap, math.ceil(s))) for s in np.median(shapes, axis=0)]
+
+
+class Prober:
+    """Probe configurations of a rung on a few training cases of fold 0's inner split."""
+
+    def __init__(self, rung: Any, context: FitContext) -> None:
+        from automed.deep.inference import pick_device
+        from automed.deep.volumes import SampleSource, load_volumes
+
+        self.rung, self.context = rung, context
+        fp, p = context.fingerprint, rung.params
+        axis = rung._axis(fp)
+        patch = rung._patch(fp, axis)
+        self.settings = {"axis": axis, "patch": patch, "widths": sorted(p.widths),
+                         "batch_sizes": sorted(p.batch_sizes or rung._default_batch_sizes(patch))}
+        _, train_ids, _ = rung._evaluations(context)[0]
+        inner_train, self.inner_val = rung._inner(train_ids, context)
+        self.volumes = load_volumes(context.dataset, fp, inner_train[:8] + self.inner_val[:1])
+        self.source = SampleSource({k: v for k, v in self.volumes.items() if k in inner_train}, axis)
+        self.device = pick_device()
+
+    def measure(self, space: dict[str, Any]) -> Any:
+        from automed.deep.probe import probe
+
+        fp = self.context.fingerprint
+        return probe(self.rung._config(space, self.settings), self.source, fp.n_channels, fp.n_classes, self.device,
+                     self.context.include_background, seed=self.context.random_state)
+
+    def default(self) -> tuple[Any, float, float]:
+        """Probe of the default configuration, seconds per validation image and per epoch."""
+        from automed.deep.inference import predict_proba
+        from automed.nets import build_network
+
+        space = self.rung._default_space(self.settings)
+        measured = self.measure(space)
+        config = self.rung._config(space, self.settings)
+        started = time.perf_counter()
+        fp = self.context.fingerprint
+        predict_proba(build_network(config, fp.n_channels, fp.n_classes).to(self.device),
+                      self.volumes[self.inner_val[0]].image, config.patch, self.settings["axis"], self.device)
+        val_s = time.perf_counter() - started
+        epoch_s = self.rung.params.iterations * measured.seconds_per_step + len(self.inner_val) * val_s
+        return measured, val_s, epoch_s
+
+
+def cuda_memory_limit(device: Any) -> int | None:
+    """90% of the GPU's memory on CUDA; no limit on CPU."""
+    import torch
+
+    return int(torch.cuda.get_device_properties(device).total_memory * 0.9) if device.type == "cuda" else None
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
