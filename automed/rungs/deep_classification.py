@@ -1,4 +1,7 @@
-"""What the deep classification rungs share: planning, Optuna search, final training, test scores.
+"""What the deep classification rungs share: Optuna search, final training, test scores, prediction.
+
+Their parameters are in :mod:`automed.rungs.classifier_params`, their planning in
+:mod:`automed.rungs.classifier_planning`.
 
 Fitting, in order:
 
@@ -27,104 +30,27 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from automed._params import check_choice, check_range
-from automed.metrics import THRESHOLDS, choose_threshold, classification_summary, decide_classes
+from automed.metrics import choose_threshold, classification_summary, decide_classes
 from automed.models.search import finished_trials, open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
+from automed.rungs.classifier_params import DeepClassifierParams
+from automed.rungs.classifier_planning import PROBE_OVERHEAD_S, ClassifierPlanning, probe_training
 from automed.rungs.records import read_record, write_record
 
-__all__ = ["DeepClassifierParams", "DeepClassifierRung"]
+__all__ = ["DeepClassifierRung"]
 
 log = logging.getLogger("automed")
-LOSSES = ("ce", "weighted_ce", "focal", "ohem")
-SAMPLINGS = ("uniform", "balanced")
-AUGMENTATIONS = ("none", "light", "medium")
-PROBE_OVERHEAD_S = 3.0
 
 
-@dataclass(frozen=True)
-class DeepClassifierParams:
-    """Parameters of a deep classification rung.
-
-    Parameters
-    ----------
-    n_trials : int
-        Optuna trials at most (fewer when the allotment is short; below 2, the default
-        configuration is trained without a search).
-    search_fraction : float
-        Share of the allotment the search may use.
-    max_epochs, min_epochs : int
-        Epoch bounds; within them the time allotted decides.
-    patience_fraction : float
-        Early stopping after this share of the planned epochs without a validation gain.
-    widths, depths, batch_sizes : tuple of int
-        Searched first-stage channels, residual blocks per stage and batch sizes.
-    losses, samplings, augmentations : tuple of str
-        Searched imbalance handling (``ce``, ``weighted_ce``, ``focal``, ``ohem``;
-        ``uniform`` or ``balanced`` sampling) and augmentation strengths.
-    lr_min, lr_max : float
-        Searched AdamW learning-rate range (cosine decay over the epochs).
-    threshold : {"accuracy", "balanced_accuracy", "fixed"}
-        Binary decision threshold: maximising this score on the validation cases, or 0.5.
-    tta : bool
-        Average the final model's probabilities over mirrored images (validation, test and
-        prediction; not the per-epoch validation that selects the checkpoint).
-    n_models : int
-        Final models trained from different seeds and averaged (a deep ensemble): up to
-        this many, as many as the final-training time holds; the first always trains.
-    """
-
-    n_trials: int = 6
-    search_fraction: float = 0.4
-    max_epochs: int = 100
-    min_epochs: int = 5
-    patience_fraction: float = 0.3
-    widths: tuple[int, ...] = (16, 32)
-    depths: tuple[int, ...] = (1, 2)
-    batch_sizes: tuple[int, ...] = (32, 64)
-    losses: tuple[str, ...] = LOSSES
-    samplings: tuple[str, ...] = SAMPLINGS
-    # "none" is left out of the default search: short trials favour it (it converges sooner),
-    # but on BreastMNIST the two searches that chose it scored test AUC 0.866 and 0.876 against
-    # 0.918 for the default "light" configuration (five seeds each).
-    augmentations: tuple[str, ...] = ("light", "medium")
-    lr_min: float = 3e-4
-    lr_max: float = 3e-3
-    threshold: str = "accuracy"
-    tta: bool = True
-    n_models: int = 5
-
-    def __post_init__(self) -> None:
-        owner = "a deep classification rung"
-        check_range(owner, "n_trials", self.n_trials, 0)
-        check_range(owner, "n_models", self.n_models, 1)
-        check_range(owner, "search_fraction", self.search_fraction, 0.0, 0.9)
-        check_range(owner, "min_epochs", self.min_epochs, 1)
-        check_range(owner, "max_epochs", self.max_epochs, self.min_epochs)
-        check_range(owner, "patience_fraction", self.patience_fraction, 0.0, 1.0)
-        check_range(owner, "lr_min", self.lr_min, 1e-6)
-        check_range(owner, "lr_max", self.lr_max, self.lr_min)
-        check_choice(owner, "threshold", self.threshold, THRESHOLDS)
-        for name, values, low in (("widths", self.widths, 4), ("depths", self.depths, 1),
-                                  ("batch_sizes", self.batch_sizes, 1)):
-            if not values:
-                check_choice(owner, name, None, ("at least one value",))
-            for value in values:
-                check_range(owner, name, value, low)
-        for name, values, choices in (("losses", self.losses, LOSSES), ("samplings", self.samplings, SAMPLINGS),
-                                      ("augmentations", self.augmentations, AUGMENTATIONS)):
-            for value in values or (None,):
-                check_choice(owner, name, value, choices)
-
-
-class DeepClassifierRung(Rung):
-    """Base of the torch classification rungs; subclasses set ``arch``."""
+class DeepClassifierRung(ClassifierPlanning, Rung):
+    """Base of the torch classification rungs; subclasses set ``arch`` (planning:
+    :class:`~automed.rungs.classifier_planning.ClassifierPlanning`)."""
 
     tasks = ("classification",)
     Params = DeepClassifierParams
@@ -192,60 +118,6 @@ class DeepClassifierRung(Rung):
         """Network input from ``(N, 1, *spatial)`` images (transfer rungs turn volumes into 2.5D)."""
         return images
 
-    # -- planning ------------------------------------------------------------------------
-
-    def plan(self, context: FitContext) -> RungPlan:
-        """Time a few training steps of the default configuration and size trials and epochs."""
-        saved = context.folder / "plan.json"
-        if saved.is_file():
-            return RungPlan(**json.loads(saved.read_text()))
-        from automed.deep.classification import ClassifierConfig, predict_proba
-        from automed.deep.inference import pick_device
-
-        device = pick_device()
-        arrays = self._arrays(context)
-        x_train = arrays["train"][0]
-        space = self._default_space()
-        config: ClassifierConfig = self._config(space, x_train.ndim - 2)
-        seconds_per_step, memory, model = _probe(self._network(config, len(context.dataset.classes)), config,
-                                                 x_train, device)
-        started = time.perf_counter()
-        predict_proba(model, arrays["val"][0], device)
-        val_s = time.perf_counter() - started
-        epoch_s = math.ceil(len(x_train) / config.batch_size) * seconds_per_step + val_s
-        p, budget, shrunk = self.params, context.budget_s, []
-        note = (f"probe on {device}: {seconds_per_step:.3f} s per step of {config.batch_size} images, "
-                f"{epoch_s:.1f} s per epoch")
-        settings: dict[str, Any] = {"epoch_seconds": epoch_s, "device": str(device)}
-        if budget is None:
-            n_trials = p.n_trials if p.n_trials >= 2 else 0
-            settings.update(trial_epochs=max(p.max_epochs // 3, p.min_epochs), final_epochs=p.max_epochs)
-            trial_s = settings["trial_epochs"] * epoch_s + PROBE_OVERHEAD_S
-            final_s = p.max_epochs * epoch_s + PROBE_OVERHEAD_S
-        else:
-            usable = budget - 10.0 - PROBE_OVERHEAD_S
-            if usable < p.min_epochs * epoch_s:
-                need = p.min_epochs * epoch_s + 10.0
-                return RungPlan(need, memory, note, shrunk, skip_reason=f"estimated {need / 60:.1f} min for the "
-                                f"shortest training ({p.min_epochs} epochs) > the {budget / 60:.1f} min allotted.")
-            search_s = usable * p.search_fraction
-            n_trials = min(p.n_trials, int(search_s // (p.min_epochs * epoch_s + PROBE_OVERHEAD_S)))
-            if n_trials < 2:
-                if p.n_trials >= 2:
-                    shrunk.append("search dropped (too little time); the default configuration is trained")
-                n_trials, search_s = 0, 0.0
-            elif n_trials < p.n_trials:
-                shrunk.append(f"trials {p.n_trials} -> {n_trials} to fit {search_s / 60:.1f} min of search")
-            trial_s = search_s / n_trials if n_trials else 0.0
-            final_s = usable - search_s
-            epochs = int(min(p.max_epochs, final_s // epoch_s))
-            if epochs < p.max_epochs:
-                shrunk.append(f"epochs {p.max_epochs} -> about {epochs} to fit {final_s / 60:.1f} min of final training")
-        settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
-        plan = RungPlan(10.0 + n_trials * trial_s + final_s, memory, note, shrunk, None, settings)
-        context.folder.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps(asdict(plan), indent=2))
-        return plan
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -361,7 +233,7 @@ class DeepClassifierRung(Rung):
 
         n_classes = len(context.dataset.classes)
         x_train = arrays["train"][0]
-        seconds_per_step, memory, _ = _probe(self._network(config, n_classes), config, x_train, device)
+        seconds_per_step, memory, _ = probe_training(self._network(config, n_classes), config, x_train, device)
         folder.mkdir(parents=True, exist_ok=True)
         saved = folder / "schedule.json"
         p = self.params
@@ -457,38 +329,6 @@ class DeepClassifierRung(Rung):
 
         images = standardize(self._images(image_arrays(dataset, cases)), self.mean_, self.std_)
         return mean_proba(self.members_, images, self.device_, self.params.tta)
-
-
-def _probe(model: Any, config: Any, x_train: np.ndarray, device: Any) -> tuple[float, int, Any]:
-    """Seconds per training step (median of 3) and estimated training memory of a fresh ``model``."""
-    import torch
-
-    model = model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    x = torch.as_tensor(x_train[: config.batch_size]).to(device)
-    y = torch.zeros(len(x), dtype=torch.long, device=device)
-    saved: dict[int, int] = {}
-
-    def pack(tensor: Any) -> Any:
-        storage = tensor.untyped_storage()
-        saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    times = []
-    for step in range(4):
-        started = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        if step == 0:
-            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                loss = loss_fn(model(x), y)
-        else:
-            loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - started)
-    n_params = sum(p.numel() for p in model.parameters())
-    return float(np.median(times[1:])), 16 * n_params + sum(saved.values()) + x.element_size() * x.nelement(), model
 
 
 def _load(model: Any, path: Path, device: Any) -> Any:

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from automed.rungs.base import FitContext, RungPlan
+from automed.rungs.time_plan import minutes, split_time
 
-__all__ = ["PROBE_OVERHEAD_S", "Prober", "SegmentationPlanning", "cuda_memory_limit", "minutes"]
+__all__ = ["PROBE_OVERHEAD_S", "Prober", "SegmentationPlanning", "cuda_memory_limit"]
 
 PROBE_OVERHEAD_S = 5.0  # one probe (model build, a few steps) per trial and per final training
 
@@ -69,7 +70,7 @@ class SegmentationPlanning:
                 return RungPlan(need, measured.train_memory_bytes, note, shrunk,
                                 skip_reason=f"estimated {minutes(need)} for the shortest training "
                                             f"({p.min_epochs} epochs) > the {minutes(budget)} allotted.")
-            n_trials, trial_s, final_s = self._split_time(usable, epoch_s, n_evals, shrunk)
+            n_trials, trial_s, final_s = split_time(usable, epoch_s, p, PROBE_OVERHEAD_S, shrunk, n_evals)
         settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
         seconds = reserve_s + n_trials * trial_s + n_evals * final_s
         plan = RungPlan(seconds, measured.train_memory_bytes, note, shrunk, None, settings)
@@ -94,23 +95,6 @@ class SegmentationPlanning:
             shrunk.append(f"{change} (estimated {need / 2**30:.1f} GiB > {limit / 2**30:.1f} GiB limit)")
         return None
 
-    def _split_time(self, usable: float, epoch_s: float, n_evals: int, shrunk: list[str]) -> tuple[int, float, float]:
-        """Trials, seconds per trial and seconds per final training within ``usable`` seconds."""
-        p = self.params
-        search_s = usable * p.search_fraction
-        n_trials = min(p.n_trials, int(search_s // (p.min_epochs * epoch_s + PROBE_OVERHEAD_S)))
-        if n_trials < 2:
-            if p.n_trials >= 2:
-                shrunk.append(f"search dropped ({p.n_trials} trials of {p.min_epochs}+ epochs do not fit "
-                              f"{minutes(search_s)}); the default configuration is trained")
-            n_trials, search_s = 0, 0.0
-        elif n_trials < p.n_trials:
-            shrunk.append(f"trials {p.n_trials} -> {n_trials} to fit {minutes(search_s)} of search")
-        final_s = (usable - search_s) / n_evals
-        epochs = int(min(p.max_epochs, (final_s - PROBE_OVERHEAD_S) // epoch_s))
-        if epochs < p.max_epochs:
-            shrunk.append(f"epochs {p.max_epochs} -> about {epochs} to fit {minutes(final_s)} of final training")
-        return n_trials, (search_s / n_trials if n_trials else 0.0), final_s
 
     def _shrink_for_memory(self, settings: dict[str, Any], largest: dict[str, Any]) -> str | None:
         """Reduce the largest configuration one step: batch, then patch (3D), then width."""
@@ -204,7 +188,3 @@ def cuda_memory_limit(device: Any) -> int | None:
     import torch
 
     return int(torch.cuda.get_device_properties(device).total_memory * 0.9) if device.type == "cuda" else None
-
-
-def minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"

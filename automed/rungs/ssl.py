@@ -20,7 +20,8 @@ import numpy as np
 from automed._params import check_range
 from automed.errors import DataError
 from automed.rungs.base import FitContext, RungOutcome, RungPlan
-from automed.rungs.deep_classification import DeepClassifierParams, DeepClassifierRung
+from automed.rungs.classifier_params import DeepClassifierParams
+from automed.rungs.deep_classification import DeepClassifierRung
 
 __all__ = ["SSLParams", "SSLRung"]
 

@@ -25,7 +25,9 @@ import numpy as np
 from automed._params import check_choice, check_range
 from automed.metrics import THRESHOLDS
 from automed.rungs.base import FitContext, RungPlan
-from automed.rungs.deep_classification import AUGMENTATIONS, LOSSES, PROBE_OVERHEAD_S, SAMPLINGS, DeepClassifierRung
+from automed.rungs.classifier_params import AUGMENTATIONS, LOSSES, SAMPLINGS
+from automed.rungs.classifier_planning import PROBE_OVERHEAD_S, probe_training
+from automed.rungs.deep_classification import DeepClassifierRung
 
 __all__ = ["TransferParams", "TransferRung"]
 
@@ -46,7 +48,7 @@ class TransferParams:
         Searched training modes.
     n_trials, search_fraction, max_epochs, min_epochs, patience_fraction, batch_sizes, losses,
     samplings, augmentations, lr_min, lr_max, threshold, tta, n_models
-        As for :class:`~automed.rungs.deep_classification.DeepClassifierParams`
+        As for :class:`~automed.rungs.classifier_params.DeepClassifierParams`
         (augmentation applies to fine-tuning only; one final model by default, since
         every member keeps a whole backbone).
     """
@@ -141,7 +143,6 @@ class TransferRung(DeepClassifierRung):
         if skip is not None:
             return RungPlan(None, note="no pretrained weights", skip_reason=skip)
         from automed.deep.inference import pick_device
-        from automed.rungs.deep_classification import _probe
 
         device = pick_device()
         arrays = self._arrays(context)
@@ -153,7 +154,7 @@ class TransferRung(DeepClassifierRung):
         started = time.perf_counter()
         _features(net, batch, device)
         extract_s = (time.perf_counter() - started) / len(batch) * n_all
-        step_s, memory, _ = _probe(net, self._config({**self._default_space(), "mode": "finetune"}, 2), x_train,
+        step_s, memory, _ = probe_training(net, self._config({**self._default_space(), "mode": "finetune"}, 2), x_train,
                                    device)
         finetune_epoch_s = math.ceil(len(x_train) / len(batch)) * step_s + extract_s * len(arrays["val"][1]) / n_all
         p, budget, shrunk = self.params, context.budget_s, []

@@ -1,0 +1,100 @@
+"""Planning of the deep classification rungs: time a few training steps of the default
+configuration, then size trials and epochs to the time allotted, or skip with the reason.
+
+The plan is saved in the rung's folder, so a resumed fit follows it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from automed.rungs.base import FitContext, RungPlan
+from automed.rungs.time_plan import split_time
+
+__all__ = ["PROBE_OVERHEAD_S", "ClassifierPlanning", "probe_training"]
+
+PROBE_OVERHEAD_S = 3.0  # model build and a few steps, per trial and per final training
+
+
+class ClassifierPlanning:
+    """The planning half of :class:`~automed.rungs.deep_classification.DeepClassifierRung` (a mixin:
+    it uses the rung's ``params``, ``_arrays``, ``_default_space``, ``_config`` and ``_network``)."""
+
+    def plan(self, context: FitContext) -> RungPlan:
+        """Time a few training steps of the default configuration and size trials and epochs."""
+        saved = context.folder / "plan.json"
+        if saved.is_file():
+            return RungPlan(**json.loads(saved.read_text()))
+        from automed.deep.classification import ClassifierConfig, predict_proba
+        from automed.deep.inference import pick_device
+
+        device = pick_device()
+        arrays = self._arrays(context)
+        x_train = arrays["train"][0]
+        space = self._default_space()
+        config: ClassifierConfig = self._config(space, x_train.ndim - 2)
+        seconds_per_step, memory, model = probe_training(self._network(config, len(context.dataset.classes)),
+                                                          config, x_train, device)
+        started = time.perf_counter()
+        predict_proba(model, arrays["val"][0], device)
+        val_s = time.perf_counter() - started
+        epoch_s = math.ceil(len(x_train) / config.batch_size) * seconds_per_step + val_s
+        p, budget, shrunk = self.params, context.budget_s, []
+        note = (f"probe on {device}: {seconds_per_step:.3f} s per step of {config.batch_size} images, "
+                f"{epoch_s:.1f} s per epoch")
+        settings: dict[str, Any] = {"epoch_seconds": epoch_s, "device": str(device)}
+        if budget is None:
+            n_trials = p.n_trials if p.n_trials >= 2 else 0
+            settings.update(trial_epochs=max(p.max_epochs // 3, p.min_epochs), final_epochs=p.max_epochs)
+            trial_s = settings["trial_epochs"] * epoch_s + PROBE_OVERHEAD_S
+            final_s = p.max_epochs * epoch_s + PROBE_OVERHEAD_S
+        else:
+            usable = budget - 10.0 - PROBE_OVERHEAD_S
+            if usable < p.min_epochs * epoch_s:
+                need = p.min_epochs * epoch_s + 10.0
+                return RungPlan(need, memory, note, shrunk, skip_reason=f"estimated {need / 60:.1f} min for the "
+                                f"shortest training ({p.min_epochs} epochs) > the {budget / 60:.1f} min allotted.")
+            n_trials, trial_s, final_s = split_time(usable, epoch_s, p, PROBE_OVERHEAD_S, shrunk)
+        settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
+        plan = RungPlan(10.0 + n_trials * trial_s + final_s, memory, note, shrunk, None, settings)
+        context.folder.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(asdict(plan), indent=2))
+        return plan
+
+
+def probe_training(model: Any, config: Any, x_train: np.ndarray, device: Any) -> tuple[float, int, Any]:
+    """Seconds per training step (median of 3) and estimated training memory of a fresh ``model``."""
+    import torch
+
+    model = model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x = torch.as_tensor(x_train[: config.batch_size]).to(device)
+    y = torch.zeros(len(x), dtype=torch.long, device=device)
+    saved: dict[int, int] = {}
+
+    def pack(tensor: Any) -> Any:
+        storage = tensor.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    times = []
+    for step in range(4):
+        started = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        if step == 0:
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                loss = loss_fn(model(x), y)
+        else:
+            loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    n_params = sum(p.numel() for p in model.parameters())
+    return float(np.median(times[1:])), 16 * n_params + sum(saved.values()) + x.element_size() * x.nelement(), model

@@ -1,0 +1,41 @@
+"""How a deep rung divides its usable seconds between the Optuna search and the final training(s).
+
+Pure arithmetic shared by the segmentation and classification planners.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["minutes", "split_time"]
+
+
+def split_time(usable_s: float, epoch_s: float, params: Any, overhead_s: float, shrunk: list[str],
+               n_trainings: int = 1) -> tuple[int, float, float]:
+    """Trials, seconds per trial and seconds per final training within ``usable_s``.
+
+    ``params`` gives ``search_fraction``, ``n_trials``, ``min_epochs`` and ``max_epochs``; each
+    trial and training costs ``overhead_s`` on top of its epochs. Fewer than two trials that fit
+    means no search (the default configuration is trained). Every reduction is appended to
+    ``shrunk`` as a sentence for the report.
+    """
+    p = params
+    search_s = usable_s * p.search_fraction
+    n_trials = min(p.n_trials, int(search_s // (p.min_epochs * epoch_s + overhead_s)))
+    if n_trials < 2:
+        if p.n_trials >= 2:
+            shrunk.append(f"search dropped ({p.n_trials} trials of {p.min_epochs}+ epochs do not fit "
+                          f"{minutes(search_s)}); the default configuration is trained")
+        n_trials, search_s = 0, 0.0
+    elif n_trials < p.n_trials:
+        shrunk.append(f"trials {p.n_trials} -> {n_trials} to fit {minutes(search_s)} of search")
+    final_s = (usable_s - search_s) / n_trainings
+    epochs = int(min(p.max_epochs, (final_s - overhead_s) // epoch_s))
+    if epochs < p.max_epochs:
+        shrunk.append(f"epochs {p.max_epochs} -> about {epochs} to fit {minutes(final_s)} of final training")
+    return n_trials, (search_s / n_trials if n_trials else 0.0), final_s
+
+
+def minutes(seconds: float) -> str:
+    """``"4.2 min"``, or hours from 90 minutes on."""
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
