@@ -1,9 +1,8 @@
 """Image classification with torch: arrays, networks, imbalance-aware losses, a resumable loop.
 
-Every deep classification rung trains through :func:`train_classifier`: epochs over the
-training images (uniform or class-balanced sampling, MONAI augmentation), validation AUC
-after each epoch, atomic ``best.pt``/``last.pt`` checkpoints, early stopping, and an
-optional per-epoch callback (Optuna pruning).
+Every deep classification rung trains through :func:`train_classifier`: epochs of
+:class:`~automed.deep.loop.EpochLoop` over the training images (uniform or class-balanced
+sampling, MONAI augmentation), scored by validation AUC.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from automed.deep.augment import without_metadata
-from automed.deep.training import resume, save_checkpoint
+from automed.deep.loop import EpochLoop, LoopResult, train_step
 
 __all__ = ["ClassifierConfig", "build_classifier_net", "image_arrays", "mean_proba", "predict_proba",
            "train_classifier"]
@@ -169,27 +167,18 @@ def val_auc(y: np.ndarray, proba: np.ndarray) -> float:
     return 0.5 if math.isnan(auc) else auc
 
 
-@dataclass
-class ClassifierResult:
-    best_value: float
-    best_epoch: int
-    epochs: int
-    history: list[float]
-    seconds: float
-    stop_reason: str
-
-
 def train_classifier(config: ClassifierConfig, max_epochs: int, patience: int, train: tuple[np.ndarray, np.ndarray],
                      val: tuple[np.ndarray, np.ndarray], n_classes: int, folder: Path, seed: int, device: Any,
                      deadline: float | None = None, on_epoch: Callable[[int, float], None] | None = None,
-                     model: Any = None) -> ClassifierResult:
+                     model: Any = None) -> LoopResult:
     """Train (or continue from ``folder/last.pt``) a classifier; keep the epoch with the best validation AUC.
 
-    ``model`` replaces the network built from ``config`` (e.g. a pretrained encoder).
+    The epochs go through :class:`~automed.deep.loop.EpochLoop`; an epoch here is one pass
+    of (uniform or class-balanced) batches of augmented images. ``model`` replaces the
+    network built from ``config`` (e.g. a pretrained encoder).
     """
     import torch
 
-    folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     x_train, y_train = train
     model = (model if model is not None else build_classifier_net(config, n_classes)).to(device)
@@ -202,45 +191,17 @@ def train_classifier(config: ClassifierConfig, max_epochs: int, patience: int, t
         loss_fn = loss_fn.to(device)
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    state = {"epoch": 0, "best_value": -math.inf, "best_epoch": -1, "history": [], "elapsed_s": 0.0}
-    last = folder / "last.pt"
-    state = resume(last, device, on_epoch, model=model, optimizer=optimizer, scheduler=scheduler) or state
-    started = time.monotonic() - state["elapsed_s"]
-    stop_reason = "max epochs"
-    for epoch in range(state["epoch"], max_epochs):
-        if deadline is not None and time.monotonic() > deadline:
-            stop_reason = "time allotment used"
-            break
-        torch.manual_seed(seed + epoch)
-        rng = np.random.default_rng([seed, epoch])
+
+    def run_epoch(epoch: int, rng: np.random.Generator, state: dict[str, Any]) -> float:
         augment = _augmenter(config.augmentation, config.spatial_dims, seed + epoch)
-        model.train()
+        losses = []
         for index in _batches(y_train, config.batch_size, config.sampling, rng):
             x = x_train[index] if augment is None else np.stack([np.asarray(augment(im)) for im in x_train[index]])
-            images = torch.as_tensor(x, dtype=torch.float32, device=device)
-            labels = torch.as_tensor(y_train[index], device=device)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", enabled=amp):
-                loss = loss_fn(model(images), labels)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        scheduler.step()
-        value = val_auc(val[1], predict_proba(model, val[0], device))
-        state["history"].append(value)
-        if value > state["best_value"]:
-            state["best_value"], state["best_epoch"] = value, epoch
-            save_checkpoint({"model": model.state_dict()}, folder / "best.pt")
-        state["epoch"], state["elapsed_s"] = epoch + 1, time.monotonic() - started
-        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "state": state}, last)
-        if epoch % 10 == 0 or epoch + 1 == max_epochs:
-            log.info("%s: epoch %d/%d, validation AUC %.4f (best %.4f at %d)", folder.name, epoch + 1, max_epochs,
-                     value, state["best_value"], state["best_epoch"] + 1)
-        if on_epoch is not None:
-            on_epoch(epoch, value)
-        if epoch - state["best_epoch"] >= patience:
-            stop_reason = f"early stopping (no gain for {patience} epochs)"
-            break
-    return ClassifierResult(state["best_value"], state["best_epoch"], state["epoch"], list(state["history"]),
-                            time.monotonic() - started, stop_reason)
+            losses.append(train_step(model, optimizer, scaler, loss_fn, torch.as_tensor(x, dtype=torch.float32,
+                                     device=device), torch.as_tensor(y_train[index], device=device), amp))
+        return float(np.mean(losses))
+
+    loop = EpochLoop(folder, {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler},
+                     max_epochs, seed, run_epoch, lambda: val_auc(val[1], predict_proba(model, val[0], device)),
+                     patience, deadline, on_epoch=on_epoch, label="validation AUC")
+    return loop.run(device)

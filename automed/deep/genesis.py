@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from automed.deep.augment import without_metadata
-from automed.deep.training import resume, save_checkpoint
+from automed.deep.loop import EpochLoop, train_step
 
 __all__ = ["RestorationNet", "corruptor", "pretrain"]
 
@@ -72,38 +71,27 @@ def pretrain(classifier: Any, images: np.ndarray, seconds: float, max_epochs: in
     Resumes from ``folder/last.pt``. Returns ``{"epochs", "seconds", "history"}`` (mean
     squared restoration error per epoch).
     """
-    folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     net = RestorationNet(classifier, images.ndim - 2).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-5)
-    state = {"epoch": 0, "history": [], "elapsed_s": 0.0}
-    last = folder / "last.pt"
-    state = resume(last, device, None, model=net, optimizer=optimizer) or state
-    started = time.monotonic() - state["elapsed_s"]
-    deadline = started + seconds
-    for epoch in range(state["epoch"], max_epochs):
-        if time.monotonic() > deadline:
-            break
-        rng = np.random.default_rng([seed, epoch])
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+
+    def run_epoch(epoch: int, rng: np.random.Generator, state: dict[str, Any]) -> float:
         corrupt = corruptor(images.shape[2:], seed + epoch)
-        net.train()
         losses = []
         order = rng.permutation(len(images))
         for start in range(0, len(images), batch_size):
             batch = images[order[start:start + batch_size]]
             corrupted = np.stack([np.asarray(corrupt(im)) for im in batch])
-            x = torch.as_tensor(corrupted, dtype=torch.float32, device=device)
-            target = torch.as_tensor(batch, dtype=torch.float32, device=device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.mse_loss(net(x), target)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        state["history"].append(float(np.mean(losses)))
-        state["epoch"], state["elapsed_s"] = epoch + 1, time.monotonic() - started
-        save_checkpoint({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "state": state}, last)
-        if epoch % 10 == 0:
-            log.info("%s: pretraining epoch %d, restoration MSE %.4f", folder.name, epoch + 1, state["history"][-1])
-    return {"epochs": state["epoch"], "seconds": time.monotonic() - started, "history": state["history"],
-            "restoration_mse_first_last": [state["history"][0], state["history"][-1]] if state["history"] else None,
+            losses.append(train_step(net, optimizer, scaler, F.mse_loss,
+                                     torch.as_tensor(corrupted, dtype=torch.float32, device=device),
+                                     torch.as_tensor(batch, dtype=torch.float32, device=device), False))
+        return float(np.mean(losses))
+
+    loop = EpochLoop(folder, {"model": net, "optimizer": optimizer}, max_epochs, seed, run_epoch,
+                     max_seconds=seconds, label="restoration MSE")
+    result = loop.run(device)
+    history = result.history
+    return {"epochs": result.epochs, "seconds": result.seconds, "history": history,
+            "restoration_mse_first_last": [history[0], history[-1]] if history else None,
             "steps_per_epoch": math.ceil(len(images) / batch_size)}

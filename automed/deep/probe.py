@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from automed.deep.training import NetConfig, make_batch, train_step, training_loss
+from automed.deep.loop import train_step
+from automed.deep.training import CLIP_NORM, NetConfig, make_batch, training_loss
 from automed.deep.volumes import SampleSource
 
-__all__ = ["Probe", "probe"]
+__all__ = ["Probe", "probe", "time_steps", "training_memory"]
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,47 @@ class Probe:
     n_params: int
 
 
+def time_steps(step: Callable[[], int], device: Any, n_steps: int = 3) -> tuple[float, int, int | None]:
+    """Run ``step`` once counting the bytes autograd saves for backward, then ``n_steps`` timed.
+
+    ``step()`` makes one optimiser step and returns the bytes of its input batch. Returns
+    the median seconds per step, the saved-activation plus input bytes of one step, and
+    on CUDA the peak allocated memory (None elsewhere).
+    """
+    import torch
+
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    saved: dict[int, int] = {}
+
+    def pack(tensor: Any) -> Any:
+        storage = tensor.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        input_bytes = step()
+    times = []
+    for _ in range(n_steps):
+        started = time.perf_counter()
+        step()
+        if cuda:
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - started)
+    peak = int(torch.cuda.max_memory_allocated(device)) if cuda else None
+    return float(np.median(times)), sum(saved.values()) + input_bytes, peak
+
+
+def training_memory(n_params: int, activation_bytes: int, peak: int | None) -> int:
+    """Weights, gradients and the two AdamW moments (4 x fp32 parameter bytes) plus one step's
+    activations and input; the measured CUDA peak when larger."""
+    return max(4 * 4 * n_params + activation_bytes, peak or 0)
+
+
 def probe(config: NetConfig, source: SampleSource, in_channels: int, n_classes: int, device: Any,
           include_background: bool, n_steps: int = 3, seed: int = 0) -> Probe:
-    """Run one warm-up step with saved-tensor accounting, then ``n_steps`` timed steps."""
+    """Time ``n_steps`` training steps of ``config`` on sampled patches after one accounted warm-up step."""
     import torch
 
     from automed.deep.augment import training_transform
@@ -55,28 +95,12 @@ def probe(config: NetConfig, source: SampleSource, in_channels: int, n_classes: 
     rng = np.random.default_rng(seed)
     cuda = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-    saved: dict[int, int] = {}
 
-    def pack(tensor: Any) -> Any:
-        storage = tensor.untyped_storage()
-        saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    images, labels = make_batch(source, transform, rng, config.batch_size)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), cuda)
-    times = []
-    for _ in range(n_steps):
-        started = time.perf_counter()
+    def step() -> int:
         images, labels = make_batch(source, transform, rng, config.batch_size)
-        train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), cuda)
-        if cuda:
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - started)
-    n_params = count_parameters(model)
-    estimate = 4 * 4 * n_params + sum(saved.values()) + images.element_size() * images.nelement()
-    peak = int(torch.cuda.max_memory_allocated(device)) if cuda else None
-    return Probe(float(np.median(times)), max(estimate, peak or 0), peak, n_params)
+        train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), cuda, CLIP_NORM)
+        return images.element_size() * images.nelement()
 
+    seconds, activations, peak = time_steps(step, device, n_steps)
+    n_params = count_parameters(model)
+    return Probe(seconds, training_memory(n_params, activations, peak), peak, n_params)

@@ -1,31 +1,28 @@
-"""One training loop for every deep segmentation rung, resumable from its last checkpoint.
+"""Training of the deep segmentation networks: configuration, losses, patch batches, validation.
 
-Per epoch: ``iterations`` optimiser steps on augmented patches, a poly learning-rate
-step, validation Dice on whole validation images, ``best.pt``/``last.pt`` checkpoints
-(written atomically; ``last.pt`` holds everything needed to continue), an optional
-callback (Optuna pruning) and early stopping.
+Per epoch of :class:`~automed.deep.loop.EpochLoop`: ``iterations`` optimiser steps on
+augmented patches, a poly learning-rate step and validation Dice on whole validation images.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from automed.deep.loop import EpochLoop, LoopResult, train_step
 from automed.deep.volumes import SampleSource, Volume
 
-__all__ = ["NetConfig", "Schedule", "TrainResult", "build_loss", "config_from_dict", "make_batch",
-           "resume", "save_checkpoint", "train", "train_step", "training_loss",
-           "validate"]
+__all__ = ["CLIP_NORM", "NetConfig", "Schedule", "build_loss", "config_from_dict", "make_batch",
+           "train", "training_loss", "validate"]
 
 log = logging.getLogger("automed")
+CLIP_NORM = 12.0  # gradient-norm clip of every segmentation step, as nnU-Net clips
 FOREGROUND_SHARE = 1 / 3  # share of 2D training slices drawn from slices with foreground (as nnU-Net oversamples)
 
 
@@ -56,18 +53,6 @@ class Schedule:
     max_epochs: int
     iterations: int
     patience: int
-
-
-@dataclass
-class TrainResult:
-    best_value: float
-    best_epoch: int
-    epochs: int
-    history: list[float]
-    seconds: float
-    stop_reason: str
-    batch_size: int
-    events: list[str] = field(default_factory=list)
 
 
 def build_loss(name: str, include_background: bool) -> Any:
@@ -108,20 +93,18 @@ def validate(model: Any, volumes: list[Volume], config: NetConfig, axis: int | N
 
 def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list[Volume], axis: int | None,
           n_classes: int, in_channels: int, folder: Path, seed: int, device: Any, include_background: bool,
-          deadline: float | None = None, on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
+          deadline: float | None = None, on_epoch: Callable[[int, float], None] | None = None) -> LoopResult:
     """Train (or continue training) a network; ``folder`` receives ``best.pt`` and ``last.pt``.
 
-    A ``last.pt`` already in ``folder`` is resumed from: model, optimiser, scheduler and
-    history are restored and the random streams are reseeded per epoch, so a resumed
-    training continues as the interrupted one would have. ``on_epoch(epoch, value)`` is
-    called after every epoch (replayed for restored epochs) and may raise to stop.
+    The epochs go through :class:`~automed.deep.loop.EpochLoop` (resume, checkpoints, early
+    stopping); an epoch here is ``schedule.iterations`` steps on augmented patches, scored by
+    validation Dice. On CUDA out of memory the batch is halved and training goes on.
     """
     import torch
 
     from automed.deep.augment import training_transform
     from automed.nets import build_network
 
-    folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = build_network(config, in_channels, n_classes).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -130,25 +113,15 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     loss_fn = training_loss(config, include_background)
     first_class = 0 if include_background else 1
-    state = {"epoch": 0, "best_value": -math.inf, "best_epoch": -1, "history": [], "elapsed_s": 0.0,
-             "batch_size": config.batch_size, "events": []}
-    last = folder / "last.pt"
-    state = resume(last, device, on_epoch, model=model, optimizer=optimizer, scheduler=scheduler,
-                   scaler=scaler) or state
-    started = time.monotonic() - state["elapsed_s"]
-    stop_reason = "max epochs"
-    for epoch in range(state["epoch"], schedule.max_epochs):
-        if deadline is not None and time.monotonic() > deadline:
-            stop_reason = "time allotment used"
-            break
-        torch.manual_seed(seed + epoch)
-        rng = np.random.default_rng([seed, epoch])
+
+    def run_epoch(epoch: int, rng: np.random.Generator, state: dict[str, Any]) -> float:
         transform = training_transform(config.patch, config.augmentation, config.spatial_dims == 3, seed + epoch)
-        model.train()
+        losses = []
         for _ in range(schedule.iterations):
             images, labels = make_batch(source, transform, rng, state["batch_size"])
             try:
-                train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), amp)
+                losses.append(train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), amp,
+                                         CLIP_NORM))
             except torch.OutOfMemoryError:
                 if state["batch_size"] == 1:
                     raise
@@ -157,26 +130,14 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
                 state["batch_size"] //= 2
                 state["events"].append(f"CUDA out of memory at epoch {epoch}: batch halved to {state['batch_size']}")
                 log.warning(state["events"][-1])
-        scheduler.step()
-        value = validate(model, val, config, axis, n_classes, first_class, device)
-        state["history"].append(value)
-        if value > state["best_value"]:
-            state["best_value"], state["best_epoch"] = value, epoch
-            save_checkpoint({"model": model.state_dict()}, folder / "best.pt")
-        state["epoch"] = epoch + 1
-        state["elapsed_s"] = time.monotonic() - started
-        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-               "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "state": state}, last)
-        if epoch % 10 == 0 or epoch + 1 == schedule.max_epochs:
-            log.info("%s: epoch %d/%d, validation Dice %.4f (best %.4f at %d), %.0fs", folder.name, epoch + 1,
-                     schedule.max_epochs, value, state["best_value"], state["best_epoch"] + 1, state["elapsed_s"])
-        if on_epoch is not None:
-            on_epoch(epoch, value)
-        if epoch - state["best_epoch"] >= schedule.patience:
-            stop_reason = f"early stopping (no gain for {schedule.patience} epochs)"
-            break
-    return TrainResult(state["best_value"], state["best_epoch"], state["epoch"], list(state["history"]),
-                       time.monotonic() - started, stop_reason, state["batch_size"], list(state["events"]))
+        return float(np.mean(losses)) if losses else math.nan
+
+    loop = EpochLoop(folder, {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler},
+                     schedule.max_epochs, seed, run_epoch,
+                     lambda: validate(model, val, config, axis, n_classes, first_class, device),
+                     schedule.patience, deadline, on_epoch=on_epoch, label="validation Dice",
+                     extra_state={"batch_size": config.batch_size, "events": []})
+    return loop.run(device)
 
 
 def training_loss(config: NetConfig, include_background: bool) -> Any:
@@ -184,51 +145,6 @@ def training_loss(config: NetConfig, include_background: bool) -> Any:
     from automed.nets import architecture
 
     return architecture(config.architecture).training_loss(build_loss(config.loss, include_background))
-
-
-def train_step(model: Any, optimizer: Any, scaler: Any, loss_fn: Any, images: Any, labels: Any, amp: bool) -> float:
-    """One optimiser step (mixed precision when ``amp``, gradient norm clipped at 12); returns the loss."""
-    import torch
-
-    optimizer.zero_grad(set_to_none=True)
-    with torch.autocast("cuda", enabled=amp):
-        loss = loss_fn(model(images), labels)
-    scaler.scale(loss).backward()
-    scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)
-    scaler.step(optimizer)
-    scaler.update()
-    return float(loss.detach())
-
-
-def resume(path: Path, device: Any, on_epoch: Callable[[int, float], None] | None, **parts: Any) -> dict | None:
-    """Restore ``parts`` (name -> object with ``load_state_dict``) from the checkpoint ``path``.
-
-    Returns the saved training state (None when there is no checkpoint) after replaying
-    its per-epoch history to ``on_epoch``, so a pruner sees the same reports again.
-    """
-    import torch
-
-    if not path.is_file():
-        return None
-    checkpoint = torch.load(path, map_location=device, weights_only=True)
-    for name, part in parts.items():
-        part.load_state_dict(checkpoint[name])
-    state = checkpoint["state"]
-    log.info("resumed training in %s at epoch %d", path.parent, state["epoch"])
-    if on_epoch is not None:
-        for epoch, value in enumerate(state["history"]):
-            on_epoch(epoch, value)
-    return state
-
-
-def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a kill never leaves a torn checkpoint."""
-    import torch
-
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 # model.json files written before architectures became modules name a ``kind`` and hold its numbers

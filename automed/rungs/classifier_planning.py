@@ -72,29 +72,19 @@ def probe_training(model: Any, config: Any, x_train: np.ndarray, device: Any) ->
     """Seconds per training step (median of 3) and estimated training memory of a fresh ``model``."""
     import torch
 
+    from automed.deep.loop import train_step
+    from automed.deep.probe import time_steps, training_memory
+    from automed.nets import count_parameters
+
     model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     x = torch.as_tensor(x_train[: config.batch_size]).to(device)
     y = torch.zeros(len(x), dtype=torch.long, device=device)
-    saved: dict[int, int] = {}
 
-    def pack(tensor: Any) -> Any:
-        storage = tensor.untyped_storage()
-        saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
+    def step() -> int:
+        train_step(model, optimizer, scaler, torch.nn.CrossEntropyLoss(), x, y, device.type == "cuda")
+        return x.element_size() * x.nelement()
 
-    times = []
-    for step in range(4):
-        started = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        if step == 0:
-            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                loss = loss_fn(model(x), y)
-        else:
-            loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - started)
-    n_params = sum(p.numel() for p in model.parameters())
-    return float(np.median(times[1:])), 16 * n_params + sum(saved.values()) + x.element_size() * x.nelement(), model
+    seconds, activations, peak = time_steps(step, device)
+    return seconds, training_memory(count_parameters(model), activations, peak), model

@@ -373,8 +373,8 @@ def _new_model(config: Any, fingerprint: Any, device: Any) -> Any:
 
 def _result_dict(result: Any) -> dict[str, Any]:
     return {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_inner_dice": result.best_value,
-            "seconds": result.seconds, "stop_reason": result.stop_reason, "batch_size": result.batch_size,
-            "events": result.events, "history": result.history}
+            "seconds": result.seconds, "stop_reason": result.stop_reason, "batch_size": result.state["batch_size"],
+            "events": result.state["events"], "history": result.history}
 
 
 def _plain(obj: Any) -> dict[str, Any]:

@@ -291,7 +291,7 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
     def _save(self, folder: Path, config: Any, threshold: float | None, classes: tuple[str, ...],
               members: list[Any]) -> None:
         """``model.pt`` (``{"members": [state dict, ...]}``) and ``model.json``; checkpoints are removed."""
-        from automed.deep.training import save_checkpoint
+        from automed.deep.loop import save_checkpoint
 
         save_checkpoint({"members": [m.state_dict() for m in members]}, folder / "model.pt")
         for checkpoints in ("final", "trials"):

@@ -228,7 +228,7 @@ class TransferRung(DeepClassifierRung):
         import torch
 
         from automed.deep.classification import train_classifier
-        from automed.deep.training import save_checkpoint
+        from automed.deep.loop import save_checkpoint
 
         n_classes = len(context.dataset.classes)
         features = self._cached_features(arrays, device, n_classes)

@@ -1,0 +1,207 @@
+"""The one resumable epoch loop every torch training in automed goes through.
+
+Segmentation, classification and self-supervised pretraining differ only in what one
+epoch of steps does and how an epoch is scored; they pass those as callables. The loop
+owns the rest: per-epoch seeding (so a resumed training continues as the interrupted one
+would have), the time limits, the learning-rate schedule, atomic ``best.pt``/``last.pt``
+checkpoints, replaying restored epochs to the callback (Optuna pruning), logging and
+early stopping.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automed.errors import RunFolderError
+
+__all__ = ["EpochLoop", "LoopResult", "resume", "save_checkpoint", "train_step"]
+
+log = logging.getLogger("automed")
+
+
+@dataclass
+class LoopResult:
+    """How a training went.
+
+    Attributes
+    ----------
+    best_value : float
+        Best epoch score (``-inf`` when no epoch ran; the last epoch's value without a scorer).
+    best_epoch : int
+        Zero-based epoch of ``best_value`` (``-1`` when none).
+    epochs : int
+        Epochs trained, restored ones included.
+    history : list of float
+        The score of every epoch.
+    seconds : float
+        Training seconds, those before a resume included.
+    stop_reason : str
+        ``"max epochs"``, ``"time allotment used"`` or the early-stopping rule.
+    state : dict
+        The task's own fields of the saved state (e.g. the batch size after an out-of-memory halving).
+    """
+
+    best_value: float
+    best_epoch: int
+    epochs: int
+    history: list[float]
+    seconds: float
+    stop_reason: str
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EpochLoop:
+    """A training of ``parts["model"]`` for at most ``max_epochs`` epochs, checkpointed in ``folder``.
+
+    Parameters
+    ----------
+    folder : Path
+        Receives ``last.pt`` (everything needed to continue) and, with a scorer, ``best.pt``.
+    parts : dict
+        Name -> object with ``state_dict``/``load_state_dict``, saved in ``last.pt``: ``"model"``
+        and ``"optimizer"``, and optionally ``"scheduler"`` (stepped after every epoch) and ``"scaler"``.
+    max_epochs, seed : int
+    run_epoch : callable
+        ``run_epoch(epoch, rng, state) -> float``: one epoch of optimiser steps, with ``rng``
+        seeded by ``(seed, epoch)``; may update the task's fields of ``state``. Returns the
+        epoch's training loss.
+    score : callable, optional
+        The epoch's validation score (higher is better); the best epoch is kept in ``best.pt``.
+        Without it, the training loss is recorded and there is no best epoch or early stop.
+    patience : int, optional
+        Stop after this many epochs without a better score.
+    deadline : float, optional
+        ``time.monotonic()`` after which no epoch starts.
+    max_seconds : float, optional
+        Training seconds (restored ones included) after which no epoch starts.
+    on_epoch : callable, optional
+        ``on_epoch(epoch, value)`` after every epoch (replayed for restored epochs); may raise to stop.
+    extra_state : dict
+        The task's own fields of the saved state and their initial values.
+    label : str
+        What the score is, for the log.
+    """
+
+    folder: Path
+    parts: dict[str, Any]
+    max_epochs: int
+    seed: int
+    run_epoch: Callable[[int, np.random.Generator, dict[str, Any]], float]
+    score: Callable[[], float] | None = None
+    patience: int | None = None
+    deadline: float | None = None
+    max_seconds: float | None = None
+    on_epoch: Callable[[int, float], None] | None = None
+    extra_state: dict[str, Any] = field(default_factory=dict)
+    label: str = "validation score"
+
+    def run(self, device: Any) -> LoopResult:
+        """Train, continuing from ``folder/last.pt`` when there is one."""
+        import torch
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        last = self.folder / "last.pt"
+        state = {"epoch": 0, "best_value": -math.inf, "best_epoch": -1, "history": [], "elapsed_s": 0.0,
+                 **self.extra_state}
+        state = resume(last, device, self.on_epoch, **self.parts) or state
+        started = time.monotonic() - state["elapsed_s"]
+        model, scheduler = self.parts["model"], self.parts.get("scheduler")
+        stop_reason = "max epochs"
+        for epoch in range(state["epoch"], self.max_epochs):
+            now = time.monotonic()
+            if (self.deadline is not None and now > self.deadline) or (
+                    self.max_seconds is not None and now - started > self.max_seconds):
+                stop_reason = "time allotment used"
+                break
+            torch.manual_seed(self.seed + epoch)
+            model.train()
+            value = self.run_epoch(epoch, np.random.default_rng([self.seed, epoch]), state)
+            if scheduler is not None:
+                scheduler.step()
+            if self.score is not None:
+                value = self.score()
+                if value > state["best_value"]:
+                    state["best_value"], state["best_epoch"] = value, epoch
+                    save_checkpoint({"model": model.state_dict()}, self.folder / "best.pt")
+            state["history"].append(value)
+            state["epoch"], state["elapsed_s"] = epoch + 1, time.monotonic() - started
+            save_checkpoint({**{name: part.state_dict() for name, part in self.parts.items()}, "state": state}, last)
+            if epoch % 10 == 0 or epoch + 1 == self.max_epochs:
+                best = f" (best {state['best_value']:.4f} at {state['best_epoch'] + 1})" if self.score else ""
+                log.info("%s: epoch %d/%d, %s %.4f%s, %.0fs", self.folder.name, epoch + 1, self.max_epochs,
+                         self.label, value, best, state["elapsed_s"])
+            if self.on_epoch is not None:
+                self.on_epoch(epoch, value)
+            if self.patience is not None and epoch - state["best_epoch"] >= self.patience:
+                stop_reason = f"early stopping (no gain for {self.patience} epochs)"
+                break
+        history = list(state["history"])
+        best = state["best_value"] if self.score is not None else (history[-1] if history else -math.inf)
+        return LoopResult(best, state["best_epoch"], state["epoch"], history, time.monotonic() - started,
+                          stop_reason, {k: state[k] for k in self.extra_state})
+
+
+def train_step(model: Any, optimizer: Any, scaler: Any, loss_fn: Any, images: Any, target: Any, amp: bool,
+               clip_norm: float | None = None) -> float:
+    """One optimiser step (mixed precision when ``amp``; gradient norm clipped at ``clip_norm``); the loss."""
+    import torch
+
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast("cuda", enabled=amp):
+        loss = loss_fn(model(images), target)
+    scaler.scale(loss).backward()
+    if clip_norm is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.detach())
+
+
+def resume(path: Path, device: Any, on_epoch: Callable[[int, float], None] | None, **parts: Any) -> dict | None:
+    """Restore ``parts`` (name -> object with ``load_state_dict``) from the checkpoint ``path``.
+
+    Returns the saved training state (None when there is no checkpoint) after replaying
+    its per-epoch history to ``on_epoch``, so a pruner sees the same reports again.
+
+    Raises
+    ------
+    RunFolderError
+        The checkpoint lacks one of ``parts`` (written by another version of automed).
+    """
+    import torch
+
+    if not path.is_file():
+        return None
+    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    missing = sorted(set(parts) - set(checkpoint))
+    if missing:
+        raise RunFolderError(f"{path}: this checkpoint has no {', '.join(missing)} (written by another version of "
+                             "automed); delete it to restart this training.")
+    for name, part in parts.items():
+        part.load_state_dict(checkpoint[name])
+    state = checkpoint["state"]
+    log.info("resumed training in %s at epoch %d", path.parent, state["epoch"])
+    if on_epoch is not None:
+        for epoch, value in enumerate(state["history"]):
+            on_epoch(epoch, value)
+    return state
+
+
+def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a kill never leaves a torn checkpoint."""
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
