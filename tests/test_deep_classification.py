@@ -10,6 +10,8 @@ import pytest
 import automed
 from test_classification import FAST, make_npz
 
+RESNET = "automed.nets.resnet:ResNet"
+
 TINY = {"n_trials": 2, "max_epochs": 3, "min_epochs": 1, "widths": [4], "depths": [1], "batch_sizes": [16],
         "n_models": 2}
 
@@ -88,16 +90,17 @@ def test_final_models_are_added_while_the_time_left_holds_another(tmp_path, seco
 
     import torch
 
-    from automed.deep.classification import ClassifierConfig, build_classifier_net
+    from automed.deep.classification import ClassifierConfig
     from automed.deep.inference import pick_device
+    from automed.nets import build_classifier
+    from automed.rungs import rung_class
     from automed.rungs.base import FitContext
-    from automed.rungs.cnn import CNNRung
 
-    config = ClassifierConfig("resnet", 2, 4, 1, "ce", "uniform", 1e-3, 8, "none")
+    config = ClassifierConfig(RESNET, 2, {"width": 4, "depth": 1}, "ce", "uniform", 1e-3, 8, "none")
     for seed in (0, 1):
         folder = tmp_path / "cnn/final" / f"seed{seed}"
         folder.mkdir(parents=True)
-        torch.save({"model": build_classifier_net(config, 2).state_dict()}, folder / "best.pt")
+        torch.save({"model": build_classifier(config, 1, 2).state_dict()}, folder / "best.pt")
         (folder / "schedule.json").write_text(json.dumps({"epochs": 2}))
         (folder / "member.json").write_text(json.dumps({"seed": seed, "seconds": 40.0, "memory": 123}))
     rng = np.random.default_rng(0)
@@ -105,7 +108,9 @@ def test_final_models_are_added_while_the_time_left_holds_another(tmp_path, seco
     y = np.arange(24) % 2
     arrays = {"train": (x[:16], y[:16]), "val": (x[16:], y[16:])}
     context = FitContext(SimpleNamespace(classes=("a", "b")), None, [], tmp_path / "cnn", 0, 1, 1000.0, "")
-    rung = CNNRung(CNNRung.Params(n_models=n_models, min_epochs=1))
+    cnn = rung_class("cnn", "classification")
+    rung = cnn(cnn.Params(n_models=n_models, min_epochs=1))
+    rung.in_channels_ = 1
     members, records, memory = rung._train_members(config, seconds, arrays, context, pick_device(), None)
     assert len(members) == expected and [r["seed"] for r in records] == list(range(expected)) and memory == 123
     assert (tmp_path / "cnn/final/seed2/member.json").is_file() == (expected == 3)
@@ -161,14 +166,15 @@ def test_ssl_pretrains_on_unlabelled_images_and_is_set_beside_cnn(npz, tmp_path)
 
 
 def test_pretraining_resumes_from_its_checkpoint(tmp_path):
-    from automed.deep.classification import ClassifierConfig, build_classifier_net
+    from automed.deep.classification import ClassifierConfig
     from automed.deep.genesis import pretrain
     from automed.deep.inference import pick_device
+    from automed.nets import build_classifier
 
     images = np.random.default_rng(0).normal(size=(12, 1, 16, 16)).astype(np.float32)
-    config = ClassifierConfig("resnet", 2, 4, 1, "ce", "uniform", 1e-3, 4, "none")
-    first = pretrain(build_classifier_net(config, 2), images, 60, 2, 4, 1e-3, tmp_path, 0, pick_device())
-    more = pretrain(build_classifier_net(config, 2), images, 60, 4, 4, 1e-3, tmp_path, 0, pick_device())
+    config = ClassifierConfig(RESNET, 2, {"width": 4, "depth": 1}, "ce", "uniform", 1e-3, 4, "none")
+    first = pretrain(build_classifier(config, 1, 2), images, 60, 2, 4, 1e-3, tmp_path, 0, pick_device())
+    more = pretrain(build_classifier(config, 1, 2), images, 60, 4, 4, 1e-3, tmp_path, 0, pick_device())
     assert first["epochs"] == 2 and more["epochs"] == 4 and more["history"][:2] == first["history"]
 
 
@@ -257,7 +263,7 @@ def test_classifier_training_resumed_from_last_checkpoint_continues_identically(
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 1, 12, 12)).astype(np.float32)
     y = (x[:, 0, 4:8, 4:8].mean(axis=(1, 2)) > 0).astype(int)
-    config = ClassifierConfig("resnet", 2, 4, 1, "focal", "balanced", 1e-3, 8, "light")
+    config = ClassifierConfig(RESNET, 2, {"width": 4, "depth": 1}, "focal", "balanced", 1e-3, 8, "light")
     args = (config, 4, 10, (x[:30], y[:30]), (x[30:], y[30:]), 2)
     whole = train_classifier(*args, tmp_path / "whole", 0, pick_device())
 

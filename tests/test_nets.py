@@ -1,25 +1,24 @@
-"""Segmentation architectures: a shape table on CPU for each, old model.json layouts, and every
-registered deep segmentation rung through the same fit / save / load / predict contract."""
+"""Every architecture: a shape table on CPU (forward, loss and backward), and old model.json layouts.
+
+The rungs that use them go through one contract in ``tests/test_rung_contract.py``."""
 
 from __future__ import annotations
 
-import json
 
-import numpy as np
 import pytest
 
-import automed
-from automed.rungs import REGISTRY, rung_class
-from automed.rungs.deep import DeepSegmentationRung
+from automed.rungs import REGISTRY
+from automed.rungs.classifier_params import DeepClassifierParams
 from automed.rungs.deep_params import DeepParams
-from conftest import FAST_PARAMS, make_msd
 
-ARCHITECTURES = sorted({entry[1]["architecture"] for entry in REGISTRY["segmentation"].values()
-                        if isinstance(entry, tuple)})
-DEEP_RUNGS = [name for name in REGISTRY["segmentation"]
-              if issubclass(rung_class(name, "segmentation"), DeepSegmentationRung)]
-TINY = {"n_trials": 2, "max_epochs": 2, "min_epochs": 1, "iterations": 2, "widths": [8], "depths": [3],
-        "batch_sizes": [2], "tta": False}
+
+def _architectures(task: str) -> list[str]:
+    return sorted({entry[1]["architecture"] for entry in REGISTRY[task].values() if isinstance(entry, tuple)})
+
+
+ARCHITECTURES = _architectures("segmentation")
+CLASSIFIERS = [path for path in _architectures("classification") if "resnet" in path]
+TRANSFER = [path for path in _architectures("classification") if path not in CLASSIFIERS]
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
@@ -55,23 +54,46 @@ def test_model_json_of_an_older_version_loads():
     assert config_from_dict({**old, "kind": "unetpp"}).hp == {}
 
 
-@pytest.fixture(scope="module")
-def toy3d(tmp_path_factory):
-    return make_msd(tmp_path_factory.mktemp("toy3d"), n_cases=6, shape=(16, 16, 16))
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("path", CLASSIFIERS)
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_classifier_shape_table(path, spatial_dims, in_channels):
+    import torch
+
+    from automed.nets import architecture
+
+    net = architecture(path)
+    for widths, depths in (((4,), (1,)), ((8,), (2,))):
+        model = net.build(spatial_dims, in_channels, 3, net.default(DeepClassifierParams(widths=widths, depths=depths)))
+        images = torch.randn(2, in_channels, *(12,) * spatial_dims)
+        loss = torch.nn.functional.cross_entropy(model.train()(images), torch.tensor([0, 2]))
+        loss.backward()
+        with torch.no_grad():
+            assert model.eval()(images).shape == (2, 3)
 
 
-@pytest.mark.parametrize("name", DEEP_RUNGS)
-def test_every_deep_segmentation_rung_fits_saves_loads_and_predicts(name, toy3d, tmp_path):
-    recipe = automed.Recipe(n_folds=2, n_jobs=1, full_ladder=True,
-                            rungs=[{"name": "classical", "params": FAST_PARAMS}, {"name": name, "params": TINY}])
-    run = automed.fit(recipe, toy3d, tmp_path / "run", progress=False)
-    result = json.loads((run.folder / "rungs" / name / "result.json").read_text())
-    assert result["status"] == "done", result["reason"]
-    assert result["gain_vs_baseline"]["vs"] == "classical"
-    cost = result["cost"]
-    assert cost["n_params"] > 0 and cost["fit_seconds"] > 0 and cost["predict_seconds_per_case"] > 0
-    assert cost["n_trials"] == 2 and cost["est_train_vram_bytes"] > 0
-    rung = rung_class(name, "segmentation").load(run.folder / "rungs" / name)
-    assert rung.predict(np.zeros((1, 16, 16, 16), np.float32)).shape == (16, 16, 16)
-    written = run.predict(toy3d / "imagesTr", tmp_path / "pred", rung=name)
-    assert len(written) == 6
+@pytest.mark.parametrize("path", TRANSFER)
+def test_transfer_backbone_shape_table(path):
+    """Random weights (the ImageNet ones are not downloaded in tests): grey or colour images of any side."""
+    import torch
+
+    from automed.nets import architecture
+
+    arch = architecture(path)
+    for in_channels in (1, 3):
+        model = arch.build(2, in_channels, 2, {}).eval()
+        with torch.no_grad():
+            features = model.features(torch.randn(1, in_channels, 20, 20))
+            assert features.shape == (1, arch.n_features)
+            assert model.head(features).shape == (1, 2)
+
+
+def test_classifier_model_json_of_an_older_version_loads():
+    from automed.deep.classification import classifier_config_from_dict
+
+    old = {"arch": "resnet", "spatial_dims": 2, "width": 16, "depth": 1, "loss": "focal", "sampling": "balanced",
+           "lr": 1e-3, "batch_size": 32, "augmentation": "light", "weight_decay": 1e-4, "mode": "scratch"}
+    config = classifier_config_from_dict(old)
+    assert config.architecture == "automed.nets.resnet:ResNet" and config.hp == {"width": 16, "depth": 1}
+    vgg = classifier_config_from_dict({**old, "arch": "vgg16", "width": 0, "depth": 0, "mode": "frozen"})
+    assert vgg.architecture == "automed.nets.vgg16:VGG16" and vgg.hp == {}

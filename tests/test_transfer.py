@@ -27,18 +27,22 @@ def weights(tmp_path_factory):
     return folder
 
 
+ARCHS = {"vgg16": "automed.nets.vgg16:VGG16", "inception_v3": "automed.nets.inception_v3:InceptionV3"}
+
+
 def test_backbones_load_from_a_saved_state_dict(weights):
     import torch
 
-    from automed.deep.transfer import TransferNet, load_backbone, pretrained_state_dict
+    from automed.deep.transfer import pretrained_state_dict, transfer_net
+    from automed.nets import architecture
 
-    for arch in ("vgg16", "inception_v3"):
-        state = pretrained_state_dict(arch, str(weights / f"{arch}.pth"))
-        net = TransferNet(load_backbone(arch, state, "f"), arch, 2, in_channels=1).eval()
+    for name, path in ARCHS.items():
+        state = pretrained_state_dict(architecture(path), str(weights / f"{name}.pth"))
+        net = transfer_net(architecture(path), state, "f", 2, in_channels=1).eval()
         with torch.no_grad():
             assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 2)
-        name = "features.0.weight" if arch == "vgg16" else "Conv2d_1a_3x3.conv.weight"
-        assert torch.equal(net.backbone.state_dict()[name], state[name])
+        key = "features.0.weight" if name == "vgg16" else "Conv2d_1a_3x3.conv.weight"
+        assert torch.equal(net.backbone.state_dict()[key], state[key])
 
 
 @pytest.mark.parametrize("file, arch, message", [
@@ -48,10 +52,12 @@ def test_backbones_load_from_a_saved_state_dict(weights):
     ("inception_v3.pth", "vgg16", "does not hold vgg16 weights"),
 ])
 def test_wrong_or_corrupt_weights_fail_clearly(weights, file, arch, message):
-    from automed.deep.transfer import load_backbone, pretrained_state_dict
+    from automed.deep.transfer import pretrained_state_dict, transfer_net
+    from automed.nets import architecture
 
     with pytest.raises(DataError, match=message) as info:
-        load_backbone(arch, pretrained_state_dict(arch, str(weights / file)), str(weights / file))
+        transfer_net(architecture(ARCHS[arch]), pretrained_state_dict(architecture(ARCHS[arch]), str(weights / file)),
+                     str(weights / file), 2, 1)
     assert file in str(info.value)
 
 
@@ -101,14 +107,14 @@ def test_scratch_fallback_is_labelled_and_only_fine_tunes(monkeypatch):
 
     from torchvision.models import get_model_weights
 
-    from automed.rungs.inception_v3 import InceptionV3Rung
+    from automed.rungs import rung_class
     from automed.rungs.transfer import TransferParams
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no internet")
 
     monkeypatch.setattr(type(get_model_weights("inception_v3").IMAGENET1K_V1), "get_state_dict", offline)
-    rung = InceptionV3Rung(TransferParams(without_weights="scratch"))
+    rung = rung_class("inception_v3", "classification")(TransferParams(without_weights="scratch"))
     assert rung._load_weights({}) is None
     assert rung._state is None and rung._modes == ("finetune",)
     assert "NOT transfer" in rung._initialisation

@@ -20,24 +20,25 @@ import numpy as np
 from automed.deep.augment import without_metadata
 from automed.deep.loop import EpochLoop, LoopResult, train_step
 
-__all__ = ["ClassifierConfig", "build_classifier_net", "image_arrays", "mean_proba", "predict_proba",
+__all__ = ["ClassifierConfig", "classifier_config_from_dict", "image_arrays", "mean_proba", "predict_proba",
            "train_classifier"]
 
 log = logging.getLogger("automed")
-LOSSES = ("ce", "weighted_ce", "focal", "ohem")
-SAMPLINGS = ("uniform", "balanced")
 OHEM_KEEP = 0.5  # share of the hardest samples of a batch whose loss is kept
 FINETUNE_FACTOR = 0.1  # backbone learning rate relative to the head's when fine-tuning
 
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """Network, loss, sampling and optimiser of one classification training."""
+    """Network, loss, sampling and optimiser of one classification training.
 
-    arch: str
+    ``architecture`` is an :mod:`automed.nets` path (``"automed.nets.resnet:ResNet"``) and ``hp``
+    its own hyperparameters (ResNet ``width`` and ``depth``).
+    """
+
+    architecture: str
     spatial_dims: int
-    width: int
-    depth: int
+    hp: dict[str, Any]
     loss: str
     sampling: str
     lr: float
@@ -46,6 +47,20 @@ class ClassifierConfig:
     weight_decay: float = 1e-4
     #: ``"scratch"``; transfer rungs: ``"frozen"`` (new head only) or ``"finetune"`` (backbone at 0.1 x lr).
     mode: str = "scratch"
+
+
+# model.json files written before architectures became modules name an ``arch`` and hold ResNet's numbers
+_LEGACY_ARCHS = {"resnet": "automed.nets.resnet:ResNet", "vgg16": "automed.nets.vgg16:VGG16",
+                 "inception_v3": "automed.nets.inception_v3:InceptionV3"}
+
+
+def classifier_config_from_dict(values: dict[str, Any]) -> ClassifierConfig:
+    """The :class:`ClassifierConfig` saved as a plain dict in ``model.json`` (older layouts included)."""
+    values = dict(values)
+    if "arch" in values:
+        arch, width, depth = values.pop("arch"), values.pop("width"), values.pop("depth")
+        values.update(architecture=_LEGACY_ARCHS[arch], hp={"width": width, "depth": depth} if arch == "resnet" else {})
+    return ClassifierConfig(**values)
 
 
 def image_arrays(dataset: Any, cases: list[Any]) -> np.ndarray:
@@ -62,21 +77,6 @@ def image_arrays(dataset: Any, cases: list[Any]) -> np.ndarray:
 
 def standardize(images: np.ndarray, mean: float, std: float) -> np.ndarray:
     return (images - mean) / max(std, 1e-6)
-
-
-def build_classifier_net(config: ClassifierConfig, n_classes: int) -> Any:
-    """A MONAI ResNet with ``config.depth`` basic blocks per stage and ``width`` first-stage channels.
-
-    The stem is a stride-1 3x3 convolution without max pooling, suited to small images
-    such as MedMNIST's 28 or 64 pixels.
-    """
-    from monai.networks.nets import ResNet
-
-    if config.arch != "resnet":
-        raise ValueError(f"unknown architecture {config.arch!r}")
-    w = config.width
-    return ResNet("basic", [config.depth] * 4, [w, 2 * w, 4 * w, 8 * w], spatial_dims=config.spatial_dims,
-                  n_input_channels=1, conv1_t_size=3, conv1_t_stride=1, no_max_pool=True, num_classes=n_classes)
 
 
 def build_loss(name: str, class_counts: np.ndarray) -> Callable[[Any, Any], Any]:
@@ -179,9 +179,11 @@ def train_classifier(config: ClassifierConfig, max_epochs: int, patience: int, t
     """
     import torch
 
+    from automed.nets import build_classifier
+
     torch.manual_seed(seed)
     x_train, y_train = train
-    model = (model if model is not None else build_classifier_net(config, n_classes)).to(device)
+    model = (model if model is not None else build_classifier(config, x_train.shape[1], n_classes)).to(device)
     params = (model.param_groups(config.lr, 0.0 if config.mode == "frozen" else FINETUNE_FACTOR)
               if hasattr(model, "param_groups") else model.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)

@@ -54,7 +54,7 @@ class RestorationNet(torch.nn.Module):
         width = classifier.fc.in_features
         self.decoder = torch.nn.Sequential(conv(width, width // 2, 3, padding=1), torch.nn.ReLU(),
                                            conv(width // 2, width // 4, 3, padding=1), torch.nn.ReLU(),
-                                           conv(width // 4, 1, 1))
+                                           conv(width // 4, classifier.conv1.in_channels, 1))
 
     def forward(self, x: Any) -> Any:
         e = self.encoder

@@ -15,19 +15,17 @@ import torch
 import torch.nn.functional as F
 
 from automed.errors import DataError
+from automed.nets.base import TransferArchitecture
 
-__all__ = ["INPUT_SIZE", "WeightsUnavailable", "TransferNet", "load_backbone", "orthogonal_slices",
-           "pretrained_state_dict"]
-
-INPUT_SIZE = {"vgg16": 224, "inception_v3": 299}
+__all__ = ["WeightsUnavailable", "TransferNet", "orthogonal_slices", "pretrained_state_dict", "transfer_net"]
 
 
 class WeightsUnavailable(Exception):
     """ImageNet weights could not be obtained (no internet and nothing in the torch hub cache)."""
 
 
-def pretrained_state_dict(arch: str, weights: str) -> dict[str, Any]:
-    """The state dict for ``arch``: ``"imagenet"`` through torchvision's weights API (downloaded
+def pretrained_state_dict(arch: TransferArchitecture, weights: str) -> dict[str, Any]:
+    """The state dict of the torchvision model of ``arch``: ``"imagenet"`` through torchvision's weights API (downloaded
     into the torch hub cache on first use), or a file holding a saved state dict.
 
     Raises
@@ -41,9 +39,9 @@ def pretrained_state_dict(arch: str, weights: str) -> dict[str, Any]:
 
     if weights == "imagenet":
         try:
-            return get_model_weights(arch).IMAGENET1K_V1.get_state_dict(progress=False)
+            return get_model_weights(arch.torchvision_name).IMAGENET1K_V1.get_state_dict(progress=False)
         except Exception as exc:  # URLError, HTTPError, hash mismatch: all mean "not available here"
-            raise WeightsUnavailable(f"ImageNet weights for {arch} could not be obtained ({type(exc).__name__}: "
+            raise WeightsUnavailable(f"ImageNet weights for {arch.torchvision_name} could not be obtained ({type(exc).__name__}: "
                                      f"{exc}); pass --pretrained-weights FILE") from exc
     path = Path(weights)
     if not path.is_file():
@@ -59,25 +57,26 @@ def pretrained_state_dict(arch: str, weights: str) -> dict[str, Any]:
     return state
 
 
-def load_backbone(arch: str, state: dict[str, Any] | None, source: str) -> Any:
-    """The torchvision ``arch`` with ``state`` loaded (strictly; ``None``: random weights) and its
-    ImageNet classifier removed."""
+def transfer_net(arch: TransferArchitecture, state: dict[str, Any] | None, source: str, n_classes: int,
+                 in_channels: int) -> TransferNet:
+    """The torchvision model of ``arch`` with ``state`` loaded (strictly; ``None``: random weights),
+    its ImageNet classifier removed and a new linear head for ``n_classes``.
+
+    Raises
+    ------
+    DataError
+        ``state`` (read from ``source``) does not hold this model's weights.
+    """
     from torchvision.models import get_model
 
-    extra = {"aux_logits": True, "init_weights": False} if arch == "inception_v3" else {}
-    model = get_model(arch, weights=None, **extra)
+    model = get_model(arch.torchvision_name, weights=None, **arch.model_options)
     try:
         if state is not None:
             model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise DataError(f"{source}: does not hold {arch} weights ({first[:200]}).") from exc
-    if arch == "inception_v3":
-        model.aux_logits, model.AuxLogits = False, None
-        model.fc = torch.nn.Identity()
-    else:
-        model.classifier[-1] = torch.nn.Identity()
-    return model
+        raise DataError(f"{source}: does not hold {arch.torchvision_name} weights ({first[:200]}).") from exc
+    return TransferNet(arch.remove_classifier(model), arch.input_size, arch.n_features, n_classes, in_channels)
 
 
 def orthogonal_slices(volumes: np.ndarray) -> np.ndarray:
@@ -93,10 +92,10 @@ def orthogonal_slices(volumes: np.ndarray) -> np.ndarray:
 class TransferNet(torch.nn.Module):
     """Resize to the backbone's input size, repeat grey to 3 channels, backbone, new linear head."""
 
-    def __init__(self, backbone: Any, arch: str, n_classes: int, in_channels: int) -> None:
+    def __init__(self, backbone: Any, input_size: int, n_features: int, n_classes: int, in_channels: int) -> None:
         super().__init__()
-        self.backbone, self.size, self.in_channels = backbone, INPUT_SIZE[arch], in_channels
-        self.head = torch.nn.Linear(4096 if arch == "vgg16" else 2048, n_classes)
+        self.backbone, self.size, self.in_channels = backbone, input_size, in_channels
+        self.head = torch.nn.Linear(n_features, n_classes)
 
     def features(self, x: Any) -> Any:
         x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)

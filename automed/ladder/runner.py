@@ -62,7 +62,7 @@ def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool =
     staging.mkdir(parents=True)
     cache_from = out if out.is_dir() else None
     return run_staged(out, lambda folder: _set_up(recipe, data, folder, progress, cache_from),
-                      lambda folder: _climb(folder, progress))
+                      lambda folder, opened: _climb(folder, progress, opened))
 
 
 def resume_run(out: str | Path, progress: bool = True) -> Path:
@@ -79,17 +79,19 @@ def resume_run(out: str | Path, progress: bool = True) -> Path:
     if not (staging / STATE).is_file():
         done = " (it is complete)" if (out / "report.json").is_file() else ""
         raise RunFolderError(f"{out}: no interrupted fit to resume{done}; expected {staging}.")
-    return run_staged(out, None, lambda folder: _climb(folder, progress))
+    return run_staged(out, None, lambda folder, opened: _climb(folder, progress, opened))
 
 
-def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from: Path | None) -> None:
-    """Check the rungs and the data, write the resolved recipe, fingerprint, splits and run.json."""
+def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool,
+            cache_from: Path | None) -> tuple[Any, Any, dict[str, Any]]:
+    """Check the rungs and the data, write the resolved recipe, fingerprint, splits and run.json;
+    return the opened dataset, its fingerprint and the splits."""
     from automed.environment import hardware, versions
 
     log.info("automed fit: %s -> %s", data, folder)
     _check_rungs(recipe)
     prepare = _prepare_segmentation if recipe.task == "segmentation" else _prepare_classification
-    dataset, _, summary, splits, _ = prepare(recipe, data, progress)
+    dataset, fingerprint, summary, splits, _ = prepare(recipe, data, progress)
     recipe = recipe.replace(data_format=dataset.format)
     recipe.to_yaml(folder / "recipe.yaml")
     write_json(folder / "fingerprint.json", summary)
@@ -104,15 +106,19 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from
     if cache_from is not None and (cache_from / "cache").is_dir():
         shutil.copytree(cache_from / "cache", folder / "cache")
     write_json(folder / STATE, {"spent_s": 0.0})
+    return dataset, fingerprint, splits
 
 
-def _climb(folder: Path, progress: bool) -> None:
-    """Fit every rung not yet done, in order, within the budget; stop climbing when gains stop."""
+def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]] | None) -> None:
+    """Fit every rung not yet done, in order, within the budget; stop climbing when gains stop.
+
+    ``opened`` is the dataset, fingerprint and splits of a new fit; a resumed one reopens them.
+    """
     from automed.report import write_reports
 
     recipe = Recipe.from_yaml(folder / "recipe.yaml")
     meta = json.loads((folder / "run.json").read_text())
-    dataset, fingerprint, splits = _reopen(recipe, Path(meta["data"]), folder)
+    dataset, fingerprint, splits = opened or _reopen(recipe, Path(meta["data"]), folder)
     clock = Clock(folder / STATE)
     classes = [] if recipe.task == "classification" else [
         c for c in sorted(fingerprint.classes) if recipe.include_background or c != 0]

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from automed._jsonio import write_json
 from automed.errors import AutomedError
@@ -32,9 +32,12 @@ def staging_folder(out: Path) -> Path:
     return out.parent / f".{out.name}.partial"
 
 
-def run_staged(out: Path, set_up: Callable[[Path], None] | None, climb: Callable[[Path], None]) -> Path:
+def run_staged(out: Path, set_up: Callable[[Path], Any] | None, climb: Callable[[Path, Any], None]) -> Path:
     """Run ``set_up`` (a new fit; ``None`` to resume) and ``climb`` in the staging folder of ``out``,
     then put it in place of ``out``; the log goes to ``automed.log`` inside it.
+
+    ``climb(folder, opened)`` receives what ``set_up`` returned (``None`` on a resume), so a
+    new fit does not open its data twice.
 
     Returns
     -------
@@ -44,11 +47,12 @@ def run_staged(out: Path, set_up: Callable[[Path], None] | None, climb: Callable
     staging = staging_folder(out)
     handler = _attach_log(staging / "automed.log")
     try:
+        opened = None
         if set_up is not None:
-            set_up(staging)
+            opened = set_up(staging)
         else:
             log.info("automed fit --resume %s", out)
-        climb(staging)
+        climb(staging, opened)
     except BaseException as exc:
         _detach_log(handler)
         _keep_or_remove(staging, out, exc)

@@ -16,6 +16,8 @@ from automed.errors import RecipeError
 __all__ = ["REGISTRY", "rung_class"]
 
 _DEEP = "automed.rungs.deep:DeepSegmentationRung"
+_DEEP_CLASSIFIER = "automed.rungs.deep_classification:DeepClassifierRung"
+_TRANSFER = "automed.rungs.transfer:TransferRung"
 
 REGISTRY = {
     "segmentation": {
@@ -37,10 +39,10 @@ REGISTRY = {
     },
     "classification": {
         "classical": "automed.rungs.classical_classification:ClassicalClassifierRung",
-        "cnn": "automed.rungs.cnn:CNNRung",
-        "ssl": "automed.rungs.ssl:SSLRung",
-        "vgg16": "automed.rungs.vgg16:VGG16Rung",
-        "inception_v3": "automed.rungs.inception_v3:InceptionV3Rung",
+        "cnn": (_DEEP_CLASSIFIER, {"architecture": "automed.nets.resnet:ResNet"}),
+        "ssl": ("automed.rungs.ssl:SSLRung", {"architecture": "automed.nets.resnet:ResNet"}),
+        "vgg16": (_TRANSFER, {"architecture": "automed.nets.vgg16:VGG16"}),
+        "inception_v3": (_TRANSFER, {"architecture": "automed.nets.inception_v3:InceptionV3"}),
         "ensemble": "automed.rungs.ensemble:EnsembleRung",
     },
 }

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from automed._params import check_choice, check_range
 from automed.metrics import THRESHOLDS
 
-__all__ = ["AUGMENTATIONS", "LOSSES", "SAMPLINGS", "DeepClassifierParams"]
+__all__ = ["AUGMENTATIONS", "LOSSES", "SAMPLINGS", "ClassifierTrainingParams", "DeepClassifierParams", "check_values"]
 
 LOSSES = ("ce", "weighted_ce", "focal", "ohem")
 SAMPLINGS = ("uniform", "balanced")
@@ -15,8 +15,8 @@ AUGMENTATIONS = ("none", "light", "medium")
 
 
 @dataclass(frozen=True)
-class DeepClassifierParams:
-    """Parameters of a deep classification rung.
+class ClassifierTrainingParams:
+    """What every deep classification rung searches and how it trains (transfer rungs included).
 
     Parameters
     ----------
@@ -29,8 +29,8 @@ class DeepClassifierParams:
         Epoch bounds; within them the time allotted decides.
     patience_fraction : float
         Early stopping after this share of the planned epochs without a validation gain.
-    widths, depths, batch_sizes : tuple of int
-        Searched first-stage channels, residual blocks per stage and batch sizes.
+    batch_sizes : tuple of int
+        Searched batch sizes.
     losses, samplings, augmentations : tuple of str
         Searched imbalance handling (``ce``, ``weighted_ce``, ``focal``, ``ohem``;
         ``uniform`` or ``balanced`` sampling) and augmentation strengths.
@@ -51,8 +51,6 @@ class DeepClassifierParams:
     max_epochs: int = 100
     min_epochs: int = 5
     patience_fraction: float = 0.3
-    widths: tuple[int, ...] = (16, 32)
-    depths: tuple[int, ...] = (1, 2)
     batch_sizes: tuple[int, ...] = (32, 64)
     losses: tuple[str, ...] = LOSSES
     samplings: tuple[str, ...] = SAMPLINGS
@@ -66,24 +64,50 @@ class DeepClassifierParams:
     tta: bool = True
     n_models: int = 5
 
+    #: Who the parameters belong to, in error messages.
+    owner = "a deep classification rung"
+
     def __post_init__(self) -> None:
-        owner = "a deep classification rung"
+        owner = self.owner
         check_range(owner, "n_trials", self.n_trials, 0)
         check_range(owner, "n_models", self.n_models, 1)
         check_range(owner, "search_fraction", self.search_fraction, 0.0, 0.9)
         check_range(owner, "min_epochs", self.min_epochs, 1)
         check_range(owner, "max_epochs", self.max_epochs, self.min_epochs)
         check_range(owner, "patience_fraction", self.patience_fraction, 0.0, 1.0)
-        check_range(owner, "lr_min", self.lr_min, 1e-6)
+        check_range(owner, "lr_min", self.lr_min, 1e-7)
         check_range(owner, "lr_max", self.lr_max, self.lr_min)
         check_choice(owner, "threshold", self.threshold, THRESHOLDS)
-        for name, values, low in (("widths", self.widths, 4), ("depths", self.depths, 1),
-                                  ("batch_sizes", self.batch_sizes, 1)):
-            if not values:
-                check_choice(owner, name, None, ("at least one value",))
-            for value in values:
-                check_range(owner, name, value, low)
+        check_values(owner, "batch_sizes", self.batch_sizes, 1)
         for name, values, choices in (("losses", self.losses, LOSSES), ("samplings", self.samplings, SAMPLINGS),
                                       ("augmentations", self.augmentations, AUGMENTATIONS)):
             for value in values or (None,):
                 check_choice(owner, name, value, choices)
+
+
+def check_values(owner: str, name: str, values: tuple[int, ...], low: int) -> None:
+    """A searched tuple of integers: at least one value, each at least ``low``."""
+    if not values:
+        check_choice(owner, name, None, ("at least one value",))
+    for value in values:
+        check_range(owner, name, value, low)
+
+
+@dataclass(frozen=True)
+class DeepClassifierParams(ClassifierTrainingParams):
+    """Parameters of the ResNet rungs (``cnn``, ``ssl``): those of
+    :class:`ClassifierTrainingParams` plus the ResNet's searched size.
+
+    Parameters
+    ----------
+    widths, depths : tuple of int
+        Searched first-stage channels and residual blocks per stage.
+    """
+
+    widths: tuple[int, ...] = (16, 32)
+    depths: tuple[int, ...] = (1, 2)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_values(self.owner, "widths", self.widths, 4)
+        check_values(self.owner, "depths", self.depths, 1)

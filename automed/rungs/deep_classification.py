@@ -46,25 +46,26 @@ from automed.rungs.records import read_record, write_record
 __all__ = ["DeepClassifierRung"]
 
 log = logging.getLogger("automed")
+#: Search-space keys every classifier training has; the others are the architecture's ``hp``.
+_TRAINING_KEYS = ("lr", "batch_size", "loss", "sampling", "augmentation", "mode")
 
 
 class DeepClassifierRung(ClassifierPlanning, Rung):
-    """Base of the torch classification rungs; subclasses set ``arch`` (planning:
+    """The torch classification rungs; the registry sets ``architecture`` (planning:
     :class:`~automed.rungs.classifier_planning.ClassifierPlanning`)."""
 
     tasks = ("classification",)
     Params = DeepClassifierParams
     cost_weight = 2.0
     resumable = True
-    #: Network family for :func:`automed.deep.classification.build_classifier_net`.
-    arch: ClassVar[str]
+    #: ``"module:Class"`` of the network's :class:`~automed.nets.ClassifierArchitecture` (set by the registry).
+    architecture: ClassVar[str]
 
     def search_space(self, trial: Any) -> dict[str, Any]:
         p = self.params
         return {
             "lr": trial.suggest_float("lr", p.lr_min, p.lr_max, log=True),
-            "width": trial.suggest_categorical("width", list(p.widths)),
-            "depth": trial.suggest_categorical("depth", list(p.depths)),
+            **self._architecture.search_space(trial, p),
             "batch_size": trial.suggest_categorical("batch_size", list(p.batch_sizes)),
             "loss": trial.suggest_categorical("loss", list(p.losses)),
             "sampling": trial.suggest_categorical("sampling", list(p.samplings)),
@@ -73,21 +74,29 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
 
     def _default_space(self) -> dict[str, Any]:
         p = self.params
-        return {"lr": float(np.clip(1e-3, p.lr_min, p.lr_max)), "width": p.widths[0], "depth": p.depths[0],
+        return {"lr": float(np.clip(1e-3, p.lr_min, p.lr_max)), **self._architecture.default(p),
                 "batch_size": p.batch_sizes[0], "loss": p.losses[0], "sampling": p.samplings[0],
                 "augmentation": "light" if "light" in p.augmentations else p.augmentations[0]}
 
+    @property
+    def _architecture(self) -> Any:
+        from automed.nets import architecture
+
+        return architecture(self.architecture)
+
     def _network(self, config: Any, n_classes: int, pretrained: bool = True) -> Any:
         """The untrained network of ``config`` (``pretrained``: with whatever initialisation the rung uses)."""
-        from automed.deep.classification import build_classifier_net
+        from automed.nets import build_classifier
 
-        return build_classifier_net(config, n_classes)
+        return build_classifier(config, self.in_channels_, n_classes)
 
     def _config(self, space: dict[str, Any], dims: int) -> Any:
+        """The training configuration of a search-space point (what is not common is the architecture's)."""
         from automed.deep.classification import ClassifierConfig
 
-        return ClassifierConfig(self.arch, dims, space["width"], space["depth"], space["loss"], space["sampling"],
-                                space["lr"], space["batch_size"], space["augmentation"])
+        hp = {k: v for k, v in space.items() if k not in _TRAINING_KEYS}
+        return ClassifierConfig(self.architecture, dims, hp, space["loss"], space["sampling"], space["lr"],
+                                space["batch_size"], space["augmentation"], mode=space.get("mode", "scratch"))
 
     # -- data ------------------------------------------------------------------------------
 
@@ -306,13 +315,13 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         """The fitted rung in ``folder``; weights are read with ``torch.load(weights_only=True)``."""
         import torch
 
-        from automed.deep.classification import ClassifierConfig
+        from automed.deep.classification import classifier_config_from_dict
         from automed.deep.inference import pick_device
 
         params, meta = read_record(folder / "model.json", cls.Params,
                                    ("config", "threshold", "classes", "mean", "std", "in_channels"))
         rung = cls(params)
-        rung.config_ = ClassifierConfig(**meta["config"])
+        rung.config_ = classifier_config_from_dict(meta["config"])
         rung.threshold_, rung.mean_, rung.std_ = meta["threshold"], meta["mean"], meta["std"]
         rung.classes_ = tuple(meta["classes"])
         rung.device_ = pick_device()

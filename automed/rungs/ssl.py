@@ -58,7 +58,6 @@ class SSLRung(DeepClassifierRung):
     """ResNet pretrained to restore corrupted images, then fine-tuned."""
 
     name = "ssl"
-    arch = "resnet"
     Params = SSLParams
 
     def plan(self, context: FitContext) -> RungPlan:
@@ -82,11 +81,14 @@ class SSLRung(DeepClassifierRung):
 
     def _reference_space(self, context: FitContext) -> dict[str, Any]:
         """The ``cnn`` rung's chosen configuration when it ran in this fit, else the default."""
-        result = context.folder.parent / SCRATCH_REFERENCE / "result.json"
-        if result.is_file():
-            config = json.loads(result.read_text()).get("details", {}).get("config")
+        from automed.deep.classification import classifier_config_from_dict
+
+        for result in context.finished:
+            config = (result.get("details") or {}).get("config") if result.get("name") == SCRATCH_REFERENCE else None
             if config:
-                return {k: config[k] for k in ("lr", "width", "depth", "batch_size", "loss", "sampling", "augmentation")}
+                chosen = classifier_config_from_dict(config)
+                return {**chosen.hp, "lr": chosen.lr, "batch_size": chosen.batch_size, "loss": chosen.loss,
+                        "sampling": chosen.sampling, "augmentation": chosen.augmentation}
         return super()._default_space()
 
     def _default_space(self) -> dict[str, Any]:

@@ -22,10 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from automed._params import check_choice, check_range
-from automed.metrics import THRESHOLDS
+from automed._params import check_choice
 from automed.rungs.base import FitContext, RungPlan
-from automed.rungs.classifier_params import AUGMENTATIONS, LOSSES, SAMPLINGS
+from automed.rungs.classifier_params import ClassifierTrainingParams
 from automed.rungs.classifier_planning import PROBE_OVERHEAD_S, probe_training
 from automed.rungs.deep_classification import DeepClassifierRung
 
@@ -35,8 +34,11 @@ MODES = ("frozen", "finetune")
 
 
 @dataclass(frozen=True)
-class TransferParams:
-    """Parameters of a transfer rung.
+class TransferParams(ClassifierTrainingParams):
+    """Parameters of a transfer rung: those of
+    :class:`~automed.rungs.classifier_params.ClassifierTrainingParams` (augmentation applies
+    to fine-tuning only; one final model by default, since every member keeps a whole
+    backbone) plus:
 
     Parameters
     ----------
@@ -46,53 +48,32 @@ class TransferParams:
         What to do when ImageNet weights cannot be obtained.
     modes : tuple of {"frozen", "finetune"}
         Searched training modes.
-    n_trials, search_fraction, max_epochs, min_epochs, patience_fraction, batch_sizes, losses,
-    samplings, augmentations, lr_min, lr_max, threshold, tta, n_models
-        As for :class:`~automed.rungs.classifier_params.DeepClassifierParams`
-        (augmentation applies to fine-tuning only; one final model by default, since
-        every member keeps a whole backbone).
     """
 
-    weights: str = "imagenet"
-    without_weights: str = "skip"
-    modes: tuple[str, ...] = MODES
     n_trials: int = 4
     search_fraction: float = 0.3
     max_epochs: int = 60
     min_epochs: int = 3
-    patience_fraction: float = 0.3
     batch_sizes: tuple[int, ...] = (16, 32)
-    losses: tuple[str, ...] = LOSSES
-    samplings: tuple[str, ...] = SAMPLINGS
     augmentations: tuple[str, ...] = ("none", "light")
     lr_min: float = 1e-4
-    lr_max: float = 3e-3
-    threshold: str = "accuracy"
-    tta: bool = True
     n_models: int = 1
+    weights: str = "imagenet"
+    without_weights: str = "skip"
+    modes: tuple[str, ...] = MODES
+
+    owner = "a transfer rung"
 
     def __post_init__(self) -> None:
-        owner = "a transfer rung"
-        check_range(owner, "n_models", self.n_models, 1)
-        check_choice(owner, "without_weights", self.without_weights, ("skip", "scratch"))
-        check_range(owner, "n_trials", self.n_trials, 0)
-        check_range(owner, "search_fraction", self.search_fraction, 0.0, 0.9)
-        check_range(owner, "min_epochs", self.min_epochs, 1)
-        check_range(owner, "max_epochs", self.max_epochs, self.min_epochs)
-        check_range(owner, "lr_min", self.lr_min, 1e-7)
-        check_range(owner, "lr_max", self.lr_max, self.lr_min)
-        check_choice(owner, "threshold", self.threshold, THRESHOLDS)
-        for name, values, choices in (("modes", self.modes, MODES), ("losses", self.losses, LOSSES),
-                                      ("samplings", self.samplings, SAMPLINGS),
-                                      ("augmentations", self.augmentations, AUGMENTATIONS)):
-            for value in values or (None,):
-                check_choice(owner, name, value, choices)
-        for value in self.batch_sizes or (0,):
-            check_range(owner, "batch_sizes", value, 1)
+        super().__post_init__()
+        check_choice(self.owner, "without_weights", self.without_weights, ("skip", "scratch"))
+        for value in self.modes or (None,):
+            check_choice(self.owner, "modes", value, MODES)
 
 
 class TransferRung(DeepClassifierRung):
-    """Base of the torchvision transfer rungs; subclasses set ``name`` and ``arch``."""
+    """The torchvision transfer rungs; the registry sets ``architecture`` (a
+    :class:`~automed.nets.TransferArchitecture`)."""
 
     Params = TransferParams
 
@@ -111,18 +92,15 @@ class TransferRung(DeepClassifierRung):
                 "loss": p.losses[0], "sampling": p.samplings[0], "augmentation": p.augmentations[0]}
 
     def _config(self, space: dict[str, Any], dims: int) -> Any:
-        from automed.deep.classification import ClassifierConfig
-
+        """2D (volumes become 2.5D images); augmentation applies to fine-tuning only."""
         augmentation = space["augmentation"] if space["mode"] == "finetune" else "none"
-        return ClassifierConfig(self.arch, 2, 0, 0, space["loss"], space["sampling"], space["lr"],
-                                space["batch_size"], augmentation, mode=space["mode"])
+        return super()._config({**space, "augmentation": augmentation}, 2)
 
     def _network(self, config: Any, n_classes: int, pretrained: bool = True) -> Any:
-        from automed.deep.transfer import TransferNet, load_backbone
+        from automed.deep.transfer import transfer_net
 
         state = self._state if pretrained else None
-        backbone = load_backbone(self.arch, state, self.params.weights)
-        return TransferNet(backbone, self.arch, n_classes, self.in_channels_)
+        return transfer_net(self._architecture, state, self.params.weights, n_classes, self.in_channels_)
 
     def _images(self, images: np.ndarray) -> np.ndarray:
         from automed.deep.transfer import orthogonal_slices
@@ -197,9 +175,7 @@ class TransferRung(DeepClassifierRung):
         return plan
 
     def _input_size(self) -> int:
-        from automed.deep.transfer import INPUT_SIZE
-
-        return INPUT_SIZE[self.arch]
+        return self._architecture.input_size
 
     def _load_weights(self, settings: dict[str, Any]) -> str | None:
         """Set ``self._state`` and the modes; return a skip reason when there are no weights to transfer."""
@@ -207,7 +183,7 @@ class TransferRung(DeepClassifierRung):
 
         self._modes = tuple(settings.get("modes", self.params.modes))
         try:
-            self._state = pretrained_state_dict(self.arch, self.params.weights)
+            self._state = pretrained_state_dict(self._architecture, self.params.weights)
             self._initialisation = f"pretrained ({self.params.weights})"
             return None
         except WeightsUnavailable as exc:
