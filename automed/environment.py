@@ -8,10 +8,15 @@ import sys
 from importlib import metadata
 from typing import Any
 
-__all__ = ["hardware", "versions"]
+__all__ = ["automed_version", "hardware", "versions"]
 
 PACKAGES = ("automed", "numpy", "scipy", "scikit-learn", "scikit-image", "lightgbm", "optuna",
             "SimpleITK", "torch", "monai", "pyradiomics-bhklab")
+
+
+def automed_version() -> str:
+    """The installed automed's version, recorded in every file a run writes for a later one to read."""
+    return metadata.version("automed")
 
 
 def versions() -> dict[str, str | None]:

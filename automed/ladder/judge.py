@@ -14,10 +14,13 @@ log = logging.getLogger("automed")
 
 
 def judge(result: dict[str, Any], done: list[dict[str, Any]], classes: list[int], comparison: list[str],
-           recipe: Recipe) -> None:
-    """Add the comparison metric, the paired gains and, when gains stopped, why climbing stops."""
+          recipe: Recipe) -> dict[str, Any]:
+    """The judged fields of a finished rung's ``result``: the metric on the comparison cases,
+    the paired gains over the baseline and the best rung so far (and over the rung it names in
+    ``details["compare_with"]``) and, when gains stopped, why climbing stops."""
     if recipe.task == "classification":
-        result["comparison"] = {"metric": result["metric"], "cases": "held-out test cases", "n": result["metric"]["n"]}
+        judged: dict[str, Any] = {"comparison": {"metric": result["metric"], "cases": "held-out test cases",
+                                                 "n": result["metric"]["n"]}}
         gain_over = partial(_classification_gain, result=result, recipe=recipe)
     else:
         from automed.metrics import summarize
@@ -28,23 +31,24 @@ def judge(result: dict[str, Any], done: list[dict[str, Any]], classes: list[int]
         metric = {"name": result["metric"]["name"], "classes": result["metric"]["classes"],
                   **summarize(list(scores.values()), recipe.random_state)}
         cases = "every case (all folds)" if recipe.cv == "full" else "validation cases of fold 0"
-        result["comparison"] = {"metric": metric, "cases": cases, "n": len(scores)}
+        judged = {"comparison": {"metric": metric, "cases": cases, "n": len(scores)}}
         gain_over = partial(_segmentation_gain, scores=scores, classes=classes, recipe=recipe)
-    result["gain_vs_baseline"] = result["gain_vs_prev"] = None
+    judged["gain_vs_baseline"] = judged["gain_vs_prev"] = None
     if not done:
-        return
+        return judged
     best = max(done, key=lambda r: r["comparison"]["metric"]["mean"])
-    result["gain_vs_baseline"] = gain_over(done[0])
-    result["gain_vs_prev"] = gain = gain_over(best)
+    judged["gain_vs_baseline"] = gain_over(done[0])
+    judged["gain_vs_prev"] = gain = gain_over(best)
     reference = next((r for r in done if r["name"] == result["details"].get("compare_with")), None)
     if reference is not None:  # e.g. ssl beside the same network trained from scratch
-        result["gain_vs_reference"] = gain_over(reference)
+        judged["gain_vs_reference"] = gain_over(reference)
     if (not recipe.full_ladder and gain is not None and gain["ci_high"] is not None
             and gain["ci_high"] < recipe.min_gain):
-        result["stops_climb"] = (f"climbing stopped after {result['name']}: its gain over {best['name']} was "
+        judged["stops_climb"] = (f"climbing stopped after {result['name']}: its gain over {best['name']} was "
                                  f"{gain['mean']:+.3f} [95% CI {gain['ci_low']:+.3f}, {gain['ci_high']:+.3f}], "
                                  f"below min_gain {recipe.min_gain} with 95% confidence (--full-ladder climbs on).")
-        log.info(result["stops_climb"])
+        log.info(judged["stops_climb"])
+    return judged
 
 
 def _segmentation_gain(base: dict[str, Any], scores: dict[str, float], classes: list[int],

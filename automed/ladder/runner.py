@@ -13,6 +13,7 @@ import math
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -24,6 +25,7 @@ from automed.ladder.learning_curve import learning_curve
 from automed.ladder.outputs import check_output_folder, refuse_overlap
 from automed.ladder.staging import STATE, Clock, run_staged, staging_folder, write_json
 from automed.recipe import Recipe
+from automed.results import RESULT, Cost, Estimate, RungResult, read_result, write_result
 from automed.rungs.base import FitContext
 
 __all__ = ["fit_run", "resume_run"]
@@ -131,8 +133,8 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
     try:
         for i, (spec, cls) in enumerate(zip(recipe.rungs, rung_classes)):
             rung_folder = folder / "rungs" / spec.name
-            if (rung_folder / "result.json").is_file():
-                result = json.loads((rung_folder / "result.json").read_text())
+            if (rung_folder / RESULT).is_file():
+                result = read_result(rung_folder)
                 if result["status"] == "done":
                     done.append(result)
                 stopped = stopped or result.get("stops_climb")
@@ -299,8 +301,7 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
                      "?" if plan.seconds is None else f"{plan.seconds / 60:.1f} min",
                      "".join(f"; {s}" for s in plan.shrunk))
             outcome = rung.fit(context, plan)
-    estimate = {"seconds": plan.seconds, "train_vram_bytes": plan.train_memory_bytes, "note": plan.note,
-                "allotted_seconds": context.budget_s}
+    estimate = Estimate(plan.seconds, plan.train_memory_bytes, plan.note, context.budget_s)
     if plan.skip_reason is not None:
         log.info("rung %s: skipped: %s", rung.name, plan.skip_reason)
         return _write_skipped(context.folder, rung.name, plan.skip_reason, estimate, plan.shrunk)
@@ -310,37 +311,33 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
                                                    recipe.include_background, recipe.random_state)
         summary = {"metric": metric, "per_class": per_class}
     device = outcome.cost.get("device", "cpu")
-    cost = {"fit_seconds": meter.seconds_, "peak_rss_bytes": meter.peak_rss_bytes_,
-            "peak_vram_bytes": meter.peak_vram_bytes_, "n_params": outcome.n_params,
-            "predict_seconds_per_case": outcome.predict_seconds_per_case, "device": device,
-            "n_jobs": context.n_jobs, "est_train_vram_bytes": plan.train_memory_bytes,
-            "core_hours": None if device.startswith("cuda") else meter.seconds_ * context.n_jobs / 3600,
-            "gpu_hours": meter.seconds_ / 3600 if device.startswith("cuda") else None,
-            "search_seconds": None, "final_fit_seconds": None, "n_trials": None, "n_trials_pruned": None,
-            **outcome.cost}
-    result = {
-        "name": rung.name, "status": "done", "reason": None, **summary, "cost": cost, "estimate": estimate,
-        "shrunk": plan.shrunk + [e for t in outcome.details.get("trainings", []) for e in t.get("events", [])],
-        "postprocessing": outcome.postprocessing, "details": outcome.details,
-        "per_case": outcome.per_case, "validation_per_case": outcome.validation_per_case,
-    }
-    judge(result, done, classes, comparison, recipe)
-    write_json(context.folder / "result.json", result)
+    on_gpu = device.startswith("cuda")
+    cost = Cost.from_dict({
+        "fit_seconds": meter.seconds_, "peak_rss_bytes": meter.peak_rss_bytes_,
+        "peak_vram_bytes": meter.peak_vram_bytes_, "n_params": outcome.n_params,
+        "predict_seconds_per_case": outcome.predict_seconds_per_case, "device": device, "n_jobs": context.n_jobs,
+        "est_train_vram_bytes": plan.train_memory_bytes,
+        "core_hours": None if on_gpu else meter.seconds_ * context.n_jobs / 3600,
+        "gpu_hours": meter.seconds_ / 3600 if on_gpu else None, **outcome.cost})
+    events = [e for t in outcome.details.get("trainings", []) for e in t.get("events", [])]
+    result = RungResult(
+        rung.name, "done", None, summary["metric"], summary["per_class"],
+        {k: v for k, v in summary.items() if k not in ("metric", "per_class")}, cost, estimate,
+        (*plan.shrunk, *events), outcome.postprocessing, outcome.details, outcome.per_case,
+        outcome.validation_per_case)
+    result = replace(result, **judge(result.to_dict(), done, classes, comparison, recipe))
+    payload = write_result(context.folder, result)
     metric = summary["metric"]
     ci = "n/a" if metric["ci_low"] is None else f"{metric['ci_low']:.4f}, {metric['ci_high']:.4f}"
     log.info("rung %s: %s %.4f [%s] in %.1fs, peak RSS %.2f GB", rung.name, metric["name"], metric["mean"], ci,
              meter.seconds_, meter.peak_rss_bytes_ / 1e9)
-    return result
+    return payload
 
 
-def _write_skipped(folder: Path, name: str, reason: str, estimate: dict[str, Any] | None = None,
+def _write_skipped(folder: Path, name: str, reason: str, estimate: Estimate | None = None,
                    shrunk: list[str] | None = None) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
-    result = {"name": name, "status": "skipped", "reason": reason, "metric": None, "per_class": None,
-              "comparison": None, "gain_vs_baseline": None, "gain_vs_prev": None, "cost": None,
-              "estimate": estimate, "shrunk": shrunk or [], "postprocessing": None, "per_case": []}
-    write_json(folder / "result.json", result)
-    return result
+    return write_result(folder, RungResult(name, "skipped", reason, estimate=estimate, shrunk=tuple(shrunk or ())))
 
 
 def _clear_unresumable(rung: Any, context: FitContext) -> None:

@@ -8,10 +8,12 @@ from typing import Any
 
 from automed.errors import RunFolderError
 from automed.report.recommend import recommend
+from automed.results import RESULT, read_result
 
 __all__ = ["build_report"]
 
 REQUIRED = ("recipe.yaml", "fingerprint.json", "splits.json", "run.json")
+RUN_FIELDS = ("data", "format", "hardware", "versions", "seed", "created_at")
 
 
 def build_report(folder: Path) -> dict[str, Any]:
@@ -24,7 +26,7 @@ def build_report(folder: Path) -> dict[str, Any]:
     Raises
     ------
     RunFolderError
-        If the folder lacks a file every run has.
+        If the folder lacks a file every run has, or its ``run.json`` lacks what a report needs.
     """
     import yaml
 
@@ -33,13 +35,12 @@ def build_report(folder: Path) -> dict[str, Any]:
         raise RunFolderError(f"{folder}: not a complete automed run folder (missing {', '.join(missing)}).")
     recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
     fingerprint = json.loads((folder / "fingerprint.json").read_text())
-    run = json.loads((folder / "run.json").read_text())
+    run = _run_record(folder / "run.json")
     rungs = []
     for spec in recipe["rungs"]:
-        path = folder / "rungs" / spec["name"] / "result.json"
-        if path.is_file():
-            result = json.loads(path.read_text())
-            rungs.append(result)
+        rung_folder = folder / "rungs" / spec["name"]
+        if (rung_folder / RESULT).is_file():
+            rungs.append(read_result(rung_folder))
         else:
             rungs.append({"name": spec["name"], "status": "not run", "reason": None, "metric": None,
                           "per_class": None, "cost": None, "postprocessing": None})
@@ -63,3 +64,17 @@ def build_report(folder: Path) -> dict[str, Any]:
     report["recommendation"] = recommend(report)
     report["best_rung"] = report["recommendation"]["rung"]
     return report
+
+
+def _run_record(path: Path) -> dict[str, Any]:
+    """``run.json``, with the fields a report needs (versions before they were all recorded are named)."""
+    try:
+        run = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(f"{path}: not JSON ({exc}); the run folder is damaged.") from exc
+    missing = [k for k in RUN_FIELDS if k not in run]
+    if missing:
+        written_by = (run.get("versions") or {}).get("automed") or "a version before 0.1.0"
+        raise RunFolderError(f"{path}: written by automed {written_by}, lacks {missing}; refit the run with this "
+                             "automed.")
+    return run

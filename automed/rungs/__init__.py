@@ -43,7 +43,7 @@ REGISTRY = {
         "ssl": ("automed.rungs.ssl:SSLRung", {"architecture": "automed.nets.resnet:ResNet"}),
         "vgg16": (_TRANSFER, {"architecture": "automed.nets.vgg16:VGG16"}),
         "inception_v3": (_TRANSFER, {"architecture": "automed.nets.inception_v3:InceptionV3"}),
-        "ensemble": "automed.rungs.ensemble:EnsembleRung",
+        "ensemble": "automed.rungs.classification_ensemble:ClassificationEnsembleRung",
     },
 }
 

@@ -60,9 +60,10 @@ class FitContext:
     finished: tuple[dict[str, Any], ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class RungPlan:
-    """A rung's cost estimate for its time allotment, made before it starts.
+    """A rung's cost estimate for its time allotment, made before it starts (kept in ``plan.json``
+    by :func:`automed.rungs.records.save_plan`, so a resumed fit follows it).
 
     Attributes
     ----------
@@ -88,7 +89,7 @@ class RungPlan:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RungOutcome:
     """What a fitted rung reports; the runner adds the measured cost.
 

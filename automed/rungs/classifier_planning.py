@@ -6,16 +6,15 @@ The plan is saved in the rung's folder, so a resumed fit follows it unchanged.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from automed.rungs.base import FitContext, RungPlan
 from automed.rungs.time_plan import split_time
+from automed.rungs.records import save_plan, saved_plan
 
 __all__ = ["PROBE_OVERHEAD_S", "ClassifierPlanning", "probe_training"]
 
@@ -28,9 +27,9 @@ class ClassifierPlanning:
 
     def plan(self, context: FitContext) -> RungPlan:
         """Time a few training steps of the default configuration and size trials and epochs."""
-        saved = context.folder / "plan.json"
-        if saved.is_file():
-            return RungPlan(**json.loads(saved.read_text()))
+        saved = saved_plan(context.folder)
+        if saved is not None:
+            return saved
         from automed.deep.classification import ClassifierConfig, predict_proba
         from automed.deep.inference import pick_device
 
@@ -63,8 +62,7 @@ class ClassifierPlanning:
             n_trials, trial_s, final_s = split_time(usable, epoch_s, p, PROBE_OVERHEAD_S, shrunk)
         settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
         plan = RungPlan(10.0 + n_trials * trial_s + final_s, memory, note, shrunk, None, settings)
-        context.folder.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps(asdict(plan), indent=2))
+        save_plan(context.folder, plan)
         return plan
 
 

@@ -6,16 +6,15 @@ The plan is saved in the rung's folder, so a resumed fit follows it unchanged.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from automed.rungs.base import FitContext, RungPlan
 from automed.rungs.time_plan import minutes, split_time
+from automed.rungs.records import save_plan, saved_plan
 
 __all__ = ["PROBE_OVERHEAD_S", "Prober", "SegmentationPlanning", "cuda_memory_limit"]
 
@@ -28,9 +27,9 @@ class SegmentationPlanning:
 
     def plan(self, context: FitContext) -> RungPlan:
         """Probe the default configuration; shrink it to the memory limit and the allotment, or skip."""
-        saved = context.folder / "plan.json"
-        if saved.is_file():
-            return RungPlan(**json.loads(saved.read_text()))
+        saved = saved_plan(context.folder)
+        if saved is not None:
+            return saved
         fp = context.fingerprint
         if self.network_dims == 3 and fp.dims == 2:
             return RungPlan(None, note="not probed", skip_reason="a 3D network needs 3D images; this dataset is 2D.")
@@ -74,8 +73,7 @@ class SegmentationPlanning:
         settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
         seconds = reserve_s + n_trials * trial_s + n_evals * final_s
         plan = RungPlan(seconds, measured.train_memory_bytes, note, shrunk, None, settings)
-        context.folder.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps(asdict(plan), indent=2))
+        save_plan(context.folder, plan)
         return plan
 
     def _fit_memory(self, probe: Prober, context: FitContext, shrunk: list[str]) -> RungPlan | None:

@@ -10,20 +10,16 @@ prediction time: it needs all of them to predict.
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
+from automed.rungs.base import FitContext, RungOutcome, RungPlan
 from automed.rungs.deep import DeepSegmentationRung, evaluate_cases
-from automed.rungs.ensemble import members_cost
-from automed.rungs.records import read_record, write_record
+from automed.rungs.ensemble import EnsembleRung, members_cost
 
 __all__ = ["SegmentationEnsembleParams", "SegmentationEnsembleRung"]
 
@@ -47,25 +43,19 @@ class SegmentationEnsembleParams:
     select: bool = True
 
 
-class SegmentationEnsembleRung(Rung):
+class SegmentationEnsembleRung(EnsembleRung):
     """Mean softmax of deep segmentation rungs, post-processed; predicts with every member."""
 
-    name = "ensemble"
     tasks = ("segmentation",)
     Params = SegmentationEnsembleParams
-    cost_weight = 0.0  # trains nothing: the rungs below it hold back its estimate (reserve_seconds), not a share
-    combines_others = True
+    member_kind = "deep rungs"
+    record_fields = ("postprocessing",)
 
-    def search_space(self, trial: Any) -> dict[str, Any]:
-        return {}
-
-    def _members(self, context: FitContext) -> list[dict[str, Any]]:
+    def _eligible(self, result: dict[str, Any]) -> bool:
         from automed.rungs import rung_class
 
-        finished = {r["name"]: r for r in context.finished
-                    if r["name"] != self.name and issubclass(rung_class(r["name"], "segmentation"), DeepSegmentationRung)}
-        names = self.params.members or tuple(finished)
-        return [finished[n] for n in names if n in finished]
+        return super()._eligible(result) and issubclass(rung_class(result["name"], "segmentation"),
+                                                        DeepSegmentationRung)
 
     def _n_cases(self, context: FitContext, members: list[dict[str, Any]]) -> int:
         """Cases each member predicts, for the estimate: the inner validation cases (the members'
@@ -93,10 +83,9 @@ class SegmentationEnsembleRung(Rung):
 
     def plan(self, context: FitContext) -> RungPlan:
         members = self._members(context)
-        if len(members) < 2:
-            found = ", ".join(m["name"] for m in members) or "none"
-            return RungPlan(None, note="not planned",
-                            skip_reason=f"an ensemble needs two finished deep rungs (found: {found}).")
+        skip = self._too_few(members)
+        if skip is not None:
+            return skip
         per_case = sum(m["cost"]["predict_seconds_per_case"] or 0.0 for m in members)
         seconds = self._estimate(per_case, context, members)
         note = f"mean softmax of {', '.join(m['name'] for m in members)}; predicts {per_case:.2f} s per case"
@@ -120,9 +109,7 @@ class SegmentationEnsembleRung(Rung):
         inner = [m._inner(evaluations[0][1], context)[1] for m in members.values()]
         inner_val = [c for c in inner[0] if all(c in other for other in inner[1:])]  # held out by every member
         volumes = load_volumes(context.dataset, fp, sorted({*inner_val, *(c for _, _, v in evaluations for c in v)}))
-        names = list(members)
-        sizes = range(2, len(names) + 1) if self.params.select else [len(names)]
-        subsets = [s for r in sizes for s in itertools.combinations(names, r)]
+        subsets = self._combinations(list(members))
         preds: dict[tuple[str, ...], list[np.ndarray]] = {s: [] for s in subsets}
         for case_id in inner_val:  # fold 0's models: these cases are held out from their training
             proba = {n: m.predict_proba(volumes[case_id].image, fold=0) for n, m in members.items()}
@@ -131,7 +118,7 @@ class SegmentationEnsembleRung(Rung):
         first = 0 if context.include_background else 1
         truths = [volumes[c].label for c in inner_val]
         choices = {s: choose_postprocessing(preds[s], truths, fp.n_classes, first_class=first) for s in subsets}
-        chosen = max(subsets, key=lambda s: (choices[s][2], -len(s)))
+        chosen = self._best(subsets, lambda s: choices[s][2])
         steps = choices[chosen][0]
         log.info("ensemble: %s chosen on %d inner validation cases (Dice %.4f)", "+".join(chosen), len(inner_val),
                  choices[chosen][2])
@@ -141,7 +128,7 @@ class SegmentationEnsembleRung(Rung):
             return apply_postprocessing(proba.argmax(0).astype(np.uint8), steps)
 
         per_case, seconds = evaluate_cases(context, evaluations, volumes, predict)
-        write_record(context.folder / "ensemble.json", self.params, members=list(chosen), postprocessing=steps)
+        self._save(context, chosen, postprocessing=steps)
         chosen_results = [r for r in results if r["name"] in chosen]
         cost = members_cost([r["cost"] or {} for r in chosen_results])
         own_s = time.monotonic() - started
@@ -158,17 +145,6 @@ class SegmentationEnsembleRung(Rung):
             n_params=sum(r["cost"]["n_params"] or 0 for r in chosen_results),
             predict_seconds_per_case=seconds, cost=cost,
         )
-
-    @classmethod
-    def load(cls, folder: Path) -> SegmentationEnsembleRung:
-        """The fitted ensemble saved in ``folder``, with its members loaded from their sibling folders."""
-        from automed.rungs import rung_class
-
-        params, meta = read_record(folder / "ensemble.json", SegmentationEnsembleParams, ("members", "postprocessing"))
-        rung = cls(dataclasses.replace(params, members=tuple(meta["members"])))
-        rung.members_ = [rung_class(name, "segmentation").load(folder.parent / name) for name in meta["members"]]
-        rung.postprocessing_ = meta["postprocessing"]
-        return rung
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """Class map of a normalised image: the members' mean softmax, argmax, post-processing."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from automed.rungs.base import FitContext, RungPlan
 from automed.rungs.classifier_params import ClassifierTrainingParams
 from automed.rungs.classifier_planning import PROBE_OVERHEAD_S, probe_training
 from automed.rungs.deep_classification import DeepClassifierRung
+from automed.rungs.records import save_plan, saved_plan
 
 __all__ = ["TransferParams", "TransferRung"]
 
@@ -111,11 +112,10 @@ class TransferRung(DeepClassifierRung):
 
     def plan(self, context: FitContext) -> RungPlan:
         """Obtain the weights, time feature extraction and a fine-tuning step, size the search."""
-        saved = context.folder / "plan.json"
-        if saved.is_file():
-            plan = RungPlan(**json.loads(saved.read_text()))
-            self._load_weights(plan.settings)
-            return plan
+        saved = saved_plan(context.folder)
+        if saved is not None:
+            self._load_weights(saved.settings)
+            return saved
         settings: dict[str, Any] = {}
         skip = self._load_weights(settings)
         if skip is not None:
@@ -170,8 +170,7 @@ class TransferRung(DeepClassifierRung):
                 f"{finetune_epoch_s:.1f} s per epoch")
         plan = RungPlan(extract_s + 10 + n_trials * trial_s + final_s if budget else None, memory, note, shrunk,
                         None, settings)
-        context.folder.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps(asdict(plan), indent=2))
+        save_plan(context.folder, plan)
         return plan
 
     def _input_size(self) -> int:
