@@ -14,7 +14,7 @@ from automed.errors import RecipeError
 __all__ = ["Recipe", "RungSpec", "parse_duration", "parse_size"]
 
 TASKS = ("segmentation", "classification")
-DATA_FORMATS = {"segmentation": ("auto", "msd", "nnunet", "folders"),
+DATA_FORMATS = {"segmentation": ("auto", "msd", "nnunet", "folders", "csv"),
                 "classification": ("auto", "medmnist", "class_folders", "csv")}
 METRICS = {"segmentation": ("dice",), "classification": ("auc", "balanced_accuracy", "accuracy")}
 # The 3D U-Net is climbed before UNet++: on volumes 3D context is the larger expected gain, UNet++ refines
@@ -93,7 +93,7 @@ class Recipe:
     task : {"segmentation", "classification"}
     data_format : str
         Dataset layout; ``"auto"`` detects it. Segmentation: ``"msd"``, ``"nnunet"``,
-        ``"folders"``; classification: ``"medmnist"``, ``"class_folders"``, ``"csv"``.
+        ``"folders"``, ``"csv"``; classification: ``"medmnist"``, ``"class_folders"``, ``"csv"``.
     metric : str or None
         What rungs are judged and tuned by: ``"dice"`` for segmentation; ``"auc"``
         (default), ``"balanced_accuracy"`` or ``"accuracy"`` for classification.

@@ -57,15 +57,16 @@ class Run:
         vram = None if max_vram_gb is None else int(max_vram_gb * 2**30)
         return best_rung(self.report_["rungs"], vram, max_fit_seconds)
 
-    def predict(self, inputs: str | Path, out: str | Path, rung: str | None = None,
+    def predict(self, inputs: str | Path, out: str | Path, rung: str | None = None, split: str | None = None,
                 overwrite: bool = False) -> list[Path]:
-        """Predict new images: masks in ``out`` (segmentation) or a CSV file ``out`` (classification).
+        """Predict new images: masks in ``out`` (segmentation) or a CSV file ``out`` (classification;
+        ``split`` picks one split of a MedMNIST ``.npz``).
 
         See :func:`automed.ladder.predict.predict_run`.
         """
         from automed.ladder.predict import predict_run
 
-        return predict_run(self.folder, inputs, out, rung=rung, overwrite=overwrite)
+        return predict_run(self.folder, inputs, out, rung=rung, split=split, overwrite=overwrite)
 
     def __repr__(self) -> str:
         return f"Run({str(self.folder)!r}, best_rung={self.report_.get('best_rung')!r})"

@@ -97,7 +97,7 @@ def test_metric_must_suit_the_task():
     ({"n_folds": 2.5}, "The 'n_folds' parameter of Recipe must be an int"),
     ({"n_jobs": 0}, "The 'n_jobs' parameter of Recipe must be -1 or an int >= 1"),
     ({"data_format": "dicomweb"}, "The 'data_format' parameter of Recipe must be one of"),
-    ({"task": "segmentation", "data_format": "csv"}, "The 'data_format' parameter of Recipe must be one of"),
+    ({"task": "segmentation", "data_format": "medmnist"}, "The 'data_format' parameter of Recipe must be one of"),
     ({"test_fraction": 0.9}, "The 'test_fraction' parameter of Recipe must be a number in"),
     ({"cv": "loo"}, "The 'cv' parameter of Recipe must be one of"),
     ({"max_vram_bytes": 10}, "The 'max_vram_bytes' parameter of Recipe must be a number >="),

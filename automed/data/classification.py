@@ -224,16 +224,17 @@ def _open_class_folders(root: Path) -> ClassificationDataset:
 
 def _open_csv(path: Path) -> ClassificationDataset:
     from automed.data.dataset import read_csv_rows
+    from automed.data.manifest import resolve_listed
 
     cases, seen, line_of = [], set(), {}
     for line, row in read_csv_rows(path, ("image", "label")):
-        image = _resolve(path, row.get("image", ""), line, "image")
+        image = resolve_listed(path, row.get("image", ""), line, "image")
         if image.resolve() in line_of:
             raise DataError(f"{path} line {line}: image '{row['image']}' is already listed on line "
                             f"{line_of[image.resolve()]}; list each image once (twice, it could land on both "
                             "sides of a split).")
         line_of[image.resolve()] = line
-        mask = _resolve(path, row["mask"], line, "mask") if row.get("mask") else None
+        mask = resolve_listed(path, row["mask"], line, "mask") if row.get("mask") else None
         label = (row.get("label") or "").strip()
         if not label:
             raise DataError(f"{path} line {line}: empty label.")
@@ -245,16 +246,6 @@ def _open_csv(path: Path) -> ClassificationDataset:
                                group=row.get("group") or None, site=row.get("site") or None))
     classes = tuple(sorted({c.label for c in cases}))
     return ClassificationDataset(path, "csv", tuple(cases), classes)
-
-
-def _resolve(manifest: Path, value: str, line: int, column: str) -> Path:
-    if not value.strip():
-        raise DataError(f"{manifest} line {line}: empty {column} path.")
-    target = Path(value.strip())
-    target = target if target.is_absolute() else manifest.parent / target
-    if not target.exists():
-        raise DataError(f"{manifest} line {line}: {column} file '{value}' not found.")
-    return target
 
 
 def scan_classification(dataset: ClassificationDataset) -> list[str]:

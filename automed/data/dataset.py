@@ -1,6 +1,7 @@
 """Dataset layouts: find the cases of a folder in MSD, nnU-Net or plain-folder layout.
 
-Only file names are read here; images are opened by :mod:`automed.data.loading`.
+Only file names are read here (and, in the folder layout, the first image, to tell colour
+photographs from grey images); images are opened by :mod:`automed.data.loading`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from automed.data.io import image_suffix, strip_suffix
+from automed.data.io import COLOUR_CHANNELS, TWO_D_SUFFIXES, image_suffix, read_image, strip_suffix
+from automed.data.manifest import open_manifest
+from automed.data.pairing import pair_by_name
 from automed.errors import DataError
 
 __all__ = ["Case", "Dataset", "detect_format", "open_dataset", "find_images", "read_csv_rows"]
@@ -28,6 +31,7 @@ class Case:
     image_paths: tuple[Path, ...]
     label_path: Path | None = None
     group: str | None = None
+    site: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,14 +65,16 @@ def _visible(folder: Path) -> list[Path]:
 
 
 def detect_format(root: str | Path) -> str:
-    """Name the layout of ``root``: ``"msd"``, ``"nnunet"`` or ``"folders"``.
+    """Name the layout of ``root``: ``"msd"``, ``"nnunet"``, ``"folders"`` or ``"csv"`` (a manifest file).
 
     Raises
     ------
     DataError
-        If ``root`` is not a folder or matches no known layout.
+        If ``root`` is not a folder or manifest, or matches no known layout.
     """
     root = Path(root)
+    if root.is_file() and root.suffix.lower() == ".csv":
+        return "csv"
     if not root.is_dir():
         raise DataError(f"{root}: not a folder; give the dataset's root folder.")
     meta = root / "dataset.json"
@@ -100,23 +106,24 @@ def open_dataset(root: str | Path, data_format: str = "auto") -> Dataset:
     """
     root = Path(root)
     fmt = detect_format(root) if data_format == "auto" else data_format
-    if not root.is_dir():
+    if fmt != "csv" and not root.is_dir():
         raise DataError(f"{root}: not a folder; give the dataset's root folder.")
-    opener = {"msd": _open_msd, "nnunet": _open_nnunet, "folders": _open_folders}[fmt]
+    opener = {"msd": _open_msd, "nnunet": _open_nnunet, "folders": _open_folders, "csv": _open_csv}[fmt]
     dataset = opener(root)
     if not dataset.cases:
         raise DataError(f"{root}: the dataset holds no labelled cases.")
-    groups = _read_groups(root, {c.case_id for c in dataset.cases})
+    groups, sites = _read_groups(root, {c.case_id for c in dataset.cases})
     if groups:
-        cases = tuple(replace(c, group=groups[c.case_id]) for c in dataset.cases)
+        cases = tuple(replace(c, group=groups[c.case_id], site=sites.get(c.case_id)) for c in dataset.cases)
         dataset = replace(dataset, cases=cases)
     return dataset
 
 
-def find_images(path: str | Path, channel_names: tuple[str, ...]) -> list[Case]:
+def find_images(path: str | Path, channel_names: tuple[str, ...], channels_in_one_file: bool = False) -> list[Case]:
     """Unlabelled cases to predict: one file, or every image in a folder.
 
-    With several channels, files are grouped nnU-Net style (``CASE_0000.ext``, ...).
+    With several channels each in its own file, files are grouped nnU-Net style
+    (``CASE_0000.ext``, ...).
     """
     path = Path(path)
     if not path.exists():
@@ -133,7 +140,7 @@ def find_images(path: str | Path, channel_names: tuple[str, ...]) -> list[Case]:
         raise DataError(f"{path}: holds no images to predict.")
     if all(image_suffix(f) == ".dcm" for f in files):  # the folder is one DICOM series
         return [Case(path.name, (path,))]
-    if len(channel_names) == 1:
+    if len(channel_names) == 1 or channels_in_one_file:
         return [Case(stem, (f,)) for stem, f in _by_stem(files).items()]
     return list(_group_channels(files, len(channel_names), path))
 
@@ -273,13 +280,21 @@ def _open_folders(root: Path) -> Dataset:
         raise DataError(f"{root}: expected images/ and labels/ folders.")
     images_dir, labels_dir = pair
     images = _by_stem(_visible(images_dir))
-    labels = _by_stem(_visible(labels_dir))
-    for stem in sorted(set(images) - set(labels)):
-        raise DataError(f"{images[stem]}: image without label (no file named '{stem}.*' in {labels_dir}).")
-    for stem in sorted(set(labels) - set(images)):
-        raise DataError(f"{labels[stem]}: label without image (no file named '{stem}.*' in {images_dir}).")
+    labels = pair_by_name(images, _by_stem(_visible(labels_dir)), labels_dir)
     cases = tuple(Case(stem, (images[stem],), labels[stem]) for stem in sorted(images, key=_natural_key))
-    return Dataset(root, "folders", cases)
+    return _with_channels(Dataset(root, "folders", cases))
+
+
+def _open_csv(path: Path) -> Dataset:
+    return _with_channels(Dataset(path, "csv", tuple(open_manifest(path))))
+
+
+def _with_channels(dataset: Dataset) -> Dataset:
+    """A one-file-per-case dataset whose first image is a colour photograph has its R, G, B channels."""
+    if dataset.cases and image_suffix(dataset.cases[0].image_paths[0]) in TWO_D_SUFFIXES \
+            and read_image(dataset.cases[0].image_paths[0], colour=True).colour:
+        return replace(dataset, channel_names=COLOUR_CHANNELS, channels_in_one_file=True)
+    return dataset
 
 
 def _by_stem(files: list[Path]) -> dict[str, Path]:
@@ -316,16 +331,21 @@ def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict
     missing = [name for name in required if name not in header]
     if missing:
         raise DataError(f"{path}: no {', '.join(repr(m) for m in missing)} column; the header is {header}.")
-    return [(number, dict(zip(header, row))) for number, row in enumerate(rows, start=2) if any(v.strip() for v in row)]
+    return [(number, dict(zip(header, row + [""] * (len(header) - len(row)))))  # short rows: empty trailing cells
+            for number, row in enumerate(rows, start=2) if any(v.strip() for v in row)]
 
 
-def _read_groups(root: Path, case_ids: set[str]) -> dict[str, str]:
-    """Optional ``groups.csv`` (columns ``case,group``): cases of one patient share a group."""
+def _read_groups(root: Path, case_ids: set[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Optional ``groups.csv`` (columns ``case,group[,site]``): cases of one patient share a group;
+    ``site`` (scanner, hospital) gives per-site scores."""
     path = root / "groups.csv"
     if not path.is_file():
-        return {}
+        return {}, {}
     groups: dict[str, str] = {}
+    sites: dict[str, str] = {}
     for line, row in read_csv_rows(path, ("case", "group")):
+        if (row.get("site") or "").strip():
+            sites[(row["case"] or "").strip()] = row["site"].strip()
         case, group = (row["case"] or "").strip(), (row["group"] or "").strip()
         if not group:
             raise DataError(f"{path} line {line}: case '{case}' has an empty group.")
@@ -339,4 +359,4 @@ def _read_groups(root: Path, case_ids: set[str]) -> dict[str, str]:
     missing = sorted(case_ids - set(groups))
     if missing:
         raise DataError(f"{path}: case(s) {missing[:5]} have no group; give every case a group.")
-    return groups
+    return groups, sites

@@ -40,6 +40,8 @@ class Fingerprint:
     median_spacing: tuple[float, ...]
     cases: list[dict[str, Any]] = field(repr=False)
     empty_label_cases: tuple[str, ...] = ()
+    #: The channels are stored in one file (MSD's 4th axis, a colour photograph), not one file each.
+    channels_in_one_file: bool = False
 
     @property
     def n_classes(self) -> int:
@@ -82,7 +84,7 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
     rng = np.random.default_rng(random_state)
     problems: list[str] = []
     warnings: list[str] = []
-    records, samples, value_counts = [], [], {}
+    records, samples, value_counts, notes = [], [], {}, []
     dims_seen: dict[int, str] = {}
     for case in tqdm(dataset.cases, desc="fingerprint", unit="case", disable=not progress):
         try:
@@ -91,6 +93,7 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
             problems.append(str(exc))
             continue
         label, image = loaded.label, loaded.image
+        notes.extend(loaded.notes)
         if min(label.shape) < 2:
             problems.append(f"{case.image_paths[0]}: shape {label.shape} has an axis of one voxel; every axis needs "
                             "at least 2 (a single-slice volume is a 2D image: store it as one).")
@@ -114,6 +117,8 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
         index = np.flatnonzero(fg)
         index = rng.choice(index, min(N_INTENSITY_SAMPLES, index.size), replace=False)
         samples.append(image.reshape(image.shape[0], -1)[:, index])
+    warnings.extend(notes if len(notes) <= 3 else [f"{len(notes)} masks were corrected while reading, e.g. "
+                                                    + " ".join(notes[:2])])
     if len(dims_seen) > 1:
         problems.append(
             "2D and 3D images are mixed: " + " vs ".join(f"{p} is {d}D" for d, p in sorted(dims_seen.items()))
@@ -155,6 +160,7 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
         dims=records[0]["shape"].__len__(),
         n_channels=dataset.n_channels,
         channel_names=dataset.channel_names,
+        channels_in_one_file=dataset.channels_in_one_file,
         modality=modality,
         normalization="ct" if modality == "CT" else "zscore",
         classes=classes,

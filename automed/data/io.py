@@ -1,8 +1,9 @@
 """Read and write medical images with their geometry, through SimpleITK.
 
 SimpleITK reads NIfTI, NRRD, MHA/MHD, DICOM series and the common 2D formats
-(PNG, TIFF, JPEG, BMP), so one reader serves every layout automed accepts.
-Arrays use SimpleITK's axis order: ``(z, y, x)`` in 3D, ``(y, x)`` in 2D.
+(PNG, TIFF, JPEG, BMP), so one reader serves every layout automed accepts; GIF, which
+ITK has no reader for, is read with Pillow. Arrays use SimpleITK's axis order:
+``(z, y, x)`` in 3D, ``(y, x)`` in 2D.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import numpy as np
 from automed.data.integrity import check_complete
 from automed.errors import DataError
 
-__all__ = ["Geometry", "Image", "image_suffix", "read_image", "strip_suffix", "write_image"]
+__all__ = ["COLOUR_CHANNELS", "Geometry", "Image", "image_suffix", "read_image", "strip_suffix", "write_image"]
 
 IMAGE_SUFFIXES = (
     ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd",
-    ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".dcm",
+    ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif", ".dcm",
 )
-TWO_D_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+TWO_D_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif")
+COLOUR_CHANNELS = ("R", "G", "B")
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,12 @@ class Geometry:
 
 @dataclass(frozen=True)
 class Image:
-    """A voxel array and its geometry."""
+    """A voxel array and its geometry; ``colour``: the array is ``(3, y, x)``, a colour photograph's
+    R, G and B channels (read with ``colour=True``)."""
 
     array: np.ndarray
     geometry: Geometry
+    colour: bool = False
 
 
 def image_suffix(path: Path) -> str:
@@ -64,8 +68,11 @@ def strip_suffix(path: Path) -> str:
     return path.name[: len(path.name) - len(suffix)] if suffix else path.name
 
 
-def read_image(path: str | Path) -> Image:
+def read_image(path: str | Path, colour: bool = False) -> Image:
     """Read one image file or DICOM series folder.
+
+    A 2D file with colour pixels becomes luminance, or with ``colour`` its R, G and B
+    channels (alpha dropped); one whose channels are all equal is grey either way.
 
     Raises
     ------
@@ -89,24 +96,34 @@ def read_image(path: str | Path) -> Image:
             if path.stat().st_size == 0:
                 raise DataError(f"{path}: file is empty (0 bytes).")
             check_complete(path)
-            image = sitk.ReadImage(str(path))
+            image = _read_gif(path) if image_suffix(path) == ".gif" else sitk.ReadImage(str(path))
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()
         detail = next((line for line in reason if "ERROR" in line or "Exception" in line), reason[-1] if reason else "")
         raise DataError(f"{path}: cannot be read as an image ({detail.strip()[:200]}).") from exc
     array = sitk.GetArrayFromImage(image)
-    if image.GetNumberOfComponentsPerPixel() > 1 and image_suffix(path) in TWO_D_SUFFIXES:
-        array = _to_grey(array)
     geometry = Geometry(tuple(image.GetSpacing()), tuple(image.GetOrigin()), tuple(image.GetDirection()))
+    if image.GetNumberOfComponentsPerPixel() > 1 and image_suffix(path) in TWO_D_SUFFIXES:
+        rgb = array[..., :3]
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+            return Image(array[..., 0], geometry)
+        if colour:
+            return Image(np.moveaxis(rgb, -1, 0), geometry, colour=True)
+        return Image(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32), geometry)
     return Image(array, geometry)
 
 
-def _to_grey(array: np.ndarray) -> np.ndarray:
-    """RGB(A) photographs/microscopy to luminance; equal channels are taken as is."""
-    rgb = array[..., :3].astype(np.float32)
-    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
-        return array[..., 0]
-    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+def _read_gif(path: Path) -> object:
+    """The first frame of a GIF as a SimpleITK image (grey or RGB; ITK has no GIF reader)."""
+    import SimpleITK as sitk
+    from PIL import Image as PILImage, UnidentifiedImageError
+
+    try:
+        with PILImage.open(path) as gif:
+            frame = gif.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"{path}: cannot be read as a GIF image ({exc}).") from exc
+    return sitk.GetImageFromArray(np.asarray(frame), isVector=True)
 
 
 def write_image(array: np.ndarray, geometry: Geometry, path: str | Path) -> None:

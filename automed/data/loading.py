@@ -8,6 +8,7 @@ import numpy as np
 
 from automed.data.dataset import Case
 from automed.data.io import Geometry, read_image
+from automed.data.masks import clean_mask
 from automed.errors import DataError
 
 __all__ = ["LoadedCase", "load_case", "load_image_channels"]
@@ -21,20 +22,32 @@ class LoadedCase:
     image: np.ndarray
     label: np.ndarray | None
     geometry: Geometry
+    #: What was corrected while reading (e.g. a JPEG mask thresholded); the fingerprint warns of it.
+    notes: tuple[str, ...] = ()
 
 
 def load_image_channels(case: Case, n_channels: int, channels_in_one_file: bool = False) -> tuple[np.ndarray, Geometry]:
     """Read and check a case's channels; return ``(n_channels, *spatial)`` float32 and geometry.
 
+    ``channels_in_one_file``: the channels are stored in one file, as a 4th axis (MSD) or
+    as the colour of a photograph.
+
     Raises
     ------
     DataError
-        Unreadable file, NaN/Inf values, a 4D image where 3D is expected, or channels
-        that disagree in shape or geometry.
+        Unreadable file, NaN/Inf values, a 4D image where 3D is expected, channels
+        that disagree in shape or geometry, or not ``n_channels`` of them.
     """
     arrays, geometry = [], None
     for path in case.image_paths:
-        image = read_image(path)
+        image = read_image(path, colour=True)
+        if image.colour and not channels_in_one_file:
+            raise DataError(f"{path}: a colour (RGB) image, but {n_channels} grey channel(s) are expected (those "
+                            "of the dataset's first case, or of the images the run was fitted on).")
+        if image.colour:  # a colour photograph: its R, G and B channels
+            arrays.extend(image.array)
+            geometry = image.geometry
+            continue
         array = image.array
         n_spatial = len(image.geometry.spacing)
         if channels_in_one_file and n_spatial == 4 and array.shape[0] == n_channels:
@@ -54,7 +67,9 @@ def load_image_channels(case: Case, n_channels: int, channels_in_one_file: bool 
         geometry = geometry or image.geometry
         arrays.append(array)
     if len(arrays) != n_channels:
-        raise DataError(f"{case.image_paths[0]}: found {len(arrays)} channel(s), expected {n_channels}.")
+        kind = {1: "a grey image", 3: "a colour (RGB) image"}.get(len(arrays), f"{len(arrays)} channels")
+        raise DataError(f"{case.image_paths[0]}: {kind}, but {n_channels} channel(s) are expected "
+                        f"(those of the dataset's first case, or of the images the run was fitted on).")
     stacked = np.stack(arrays).astype(np.float32, copy=False)
     if not np.isfinite(stacked).all():
         n_bad = int((~np.isfinite(stacked)).sum())
@@ -80,8 +95,8 @@ def load_case(case: Case, n_channels: int, channels_in_one_file: bool = False) -
     if case.label_path is None:
         return LoadedCase(case, image, None, geometry)
     label_image = read_image(case.label_path)
-    label = label_image.array
     path = case.label_path
+    label, note = clean_mask(label_image.array, path)
     if label.shape != image.shape[1:]:
         raise DataError(f"{path}: shape {label.shape} does not match image {image.shape[1:]}.")
     if problem := geometry.mismatch(label_image.geometry):
@@ -90,4 +105,4 @@ def load_case(case: Case, n_channels: int, channels_in_one_file: bool = False) -
         raise DataError(f"{path}: label holds non-integer values; labels must be integer class values.")
     if label.min() < 0:
         raise DataError(f"{path}: label holds negative values; labels must be integer class values >= 0.")
-    return LoadedCase(case, image, label.astype(np.int64, copy=False), geometry)
+    return LoadedCase(case, image, label.astype(np.int64, copy=False), geometry, () if note is None else (note,))

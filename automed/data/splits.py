@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 
 from automed.errors import DataError
 
-__all__ = ["holdout_split", "label_subset", "make_folds", "stratified_folds"]
+__all__ = ["holdout_split", "inner_split", "label_subset", "make_folds", "stratified_folds"]
+
+log = logging.getLogger("automed")
+
+
+def inner_split(case_ids: Sequence[str], groups: Sequence[str | None], random_state: int = 0,
+                max_folds: int = 5) -> dict[str, list[str]]:
+    """The first of up to ``max_folds`` grouped folds of ``case_ids`` (a tuning split inside training cases).
+
+    Training cases of a single patient group can only be split apart; that is logged, and it
+    touches tuning only, never the cases a rung is judged on.
+    """
+    n_groups = len({g or c for g, c in zip(groups, case_ids)})
+    if n_groups < 2:
+        log.warning("the training cases belong to one patient group; the tuning split separates that group's cases")
+        groups = [None] * len(case_ids)
+        n_groups = len(set(case_ids))
+    return make_folds(case_ids, groups, min(max_folds, n_groups), random_state)[0]
 
 
 def make_folds(case_ids: Sequence[str], groups: Sequence[str | None], n_folds: int,

@@ -61,8 +61,10 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
     check_output_folder(out, overwrite, "predictions")
     fingerprint = Fingerprint.from_dict(json.loads((run_folder / "fingerprint.json").read_text()))
     model = _load_rung(run_folder, name, report["task"])
-    cases = find_images(inputs, fingerprint.channel_names)
-    in_one_file = report["dataset"]["format"] == "msd" and fingerprint.n_channels > 1
+    # runs fitted before the fingerprint recorded it: only MSD stored channels in one file
+    in_one_file = fingerprint.channels_in_one_file or (report["dataset"]["format"] == "msd"
+                                                       and fingerprint.n_channels > 1)
+    cases = find_images(inputs, fingerprint.channel_names, in_one_file)
 
     staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)

@@ -283,7 +283,7 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
         more than the whole budget left (``budget_left_s``): nothing could be fitted within it.
     """
     from automed.ladder.cost import CostMeter
-    from automed.report.tables import summarize_segmentation
+    from automed.report.tables import per_site_dice, summarize_segmentation
 
     _clear_unresumable(rung, context)
     context.folder.mkdir(parents=True, exist_ok=True)
@@ -310,6 +310,10 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
         metric, per_class = summarize_segmentation(outcome.per_case, context.fingerprint.classes,
                                                    recipe.include_background, recipe.random_state)
         summary = {"metric": metric, "per_class": per_class}
+        sites = {c.case_id: c.site for c in context.dataset.cases if c.site}
+        if sites:
+            summary["per_site"] = per_site_dice(outcome.per_case, sites, context.fingerprint.classes,
+                                                recipe.include_background, recipe.random_state)
     device = outcome.cost.get("device", "cpu")
     on_gpu = device.startswith("cuda")
     cost = Cost.from_dict({

@@ -171,6 +171,15 @@ def _classification_tables(rung: dict[str, Any], classes: list[str]) -> list[tup
     return tables
 
 
+def _segmentation_tables(rung: dict[str, Any]) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
+    """Per-site Dice of a segmentation rung, when the cases name their site."""
+    if not rung.get("per_site"):
+        return []
+    return [("Per site", (["site", "n", "Dice [95% CI]"],
+                          [[site, str(m["n"]), _ci(m["mean"], m["ci_low"], m["ci_high"])]
+                           for site, m in rung["per_site"].items()]))]
+
+
 def _postprocessing_text(steps: list[dict[str, Any]], classes: dict[str, str]) -> str:
     return ", ".join(f"{s['op']} on {classes.get(str(s['class']), s['class'])}" for s in steps) or "none helped"
 
@@ -215,6 +224,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         else:
             chosen_steps = _postprocessing_text(rung.get("postprocessing") or [], ds["classes"])
             parts.append(f"Post-processing chosen by cross-validation: {chosen_steps}.")
+            for title, table in _segmentation_tables(rung):
+                parts += [f"### {title}", _md_table(*table)]
     hw = report["hardware"]
     parts.append(f"Seed {report['seed']}; {hw['n_cores']} cores, {_bytes(hw['ram_bytes'])} RAM, "
                  f"GPU {hw['gpu']['name'] if hw['gpu'] else 'none'}; automed {report['versions'].get('automed')}.")
@@ -231,7 +242,8 @@ def to_html(report: dict[str, Any], folder: Path | None = None) -> str:
     classes = report["dataset"]["classes"]
     rungs = [{"name": r["name"], "table": _per_class(r), "notes": _rung_notes(r),
               "postprocessing": _postprocessing_text(r.get("postprocessing") or [], classes),
-              "extra": _classification_tables(r, list(classes.values())) if report["task"] == "classification" else [],
+              "extra": (_classification_tables(r, list(classes.values())) if report["task"] == "classification"
+                        else _segmentation_tables(r)),
               "threshold": r.get("threshold"), "gradcam": _gradcam_images(r, folder)}
              for r in report["rungs"] if r["status"] == "done"]
     return env.get_template("report.html").render(

@@ -9,7 +9,8 @@ import numpy as np
 from automed.metrics import summarize
 
 __all__ = ["best_rung", "case_scores", "comparison_metric", "format_ci", "format_gain", "leaderboard_rows",
-           "meets_constraints", "metric_label", "paired_gain", "summarize_segmentation", "vram_bytes"]
+           "meets_constraints", "metric_label", "paired_gain", "per_site_dice", "summarize_segmentation",
+           "vram_bytes"]
 
 
 def summarize_segmentation(per_case: list[dict[str, Any]], classes: dict[int, str], include_background: bool,
@@ -39,6 +40,17 @@ def summarize_segmentation(per_case: list[dict[str, Any]], classes: dict[int, st
     metric = {"name": "dice", "mean": overall["mean"], "std": overall["std"], "ci_low": overall["ci_low"],
               "ci_high": overall["ci_high"], "n": overall["n"], "classes": [classes[c] for c in scored]}
     return metric, per_class
+
+
+def per_site_dice(per_case: list[dict[str, Any]], sites: dict[str, str], classes: dict[int, str],
+                  include_background: bool, random_state: int = 0) -> dict[str, dict[str, Any]]:
+    """The headline Dice of :func:`summarize_segmentation` over the cases of each site (``case id -> site``)."""
+    by_site: dict[str, list[dict[str, Any]]] = {}
+    for case in per_case:
+        if case["case_id"] in sites:
+            by_site.setdefault(sites[case["case_id"]], []).append(case)
+    return {site: summarize_segmentation(cases, classes, include_background, random_state)[0]
+            for site, cases in sorted(by_site.items())}
 
 
 def case_scores(per_case: list[dict[str, Any]], scored_classes: list[int]) -> dict[str, float]:

@@ -256,13 +256,12 @@ class ClassicalRung(Rung):
         """Optuna search on an inner split of fold 0's training cases."""
         import optuna
 
-        from automed.data.splits import make_folds
+        from automed.data.splits import inner_split
 
         fp = context.fingerprint
         train_ids = context.folds[0]["train"]
         groups = {c.case_id: c.group for c in context.dataset.cases}
-        n_inner = min(5, len(train_ids))
-        inner = make_folds(train_ids, [groups[c] for c in train_ids], n_inner, context.random_state)[0]
+        inner = inner_split(train_ids, [groups[c] for c in train_ids], context.random_state)
         tune_ids = inner["val"][: self.params.n_tuning_cases]
         labels = [store[c].label for c in tune_ids]
 

@@ -110,11 +110,11 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
 
     def _inner(self, train_ids: list[str], context: FitContext) -> tuple[list[str], list[str]]:
         """Inner training and validation cases (grouped) drawn from ``train_ids``."""
-        from automed.data.splits import make_folds
+        from automed.data.splits import inner_split
 
         groups = {c.case_id: c.group for c in context.dataset.cases}
-        n = max(2, min(len(train_ids), round(1 / self.params.validation_fraction)))
-        inner = make_folds(train_ids, [groups[c] for c in train_ids], n, context.random_state)[0]
+        inner = inner_split(train_ids, [groups[c] for c in train_ids], context.random_state,
+                            max(2, round(1 / self.params.validation_fraction)))
         cap = self.params.max_validation_cases  # cases over the cap go back to training
         return list(inner["train"]) + list(inner["val"])[cap:], list(inner["val"])[:cap]
 
