@@ -9,9 +9,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["THRESHOLDS", "choose_threshold", "classification_scores", "classification_summary", "decide_classes",
-           "dice_per_class",
-           "paired_classification_gain", "segmentation_scores", "summarize"]
+__all__ = ["FOREGROUND", "THRESHOLDS", "choose_threshold", "classification_scores", "classification_summary",
+           "decide_classes", "dice_per_class", "paired_classification_gain", "segmentation_scores", "summarize"]
+
+#: Key of the union of all foreground classes in :func:`segmentation_scores` (two or more of them).
+FOREGROUND = "foreground"
 
 
 def _one_hot(label: np.ndarray, n_classes: int):
@@ -45,26 +47,36 @@ def segmentation_scores(pred: np.ndarray, truth: np.ndarray, n_classes: int,
     Returns
     -------
     dict
-        ``{class: {"dice": float, "hd95": float}}``. Dice is 1.0 when both masks are
-        empty. HD95 is 0.0 when both are empty and NaN when exactly one is (undefined).
+        ``{class: {"dice": float, "hd95": float}}``, plus ``"foreground"``, the union of every
+        class but the background (e.g. BraTS's whole tumour), when there are two or more.
+        Dice is 1.0 when both masks are empty. HD95 is 0.0 when both are empty and NaN when
+        exactly one is (undefined).
     """
-    from monai.metrics import compute_hausdorff_distance
-
     p, t = _one_hot(pred, n_classes), _one_hot(truth, n_classes)
     dice = dice_per_class(pred, truth, n_classes)
-    scores = {}
-    for c in range(n_classes):
-        has_p, has_t = bool(p[0, c].any()), bool(t[0, c].any())
-        if has_p and has_t:
-            with warnings.catch_warnings():  # MONAI warns about its own deprecated internals
-                warnings.simplefilter("ignore", FutureWarning)
-                hd = compute_hausdorff_distance(p[:, c:c + 1], t[:, c:c + 1], include_background=True,
-                                                percentile=95, spacing=list(spacing))
-            hd95 = float(hd[0, 0])
-        else:
-            hd95 = 0.0 if not (has_p or has_t) else math.nan
-        scores[c] = {"dice": float(dice[c]), "hd95": hd95}
+    scores: dict[int | str, dict[str, float]] = {
+        c: {"dice": float(dice[c]), "hd95": _hd95(p[:, c:c + 1], t[:, c:c + 1], spacing)} for c in range(n_classes)}
+    if n_classes > 2:
+        import torch
+
+        union_p, union_t = (torch.from_numpy(np.ascontiguousarray(m > 0)[None, None]) for m in (pred, truth))
+        scores[FOREGROUND] = {"dice": float(dice_per_class((pred > 0).astype(np.uint8), (truth > 0).astype(np.uint8),
+                                                           2)[1]), "hd95": _hd95(union_p, union_t, spacing)}
     return scores
+
+
+def _hd95(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) -> float:
+    """MONAI's 95th-percentile Hausdorff distance of two ``(1, 1, *spatial)`` masks (0 when both are
+    empty, NaN when one is)."""
+    from monai.metrics import compute_hausdorff_distance
+
+    has_p, has_t = bool(pred.any()), bool(truth.any())
+    if not (has_p and has_t):
+        return 0.0 if not (has_p or has_t) else math.nan
+    with warnings.catch_warnings():  # MONAI warns about its own deprecated internals
+        warnings.simplefilter("ignore", FutureWarning)
+        hd = compute_hausdorff_distance(pred, truth, include_background=True, percentile=95, spacing=list(spacing))
+    return float(hd[0, 0])
 
 
 def summarize(values: Sequence[float], random_state: int = 0, n_resamples: int = 2000) -> dict[str, float | int | None]:

@@ -31,7 +31,7 @@ def test_run_folder_contract(fitted_run):
     metric = rung["metric"]
     assert metric["name"] == "dice" and metric["ci_low"] <= metric["mean"] <= metric["ci_high"]
     assert metric["mean"] > 0.6  # the blobs are easy: a broken pipeline scores near 0
-    assert set(rung["per_class"]) == {"background", "left", "right"}
+    assert set(rung["per_class"]) == {"background", "left", "right", "all foreground (union)"}
     assert {"dice_mean", "hd95_mean"} <= set(rung["per_class"]["left"])
     cost = rung["cost"]
     assert cost["fit_seconds"] > 0 and cost["peak_rss_bytes"] > 0

@@ -94,3 +94,17 @@ def test_choose_threshold_returns_the_middle_of_the_best_interval():
     assert choose_threshold("fixed", y, proba) == 0.5
     balanced = choose_threshold("balanced_accuracy", y, proba)
     assert balanced_accuracy_score(y, (p1 >= balanced).astype(int)) == pytest.approx(0.8333, abs=1e-3)
+
+
+def test_the_union_of_the_foreground_classes_is_scored_when_there_are_several():
+    from automed.metrics import FOREGROUND, segmentation_scores
+
+    truth = np.zeros((12, 12), np.uint8)
+    truth[2:6, 2:6], truth[6:10, 2:6] = 1, 2
+    swapped = truth.copy()
+    swapped[truth == 1], swapped[truth == 2] = 2, 1  # every voxel in the wrong tumour class
+    scores = segmentation_scores(swapped, truth, 3, (1.0, 1.0))
+    assert scores[1]["dice"] == 0.0 and scores[2]["dice"] == 0.0
+    assert scores[FOREGROUND] == {"dice": 1.0, "hd95": 0.0}  # the whole region is exact
+    assert FOREGROUND not in segmentation_scores((truth > 0).astype(np.uint8), (truth > 0).astype(np.uint8), 2,
+                                                 (1.0, 1.0))

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from automed.metrics import summarize
+from automed.metrics import FOREGROUND, summarize
 
 __all__ = ["best_rung", "case_scores", "comparison_metric", "format_ci", "format_gain", "leaderboard_rows",
            "meets_constraints", "metric_label", "paired_gain", "per_site_dice", "summarize_segmentation",
@@ -23,14 +23,19 @@ def summarize_segmentation(per_case: list[dict[str, Any]], classes: dict[int, st
         ``{"name": "dice", "mean", "std", "ci_low", "ci_high", "n", "classes"}``.
     per_class : dict
         ``{class_name: {"dice_mean", "dice_std", "dice_ci_low", "dice_ci_high",
-        "hd95_mean", "hd95_ci_low", "hd95_ci_high", "hd95_n_undefined"}}``.
+        "hd95_mean", "hd95_ci_low", "hd95_ci_high", "hd95_n_undefined"}}``, and the union of
+        the foreground classes as ``"all foreground (union)"`` where the cases were scored on it
+        (two or more foreground classes; BraTS's whole tumour).
     """
     scored = [c for c in sorted(classes) if include_background or c != 0]
     per_class = {}
-    for c in sorted(classes):
-        dice = summarize([case["scores"][str(c)]["dice"] for case in per_case], random_state)
-        hd95 = summarize([case["scores"][str(c)]["hd95"] for case in per_case], random_state)
-        per_class[classes[c]] = {
+    keys = [(str(c), classes[c]) for c in sorted(classes)]
+    if per_case and all(FOREGROUND in case["scores"] for case in per_case):
+        keys.append((FOREGROUND, "all foreground (union)"))
+    for key, name in keys:
+        dice = summarize([case["scores"][key]["dice"] for case in per_case], random_state)
+        hd95 = summarize([case["scores"][key]["hd95"] for case in per_case], random_state)
+        per_class[name] = {
             "dice_mean": dice["mean"], "dice_std": dice["std"], "dice_ci_low": dice["ci_low"],
             "dice_ci_high": dice["ci_high"], "hd95_mean": hd95["mean"], "hd95_ci_low": hd95["ci_low"],
             "hd95_ci_high": hd95["ci_high"], "hd95_n_undefined": hd95["n_undefined"],
