@@ -35,3 +35,14 @@ def test_fast_trials_run_to_the_trial_limit():
     assert len(study.trials) == 8  # the limit counts the trials the study already holds
     optimize_within(study, lambda t: t.suggest_float("x", 0, 1), n_trials=3, timeout_s=None)
     assert len(study.trials) == 8
+
+
+def test_the_final_training_gets_the_unused_search_time_and_pays_for_an_overrun():
+    from automed.rungs.time_plan import final_seconds
+
+    settings = {"n_trials": 3, "trial_seconds": 100.0, "final_seconds": 600.0}
+    assert final_seconds(settings, 240.0) == 660.0  # 60 s of search left over
+    assert final_seconds(settings, 375.0) == 525.0  # trials ran 25% over: 75 s less for the final training
+    assert final_seconds(settings, 375.0, n_trainings=3) == 575.0
+    assert final_seconds(settings, 2000.0) == 300.0  # never below half the plan's share
+    assert final_seconds({**settings, "n_trials": 0}, 0.0) == 600.0

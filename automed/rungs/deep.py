@@ -37,6 +37,7 @@ from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 from automed.rungs.deep_params import DeepParams
 from automed.rungs.deep_planning import PROBE_OVERHEAD_S, SegmentationPlanning
 from automed.rungs.records import read_record, write_record
+from automed.rungs.time_plan import final_seconds
 
 __all__ = ["DeepSegmentationRung", "evaluate_cases"]
 
@@ -143,15 +144,14 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
                 "inner_validation_cases": len(self._inner(evaluations[0][1], context)[1])}
         search_seconds = time.monotonic() - started
         config = self._config(space, plan.settings)
-        # Search time left over (pruned or fast trials) goes to the final training.
-        unused = max(0.0, plan.settings["n_trials"] * plan.settings["trial_seconds"] - search_seconds)
-        final_seconds = plan.settings["final_seconds"] + unused / len(evaluations)
+        # Search time left over (pruned or fast trials) goes to the final training; an overrun comes out of it.
+        final_s = final_seconds(plan.settings, search_seconds, len(evaluations))
         started = time.monotonic()
         trainings, models, inner_preds = [], [], []
         for k, train_ids, _ in evaluations:
             inner_train, inner_val = self._inner(train_ids, context)
             folder = context.folder / "final" / f"fold{k}"
-            result, probe = self._train(config, final_seconds, volumes, inner_train, inner_val,
+            result, probe = self._train(config, final_s, volumes, inner_train, inner_val,
                                         folder, context, device, epochs=plan.settings.get("final_epochs"))
             model = _load_model(config, fp, folder / "best.pt", device)
             models.append(model)

@@ -42,6 +42,7 @@ from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_pro
 from automed.rungs.classifier_params import DeepClassifierParams
 from automed.rungs.classifier_planning import PROBE_OVERHEAD_S, ClassifierPlanning, probe_training
 from automed.rungs.records import read_record, write_record
+from automed.rungs.time_plan import final_seconds
 
 __all__ = ["DeepClassifierRung"]
 
@@ -148,12 +149,11 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         else:
             space, search = self._default_space(), {"n_trials": 0, "n_pruned": 0, "note": "no search"}
         search_seconds = time.monotonic() - started
-        unused = max(0.0, settings["n_trials"] * settings["trial_seconds"] - search_seconds)
         config = self._config(space, dims)
         started = time.monotonic()
-        members, records, memory = self._train_members(config, settings["final_seconds"] + unused, arrays, context,
-                                                       device, settings.get("final_epochs"))
-        final_seconds = time.monotonic() - started
+        members, records, memory = self._train_members(config, final_seconds(settings, search_seconds), arrays,
+                                                       context, device, settings.get("final_epochs"))
+        final_fit_s = time.monotonic() - started
         x_val, y_val = arrays["val"]
         val_proba = mean_proba(members, x_val, device, self.params.tta)
         threshold = choose_threshold(self.params.threshold, y_val, val_proba) if len(classes) == 2 else None
@@ -177,7 +177,7 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
                      "splits": {k: len(v[1]) for k, v in arrays.items()},
                      "initialisation": settings.get("initialisation", "random (trained from scratch)")},
             n_params=sum(count_parameters(m) for m in members), predict_seconds_per_case=predict_s,
-            cost={"search_seconds": search_seconds, "final_fit_seconds": final_seconds, "device": str(device),
+            cost={"search_seconds": search_seconds, "final_fit_seconds": final_fit_s, "device": str(device),
                   "n_trials": search["n_trials"], "n_trials_pruned": search["n_pruned"],
                   "est_train_vram_bytes": memory},
         )
@@ -213,8 +213,9 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
                 record = json.loads(record_file.read_text())
             else:
                 started = time.monotonic()
+                # the first member may overrun its share as any training may; the optional others never do
                 result, memory, _ = self._train(config, seconds - spent, arrays, context, device, folder,
-                                                epochs=epochs, final=True, seed=seed)
+                                                epochs=epochs, final=True, seed=seed, slack=1.0 if k else 1.25)
                 record = {"seed": seed, "epochs": result.epochs, "best_epoch": result.best_epoch,
                           "best_val_auc": result.best_value, "stop_reason": result.stop_reason,
                           "seconds": time.monotonic() - started, "memory": memory, "history": result.history}
@@ -229,12 +230,12 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
 
     def _train(self, config: Any, seconds: float, arrays: dict[str, Any], context: FitContext, device: Any,
                folder: Path, on_epoch: Any = None, epochs: int | None = None, final: bool = False,
-               seed: int | None = None) -> tuple[Any, int, Any]:
+               seed: int | None = None, slack: float = 1.25) -> tuple[Any, int, Any]:
         """Probe ``config``, size its epochs to ``seconds`` (kept in ``schedule.json``), train.
 
         ``final`` marks a final model (whose ``best.pt`` the rung keeps); ``seed`` (default
         ``random_state``) seeds its initialisation, sampling and augmentation. Under a budget,
-        training stops at 1.25 x ``seconds``.
+        no epoch starts after ``slack`` x ``seconds``.
         """
         import torch
 
@@ -254,7 +255,7 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
             epochs = int(np.clip((seconds - PROBE_OVERHEAD_S) // max(epoch_s, 1e-6), p.min_epochs, p.max_epochs))
         saved.write_text(json.dumps({"epochs": epochs}))
         patience = max(p.min_epochs, math.ceil(p.patience_fraction * epochs))
-        deadline = time.monotonic() + seconds * 1.25 if timed else None
+        deadline = time.monotonic() + seconds * slack if timed else None
         seed = context.random_state if seed is None else seed
         torch.manual_seed(seed)
         model = self._network(config, n_classes)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["minutes", "split_time"]
+__all__ = ["final_seconds", "minutes", "split_time"]
 
 
 def split_time(usable_s: float, epoch_s: float, params: Any, overhead_s: float, shrunk: list[str],
@@ -39,3 +39,12 @@ def split_time(usable_s: float, epoch_s: float, params: Any, overhead_s: float, 
 def minutes(seconds: float) -> str:
     """``"4.2 min"``, or hours from 90 minutes on."""
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def final_seconds(settings: dict[str, Any], search_s: float, n_trainings: int = 1) -> float:
+    """Seconds for each final training once the search took ``search_s``: the plan's share, plus
+    the search time it left unused or minus the time it overran (a trial may run to 1.25 x its
+    share), spread over the ``n_trainings``; never below half the plan's share, so the shortest
+    training still fits."""
+    planned = settings["final_seconds"]
+    return max(0.5 * planned, planned + (settings["n_trials"] * settings["trial_seconds"] - search_s) / n_trainings)

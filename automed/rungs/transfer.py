@@ -196,10 +196,11 @@ class TransferRung(DeepClassifierRung):
 
     def _train(self, config: Any, seconds: float, arrays: dict[str, Any], context: FitContext, device: Any,
                folder: Path, on_epoch: Any = None, epochs: int | None = None, final: bool = False,
-               seed: int | None = None) -> tuple[Any, int, Any]:
+               seed: int | None = None, slack: float = 1.25) -> tuple[Any, int, Any]:
         """Fine-tune as the other deep rungs do; a frozen backbone trains only the head, on cached features."""
         if config.mode == "finetune":
-            return super()._train(config, seconds, arrays, context, device, folder, on_epoch, epochs, final, seed)
+            return super()._train(config, seconds, arrays, context, device, folder, on_epoch, epochs, final, seed,
+                                  slack)
         import torch
 
         from automed.deep.classification import train_classifier
