@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from automed._params import check_choice, check_range
 from automed.metrics import THRESHOLDS
+from automed.rungs.time_plan import check_training_budget
 
 __all__ = ["AUGMENTATIONS", "LOSSES", "SAMPLINGS", "ClassifierTrainingParams", "DeepClassifierParams", "check_values"]
 
@@ -69,14 +70,8 @@ class ClassifierTrainingParams:
 
     def __post_init__(self) -> None:
         owner = self.owner
-        check_range(owner, "n_trials", self.n_trials, 0)
+        check_training_budget(owner, self)
         check_range(owner, "n_models", self.n_models, 1)
-        check_range(owner, "search_fraction", self.search_fraction, 0.0, 0.9)
-        check_range(owner, "min_epochs", self.min_epochs, 1)
-        check_range(owner, "max_epochs", self.max_epochs, self.min_epochs)
-        check_range(owner, "patience_fraction", self.patience_fraction, 0.0, 1.0)
-        check_range(owner, "lr_min", self.lr_min, 1e-7)
-        check_range(owner, "lr_max", self.lr_max, self.lr_min)
         check_choice(owner, "threshold", self.threshold, THRESHOLDS)
         check_values(owner, "batch_sizes", self.batch_sizes, 1)
         for name, values, choices in (("losses", self.losses, LOSSES), ("samplings", self.samplings, SAMPLINGS),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from automed._params import check_choice, check_range
 from automed.errors import RecipeError
+from automed.rungs.time_plan import check_training_budget
 
 __all__ = ["AUGMENTATIONS", "LOSSES", "DeepParams"]
 
@@ -69,14 +70,8 @@ class DeepParams:
 
     def __post_init__(self) -> None:
         owner = "a deep rung"
-        check_range(owner, "n_trials", self.n_trials, 0)
-        check_range(owner, "search_fraction", self.search_fraction, 0.0, 0.9)
-        check_range(owner, "min_epochs", self.min_epochs, 1)
-        check_range(owner, "max_epochs", self.max_epochs, self.min_epochs)
+        check_training_budget(owner, self)
         check_range(owner, "iterations", self.iterations, 1)
-        check_range(owner, "patience_fraction", self.patience_fraction, 0.0, 1.0)
-        check_range(owner, "lr_min", self.lr_min, 1e-6)
-        check_range(owner, "lr_max", self.lr_max, self.lr_min)
         check_range(owner, "max_patch", self.max_patch, 0)
         check_range(owner, "validation_fraction", self.validation_fraction, 0.05, 0.5)
         check_range(owner, "max_validation_cases", self.max_validation_cases, 1)

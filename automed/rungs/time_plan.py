@@ -7,7 +7,21 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["final_seconds", "minutes", "split_time"]
+__all__ = ["check_training_budget", "final_seconds", "minutes", "split_time"]
+
+
+def check_training_budget(owner: str, params: Any) -> None:
+    """Check the search and epoch bounds every deep rung's parameters share (``n_trials``,
+    ``search_fraction``, ``min_epochs``, ``max_epochs``, ``patience_fraction``, ``lr_min``, ``lr_max``)."""
+    from automed._params import check_range
+
+    check_range(owner, "n_trials", params.n_trials, 0)
+    check_range(owner, "search_fraction", params.search_fraction, 0.0, 0.9)
+    check_range(owner, "min_epochs", params.min_epochs, 1)
+    check_range(owner, "max_epochs", params.max_epochs, params.min_epochs)
+    check_range(owner, "patience_fraction", params.patience_fraction, 0.0, 1.0)
+    check_range(owner, "lr_min", params.lr_min, 1e-7)
+    check_range(owner, "lr_max", params.lr_max, params.lr_min)
 
 
 def split_time(usable_s: float, epoch_s: float, params: Any, overhead_s: float, shrunk: list[str],
