@@ -9,11 +9,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FOREGROUND", "THRESHOLDS", "choose_threshold", "classification_scores", "classification_summary",
+__all__ = ["FOREGROUND", "TEST_SCORES", "THRESHOLDS", "choose_threshold", "classification_scores", "classification_summary",
            "decide_classes", "dice_per_class", "paired_classification_gain", "segmentation_scores", "summarize"]
 
 #: Key of the union of all foreground classes in :func:`segmentation_scores` (two or more of them).
 FOREGROUND = "foreground"
+#: What a classification rung reports of its test cases (``result.json`` ``test``).
+TEST_SCORES = ("auc", "accuracy", "balanced_accuracy", "qwk", "confusion_matrix")
 
 
 def _one_hot(label: np.ndarray, n_classes: int):
@@ -139,8 +141,10 @@ def choose_threshold(kind: str, y: np.ndarray, proba: np.ndarray) -> float:
 
 
 def classification_scores(y: np.ndarray, proba: np.ndarray, threshold: float | None) -> dict[str, float]:
-    """AUC (binary, or macro one-vs-rest), accuracy and balanced accuracy; AUC is NaN with one class."""
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+    """AUC (binary, or macro one-vs-rest), accuracy, balanced accuracy and quadratic-weighted kappa
+    (for ordered classes: an error costs the square of how many grades it is off); AUC is NaN with
+    one class, kappa when truth and prediction are one and the same class."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score, roc_auc_score
 
     pred = decide_classes(proba, threshold)
     if len(np.unique(y)) < 2:
@@ -149,13 +153,15 @@ def classification_scores(y: np.ndarray, proba: np.ndarray, threshold: float | N
         auc = roc_auc_score(y, proba[:, 1])
     else:
         auc = roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=np.arange(proba.shape[1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        qwk = cohen_kappa_score(y, pred, weights="quadratic", labels=np.arange(proba.shape[1]))
     return {"auc": float(auc), "accuracy": float(accuracy_score(y, pred)),
-            "balanced_accuracy": float(balanced_accuracy_score(y, pred))}
+            "balanced_accuracy": float(balanced_accuracy_score(y, pred)), "qwk": float(qwk)}
 
 
 def classification_summary(y: np.ndarray, proba: np.ndarray, classes: Sequence[str], threshold: float | None,
                            random_state: int = 0, n_resamples: int = 1000) -> dict[str, Any]:
-    """AUC (macro one-vs-rest), accuracy and balanced accuracy with bootstrap 95% CIs, per-class
+    """AUC (macro one-vs-rest), accuracy, balanced accuracy and quadratic-weighted kappa with bootstrap 95% CIs, per-class
     recall and precision, and the confusion matrix (rows: truth, columns: prediction).
 
     The bootstrap resamples cases; resamples holding a single class are skipped for AUC

@@ -16,13 +16,14 @@ __all__ = ["Recipe", "RungSpec", "parse_duration", "parse_size"]
 TASKS = ("segmentation", "classification")
 DATA_FORMATS = {"segmentation": ("auto", "msd", "nnunet", "folders", "csv"),
                 "classification": ("auto", "medmnist", "class_folders", "csv")}
-METRICS = {"segmentation": ("dice",), "classification": ("auc", "balanced_accuracy", "accuracy")}
+METRICS = {"segmentation": ("dice",), "classification": ("auc", "balanced_accuracy", "accuracy", "qwk")}
 # The 3D U-Net is climbed before UNet++: on volumes 3D context is the larger expected gain, UNet++ refines
 # the 2D net, and on the MSD hippocampus UNet++ cost more per epoch (9.0 s) than the 3D U-Net (7.8 s).
 # A UNet++ no better than the 2D U-Net must not stop the climb before the 3D U-Net (measured: it did).
 DEFAULT_RUNGS = {"segmentation": ("classical", "unet2d", "unet3d", "unetpp", "ensemble"),
                  "classification": ("classical",)}
 CV_MODES = ("fold0", "full")
+COLOURS = ("rgb", "grey")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|min|m|h)?\s*$")
 _UNIT_S = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -96,7 +97,8 @@ class Recipe:
         ``"folders"``, ``"csv"``; classification: ``"medmnist"``, ``"class_folders"``, ``"csv"``.
     metric : str or None
         What rungs are judged and tuned by: ``"dice"`` for segmentation; ``"auc"``
-        (default), ``"balanced_accuracy"`` or ``"accuracy"`` for classification.
+        (default), ``"balanced_accuracy"``, ``"accuracy"`` or, for ordinal classes,
+        ``"qwk"`` (quadratic-weighted kappa) for classification.
     n_folds : int
         Cross-validation folds (>= 2).
     test_fraction : float
@@ -109,6 +111,9 @@ class Recipe:
     include_background : bool
         Whether the headline metric averages over the background class too (useful when
         "background" is a real structure, e.g. membranes in electron microscopy).
+    colour : {"rgb", "grey"}
+        Colour photographs (dermoscopy, endoscopy, H&E; PNG, JPEG, GIF, MedMNIST ``(N, H, W, 3)``):
+        read as their R, G and B channels, or reduced to luminance (to measure what colour is worth).
     n_jobs : int
         Worker processes/threads for feature extraction and models (-1: all cores).
     cv : {"fold0", "full"}
@@ -127,6 +132,13 @@ class Recipe:
         labelled development cases (the test cases unchanged) and report the learning curve.
         The climb then gets ``budget / (1 + sum of the fractions below 1)``; each refit gets the
         rung's own fit time times its fraction.
+    ordinal : bool
+        Classification: the classes are ordered grades (lesion grades, retinopathy stages),
+        lowest first as in ``class_order``. The rungs then also search ordinal models against
+        plain multi-class, and the report adds quadratic-weighted kappa.
+    class_order : tuple of str
+        Classification: every class name, in order (for ordinal grades, lowest first); empty:
+        sorted names (MedMNIST's class numbers in numeric order).
     rungs : tuple of RungSpec
         The ladder, lowest rung first.
 
@@ -145,12 +157,15 @@ class Recipe:
     random_state: int = 0
     budget_s: float | None = None
     include_background: bool = False
+    colour: str = "rgb"
     n_jobs: int = -1
     cv: str = "fold0"
     max_vram_bytes: int | None = None
     min_gain: float = 0.005
     full_ladder: bool = False
     label_fractions: tuple[float, ...] = ()
+    ordinal: bool = False
+    class_order: tuple[str, ...] = ()
     rungs: tuple[RungSpec, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -173,6 +188,7 @@ class Recipe:
         if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs == 0 or self.n_jobs < -1:
             raise RecipeError(f"The 'n_jobs' parameter of Recipe must be -1 or an int >= 1. Got {shown(self.n_jobs)} instead.")
         check_choice("Recipe", "cv", self.cv, CV_MODES)
+        check_choice("Recipe", "colour", self.colour, COLOURS)
         if self.max_vram_bytes is not None:
             check_range("Recipe", "max_vram_bytes", self.max_vram_bytes, 2**20)
         check_range("Recipe", "min_gain", self.min_gain, -1.0, 1.0)
@@ -183,6 +199,7 @@ class Recipe:
         if self.label_fractions and self.task != "classification":
             raise RecipeError("The 'label_fractions' parameter of Recipe applies to classification only.")
         object.__setattr__(self, "label_fractions", tuple(sorted(set(float(f) for f in self.label_fractions))))
+        self._check_classes()
         if isinstance(self.rungs, (str, dict)):
             raise RecipeError(f"The 'rungs' parameter of Recipe must be a list, e.g. ['classical']. "
                               f"Got {shown(self.rungs)} instead.")
@@ -192,6 +209,21 @@ class Recipe:
         if len(set(names)) != len(names):
             raise RecipeError(f"Recipe rungs must be distinct; got {names}.")
         object.__setattr__(self, "rungs", specs)
+
+    def _check_classes(self) -> None:
+        if not isinstance(self.ordinal, bool):
+            raise RecipeError(f"The 'ordinal' parameter of Recipe must be true or false. Got {shown(self.ordinal)} instead.")
+        if isinstance(self.class_order, str) or not all(isinstance(c, str) and c for c in self.class_order):
+            raise RecipeError(f"The 'class_order' parameter of Recipe must be a list of class names, e.g. "
+                              f"['common_nevus', 'atypical_nevus', 'melanoma']. Got {shown(self.class_order)} instead.")
+        object.__setattr__(self, "class_order", tuple(self.class_order))
+        if len(set(self.class_order)) != len(self.class_order):
+            raise RecipeError(f"Recipe class_order names a class twice: {list(self.class_order)}.")
+        if (self.ordinal or self.class_order) and self.task != "classification":
+            raise RecipeError("The 'ordinal' and 'class_order' parameters of Recipe apply to classification only.")
+        if self.metric == "qwk" and not self.ordinal:
+            raise RecipeError("Recipe metric 'qwk' (quadratic-weighted kappa) weighs errors by how many grades apart "
+                              "they are, so it needs ordered classes: set 'ordinal: true' (and 'class_order').")
 
     def replace(self, **changes: Any) -> Recipe:
         """A copy with some fields changed (validated again)."""

@@ -41,6 +41,16 @@ CASES = {"breastmnist": ("breastmnist.npz", breast_recipe, (0.91, 0.87)),
          "adrenalmnist3d": ("adrenalmnist3d.npz", adrenal_recipe, (0.86, 0.82))}
 
 
+def rung_summary(rung: dict) -> dict:
+    """A classification rung's status, test scores with CIs, gains, cost and configuration."""
+    test, details = rung.get("test") or {}, rung.get("details") or {}
+    return {"status": rung["status"], "reason": rung.get("reason"),
+            **{f"test_{k}": test.get(k) for k in ("auc", "accuracy", "balanced_accuracy", "qwk")},
+            "gain_vs_baseline": rung.get("gain_vs_baseline"), "gain_vs_reference": rung.get("gain_vs_reference"),
+            "cost": rung.get("cost"), "config": details.get("config") or details.get("model"),
+            "initialisation": details.get("initialisation"), "n_models": details.get("n_models")}
+
+
 def run_one(name: str, workdir: Path, weights: dict[str, str]) -> dict:
     file, make_recipe, (min_auc, min_accuracy) = CASES[name]
     data = MEDMNIST / file
@@ -50,17 +60,7 @@ def run_one(name: str, workdir: Path, weights: dict[str, str]) -> dict:
     started = time.monotonic()
     run = automed.fit(recipe, data, workdir / name, overwrite=True, progress=False)
     wall = time.monotonic() - started
-    rungs = {}
-    for rung in run.report_["rungs"]:
-        test = rung.get("test") or {}
-        rungs[rung["name"]] = {
-            "status": rung["status"], "reason": rung.get("reason"),
-            "test_auc": test.get("auc"), "test_accuracy": test.get("accuracy"),
-            "gain_vs_baseline": rung.get("gain_vs_baseline"), "gain_vs_reference": rung.get("gain_vs_reference"),
-            "cost": rung.get("cost"), "config": (rung.get("details") or {}).get("config"),
-            "initialisation": (rung.get("details") or {}).get("initialisation"),
-            "n_models": (rung.get("details") or {}).get("n_models"),
-        }
+    rungs = {rung["name"]: rung_summary(rung) for rung in run.report_["rungs"]}
     meeting = [name for name, r in rungs.items() if r["status"] == "done"
                and r["test_auc"]["mean"] >= min_auc and r["test_accuracy"]["mean"] >= min_accuracy]
     goals = {f"one_rung_with_auc_{min_auc}_and_accuracy_{min_accuracy}": bool(meeting),

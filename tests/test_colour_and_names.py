@@ -193,8 +193,8 @@ def test_a_segmentation_manifest_gives_groups_and_per_site_scores(tmp_path):
      r"cases.csv line 5: label file 'cases/masks/none.png' not found"),
     (lambda text: text.replace("cases/masks/IMD003_lesion.png", "cases/masks/IMD002_lesion.png"),
      r"cases.csv line 5: label 'cases/masks/IMD002_lesion.png' is already listed on line 4"),
-    (lambda text: text.replace("image,label,group,site", "image,label,group,site,roi"),
-     r"cases.csv: a 'roi' column; regions of interest are not read"),
+    (lambda text: text.replace("image,label,group,site", "image,label,group,site,spacing"),
+     r"cases.csv: unknown column\(s\) \['spacing'\]"),
     (lambda text: text.replace("image,label,group,site", "image,mask,group,site"), r"cases.csv: no 'label' column"),
 ])
 def test_a_bad_segmentation_manifest_names_the_line(tmp_path, edit, message):
@@ -219,3 +219,36 @@ def test_a_colour_npz_is_read_the_same_way_to_fit_and_to_predict(tmp_path):
     run = automed.fit(recipe, tmp_path / "colour.npz", tmp_path / "run", progress=False)
     (written,) = run.predict(tmp_path / "colour.npz", tmp_path / "pred.csv", split="test")
     assert len(written.read_text().splitlines()) == 31
+
+
+def test_a_region_of_interest_bounds_what_is_learnt_and_scored(tmp_path):
+    from automed.data.fingerprint import scan_dataset
+    from automed.data.io import read_image
+
+    data = make_colour_folders(tmp_path / "fov", n_cases=6)
+    (data / "fov").mkdir()
+    roi = np.zeros((32, 32), np.uint8)
+    roi[:, :20] = 255  # the left part of every image is the field of view
+    for i in range(6):
+        PILImage.fromarray(roi).save(data / "fov" / f"IMD{i:03d}_roi.png")
+    dataset = open_dataset(data)
+    assert all(c.roi_path.name == f"{c.case_id}_roi.png" for c in dataset.cases)
+    _, problems, warnings = scan_dataset(dataset)
+    assert not problems and any("outside the ROI" in w and "are ignored" in w for w in warnings)
+    recipe = automed.Recipe(n_folds=2, n_jobs=1, rungs=[{"name": "classical", "params": FAST_PARAMS}])
+    run = automed.fit(recipe, data, tmp_path / "run", progress=False)
+    assert "6 case(s) have a region of interest" in (run.folder / "report.md").read_text(encoding="utf-8")
+    for mask in (run.folder / "rungs/classical/oof").iterdir():
+        assert not read_image(mask).array[:, 20:].any()  # nothing is segmented outside the ROI
+    PILImage.fromarray(np.zeros((32, 32), np.uint8)).save(data / "fov" / "IMD002_roi.png")
+    _, problems, _ = scan_dataset(open_dataset(data))
+    assert any("fov/IMD002_roi.png: ROI is empty" in p for p in problems)
+
+
+def test_a_manifest_roi_column_names_a_missing_file(tmp_path):
+    manifest, _ = _manifest(tmp_path, extra_columns=",roi")
+    rows = manifest.read_text().splitlines()
+    rows[1] = rows[1] + "cases/none.png"
+    manifest.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"cases.csv line 2: roi file 'cases/none.png' not found"):
+        open_dataset(manifest)

@@ -7,7 +7,7 @@ pixels are read on demand by :func:`load_image`.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from automed.data.io import image_suffix, read_image, strip_suffix
 from automed.errors import DataError
 
 __all__ = ["ClassificationDataset", "ImageCase", "detect_classification_format", "open_classification", "summarize",
-           "load_image", "load_mask", "read_npz", "scan_classification", "check_image_shapes", "to_luminance", "MEDMNIST_SPLITS"]
+           "load_image", "load_mask", "read_npz", "scan_classification", "check_image_shapes", "channels_first", "with_channels", "MEDMNIST_SPLITS"]
 
 MEDMNIST_SPLITS = ("train", "val", "test")
 
@@ -39,8 +39,10 @@ class ImageCase:
 class ClassificationDataset:
     """Labelled images and their classes (sorted, as strings).
 
-    ``arrays`` holds the MedMNIST image arrays per split; file-based layouts leave it empty.
-    ``official_split`` is true when the data carry their own train/val/test split.
+    ``arrays`` holds the MedMNIST image arrays per split, channels first ``(N, C, *spatial)``;
+    file-based layouts leave it empty. ``official_split`` is true when the data carry their own
+    train/val/test split. ``n_channels`` is 3 for colour photographs read as R, G and B, else
+    1; ``luminance``: colour photographs are reduced to grey (the recipe's ``colour: grey``).
     """
 
     source: Path
@@ -48,6 +50,8 @@ class ClassificationDataset:
     cases: tuple[ImageCase, ...]
     classes: tuple[str, ...]
     arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    n_channels: int = 1
+    luminance: bool = False
 
     @property
     def official_split(self) -> bool:
@@ -73,19 +77,26 @@ def detect_classification_format(path: str | Path) -> str:
                     "(image,label[,mask][,group][,site]) or a folder of class folders (root/<class>/<image>).")
 
 
-def open_classification(path: str | Path, data_format: str = "auto") -> ClassificationDataset:
+def open_classification(path: str | Path, data_format: str = "auto", colour: bool = True,
+                        class_order: tuple[str, ...] = ()) -> ClassificationDataset:
     """Read the cases of a classification dataset and check the labels allow stratification.
+
+    ``colour``: colour photographs are read as their R, G and B channels (else as luminance);
+    the first image decides whether the dataset is colour. ``class_order``: the classes in
+    this order (every one of them) instead of sorted.
 
     Raises
     ------
     DataError
-        Missing keys or files, a missing label column, fewer than two classes, or a
-        class with fewer than two images.
+        Missing keys or files, a missing label column, fewer than two classes, a class
+        with fewer than two images, or a ``class_order`` that does not name the classes.
     """
     path = Path(path)
     fmt = detect_classification_format(path) if data_format == "auto" else data_format
-    opener = {"medmnist": _open_medmnist, "class_folders": _open_class_folders, "csv": _open_csv}[fmt]
-    dataset = opener(path)
+    if fmt == "medmnist":
+        dataset = _open_medmnist(path, colour)
+    else:
+        dataset = with_channels({"class_folders": _open_class_folders, "csv": _open_csv}[fmt](path), colour)
     if not dataset.cases:
         raise DataError(f"{path}: the dataset holds no labelled images.")
     counts = Counter(c.label for c in dataset.cases)
@@ -95,19 +106,44 @@ def open_classification(path: str | Path, data_format: str = "auto") -> Classifi
     if rare:
         raise DataError(f"{path}: class(es) {rare} have fewer than 2 images, so the data cannot be split "
                         "stratified; add images or drop the class.")
+    if class_order:
+        if set(class_order) != set(dataset.classes):
+            raise DataError(f"{path}: the recipe's class_order {list(class_order)} does not name the dataset's classes "
+                            f"{list(dataset.classes)} (each once).")
+        dataset = replace(dataset, classes=tuple(class_order))
     return dataset
 
 
-def load_image(dataset: ClassificationDataset | None, case: ImageCase) -> np.ndarray:
-    """The case's pixels as float32 (2D or 3D), NaN/Inf rejected; ``dataset`` is needed for array-backed cases."""
+def with_channels(dataset: ClassificationDataset, colour: bool) -> ClassificationDataset:
+    """A file-based dataset whose first image is a colour photograph: 3 channels, or luminance."""
+    if not dataset.cases or not read_image(dataset.cases[0].image_path, colour=True).colour:
+        return dataset
+    return replace(dataset, n_channels=3) if colour else replace(dataset, luminance=True)
+
+
+def load_image(dataset: ClassificationDataset, case: ImageCase) -> np.ndarray:
+    """The case's pixels as float32 ``(C, *spatial)``, 2D or 3D, NaN/Inf rejected.
+
+    Raises
+    ------
+    DataError
+        Not 2D or 3D, NaN or Inf values, or not the dataset's channels (a grey image among
+        colour ones or the reverse), naming the file.
+    """
     if case.index is not None:
         array = dataset.arrays[case.split][case.index]
         where = f"{dataset.source} [{case.split}_images][{case.index}]"
     else:
-        array = read_image(case.image_path).array
+        image = read_image(case.image_path, colour=not dataset.luminance)
         where = str(case.image_path)
-    if array.ndim not in (2, 3):
-        raise DataError(f"{where}: image is {array.ndim}D with shape {array.shape}; expected 2D or 3D.")
+        if (3 if image.colour else 1) != dataset.n_channels:
+            kinds = {1: "a grey image", 3: "a colour (RGB) image"}
+            raise DataError(f"{where}: {kinds[3 if image.colour else 1]}, but the dataset's images are "
+                            f"{kinds[dataset.n_channels].removeprefix('a ')}s (as its first image, or the images "
+                            "the run was fitted on); give every image the same channels.")
+        array = image.array if image.colour else image.array[None]
+    if array.ndim - 1 not in (2, 3):
+        raise DataError(f"{where}: image is {array.ndim - 1}D with shape {array.shape[1:]}; expected 2D or 3D.")
     array = array.astype(np.float32, copy=False)
     if not np.isfinite(array).all():
         raise DataError(f"{where}: image holds NaN or Inf values.")
@@ -115,7 +151,7 @@ def load_image(dataset: ClassificationDataset | None, case: ImageCase) -> np.nda
 
 
 def load_mask(case: ImageCase, image_shape: tuple[int, ...]) -> np.ndarray | None:
-    """The case's ROI mask as bool, or None; checked against the image."""
+    """The case's ROI mask as bool, or None; checked against the image's spatial shape."""
     if case.mask_path is None:
         return None
     mask = read_image(case.mask_path).array
@@ -159,7 +195,7 @@ def read_npz(path: Path, labelled: bool = True) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _open_medmnist(path: Path) -> ClassificationDataset:
+def _open_medmnist(path: Path, colour: bool) -> ClassificationDataset:
     data = read_npz(path)
     arrays, cases = {}, []
     for split in MEDMNIST_SPLITS:
@@ -171,26 +207,35 @@ def _open_medmnist(path: Path) -> ClassificationDataset:
         labels = labels.reshape(-1)
         if len(images) != len(labels):
             raise DataError(f"{path}: {split}_images has {len(images)} images but {split}_labels {len(labels)} labels.")
-        images = to_luminance(images)
-        arrays[split] = images
+        arrays[split] = channels_first(images, colour)
         cases += [ImageCase(f"{split}_{i}", str(int(label)), index=i, split=split) for i, label in enumerate(labels)]
     check_image_shapes(path, arrays)
     classes = tuple(sorted({c.label for c in cases}, key=int))
-    return ClassificationDataset(path, "medmnist", tuple(cases), classes, arrays)
+    n_channels = next(iter(arrays.values())).shape[1]
+    return ClassificationDataset(path, "medmnist", tuple(cases), classes, arrays, n_channels=n_channels,
+                                 luminance=not colour and is_colour_array(data["train_images"]))
 
 
-def to_luminance(images: np.ndarray) -> np.ndarray:
-    """RGB MedMNIST arrays ``(N, H, W, 3|4)`` (e.g. PathMNIST) as luminance; others unchanged."""
-    if images.ndim == 4 and images.shape[-1] in (3, 4):
-        return images[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return images
+def is_colour_array(images: np.ndarray) -> bool:
+    """MedMNIST colour arrays are ``(N, H, W, 3|4)`` (e.g. PathMNIST, DermaMNIST)."""
+    return images.ndim == 4 and images.shape[-1] in (3, 4)
+
+
+def channels_first(images: np.ndarray, colour: bool) -> np.ndarray:
+    """MedMNIST images as ``(N, C, *spatial)``: colour arrays as R, G, B (alpha dropped) or, without
+    ``colour``, as luminance (ITU-R 601 weights, as :func:`automed.data.io.read_image`); grey ones as one channel."""
+    if not is_colour_array(images):
+        return images[:, None]
+    if colour:
+        return np.moveaxis(images[..., :3], -1, 1)
+    return (images[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, None]
 
 
 def check_image_shapes(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Every split's images must have one shape (``(N, H, W)`` or ``(N, D, H, W)``)."""
+    """Every split's images must have one shape (``(N, C, H, W)`` or ``(N, C, D, H, W)``)."""
     shapes = {split: images.shape[1:] for split, images in arrays.items()}
     if len(set(shapes.values())) > 1:
-        listed = ", ".join(f"{split}_images {tuple(shape)}" for split, shape in shapes.items())
+        listed = ", ".join(f"{split}_images {tuple(shape[1:])}" for split, shape in shapes.items())
         raise DataError(f"{path}: the splits hold images of different shapes ({listed}); "
                         "resize them to one shape first.")
 
@@ -254,7 +299,7 @@ def scan_classification(dataset: ClassificationDataset) -> list[str]:
     for case in dataset.cases:
         try:
             image = load_image(dataset, case)
-            load_mask(case, image.shape)
+            load_mask(case, image.shape[1:])
         except DataError as exc:
             problems.append(str(exc))
     return problems
@@ -267,8 +312,8 @@ def summarize(dataset: ClassificationDataset) -> dict:
     for case in dataset.cases:
         by_split.setdefault(case.split or "all", Counter())[case.label] += 1
     return {
-        "n_cases": len(dataset.cases), "dims": first.ndim, "shape_of_first": list(first.shape),
-        "modality": "unknown", "n_channels": 1,
+        "n_cases": len(dataset.cases), "dims": first.ndim - 1, "shape_of_first": list(first.shape[1:]),
+        "modality": "unknown", "n_channels": dataset.n_channels, "colour_as_luminance": dataset.luminance,
         "classes": {str(k): name for k, name in enumerate(dataset.classes)},
         "class_counts": {split: {c: counts.get(c, 0) for c in dataset.classes} for split, counts in by_split.items()},
         "official_split": dataset.official_split, "has_masks": dataset.has_masks,

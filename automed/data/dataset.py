@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from automed.data.io import COLOUR_CHANNELS, TWO_D_SUFFIXES, image_suffix, read_image, strip_suffix
+from automed.data.io import COLOUR_CHANNELS, LUMINANCE, TWO_D_SUFFIXES, image_suffix, read_image, strip_suffix
 from automed.data.manifest import open_manifest
 from automed.data.pairing import pair_by_name
 from automed.errors import DataError
@@ -21,17 +21,20 @@ __all__ = ["Case", "Dataset", "detect_format", "open_dataset", "find_images", "r
 
 IMAGE_DIRS = ("images", "imgs", "image")
 LABEL_DIRS = ("labels", "masks", "label", "mask")
+ROI_DIRS = ("rois", "roi", "fov")  # beside images/ and labels/: one region-of-interest mask per image
 
 
 @dataclass(frozen=True)
 class Case:
-    """One subject: its image file(s), one per channel, and its label file."""
+    """One subject: its image file(s), one per channel, its label file and, optionally, a region of
+    interest (a field of view, a brain mask) outside which nothing is learnt or scored."""
 
     case_id: str
     image_paths: tuple[Path, ...]
     label_path: Path | None = None
     group: str | None = None
     site: str | None = None
+    roi_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,10 @@ class Dataset:
         Declared label value -> class name; ``None`` when the layout declares none
         (the values are then read from the label files).
     channel_names : tuple of str
-        One name per channel (e.g. ``("MRI",)``, ``("T1", "FLAIR")``).
+        One name per channel (e.g. ``("MRI",)``, ``("T1", "FLAIR")``, ``("R", "G", "B")``).
+    channels_in_one_file : bool
+        The channels are stored in one file: MSD's 4th axis, or a colour photograph's R, G
+        and B (with the one channel ``("luminance",)``: the photograph reduced to grey).
     """
 
     root: Path
@@ -89,15 +95,17 @@ def detect_format(root: str | Path) -> str:
     )
 
 
-def open_dataset(root: str | Path, data_format: str = "auto") -> Dataset:
+def open_dataset(root: str | Path, data_format: str = "auto", colour: bool = True) -> Dataset:
     """List the labelled cases of the dataset at ``root``.
 
     Parameters
     ----------
     root : path
         Dataset folder.
-    data_format : {"auto", "msd", "nnunet", "folders"}
+    data_format : {"auto", "msd", "nnunet", "folders", "csv"}
         Layout; ``"auto"`` detects it.
+    colour : bool
+        Colour photographs as their R, G and B channels (else as luminance).
 
     Raises
     ------
@@ -110,6 +118,8 @@ def open_dataset(root: str | Path, data_format: str = "auto") -> Dataset:
         raise DataError(f"{root}: not a folder; give the dataset's root folder.")
     opener = {"msd": _open_msd, "nnunet": _open_nnunet, "folders": _open_folders, "csv": _open_csv}[fmt]
     dataset = opener(root)
+    if fmt in ("folders", "csv"):
+        dataset = _with_channels(dataset, colour)
     if not dataset.cases:
         raise DataError(f"{root}: the dataset holds no labelled cases.")
     groups, sites = _read_groups(root, {c.case_id for c in dataset.cases})
@@ -281,19 +291,23 @@ def _open_folders(root: Path) -> Dataset:
     images_dir, labels_dir = pair
     images = _by_stem(_visible(images_dir))
     labels = pair_by_name(images, _by_stem(_visible(labels_dir)), labels_dir)
-    cases = tuple(Case(stem, (images[stem],), labels[stem]) for stem in sorted(images, key=_natural_key))
-    return _with_channels(Dataset(root, "folders", cases))
+    roi_dir = next((root / d for d in ROI_DIRS if (root / d).is_dir()), None)
+    rois = pair_by_name(images, _by_stem(_visible(roi_dir)), roi_dir, "ROI") if roi_dir else {}
+    cases = tuple(Case(stem, (images[stem],), labels[stem], roi_path=rois.get(stem))
+                  for stem in sorted(images, key=_natural_key))
+    return Dataset(root, "folders", cases)
 
 
 def _open_csv(path: Path) -> Dataset:
-    return _with_channels(Dataset(path, "csv", tuple(open_manifest(path))))
+    return Dataset(path, "csv", tuple(open_manifest(path)))
 
 
-def _with_channels(dataset: Dataset) -> Dataset:
-    """A one-file-per-case dataset whose first image is a colour photograph has its R, G, B channels."""
+def _with_channels(dataset: Dataset, colour: bool) -> Dataset:
+    """A one-file-per-case dataset whose first image is a colour photograph has its R, G, B
+    channels, or (``colour`` false) the one channel ``luminance``."""
     if dataset.cases and image_suffix(dataset.cases[0].image_paths[0]) in TWO_D_SUFFIXES \
             and read_image(dataset.cases[0].image_paths[0], colour=True).colour:
-        return replace(dataset, channel_names=COLOUR_CHANNELS, channels_in_one_file=True)
+        return replace(dataset, channel_names=COLOUR_CHANNELS if colour else (LUMINANCE,), channels_in_one_file=True)
     return dataset
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from automed.data.dataset import Dataset
+from automed.data.io import COLOUR_CHANNELS, LUMINANCE
 from automed.data.loading import load_case
 from automed.errors import DataError
 
@@ -42,6 +43,8 @@ class Fingerprint:
     empty_label_cases: tuple[str, ...] = ()
     #: The channels are stored in one file (MSD's 4th axis, a colour photograph), not one file each.
     channels_in_one_file: bool = False
+    #: Cases with a region of interest (nothing is learnt or scored outside it).
+    n_cases_with_roi: int = 0
 
     @property
     def n_classes(self) -> int:
@@ -154,15 +157,18 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
          "p99_5": float(np.percentile(ch, 99.5)), "min": float(ch.min()), "max": float(ch.max())}
         for ch in stacked
     ]
-    modality = "CT" if any(n.upper() == "CT" for n in dataset.channel_names) else dataset.channel_names[0]
+    photograph = dataset.channels_in_one_file and dataset.channel_names in (COLOUR_CHANNELS, (LUMINANCE,))
+    modality = "CT" if any(n.upper() == "CT" for n in dataset.channel_names) else \
+        "photograph" if photograph else dataset.channel_names[0]
     fingerprint = Fingerprint(
         n_cases=len(records),
         dims=records[0]["shape"].__len__(),
         n_channels=dataset.n_channels,
         channel_names=dataset.channel_names,
         channels_in_one_file=dataset.channels_in_one_file,
+        n_cases_with_roi=sum(c.roi_path is not None for c in dataset.cases),
         modality=modality,
-        normalization="ct" if modality == "CT" else "zscore",
+        normalization={"CT": "ct", "photograph": "rgb"}.get(modality, "zscore"),
         classes=classes,
         label_mapping=mapping,
         class_voxel_fraction=fraction,

@@ -16,7 +16,7 @@ import numpy as np
 from automed.data.integrity import check_complete
 from automed.errors import DataError
 
-__all__ = ["COLOUR_CHANNELS", "Geometry", "Image", "image_suffix", "read_image", "strip_suffix", "write_image"]
+__all__ = ["COLOUR_CHANNELS", "LUMINANCE", "Geometry", "Image", "image_suffix", "read_image", "strip_suffix", "write_image"]
 
 IMAGE_SUFFIXES = (
     ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd",
@@ -24,6 +24,7 @@ IMAGE_SUFFIXES = (
 )
 TWO_D_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif")
 COLOUR_CHANNELS = ("R", "G", "B")
+LUMINANCE = "luminance"  # the one channel of a colour photograph reduced to grey
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -16,7 +17,8 @@ __all__ = ["LoadedCase", "load_case", "load_image_channels"]
 
 @dataclass(frozen=True)
 class LoadedCase:
-    """Arrays of one case: ``image`` is ``(n_channels, *spatial)`` float32, ``label`` raw values."""
+    """Arrays of one case: ``image`` is ``(n_channels, *spatial)`` float32, ``label`` raw values
+    (background outside the ``roi``, a bool mask, when the case has one)."""
 
     case: Case
     image: np.ndarray
@@ -24,13 +26,14 @@ class LoadedCase:
     geometry: Geometry
     #: What was corrected while reading (e.g. a JPEG mask thresholded); the fingerprint warns of it.
     notes: tuple[str, ...] = ()
+    roi: np.ndarray | None = None
 
 
 def load_image_channels(case: Case, n_channels: int, channels_in_one_file: bool = False) -> tuple[np.ndarray, Geometry]:
     """Read and check a case's channels; return ``(n_channels, *spatial)`` float32 and geometry.
 
     ``channels_in_one_file``: the channels are stored in one file, as a 4th axis (MSD) or
-    as the colour of a photograph.
+    as the colour of a photograph (with ``n_channels`` 1: the photograph's luminance).
 
     Raises
     ------
@@ -40,7 +43,7 @@ def load_image_channels(case: Case, n_channels: int, channels_in_one_file: bool 
     """
     arrays, geometry = [], None
     for path in case.image_paths:
-        image = read_image(path, colour=True)
+        image = read_image(path, colour=not (channels_in_one_file and n_channels == 1))
         if image.colour and not channels_in_one_file:
             raise DataError(f"{path}: a colour (RGB) image, but {n_channels} grey channel(s) are expected (those "
                             "of the dataset's first case, or of the images the run was fitted on).")
@@ -85,15 +88,19 @@ def _direction_3d(direction: tuple[float, ...]) -> tuple[float, ...]:
 def load_case(case: Case, n_channels: int, channels_in_one_file: bool = False) -> LoadedCase:
     """Read a labelled case and check the label against the image.
 
+    With a region of interest, the label outside it becomes background: nothing is learnt or
+    scored there (the rungs predict background outside it too).
+
     Raises
     ------
     DataError
-        Any image problem (see :func:`load_image_channels`), a label whose shape or
-        geometry differs from the image, or a label with non-integer values.
+        Any image problem (see :func:`load_image_channels`), a label or ROI whose shape or
+        geometry differs from the image, a label with non-integer values, an empty ROI.
     """
     image, geometry = load_image_channels(case, n_channels, channels_in_one_file)
+    roi = None if case.roi_path is None else load_roi(case.roi_path, image.shape[1:], geometry)
     if case.label_path is None:
-        return LoadedCase(case, image, None, geometry)
+        return LoadedCase(case, image, None, geometry, roi=roi)
     label_image = read_image(case.label_path)
     path = case.label_path
     label, note = clean_mask(label_image.array, path)
@@ -105,4 +112,22 @@ def load_case(case: Case, n_channels: int, channels_in_one_file: bool = False) -
         raise DataError(f"{path}: label holds non-integer values; labels must be integer class values.")
     if label.min() < 0:
         raise DataError(f"{path}: label holds negative values; labels must be integer class values >= 0.")
-    return LoadedCase(case, image, label.astype(np.int64, copy=False), geometry, () if note is None else (note,))
+    notes = () if note is None else (note,)
+    if roi is not None and (outside := int(np.count_nonzero(label[~roi]))):
+        notes += (f"{path}: {outside} labelled voxel(s) lie outside the ROI {case.roi_path.name} and are ignored.",)
+    if roi is not None:
+        label = np.where(roi, label, 0)
+    return LoadedCase(case, image, label.astype(np.int64, copy=False), geometry, notes, roi)
+
+
+def load_roi(path: Path, shape: tuple[int, ...], geometry: Geometry) -> np.ndarray:
+    """A region-of-interest mask (non-zero inside; a JPEG one thresholded) checked against the image grid."""
+    roi_image = read_image(path)
+    mask, _ = clean_mask(roi_image.array, path)
+    if mask.shape != shape:
+        raise DataError(f"{path}: ROI shape {mask.shape} does not match image {shape}.")
+    if problem := geometry.mismatch(roi_image.geometry):
+        raise DataError(f"{path}: ROI {problem}; resample it onto the image grid.")
+    if not mask.any():
+        raise DataError(f"{path}: ROI is empty; it must hold at least one voxel (or give the case no ROI).")
+    return mask > 0

@@ -1,8 +1,10 @@
-"""A segmentation CSV manifest: ``image,label[,group][,site]``, one row per case.
+"""A segmentation CSV manifest: ``image,label[,roi][,group][,site]``, one row per case.
 
-Paths are relative to the manifest's folder (or absolute). ``group`` keeps the cases of one
-patient in one fold; ``site`` (scanner, hospital) gives per-site scores in the report. Each
-image and label is listed once: twice, one case could land on both sides of a split.
+Paths are relative to the manifest's folder (or absolute). ``roi`` is a region-of-interest
+mask (field of view, brain mask) outside which nothing is learnt or scored; ``group`` keeps
+the cases of one patient in one fold; ``site`` (scanner, hospital) gives per-site scores in
+the report. Each image and label is listed once: twice, one case could land on both sides of
+a split.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from automed.errors import DataError
 
 __all__ = ["MANIFEST_COLUMNS", "open_manifest", "resolve_listed"]
 
-MANIFEST_COLUMNS = ("image", "label", "group", "site")
+MANIFEST_COLUMNS = ("image", "label", "roi", "group", "site")
 
 
 def open_manifest(path: Path) -> list:
@@ -31,9 +33,6 @@ def open_manifest(path: Path) -> list:
     rows = read_csv_rows(path, ("image", "label"))
     header = set(rows[0][1]) if rows else set()
     unknown = sorted(header - set(MANIFEST_COLUMNS))
-    if "roi" in unknown:
-        raise DataError(f"{path}: a 'roi' column; regions of interest are not read for segmentation yet, so scoring "
-                        "would silently cover the whole image. Remove the column.")
     if unknown:
         raise DataError(f"{path}: unknown column(s) {unknown}; a segmentation manifest has {list(MANIFEST_COLUMNS)}.")
     cases, listed, case_line = [], {}, {}
@@ -49,8 +48,9 @@ def open_manifest(path: Path) -> list:
             raise DataError(f"{path} line {line}: the image name '{case_id}' is already the case of line "
                             f"{case_line[case_id]}; images of two cases need different names.")
         case_line[case_id] = line
+        roi = resolve_listed(path, row["roi"], line, "roi") if (row.get("roi") or "").strip() else None
         cases.append(Case(case_id, (image,), label, group=(row.get("group") or "").strip() or None,
-                          site=(row.get("site") or "").strip() or None))
+                          site=(row.get("site") or "").strip() or None, roi_path=roi))
     return cases
 
 

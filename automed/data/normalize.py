@@ -14,11 +14,15 @@ def normalize(image: np.ndarray, fingerprint: Fingerprint) -> np.ndarray:
 
     CT channels are clipped to the dataset's foreground [0.5, 99.5] percentiles and
     z-scored with the dataset's foreground mean and std (Hounsfield units mean the same
-    in every scan). Every other modality is z-scored per case.
+    in every scan). Photographs (R, G, B or their luminance) are divided by their format's
+    largest value (255, or 65535 for 16-bit files) to [0, 1], as nnU-Net does, which keeps
+    their colour comparable across cases. Every other modality is z-scored per case.
     """
     out = np.empty(image.shape, dtype=np.float32)
     for c, channel in enumerate(image):
-        if fingerprint.normalization == "ct":
+        if fingerprint.normalization == "rgb":
+            out[c] = channel / (255.0 if fingerprint.intensity[c]["max"] <= 255 else 65535.0)
+        elif fingerprint.normalization == "ct":
             stats = fingerprint.intensity[c]
             clipped = np.clip(channel, stats["p00_5"], stats["p99_5"])
             out[c] = (clipped - stats["mean"]) / max(stats["std"], 1e-8)

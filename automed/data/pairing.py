@@ -28,8 +28,11 @@ _SUFFIX = re.compile(rf"^(?P<base>.+?)[_-](?:{'|'.join(sorted(MASK_SUFFIXES, key
 _LEADING_ID = re.compile(r"^([A-Za-z]*\d+)(?=$|[_\-. ])")
 
 
-def pair_by_name(images: dict[str, Path], masks: dict[str, Path], masks_dir: Path) -> dict[str, Path]:
+def pair_by_name(images: dict[str, Path], masks: dict[str, Path], masks_dir: Path,
+                 kind: str = "label") -> dict[str, Path]:
     """Case id (the image's name) -> its mask, for every image in ``images`` (name -> file).
+
+    ``kind`` names the masks in error messages (``"label"``, ``"ROI"``).
 
     Raises
     ------
@@ -58,10 +61,10 @@ def pair_by_name(images: dict[str, Path], masks: dict[str, Path], masks_dir: Pat
     pairs.update(_by_leading_id(left_images, left_masks))
     used = set(pairs.values())
     for stem in sorted(set(images) - set(pairs)):
-        raise DataError(f"{images[stem]}: image without label (no file in {masks_dir} named '{stem}', "
+        raise DataError(f"{images[stem]}: image without {kind} (no file in {masks_dir} named '{stem}', "
                         f"'{stem}_mask', '{stem}_lesion', ... or with its leading case id).")
     for mask in sorted(set(masks.values()) - used):
-        raise DataError(f"{mask}: label without image (no image of that name, of that name less a mask suffix "
+        raise DataError(f"{mask}: {kind} without image (no image of that name, of that name less a mask suffix "
                         "such as _mask, or with its leading case id).")
     return pairs
 

@@ -20,7 +20,7 @@ import numpy as np
 from automed.deep.augment import without_metadata
 from automed.deep.loop import EpochLoop, LoopResult, train_step
 
-__all__ = ["ClassifierConfig", "classifier_config_from_dict", "image_arrays", "mean_proba", "predict_proba",
+__all__ = ["ClassifierConfig", "classifier_config_from_dict", "image_arrays", "mean_proba", "network_shape", "predict_proba",
            "train_classifier"]
 
 log = logging.getLogger("automed")
@@ -63,26 +63,61 @@ def classifier_config_from_dict(values: dict[str, Any]) -> ClassifierConfig:
     return ClassifierConfig(**values)
 
 
-def image_arrays(dataset: Any, cases: list[Any]) -> np.ndarray:
-    """Images of ``cases`` stacked as ``(N, 1, *spatial)`` float32 (all must share one shape)."""
+def image_arrays(dataset: Any, cases: list[Any], shape: tuple[int, ...] | None = None,
+                 max_side: int | None = None) -> np.ndarray:
+    """Images of ``cases`` stacked as ``(N, C, *shape)`` float32.
+
+    ``shape`` (None: :func:`network_shape` of these images) is the spatial shape every image is
+    resized to (anti-aliased, values kept) unless it already has it.
+    """
     from automed.data.classification import load_image
-    from automed.errors import DataError
 
     images = [load_image(dataset, case) for case in cases]
-    shapes = {im.shape for im in images}
-    if len(shapes) > 1:
-        raise DataError(f"{dataset.source}: deep rungs need images of one shape; found {sorted(shapes)[:4]}.")
-    return np.stack(images)[:, None].astype(np.float32)
+    if shape is None:
+        shape = network_shape([im.shape[1:] for im in images], max_side)
+    return np.stack([im if im.shape[1:] == tuple(shape) else _resized(im, tuple(shape)) for im in images]).astype(
+        np.float32, copy=False)
 
 
-def standardize(images: np.ndarray, mean: float, std: float) -> np.ndarray:
-    return (images - mean) / max(std, 1e-6)
+def network_shape(shapes: Sequence[tuple[int, ...]], max_side: int | None = None) -> tuple[int, ...]:
+    """The one spatial shape images are given to a network: their shape if they share one, else
+    their median shape; scaled down (aspect kept) so its longest side is at most ``max_side``.
+
+    Examples
+    --------
+    >>> network_shape([(575, 765), (572, 764), (576, 767)], 128)
+    (96, 128)
+    """
+    median = np.median(np.array(shapes, dtype=float), axis=0)
+    scale = 1.0 if max_side is None else min(1.0, max_side / median.max())
+    return tuple(max(1, int(round(side * scale))) for side in median)
+
+
+def _resized(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    from skimage.transform import resize
+
+    return resize(image, (len(image), *shape), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
+
+
+def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation of each channel of ``(N, C, *spatial)`` images."""
+    axes = (0, *range(2, images.ndim))
+    return images.mean(axis=axes).tolist(), images.std(axis=axes).tolist()
+
+
+def standardize(images: np.ndarray, mean: float | Sequence[float], std: float | Sequence[float]) -> np.ndarray:
+    """``(N, C, *spatial)`` images z-scored per channel (one ``mean`` and ``std`` per channel, or one for all)."""
+    shape = (1, -1) + (1,) * (images.ndim - 2)
+    mean = np.reshape(np.asarray(mean, dtype=np.float32), shape)
+    std = np.reshape(np.maximum(np.asarray(std, dtype=np.float32), 1e-6), shape)
+    return ((images - mean) / std).astype(np.float32, copy=False)
 
 
 def build_loss(name: str, class_counts: np.ndarray) -> Callable[[Any, Any], Any]:
-    """Cross-entropy, class-weighted cross-entropy, MONAI focal loss, or cross-entropy with
+    """Cross-entropy, class-weighted cross-entropy, MONAI focal loss, cross-entropy with
     online hard example mining (the mean over the hardest half of each batch; hand-written:
-    neither torch nor MONAI has it for classification)."""
+    neither torch nor MONAI has it for classification), or, for ordered classes, the squared
+    earth mover's distance (:func:`automed.models.ordinal.squared_emd_loss`)."""
     import torch
     from monai.losses import FocalLoss
 
@@ -102,6 +137,10 @@ def build_loss(name: str, class_counts: np.ndarray) -> Callable[[Any, Any], Any]
             keep = max(1, math.ceil(OHEM_KEEP * len(losses)))
             return losses.topk(keep).values.mean()
         return ohem
+    if name == "emd":
+        from automed.models.ordinal import squared_emd_loss
+
+        return squared_emd_loss
     raise ValueError(f"unknown loss {name!r}")
 
 

@@ -1,8 +1,9 @@
-"""ImageNet transfer with torchvision backbones (VGG16, Inception-v3) on grey-scale medical images.
+"""ImageNet transfer with torchvision backbones (VGG16, Inception-v3) on medical images.
 
-Grey-scale images (z-scored) are repeated to three channels and resized to what the
-backbone expects; 3D volumes become 2.5D images: their three orthogonal central slices
-as the three channels.
+Images are resized to what the backbone expects. Colour photographs keep their R, G and B as
+the backbone's three channels; grey images are repeated to three; any other channel count
+is mapped to three by a learned 1 x 1 convolution that starts as the channels' mean. 3D
+volumes become 2.5D images: their three orthogonal central slices as the three channels.
 """
 
 from __future__ import annotations
@@ -90,24 +91,33 @@ def orthogonal_slices(volumes: np.ndarray) -> np.ndarray:
 
 
 class TransferNet(torch.nn.Module):
-    """Resize to the backbone's input size, repeat grey to 3 channels, backbone, new linear head."""
+    """Resize to the backbone's input size, channels to 3 (see the module), backbone, new linear head."""
 
     def __init__(self, backbone: Any, input_size: int, n_features: int, n_classes: int, in_channels: int) -> None:
         super().__init__()
         self.backbone, self.size, self.in_channels = backbone, input_size, in_channels
         self.head = torch.nn.Linear(n_features, n_classes)
+        self.to_rgb = None
+        if in_channels not in (1, 3):
+            self.to_rgb = torch.nn.Conv2d(in_channels, 3, kernel_size=1)
+            torch.nn.init.constant_(self.to_rgb.weight, 1.0 / in_channels)
+            torch.nn.init.zeros_(self.to_rgb.bias)
 
     def features(self, x: Any) -> Any:
         x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        return self.backbone(x.expand(-1, 3, -1, -1) if self.in_channels == 1 else x)
+        if self.in_channels == 1:
+            x = x.expand(-1, 3, -1, -1)
+        elif self.to_rgb is not None:
+            x = self.to_rgb(x)
+        return self.backbone(x)
 
     def forward(self, x: Any) -> Any:
         return self.head(self.features(x))
 
     def param_groups(self, lr: float, backbone_factor: float) -> list[dict[str, Any]]:
-        """The backbone at ``lr * backbone_factor`` (frozen when 0), the head at ``lr``."""
+        """The backbone at ``lr * backbone_factor`` (frozen when 0), the head (and channel map) at ``lr``."""
+        new = list(self.head.parameters()) + (list(self.to_rgb.parameters()) if self.to_rgb is not None else [])
         if backbone_factor == 0:
             self.backbone.requires_grad_(False)
-            return [{"params": list(self.head.parameters()), "lr": lr}]
-        return [{"params": list(self.backbone.parameters()), "lr": lr * backbone_factor},
-                {"params": list(self.head.parameters()), "lr": lr}]
+            return [{"params": new, "lr": lr}]
+        return [{"params": list(self.backbone.parameters()), "lr": lr * backbone_factor}, {"params": new, "lr": lr}]

@@ -16,13 +16,15 @@ __all__ = ["Volume", "load_volumes", "slice_axis", "SampleSource"]
 
 @dataclass(frozen=True)
 class Volume:
-    """One normalised case: ``image`` ``(C, *spatial)`` float32, ``label`` ``spatial`` uint8."""
+    """One normalised case: ``image`` ``(C, *spatial)`` float32, ``label`` ``spatial`` uint8 and,
+    when the case has one, its region of interest ``roi`` (bool, ``spatial``)."""
 
     case_id: str
     image: np.ndarray
     label: np.ndarray
     geometry: Geometry
     spacing: tuple[float, ...]
+    roi: np.ndarray | None = None
 
 
 def load_volumes(dataset: Any, fingerprint: Any, case_ids: list[str]) -> dict[str, Volume]:
@@ -34,7 +36,7 @@ def load_volumes(dataset: Any, fingerprint: Any, case_ids: list[str]) -> dict[st
         loaded = load_case(cases[case_id], fingerprint.n_channels, dataset.channels_in_one_file)
         volumes[case_id] = Volume(case_id, normalize(loaded.image, fingerprint).astype(np.float32),
                                   map_labels(loaded.label, fingerprint.label_mapping).astype(np.uint8),
-                                  loaded.geometry, spacing[case_id])
+                                  loaded.geometry, spacing[case_id], loaded.roi)
     return volumes
 
 

@@ -30,6 +30,9 @@ class VoxelFeatures:
     include_rank : bool
         Append each voxel's intensity percentile rank within its image, per channel:
         robust to the arbitrary intensity scale of MRI.
+    lab : bool
+        The image is a photograph's R, G and B in [0, 1]: also filter its CIE L*a*b*
+        channels (perceptual lightness and the two colour-opponent axes).
     """
 
     sigma_min: float = 1.0
@@ -37,9 +40,11 @@ class VoxelFeatures:
     num_sigma: int = 4
     include_position: bool = True
     include_rank: bool = True
+    lab: bool = False
 
     def n_features(self, n_channels: int, dims: int) -> int:
         """Features per voxel: intensity + edges + ``dims`` Hessian eigenvalues per scale and channel, extras."""
+        n_channels += 3 if self.lab else 0
         return (n_channels * self.num_sigma * (2 + dims) + (dims if self.include_position else 0)
                 + (n_channels if self.include_rank else 0))
 
@@ -64,6 +69,10 @@ class VoxelFeatures:
         """
         from skimage.feature import multiscale_basic_features
 
+        if self.lab:
+            from automed.features.colour import to_lab
+
+            image = np.concatenate([image, to_lab(image).astype(np.float32)])
         spatial = image.shape[1:]
         per_row = int(np.prod(spatial[1:]))
         n_rows = spatial[0]

@@ -46,7 +46,7 @@ def learning_curve(folder: Path, recipe: Recipe, dataset: Any, summary: Any, spl
                 context = FitContext(dataset, summary, subset["folds"], out, recipe.random_state, n_jobs,
                                      allotted, f"sqlite:///{folder / f'optuna-fraction-{fraction:g}.db'}", progress,
                                      splits=subset, cache_folder=folder / "cache", metric=recipe.metric,
-                                     finished=tuple(refitted))
+                                     ordinal=recipe.ordinal, finished=tuple(refitted))
                 instance = rung_class(rung["name"], recipe.task)(specs[rung["name"]].params)
                 out.mkdir(parents=True)
                 plan = instance.plan(context)

@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from automed.errors import AutomedError, DataError, RunFolderError
@@ -160,8 +161,14 @@ def predict_classification(run_folder: str | Path, inputs: str | Path, out: str 
         raise RunFolderError(f"{out}: already exists; pass --overwrite or choose another --out.")
     if not out.parent.is_dir():
         raise RunFolderError(f"{out}: its folder {out.parent} does not exist.")
-    if inputs.suffix.lower() in (".npz", ".csv"):
-        dataset = open_classification(inputs) if inputs.suffix.lower() == ".csv" else _unlabelled_npz(inputs)
+    summary = json.loads((run_folder / "fingerprint.json").read_text())
+    n_channels = summary.get("n_channels", 1)
+    # runs fitted before the channels were recorded read every colour image as its luminance
+    luminance = summary.get("colour_as_luminance", True)
+    if inputs.suffix.lower() == ".npz":
+        dataset = _unlabelled_npz(inputs, n_channels, luminance)
+    elif inputs.suffix.lower() == ".csv":
+        dataset = replace(open_classification(inputs, colour=not luminance), n_channels=n_channels, luminance=luminance)
     else:
         files = [inputs] if inputs.is_file() else sorted(p for p in inputs.rglob("*")
                                                          if p.is_file() and image_suffix(p) and not p.name.startswith("."))
@@ -169,7 +176,7 @@ def predict_classification(run_folder: str | Path, inputs: str | Path, out: str 
             raise DataError(f"{inputs}: holds no images to classify.")
         cases = tuple(ImageCase(str(f.relative_to(inputs)) if inputs.is_dir() else strip_suffix(f), None,
                                 image_path=f) for f in files)
-        dataset = ClassificationDataset(inputs, "files", cases, ())
+        dataset = ClassificationDataset(inputs, "files", cases, (), n_channels=n_channels, luminance=luminance)
     cases = [c for c in dataset.cases if split is None or c.split == split]
     if not cases:
         raise DataError(f"{inputs}: no cases in split {split!r}.")
@@ -189,11 +196,16 @@ def predict_classification(run_folder: str | Path, inputs: str | Path, out: str 
     return out
 
 
-def _unlabelled_npz(path: Path):
-    """A MedMNIST-style ``.npz`` for prediction: labels are optional."""
-    from automed.data.classification import ClassificationDataset, ImageCase, check_image_shapes, read_npz, to_luminance
+def _unlabelled_npz(path: Path, n_channels: int, luminance: bool):
+    """A MedMNIST-style ``.npz`` for prediction (labels are optional), read as the run's images were."""
+    from automed.data.classification import ClassificationDataset, ImageCase, channels_first, check_image_shapes, read_npz
 
-    arrays = {key.removesuffix("_images"): to_luminance(images) for key, images in read_npz(path, labelled=False).items()}
+    arrays = {key.removesuffix("_images"): channels_first(images, colour=not luminance)
+              for key, images in read_npz(path, labelled=False).items()}
     check_image_shapes(path, arrays)
+    found = next(iter(arrays.values())).shape[1]
+    if found != n_channels:
+        raise DataError(f"{path}: the images have {found} channel(s), but the run was fitted on images with "
+                        f"{n_channels}.")
     cases = tuple(ImageCase(f"{s}_{i}", None, index=i, split=s) for s, a in arrays.items() for i in range(len(a)))
-    return ClassificationDataset(path, "medmnist", cases, (), arrays)
+    return ClassificationDataset(path, "medmnist", cases, (), arrays, n_channels=n_channels, luminance=luminance)

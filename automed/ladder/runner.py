@@ -150,7 +150,7 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
                               n_jobs=_n_jobs(recipe), optuna_storage=f"sqlite:///{folder / 'optuna.db'}",
                               progress=progress, splits=splits, cache_folder=folder / "cache", metric=recipe.metric,
                               include_background=recipe.include_background, cv=recipe.cv,
-                              max_vram_bytes=recipe.max_vram_bytes, finished=tuple(done))
+                              max_vram_bytes=recipe.max_vram_bytes, ordinal=recipe.ordinal, finished=tuple(done))
             reserved = 0.0 if remaining is None else _reserved(list(zip(recipe.rungs[i:], rung_classes[i:])), context,
                                                                folder / "rungs")
             allotted = _allotment(remaining, rung_classes[i:], reserved)
@@ -202,11 +202,11 @@ def _reopen(recipe: Recipe, data: Path, folder: Path) -> tuple[Any, Any, dict[st
     if recipe.task == "classification":
         from automed.data.classification import open_classification
 
-        return open_classification(data, recipe.data_format), summary, splits
+        return open_classification(data, recipe.data_format, recipe.colour == "rgb", recipe.class_order), summary, splits
     from automed.data.dataset import open_dataset
     from automed.data.fingerprint import Fingerprint
 
-    return open_dataset(data, recipe.data_format), Fingerprint.from_dict(summary), splits
+    return open_dataset(data, recipe.data_format, recipe.colour == "rgb"), Fingerprint.from_dict(summary), splits
 
 
 def _comparison_cases(recipe: Recipe, splits: dict[str, Any], dataset: Any) -> list[str]:
@@ -223,7 +223,7 @@ def _prepare_segmentation(recipe: Recipe, data: Path, progress: bool) -> tuple:
     from automed.data.fingerprint import compute_fingerprint
     from automed.data.splits import make_folds
 
-    dataset = open_dataset(data, recipe.data_format)
+    dataset = open_dataset(data, recipe.data_format, recipe.colour == "rgb")
     fingerprint = compute_fingerprint(dataset, recipe.random_state, progress)
     log.info("dataset: %d cases, %dD, classes %s, format %s", fingerprint.n_cases, fingerprint.dims,
              fingerprint.classes, dataset.format)
@@ -239,7 +239,7 @@ def _prepare_classification(recipe: Recipe, data: Path, progress: bool) -> tuple
     from automed.data.classification import open_classification, summarize
     from automed.data.splits import holdout_split, stratified_folds
 
-    dataset = open_classification(data, recipe.data_format)
+    dataset = open_classification(data, recipe.data_format, recipe.colour == "rgb", recipe.class_order)
     summary = summarize(dataset)
     log.info("dataset: %d images, %dD, classes %s, format %s", summary["n_cases"], summary["dims"],
              list(dataset.classes), dataset.format)
@@ -333,7 +333,8 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
     payload = write_result(context.folder, result)
     metric = summary["metric"]
     ci = "n/a" if metric["ci_low"] is None else f"{metric['ci_low']:.4f}, {metric['ci_high']:.4f}"
-    log.info("rung %s: %s %.4f [%s] in %.1fs, peak RSS %.2f GB", rung.name, metric["name"], metric["mean"], ci,
+    mean = "undefined" if metric["mean"] is None else f"{metric['mean']:.4f}"  # e.g. AUC on one class
+    log.info("rung %s: %s %s [%s] in %.1fs, peak RSS %.2f GB", rung.name, metric["name"], mean, ci,
              meter.seconds_, meter.peak_rss_bytes_ / 1e9)
     return payload
 

@@ -31,8 +31,8 @@ def build_classifier(config: dict[str, Any], random_state: int, n_jobs: int) -> 
 
 
 def sample_voxels(label: np.ndarray, n_per_class: int, background_ratio: float, boundary_fraction: float,
-                  rng: np.random.Generator, band_width: int = 3) -> np.ndarray:
-    """Flat indices of class-balanced training voxels.
+                  rng: np.random.Generator, band_width: int = 3, roi: np.ndarray | None = None) -> np.ndarray:
+    """Flat indices of class-balanced training voxels (inside ``roi``, a bool mask, when given).
 
     Every foreground class present gives up to ``n_per_class`` voxels; the background
     gives ``background_ratio`` times as many, ``boundary_fraction`` of them from a band
@@ -41,17 +41,18 @@ def sample_voxels(label: np.ndarray, n_per_class: int, background_ratio: float, 
     from scipy import ndimage
 
     flat = label.ravel()
+    inside = np.ones(flat.size, bool) if roi is None else roi.ravel()
     picks = []
     for cls in np.unique(flat[flat > 0]):
         where = np.flatnonzero(flat == cls)
         picks.append(rng.choice(where, min(n_per_class, where.size), replace=False))
     n_background = int(n_per_class * background_ratio)
     foreground = label > 0
-    band = (ndimage.binary_dilation(foreground, iterations=band_width) & ~foreground).ravel()
+    band = (ndimage.binary_dilation(foreground, iterations=band_width) & ~foreground).ravel() & inside
     near = np.flatnonzero(band)
     n_near = min(int(n_background * boundary_fraction), near.size)
     picks.append(rng.choice(near, n_near, replace=False))
-    far = np.flatnonzero((flat == 0) & ~band)
+    far = np.flatnonzero((flat == 0) & ~band & inside)
     picks.append(rng.choice(far, min(n_background - n_near, far.size), replace=False))
     return np.sort(np.concatenate(picks))
 

@@ -11,11 +11,14 @@ __all__ = ["MODELS", "PlattCalibrated", "build_tabular_classifier", "feature_imp
 MODELS = ("lightgbm", "random_forest", "logistic", "svm")
 
 
-def suggest_config(trial: Any, models: tuple[str, ...]) -> dict[str, Any]:
-    """A model family, its hyperparameters and the imbalance handling, suggested by an Optuna trial."""
+def suggest_config(trial: Any, models: tuple[str, ...], ordinal: bool = False) -> dict[str, Any]:
+    """A model family, its hyperparameters and the imbalance handling, suggested by an Optuna trial;
+    for ``ordinal`` classes also whether to fit it as a :class:`~automed.models.ordinal.CumulativeOrdinal`."""
     model = trial.suggest_categorical("model", list(models))
     config: dict[str, Any] = {"model": model,
                               "class_weight": trial.suggest_categorical("class_weight", ["none", "balanced"])}
+    if ordinal:
+        config["ordinal"] = trial.suggest_categorical("ordinal", [False, True])
     if model == "lightgbm":
         config |= {
             "n_estimators": trial.suggest_int("lgb_n_estimators", 100, 600, step=100),
@@ -46,15 +49,20 @@ def build_tabular_classifier(config: dict[str, Any], random_state: int, n_jobs: 
     """An unfitted scikit-learn classifier for ``config`` (from :func:`suggest_config`).
 
     A config ``{"model": "ensemble", "members": [config, ...]}`` gives a soft-voting
-    ensemble (probabilities averaged) of its members.
+    ensemble (probabilities averaged) of its members; ``"ordinal": True`` wraps the model in
+    :class:`~automed.models.ordinal.CumulativeOrdinal`.
     """
+    if config.get("ordinal"):
+        from automed.models.ordinal import CumulativeOrdinal
+
+        return CumulativeOrdinal(build_tabular_classifier({**config, "ordinal": False}, random_state, n_jobs))
     if config["model"] == "ensemble":
         from sklearn.ensemble import VotingClassifier
 
         members = [(f"{m['model']}_{i}", build_tabular_classifier(m, random_state, n_jobs))
                    for i, m in enumerate(config["members"])]
         return VotingClassifier(members, voting="soft")
-    params = {k: v for k, v in config.items() if k not in ("model", "class_weight")}
+    params = {k: v for k, v in config.items() if k not in ("model", "class_weight", "ordinal")}
     class_weight = None if config["class_weight"] == "none" else config["class_weight"]
     if config["model"] == "lightgbm":
         from lightgbm import LGBMClassifier
@@ -145,8 +153,9 @@ def feature_importances(model: PlattCalibrated, names: list[str]) -> list[dict[s
 
 
 def _model_importance(est: Any) -> np.ndarray | None:
-    """Split gain / impurity importance, mean |coefficient|, or the mean over an ensemble's members."""
-    if hasattr(est, "voting"):
+    """Split gain / impurity importance, mean |coefficient|, or the mean over an ensemble's (or an
+    ordinal model's) members."""
+    if hasattr(est, "voting") or hasattr(est, "estimator") and hasattr(est, "estimators_"):
         parts = [v for v in (_model_importance(member) for member in est.estimators_) if v is not None]
         return np.mean(parts, axis=0) if parts else None
     last = est.steps[-1][1] if hasattr(est, "steps") else est

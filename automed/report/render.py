@@ -42,10 +42,18 @@ def _dataset_sentence(report: dict[str, Any]) -> str:
     ds = report["dataset"]
     classes = list(ds["classes"].values())
     if report["task"] == "classification":
-        return (f"Dataset `{ds['path']}` ({ds['format']}): {ds['n_cases']} images, {ds['dims']}D, classes {classes}, "
-                f"counts {ds['class_counts']}, {'official' if ds['official_split'] else 'held-out'} test split.")
+        order = "ordered grades, lowest first" if _ordinal(report) else "unordered"
+        channels = {1: "grey", 3: "colour (R, G, B)"}.get(ds.get("n_channels", 1), f"{ds.get('n_channels')} channels")
+        if ds.get("colour_as_luminance"):
+            channels = "colour read as luminance"
+        return (f"Dataset `{ds['path']}` ({ds['format']}): {ds['n_cases']} images, {ds['dims']}D, {channels}, "
+                f"classes {classes} ({order}), counts {ds['class_counts']}, "
+                f"{'official' if ds['official_split'] else 'held-out'} test split"
+                f"{', ROI masks given' if ds.get('has_masks') else ''}.")
+    roi = (f" {ds['n_cases_with_roi']} case(s) have a region of interest: nothing is learnt, segmented or scored "
+           "outside it." if ds.get("n_cases_with_roi") else "")
     return (f"Dataset `{ds['path']}` ({ds['format']}): {ds['n_cases']} cases, {ds['dims']}D, {ds['modality']}, "
-            f"classes {classes}, median shape {ds['median_shape']}, median spacing {ds['median_spacing']}.")
+            f"classes {classes}, median shape {ds['median_shape']}, median spacing {ds['median_spacing']}.{roi}")
 
 
 def _leaderboard(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -152,12 +160,16 @@ def _per_class(rung: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def _classification_tables(rung: dict[str, Any], classes: list[str]) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
-    """Test scores, confusion matrix, per-site scores and top features of a classification rung."""
+def _classification_tables(rung: dict[str, Any], classes: list[str],
+                           ordinal: bool = False) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
+    """Test scores (with quadratic-weighted kappa for ordered classes), confusion matrix, per-site
+    scores and top features of a classification rung."""
     test = rung["test"]
+    keys = ("auc", "accuracy", "balanced_accuracy") + (("qwk",) if ordinal and "qwk" in test else ())
+    names = {"qwk": "quadratic-weighted kappa"}
     tables = [("Test set", (["metric", "value [95% CI]"],
-                            [[k, _ci(test[k]["mean"], test[k]["ci_low"], test[k]["ci_high"])]
-                             for k in ("auc", "accuracy", "balanced_accuracy")]))]
+                            [[names.get(k, k), _ci(test[k]["mean"], test[k]["ci_low"], test[k]["ci_high"])]
+                             for k in keys]))]
     tables.append(("Confusion matrix (rows: truth, columns: prediction)",
                    (["truth \\ predicted"] + classes,
                     [[c] + [str(v) for v in row] for c, row in zip(classes, test["confusion_matrix"])])))
@@ -169,6 +181,10 @@ def _classification_tables(rung: dict[str, Any], classes: list[str]) -> list[tup
         tables.append(("Top features", (["feature", "importance"],
                                         [[f["feature"], _num(f["importance"])] for f in rung["top_features"][:10]])))
     return tables
+
+
+def _ordinal(report: dict[str, Any]) -> bool:
+    return bool((report.get("recipe") or {}).get("ordinal"))
 
 
 def _segmentation_tables(rung: dict[str, Any]) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
@@ -215,7 +231,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             if rung.get("threshold") is not None:
                 parts.append(f"Decision threshold on p({list(ds['classes'].values())[1]}), chosen on development "
                              f"predictions (never the test cases): {rung['threshold']:.3f}.")
-            for title, table in _classification_tables(rung, list(ds["classes"].values())):
+            for title, table in _classification_tables(rung, list(ds["classes"].values()), _ordinal(report)):
                 parts += [f"### {title}", _md_table(*table)]
             if rung.get("gradcam"):
                 parts += ["### Grad-CAM: where the network looked (test cases)",
@@ -242,7 +258,8 @@ def to_html(report: dict[str, Any], folder: Path | None = None) -> str:
     classes = report["dataset"]["classes"]
     rungs = [{"name": r["name"], "table": _per_class(r), "notes": _rung_notes(r),
               "postprocessing": _postprocessing_text(r.get("postprocessing") or [], classes),
-              "extra": (_classification_tables(r, list(classes.values())) if report["task"] == "classification"
+              "extra": (_classification_tables(r, list(classes.values()), _ordinal(report))
+                        if report["task"] == "classification"
                         else _segmentation_tables(r)),
               "threshold": r.get("threshold"), "gradcam": _gradcam_images(r, folder)}
              for r in report["rungs"] if r["status"] == "done"]

@@ -37,6 +37,9 @@ class FitContext:
         Evaluate deep rungs on fold 0's validation cases or on every fold.
     max_vram_bytes : int or None
         Training-memory limit a rung's configuration must respect.
+    ordinal : bool
+        Classification: the classes are ordered grades (lowest first); rungs also search
+        ordinal models.
     finished : tuple of dict
         ``result.json`` of every rung finished so far, in ladder order (for rungs that
         combine others, e.g. ``ensemble``).
@@ -57,6 +60,7 @@ class FitContext:
     include_background: bool = False
     cv: str = "fold0"
     max_vram_bytes: int | None = None
+    ordinal: bool = False
     finished: tuple[dict[str, Any], ...] = ()
 
 

@@ -23,22 +23,20 @@ from typing import Any
 
 import numpy as np
 
-from automed._params import check_choice, check_range
 from automed.data.dataset import Case
 from automed.data.io import Geometry, image_suffix, write_image
 from automed.data.loading import load_case
 from automed.data.normalize import map_labels, normalize, unmap_labels
-from automed.features.voxel import VoxelFeatures
 from automed.models.classical import decide, mean_dice
 from automed.models.search import open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
+from automed.rungs.classical_params import ClassicalParams
 from automed.rungs.records import read_record, write_record
 from automed.workers import process_pool
 
 __all__ = ["ClassicalRung", "ClassicalParams"]
 
 log = logging.getLogger(__name__)
-MODELS = ("lightgbm", "random_forest")
 BACKGROUND_WEIGHTS = (0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 # Measured: the default recipe took 439 s on 12.0 M hippocampus voxels and 227 s on 7.9 M EM pixels
 # with 2 cores, i.e. about 6.5e-5 core-seconds per voxel; the estimate scales it by voxels and cores.
@@ -48,79 +46,6 @@ CORE_SECONDS_PER_VOXEL = 6.5e-5
 SECONDS_PER_MODEL_FIT = 1.1
 DEFAULT_TRIAL = {"model": "lightgbm", "n_estimators": 200, "num_leaves": 31, "learning_rate": 0.1,
                  "min_child_samples": 20, "colsample_bytree": 0.8}
-
-
-@dataclass(frozen=True)
-class ClassicalParams:
-    """Parameters of the classical rung.
-
-    Parameters
-    ----------
-    sigma_min, sigma_max, num_sigma, include_position
-        The feature bank, see :class:`automed.features.voxel.VoxelFeatures`.
-    include_rank : bool
-        Add per-image intensity percentile ranks as features.
-    n_samples_per_class : int
-        Training voxels sampled per foreground class and case.
-    background_ratio : float
-        Background voxels sampled per case, as a multiple of ``n_samples_per_class``.
-    boundary_fraction : float
-        Share of the background samples taken within 3 voxels of the foreground.
-    models : tuple of str
-        Model families Optuna may choose from (``lightgbm``, ``random_forest``).
-    n_trials : int
-        Optuna trials at most (the first is a sound LightGBM default).
-    n_tuning_cases : int
-        Validation cases scored per trial (full volumes).
-    tuning_fraction : float
-        Share of the rung's time budget the search may use.
-    postprocessing : bool
-        Choose morphological post-processing by cross-validation.
-    slab_voxels : int
-        Voxels per slab when computing features for prediction (bounds memory).
-    feature_cache_gb : float
-        Keep every training case's features in memory when they fit in this many GiB
-        (saves recomputing them for validation); otherwise recompute slab by slab.
-    """
-
-    sigma_min: float = 0.5
-    sigma_max: float = 8.0
-    num_sigma: int = 5
-    include_position: bool = True
-    include_rank: bool = True
-    n_samples_per_class: int = 500
-    background_ratio: float = 4.0
-    boundary_fraction: float = 0.5
-    models: tuple[str, ...] = MODELS
-    n_trials: int = 6
-    n_tuning_cases: int = 20
-    tuning_fraction: float = 0.35
-    postprocessing: bool = True
-    slab_voxels: int = 2_000_000
-    feature_cache_gb: float = 2.0
-
-    def __post_init__(self) -> None:
-        owner = "the classical rung"
-        check_range(owner, "sigma_min", self.sigma_min, 0.1)
-        check_range(owner, "sigma_max", self.sigma_max, self.sigma_min)
-        check_range(owner, "num_sigma", self.num_sigma, 1, 12)
-        check_range(owner, "n_samples_per_class", self.n_samples_per_class, 10)
-        check_range(owner, "background_ratio", self.background_ratio, 0.1)
-        check_range(owner, "boundary_fraction", self.boundary_fraction, 0.0, 1.0)
-        check_range(owner, "n_trials", self.n_trials, 1)
-        check_range(owner, "n_tuning_cases", self.n_tuning_cases, 1)
-        check_range(owner, "tuning_fraction", self.tuning_fraction, 0.0, 0.9)
-        check_range(owner, "slab_voxels", self.slab_voxels, 10_000)
-        check_range(owner, "feature_cache_gb", self.feature_cache_gb, 0.0)
-        if not self.models:
-            check_choice(owner, "models", self.models, MODELS)
-        for model in self.models:
-            check_choice(owner, "models", model, MODELS)
-
-    @property
-    def features(self) -> VoxelFeatures:
-        return VoxelFeatures(self.sigma_min, self.sigma_max, self.num_sigma, self.include_position,
-                             self.include_rank)
 
 
 class ClassicalRung(Rung):
@@ -166,6 +91,7 @@ class ClassicalRung(Rung):
         started = time.monotonic()
         fp = context.fingerprint
         cases = {c.case_id: c for c in context.dataset.cases}
+        self.features_ = self.params.features(fp.normalization == "rgb" and fp.n_channels == 3)
         store = self._prepare(context, list(cases.values()))
         log.info("classical: sampled %d voxels from %d cases in %.1fs (features cached: %s)",
                  sum(len(d.y) for d in store.values()), len(store), time.monotonic() - started,
@@ -189,7 +115,7 @@ class ClassicalRung(Rung):
         truths = [store[i].label for i in ids]
         first = 0 if context.include_background else 1
         weight = self._choose_background_weight([proba[i] for i in ids], truths, fp.n_classes, first)
-        preds = [decide(proba.pop(i), weight) for i in ids]
+        preds = [_inside(decide(proba.pop(i), weight), store[i].roi) for i in ids]
         steps: list[dict[str, Any]] = []
         dice_raw = dice_pp = None
         if self.params.postprocessing:
@@ -205,8 +131,8 @@ class ClassicalRung(Rung):
             per_case=per_case,
             postprocessing=steps,
             details={"model": config, "background_weight": weight, "search": study_info,
-                     "features": asdict(self.params.features),
-                     "n_features": self.params.features.n_features(fp.n_channels, fp.dims),
+                     "features": asdict(self.features_),
+                     "n_features": self.features_.n_features(fp.n_channels, fp.dims),
                      "dice_before_postprocessing": dice_raw, "dice_after_postprocessing": dice_pp,
                      "final_model": "refitted on all cases"},
             predict_seconds_per_case=float(np.mean(seconds)),
@@ -218,7 +144,7 @@ class ClassicalRung(Rung):
 
         fp = context.fingerprint
         n_voxels = sum(int(np.prod(r["shape"])) for r in fp.cases)
-        cache_bytes = n_voxels * self.params.features.n_features(fp.n_channels, fp.dims) * 4
+        cache_bytes = n_voxels * self.features_.n_features(fp.n_channels, fp.dims) * 4
         keep_rows = cache_bytes <= self.params.feature_cache_gb * 2**30
         jobs = (delayed(_prepare_case)(self, case, fp, context.dataset.channels_in_one_file,
                                        context.random_state + i, keep_rows) for i, case in enumerate(cases))
@@ -248,7 +174,7 @@ class ClassicalRung(Rung):
     def _proba(self, model: Any, image: np.ndarray, n_classes: int, n_jobs: int) -> np.ndarray:
         from automed.models.classical import predict_proba_volume
 
-        return predict_proba_volume(model, image, self.params.features, n_classes, self.params.slab_voxels,
+        return predict_proba_volume(model, image, self.features_, n_classes, self.params.slab_voxels,
                                     workers=max(1, n_jobs))
 
     def _search(self, context: FitContext, cases: dict[str, Case], store: dict[str, _CaseData],
@@ -321,7 +247,7 @@ class ClassicalRung(Rung):
 
         joblib.dump(model, folder / "model.joblib")
         write_record(folder / "model.json", self.params, model=config, background_weight=weight,
-                     postprocessing=steps, n_classes=n_classes)
+                     postprocessing=steps, n_classes=n_classes, lab=self.features_.lab)
 
     # -- prediction ----------------------------------------------------------------------
 
@@ -340,6 +266,7 @@ class ClassicalRung(Rung):
         rung.background_weight_ = meta["background_weight"]
         rung.postprocessing_ = meta["postprocessing"]
         rung.n_classes_ = meta["n_classes"]
+        rung.features_ = params.features(meta.get("lab", False))  # runs before colour: no L*a*b*
         return rung
 
     def predict(self, image: np.ndarray) -> np.ndarray:
@@ -351,8 +278,8 @@ class ClassicalRung(Rung):
 
 @dataclass(frozen=True)
 class _CaseData:
-    """One training case during fitting: its samples, full label, geometry and (optionally) all
-    features with the seconds they took to compute."""
+    """One training case during fitting: its samples, full label, geometry, region of interest
+    (or None) and (optionally) all features with the seconds they took to compute."""
 
     X: np.ndarray
     y: np.ndarray
@@ -360,6 +287,7 @@ class _CaseData:
     geometry: Geometry
     rows: np.ndarray | None
     feature_seconds: float
+    roi: np.ndarray | None = None
 
 
 def _prepare_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in_one_file: bool,
@@ -372,18 +300,23 @@ def _prepare_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in
     label = map_labels(loaded.label, fingerprint.label_mapping)
     p = rung.params
     index = sample_voxels(label, p.n_samples_per_class, p.background_ratio, p.boundary_fraction,
-                          np.random.default_rng(seed))
+                          np.random.default_rng(seed), roi=loaded.roi)
     per_row = int(np.prod(label.shape[1:]))
     samples, slabs, start_of = [], [], index // per_row
     started = time.monotonic()
-    for start, stop, feats in p.features.slabs(image, p.slab_voxels, workers=1):
+    for start, stop, feats in rung.features_.slabs(image, p.slab_voxels, workers=1):
         inside = index[(start_of >= start) & (start_of < stop)]
         samples.append(feats[inside - start * per_row])
         if keep_rows:
             slabs.append(feats)
     rows = np.concatenate(slabs) if keep_rows else None
     return _CaseData(np.concatenate(samples), label.ravel()[index], label, loaded.geometry, rows,
-                     time.monotonic() - started)
+                     time.monotonic() - started, loaded.roi)
+
+
+def _inside(pred: np.ndarray, roi: np.ndarray | None) -> np.ndarray:
+    """``pred`` with background outside the region of interest (nothing is segmented there)."""
+    return pred if roi is None else np.where(roi, pred, 0).astype(pred.dtype)
 
 
 def _config_from_trial(params: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from automed._params import check_choice, check_range
 from automed.features.selection import redundant_free_columns
-from automed.metrics import THRESHOLDS, choose_threshold, classification_scores, classification_summary
+from automed.metrics import TEST_SCORES, THRESHOLDS, choose_threshold, classification_scores, classification_summary
 from automed.models.search import open_study, optimize_within
 from automed.models.tabular import PlattCalibrated, feature_importances
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
@@ -79,6 +79,9 @@ class ClassicalClassifierParams:
         predictions ("fixed": 0.5).
     max_abs_correlation : float
         Drop a feature nearly collinear (|r| above this) with one already kept.
+    colour_space : {"lab", "rgb"}
+        Colour images: besides each of R, G and B's features, also CIE L*a*b* colour statistics
+        (``"lab"``), or only R, G and B.
     """
 
     feature_sets: tuple[str, ...] = FEATURE_SETS
@@ -92,6 +95,7 @@ class ClassicalClassifierParams:
     tuning_fraction: float = 0.5
     threshold: str = "accuracy"
     max_abs_correlation: float = 0.98
+    colour_space: str = "lab"
 
     def __post_init__(self) -> None:
         from automed.models.tabular import MODELS
@@ -110,6 +114,7 @@ class ClassicalClassifierParams:
         check_range(owner, "n_trials", self.n_trials, 1)
         check_range(owner, "tuning_fraction", self.tuning_fraction, 0.0, 0.9)
         check_range(owner, "max_abs_correlation", self.max_abs_correlation, 0.5, 1.0)
+        check_choice(owner, "colour_space", self.colour_space, ("lab", "rgb"))
 
 
 class ClassicalClassifierRung(Rung):
@@ -119,10 +124,10 @@ class ClassicalClassifierRung(Rung):
     tasks = ("classification",)
     Params = ClassicalClassifierParams
 
-    def search_space(self, trial: Any) -> dict[str, Any]:
+    def search_space(self, trial: Any, ordinal: bool = False) -> dict[str, Any]:
         from automed.models.tabular import suggest_config
 
-        return suggest_config(trial, self.params.models)
+        return suggest_config(trial, self.params.models, ordinal)
 
     def plan(self, context: FitContext) -> RungPlan:
         """A lower bound from the number of images, trials and cores (the rung is never shrunk or skipped)."""
@@ -174,7 +179,7 @@ class ClassicalClassifierRung(Rung):
             per_case=case_probabilities(splits["test"], y_all[test], proba, dataset.classes),
             validation_per_case=case_probabilities(splits["dev"], y_all[dev], oof, dataset.classes),
             summary={"metric": metric, "per_class": summary["per_class"],
-                     "test": {k: summary[k] for k in ("auc", "accuracy", "balanced_accuracy", "confusion_matrix")},
+                     "test": {k: summary[k] for k in TEST_SCORES},
                      "per_site": per_site, "threshold": threshold, "top_features": importances[:20]},
             details={"model": config, "search": search, "n_features": len(names),
                      "n_features_extracted": int(X_all.shape[1]), "feature_sets": list(self.params.feature_sets),
@@ -192,6 +197,7 @@ class ClassicalClassifierRung(Rung):
         key = hashlib.sha256(json.dumps({
             "source": str(Path(dataset.source).resolve()), "format": dataset.format,
             "cases": [c.case_id for c in dataset.cases], "params": _feature_params(self.params),
+            "channels": [dataset.n_channels, dataset.luminance],
         }, sort_keys=True).encode()).hexdigest()[:16]
         cache = context.cache_folder / f"features-{key}.npz" if context.cache_folder else None
         if cache is not None and cache.is_file():
@@ -221,8 +227,9 @@ class ClassicalClassifierRung(Rung):
         from automed.workers import process_pool
 
         # Array-backed cases (MedMNIST) ship only their own pixels to the workers, not the dataset.
-        jobs = (delayed(_case_features)(case, self.params, load_image(dataset, case) if case.index is not None else None)
-                for case in cases)
+        layout = replace(dataset, cases=(), arrays={})
+        jobs = (delayed(_case_features)(case, self.params, load_image(dataset, case) if case.index is not None else None,
+                                        layout) for case in cases)
         with process_pool():
             parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size="auto")
             results = list(tqdm(parallel(jobs), total=len(cases), desc="classical features", unit="image",
@@ -257,7 +264,7 @@ class ClassicalClassifierRung(Rung):
 
         def objective(trial: optuna.Trial) -> float:
 
-            config = self.search_space(trial)
+            config = self.search_space(trial, context.ordinal)
             scores = []
             for train, val in rounds:
                 model = self._model(config, context).fit(X[train], y[train])
@@ -272,7 +279,8 @@ class ClassicalClassifierRung(Rung):
         done = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)
         per_family = {}
         for trial in done:  # best configuration of each model family, best first
-            per_family.setdefault(trial.params["model"], self.search_space(optuna.trial.FixedTrial(trial.params)))
+            per_family.setdefault(trial.params["model"],
+                                  self.search_space(optuna.trial.FixedTrial(trial.params), context.ordinal))
         info = {"n_trials": len(study.trials), "best_value": best.value, "metric": context.metric,
                 "scored_on": scored_on, "timeout_s": timeout,
                 "best_per_family": {t.params["model"]: t.value for t in done[::-1]}}
@@ -359,28 +367,24 @@ class ClassicalClassifierRung(Rung):
 
 
 def _feature_params(params: ClassicalClassifierParams) -> dict[str, Any]:
-    return {k: getattr(params, k) for k in ("feature_sets", "radiomics_filters", "roi", "bin_count", "pixels_side")}
+    return {k: getattr(params, k) for k in ("feature_sets", "radiomics_filters", "roi", "bin_count", "pixels_side",
+                                            "colour_space")}
 
 
-def _case_features(case: Any, params: ClassicalClassifierParams,
-                   image: np.ndarray | None = None) -> tuple[int, dict[str, float]]:
-    """Feature dict of one case (worker process); ``image`` is read from the case's file when not given."""
+def _case_features(case: Any, params: ClassicalClassifierParams, image: np.ndarray | None = None,
+                   layout: Any = None) -> tuple[int, dict[str, float]]:
+    """Feature dict of one case (worker process); ``image`` is read from the case's file, as
+    ``layout`` (the dataset without its cases) reads it, when not given."""
     from automed.data.classification import load_image, load_mask
-    from automed.features.radiomics import radiomics_features
-    from automed.features.texture import texture_features
+    from automed.features.whole_image import image_features
 
     if image is None:
-        image = load_image(None, case)
-    mask = load_mask(case, image.shape)
+        image = load_image(layout, case)
+    mask = load_mask(case, image.shape[1:])
     if mask is None and params.roi == "nonzero" and (image > 0).any():
-        mask = image > 0
-    out: dict[str, float] = {}
-    if "radiomics" in params.feature_sets:
-        rad = radiomics_features(image, mask, params.bin_count, params.radiomics_filters)
-        out |= {f"radiomics_{k}": v for k, v in rad.items()}
-    if "texture" in params.feature_sets:
-        out |= {f"texture_{k}": v for k, v in texture_features(image, mask, pixels_side=params.pixels_side).items()}
-    return image.ndim, out
+        mask = (image > 0).any(axis=0)
+    return image.ndim - 1, image_features(image, mask, params.feature_sets, params.bin_count,
+                                          params.radiomics_filters, params.pixels_side, params.colour_space == "lab")
 
 
 def _where(dataset: Any, case: Any) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from automed._params import check_choice
-from automed.metrics import THRESHOLDS, choose_threshold, classification_scores, classification_summary
+from automed.metrics import TEST_SCORES, THRESHOLDS, choose_threshold, classification_scores, classification_summary
 from automed.rungs.base import FitContext, RungOutcome, RungPlan, case_probabilities
 from automed.rungs.ensemble import EnsembleRung, members_cost, total
 
@@ -95,7 +95,7 @@ class ClassificationEnsembleRung(EnsembleRung):
             per_case=case_probabilities(test_ids, y_test, proba, classes),
             validation_per_case=case_probabilities(val_ids, y_val, val_proba, classes),
             summary={"metric": metric, "per_class": summary["per_class"],
-                     "test": {k: summary[k] for k in ("auc", "accuracy", "balanced_accuracy", "confusion_matrix")},
+                     "test": {k: summary[k] for k in TEST_SCORES},
                      "threshold": threshold},
             details={"members": list(chosen), "n_validation_cases": len(val_ids),
                      "combination": "equal mean of the members' class probabilities",

@@ -8,9 +8,11 @@ from automed._params import check_choice, check_range
 from automed.metrics import THRESHOLDS
 from automed.rungs.time_plan import check_training_budget
 
-__all__ = ["AUGMENTATIONS", "LOSSES", "SAMPLINGS", "ClassifierTrainingParams", "DeepClassifierParams", "check_values"]
+__all__ = ["AUGMENTATIONS", "LOSSES", "ORDINAL_LOSS", "SAMPLINGS", "ClassifierTrainingParams", "DeepClassifierParams",
+           "check_values", "loss_choices"]
 
 LOSSES = ("ce", "weighted_ce", "focal", "ohem")
+ORDINAL_LOSS = "emd"  # squared earth mover's distance (automed.models.ordinal), searched for ordered classes
 SAMPLINGS = ("uniform", "balanced")
 AUGMENTATIONS = ("none", "light", "medium")
 
@@ -34,7 +36,8 @@ class ClassifierTrainingParams:
         Searched batch sizes.
     losses, samplings, augmentations : tuple of str
         Searched imbalance handling (``ce``, ``weighted_ce``, ``focal``, ``ohem``;
-        ``uniform`` or ``balanced`` sampling) and augmentation strengths.
+        ``uniform`` or ``balanced`` sampling) and augmentation strengths. For ordinal classes
+        the squared earth mover's distance loss (``emd``) is searched beside the losses.
     lr_min, lr_max : float
         Searched AdamW learning-rate range (cosine decay over the epochs).
     threshold : {"accuracy", "balanced_accuracy", "fixed"}
@@ -45,6 +48,10 @@ class ClassifierTrainingParams:
     n_models : int
         Final models trained from different seeds and averaged (a deep ensemble): up to
         this many, as many as the final-training time holds; the first always trains.
+    max_side : int
+        The network sees every image at one shape: the training images' shape if they share
+        one, else their median shape, scaled down (aspect kept, anti-aliased) so its longest
+        side is at most this (e.g. 575 x 765 dermoscopy photographs at 96 x 128).
     """
 
     n_trials: int = 6
@@ -64,6 +71,7 @@ class ClassifierTrainingParams:
     threshold: str = "accuracy"
     tta: bool = True
     n_models: int = 5
+    max_side: int = 128
 
     #: Who the parameters belong to, in error messages.
     owner = "a deep classification rung"
@@ -72,12 +80,18 @@ class ClassifierTrainingParams:
         owner = self.owner
         check_training_budget(owner, self)
         check_range(owner, "n_models", self.n_models, 1)
+        check_range(owner, "max_side", self.max_side, 8)
         check_choice(owner, "threshold", self.threshold, THRESHOLDS)
         check_values(owner, "batch_sizes", self.batch_sizes, 1)
         for name, values, choices in (("losses", self.losses, LOSSES), ("samplings", self.samplings, SAMPLINGS),
                                       ("augmentations", self.augmentations, AUGMENTATIONS)):
             for value in values or (None,):
                 check_choice(owner, name, value, choices)
+
+
+def loss_choices(params: ClassifierTrainingParams, ordinal: bool) -> list[str]:
+    """The losses a search tries: the parameters', and for ordered classes the ordinal one too."""
+    return list(params.losses) + ([ORDINAL_LOSS] if ordinal else [])
 
 
 def check_values(owner: str, name: str, values: tuple[int, ...], low: int) -> None:

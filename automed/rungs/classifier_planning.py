@@ -45,23 +45,28 @@ class ClassifierPlanning:
         val_s = time.perf_counter() - started
         epoch_s = math.ceil(len(x_train) / config.batch_size) * seconds_per_step + val_s
         p, budget, shrunk = self.params, context.budget_s, []
+        # after training, each final model scores the validation and test cases, mirrored with TTA
+        mirrors = 2 ** (x_train.ndim - 2) if p.tta else 1
+        n_val = len(arrays["val"][0])
+        evaluation_s = val_s * (n_val + len(arrays["test"][0])) / max(1, n_val) * mirrors
         note = (f"probe on {device}: {seconds_per_step:.3f} s per step of {config.batch_size} images, "
-                f"{epoch_s:.1f} s per epoch")
-        settings: dict[str, Any] = {"epoch_seconds": epoch_s, "device": str(device)}
+                f"{epoch_s:.1f} s per epoch, {evaluation_s:.0f} s per model to score the validation and test cases")
+        settings: dict[str, Any] = {"epoch_seconds": epoch_s, "device": str(device),
+                                    "evaluation_seconds": evaluation_s}
         if budget is None:
             n_trials = p.n_trials if p.n_trials >= 2 else 0
             settings.update(trial_epochs=max(p.max_epochs // 3, p.min_epochs), final_epochs=p.max_epochs)
             trial_s = settings["trial_epochs"] * epoch_s + PROBE_OVERHEAD_S
             final_s = p.max_epochs * epoch_s + PROBE_OVERHEAD_S
         else:
-            usable = budget - 10.0 - PROBE_OVERHEAD_S
+            usable = budget - 10.0 - PROBE_OVERHEAD_S - evaluation_s
             if usable < p.min_epochs * epoch_s:
                 need = p.min_epochs * epoch_s + 10.0
                 return RungPlan(need, memory, note, shrunk, skip_reason=f"estimated {need / 60:.1f} min for the "
                                 f"shortest training ({p.min_epochs} epochs) > the {budget / 60:.1f} min allotted.")
             n_trials, trial_s, final_s = split_time(usable, epoch_s, p, PROBE_OVERHEAD_S, shrunk)
         settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
-        plan = RungPlan(10.0 + n_trials * trial_s + final_s, memory, note, shrunk, None, settings)
+        plan = RungPlan(10.0 + n_trials * trial_s + final_s + evaluation_s, memory, note, shrunk, None, settings)
         save_plan(context.folder, plan)
         return plan
 

@@ -342,6 +342,8 @@ def evaluate_cases(context: FitContext, evaluations: list, volumes: dict[str, An
             volume = volumes[case_id]
             started = time.monotonic()
             pred = predict(k, volume.image)
+            if volume.roi is not None:  # nothing is segmented outside the region of interest
+                pred = np.where(volume.roi, pred, 0).astype(pred.dtype)
             seconds.append(time.monotonic() - started)
             scores = segmentation_scores(pred, volume.label, fp.n_classes, volume.spacing)
             per_case.append({"case_id": case_id, "fold": k, "scores": {str(c): s for c, s in scores.items()}})

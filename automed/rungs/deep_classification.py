@@ -36,10 +36,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from automed.metrics import choose_threshold, classification_summary, decide_classes
+from automed.metrics import TEST_SCORES, choose_threshold, classification_summary, decide_classes
 from automed.models.search import finished_trials, open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
-from automed.rungs.classifier_params import DeepClassifierParams
+from automed.rungs.classifier_params import DeepClassifierParams, loss_choices
 from automed.rungs.classifier_planning import PROBE_OVERHEAD_S, ClassifierPlanning, probe_training
 from automed.rungs.records import read_record, write_record
 from automed.rungs.time_plan import final_seconds
@@ -62,13 +62,13 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
     #: ``"module:Class"`` of the network's :class:`~automed.nets.ClassifierArchitecture` (set by the registry).
     architecture: ClassVar[str]
 
-    def search_space(self, trial: Any) -> dict[str, Any]:
+    def search_space(self, trial: Any, ordinal: bool = False) -> dict[str, Any]:
         p = self.params
         return {
             "lr": trial.suggest_float("lr", p.lr_min, p.lr_max, log=True),
             **self._architecture.search_space(trial, p),
             "batch_size": trial.suggest_categorical("batch_size", list(p.batch_sizes)),
-            "loss": trial.suggest_categorical("loss", list(p.losses)),
+            "loss": trial.suggest_categorical("loss", loss_choices(p, ordinal)),
             "sampling": trial.suggest_categorical("sampling", list(p.samplings)),
             "augmentation": trial.suggest_categorical("augmentation", list(p.augmentations)),
         }
@@ -111,21 +111,22 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
 
     def _arrays(self, context: FitContext) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Standardised images and class indices of the train, val and test cases."""
-        from automed.deep.classification import image_arrays, standardize
+        from automed.deep.classification import channel_stats, image_arrays, standardize
 
         dataset = context.dataset
         cases = {c.case_id: c for c in dataset.cases}
         class_index = {c: k for k, c in enumerate(dataset.classes)}
-        out = {}
+        out, self.input_shape_ = {}, None
         for name, ids in zip(("train", "val", "test"), self._split_ids(context)):
-            out[name] = (self._images(image_arrays(dataset, [cases[c] for c in ids])),
-                         np.array([class_index[cases[c].label] for c in ids]))
+            images = image_arrays(dataset, [cases[c] for c in ids], self.input_shape_, self.params.max_side)
+            self.input_shape_ = images.shape[2:]  # the training images' shape, for validation, test and prediction
+            out[name] = (self._images(images), np.array([class_index[cases[c].label] for c in ids]))
         self.in_channels_ = out["train"][0].shape[1]
-        self.mean_, self.std_ = float(out["train"][0].mean()), float(out["train"][0].std())
+        self.mean_, self.std_ = channel_stats(out["train"][0])
         return {k: (standardize(x, self.mean_, self.std_), y) for k, (x, y) in out.items()}
 
     def _images(self, images: np.ndarray) -> np.ndarray:
-        """Network input from ``(N, 1, *spatial)`` images (transfer rungs turn volumes into 2.5D)."""
+        """Network input from ``(N, C, *spatial)`` images (transfer rungs turn volumes into 2.5D)."""
         return images
 
 
@@ -152,7 +153,8 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         config = self._config(space, dims)
         started = time.monotonic()
         members, records, memory = self._train_members(config, final_seconds(settings, search_seconds), arrays,
-                                                       context, device, settings.get("final_epochs"))
+                                                       context, device, settings.get("final_epochs"),
+                                                       settings.get("evaluation_seconds", 0.0))
         final_fit_s = time.monotonic() - started
         x_val, y_val = arrays["val"]
         val_proba = mean_proba(members, x_val, device, self.params.tta)
@@ -171,7 +173,7 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
             per_case=case_probabilities(test_ids, y_test, proba, classes),
             validation_per_case=case_probabilities(val_ids, y_val, val_proba, classes),
             summary={"metric": metric, "per_class": summary["per_class"],
-                     "test": {k: summary[k] for k in ("auc", "accuracy", "balanced_accuracy", "confusion_matrix")},
+                     "test": {k: summary[k] for k in TEST_SCORES},
                      "threshold": threshold, "gradcam": gradcam},
             details={"config": asdict(config), "search": search, "n_models": len(members), "training": records,
                      "splits": {k: len(v[1]) for k, v in arrays.items()},
@@ -183,11 +185,12 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         )
 
     def _train_members(self, config: Any, seconds: float, arrays: dict[str, Any], context: FitContext, device: Any,
-                       epochs: int | None) -> tuple[list[Any], list[dict[str, Any]], int]:
+                       epochs: int | None, evaluation_s: float = 0.0) -> tuple[list[Any], list[dict[str, Any]], int]:
         """Train the final models: seeds ``random_state + k`` of ``config``, averaged as a deep ensemble.
 
         The first is sized to ``seconds``; the others train as many epochs, for as long as
-        what is left of ``seconds`` holds another one of the mean member time, up to
+        what is left of ``seconds`` holds another one of the mean member time and the
+        ``evaluation_s`` it then takes to score the validation and test cases, up to
         ``n_models``. A finished member is kept on resume (``final/seed<seed>/member.json``).
 
         Returns
@@ -202,9 +205,9 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         members, records = [], []
         for k in range(self.params.n_models):
             spent = sum(r["seconds"] for r in records)
-            if k and context.budget_s is not None and seconds - spent < spent / k:
+            if k and context.budget_s is not None and seconds - spent < spent / k + evaluation_s:
                 log.info("%s: %d of %d final models (another needs %.0f s, %.0f s left)", self.name, k,
-                         self.params.n_models, spent / k, seconds - spent)
+                         self.params.n_models, spent / k + evaluation_s, seconds - spent)
                 break
             seed = context.random_state + k
             folder = context.folder / "final" / f"seed{seed}"
@@ -275,7 +278,7 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         trials_dir = context.folder / "trials"
 
         def objective(trial: optuna.Trial) -> float:
-            space = self.search_space(trial)
+            space = self.search_space(trial, context.ordinal)
             folder = trials_dir / str(trial.user_attrs.get("continues", trial.number))
 
             def report(epoch: int, value: float) -> None:
@@ -307,7 +310,8 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         for checkpoints in ("final", "trials"):
             shutil.rmtree(folder / checkpoints, ignore_errors=True)
         write_record(folder / "model.json", self.params, config=asdict(config), threshold=threshold,
-                     classes=list(classes), mean=self.mean_, std=self.std_, in_channels=self.in_channels_)
+                     classes=list(classes), mean=self.mean_, std=self.std_, in_channels=self.in_channels_,
+                     input_shape=list(self.input_shape_))
 
     # -- prediction ----------------------------------------------------------------------
 
@@ -327,6 +331,7 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         rung.classes_ = tuple(meta["classes"])
         rung.device_ = pick_device()
         rung.in_channels_ = meta["in_channels"]
+        rung.input_shape_ = tuple(meta["input_shape"]) if meta.get("input_shape") else None  # older runs: as given
         rung.members_ = []
         for state in torch.load(folder / "model.pt", map_location=rung.device_, weights_only=True)["members"]:
             net = rung._network(rung.config_, len(meta["classes"]), pretrained=False)
@@ -337,7 +342,8 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
     def predict_proba(self, dataset: Any, cases: list[Any], n_jobs: int = 1, progress: bool = False) -> np.ndarray:
         from automed.deep.classification import image_arrays, mean_proba, standardize
 
-        images = standardize(self._images(image_arrays(dataset, cases)), self.mean_, self.std_)
+        images = image_arrays(dataset, cases, self.input_shape_, self.params.max_side)
+        images = standardize(self._images(images), self.mean_, self.std_)
         return mean_proba(self.members_, images, self.device_, self.params.tta)
 
 

@@ -145,11 +145,12 @@ class SSLRung(DeepClassifierRung):
         images = []
         for case in find_images(folder, ("image",)):
             path = case.image_paths[0]
-            array = read_image(path).array.astype(np.float32)
-            if array.shape != like.shape[2:]:
-                raise DataError(f"{path}: unlabelled image has shape {array.shape}; the training images are "
-                                f"{like.shape[2:]}.")
-            images.append(array[None])
+            image = read_image(path, colour=like.shape[1] == 3)
+            array = (image.array if image.colour else image.array[None]).astype(np.float32)
+            if array.shape != like.shape[1:]:
+                raise DataError(f"{path}: unlabelled image has {len(array)} channel(s) and shape {array.shape[1:]}; "
+                                f"the training images have {like.shape[1]} and {like.shape[2:]}.")
+            images.append(array)
         if not images:
             raise DataError(f"{folder}: holds no images.")
         return standardize(np.stack(images), self.mean_, self.std_)

@@ -24,7 +24,7 @@ import numpy as np
 
 from automed._params import check_choice
 from automed.rungs.base import FitContext, RungPlan
-from automed.rungs.classifier_params import ClassifierTrainingParams
+from automed.rungs.classifier_params import ClassifierTrainingParams, loss_choices
 from automed.rungs.classifier_planning import PROBE_OVERHEAD_S, probe_training
 from automed.rungs.deep_classification import DeepClassifierRung
 from automed.rungs.records import save_plan, saved_plan
@@ -39,7 +39,7 @@ class TransferParams(ClassifierTrainingParams):
     """Parameters of a transfer rung: those of
     :class:`~automed.rungs.classifier_params.ClassifierTrainingParams` (augmentation applies
     to fine-tuning only; one final model by default, since every member keeps a whole
-    backbone) plus:
+    backbone; images kept up to 299 pixels a side, Inception-v3's input) plus:
 
     Parameters
     ----------
@@ -56,6 +56,7 @@ class TransferParams(ClassifierTrainingParams):
     max_epochs: int = 60
     min_epochs: int = 3
     batch_sizes: tuple[int, ...] = (16, 32)
+    max_side: int = 299
     augmentations: tuple[str, ...] = ("none", "light")
     lr_min: float = 1e-4
     n_models: int = 1
@@ -78,12 +79,12 @@ class TransferRung(DeepClassifierRung):
 
     Params = TransferParams
 
-    def search_space(self, trial: Any) -> dict[str, Any]:
+    def search_space(self, trial: Any, ordinal: bool = False) -> dict[str, Any]:
         p = self.params
         return {"mode": trial.suggest_categorical("mode", list(self._modes)),
                 "lr": trial.suggest_float("lr", p.lr_min, p.lr_max, log=True),
                 "batch_size": trial.suggest_categorical("batch_size", list(p.batch_sizes)),
-                "loss": trial.suggest_categorical("loss", list(p.losses)),
+                "loss": trial.suggest_categorical("loss", loss_choices(p, ordinal)),
                 "sampling": trial.suggest_categorical("sampling", list(p.samplings)),
                 "augmentation": trial.suggest_categorical("augmentation", list(p.augmentations))}
 

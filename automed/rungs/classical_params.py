@@ -1,0 +1,89 @@
+"""The parameters of the classical segmentation rung, as a recipe writes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from automed._params import check_choice, check_range
+from automed.features.voxel import VoxelFeatures
+
+__all__ = ["MODELS", "ClassicalParams"]
+
+MODELS = ("lightgbm", "random_forest")
+
+
+@dataclass(frozen=True)
+class ClassicalParams:
+    """Parameters of the classical rung.
+
+    Parameters
+    ----------
+    sigma_min, sigma_max, num_sigma, include_position
+        The feature bank, see :class:`automed.features.voxel.VoxelFeatures`.
+    include_rank : bool
+        Add per-image intensity percentile ranks as features.
+    n_samples_per_class : int
+        Training voxels sampled per foreground class and case.
+    background_ratio : float
+        Background voxels sampled per case, as a multiple of ``n_samples_per_class``.
+    boundary_fraction : float
+        Share of the background samples taken within 3 voxels of the foreground.
+    models : tuple of str
+        Model families Optuna may choose from (``lightgbm``, ``random_forest``).
+    n_trials : int
+        Optuna trials at most (the first is a sound LightGBM default).
+    n_tuning_cases : int
+        Validation cases scored per trial (full volumes).
+    tuning_fraction : float
+        Share of the rung's time budget the search may use.
+    postprocessing : bool
+        Choose morphological post-processing by cross-validation.
+    slab_voxels : int
+        Voxels per slab when computing features for prediction (bounds memory).
+    feature_cache_gb : float
+        Keep every training case's features in memory when they fit in this many GiB
+        (saves recomputing them for validation); otherwise recompute slab by slab.
+    colour_space : {"lab", "rgb"}
+        Colour photographs: also filter their CIE L*a*b* channels (``"lab"``), or only R, G, B.
+    """
+
+    sigma_min: float = 0.5
+    sigma_max: float = 8.0
+    num_sigma: int = 5
+    include_position: bool = True
+    include_rank: bool = True
+    n_samples_per_class: int = 500
+    background_ratio: float = 4.0
+    boundary_fraction: float = 0.5
+    models: tuple[str, ...] = MODELS
+    n_trials: int = 6
+    n_tuning_cases: int = 20
+    tuning_fraction: float = 0.35
+    postprocessing: bool = True
+    slab_voxels: int = 2_000_000
+    feature_cache_gb: float = 2.0
+    colour_space: str = "lab"
+
+    def __post_init__(self) -> None:
+        owner = "the classical rung"
+        check_range(owner, "sigma_min", self.sigma_min, 0.1)
+        check_range(owner, "sigma_max", self.sigma_max, self.sigma_min)
+        check_range(owner, "num_sigma", self.num_sigma, 1, 12)
+        check_range(owner, "n_samples_per_class", self.n_samples_per_class, 10)
+        check_range(owner, "background_ratio", self.background_ratio, 0.1)
+        check_range(owner, "boundary_fraction", self.boundary_fraction, 0.0, 1.0)
+        check_range(owner, "n_trials", self.n_trials, 1)
+        check_range(owner, "n_tuning_cases", self.n_tuning_cases, 1)
+        check_range(owner, "tuning_fraction", self.tuning_fraction, 0.0, 0.9)
+        check_range(owner, "slab_voxels", self.slab_voxels, 10_000)
+        check_range(owner, "feature_cache_gb", self.feature_cache_gb, 0.0)
+        if not self.models:
+            check_choice(owner, "models", self.models, MODELS)
+        for model in self.models:
+            check_choice(owner, "models", model, MODELS)
+        check_choice(owner, "colour_space", self.colour_space, ("lab", "rgb"))
+
+    def features(self, photograph: bool = False) -> VoxelFeatures:
+        """The feature bank; for a colour ``photograph`` (R, G, B in [0, 1]) with L*a*b* if asked."""
+        return VoxelFeatures(self.sigma_min, self.sigma_max, self.num_sigma, self.include_position,
+                             self.include_rank, lab=photograph and self.colour_space == "lab")
