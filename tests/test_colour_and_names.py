@@ -252,3 +252,26 @@ def test_a_manifest_roi_column_names_a_missing_file(tmp_path):
     manifest.write_text("\n".join(rows) + "\n")
     with pytest.raises(DataError, match=r"cases.csv line 2: roi file 'cases/none.png' not found"):
         open_dataset(manifest)
+
+
+def test_nnunet_rgb_photographs_are_one_file_per_case(tmp_path):
+    """nnU-Net's layout for natural images: channel_names R, G, B and one CASE_0000.png each."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "Dataset120_Lesions"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    (root / "imagesTs").mkdir()
+    for i in range(4):
+        image, mask = colour_case(rng)
+        PILImage.fromarray(image).save(root / "imagesTr" / f"case{i}_0000.png")
+        PILImage.fromarray((mask > 0).astype(np.uint8)).save(root / "labelsTr" / f"case{i}.png")
+    PILImage.fromarray(colour_case(rng)[0]).save(root / "imagesTs" / "new_0000.png")
+    (root / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "R", "1": "G", "2": "B"}, "labels": {"background": 0, "lesion": 1},
+        "numTraining": 4, "file_ending": ".png"}))
+    dataset = open_dataset(root)
+    assert dataset.channels_in_one_file and dataset.n_channels == 3 and dataset.cases[0].case_id == "case0"
+    recipe = automed.Recipe(n_folds=2, n_jobs=1, rungs=[{"name": "classical", "params": FAST_PARAMS}])
+    run = automed.fit(recipe, root, tmp_path / "run", progress=False)
+    assert json.loads((run.folder / "fingerprint.json").read_text())["normalization"] == "rgb"
+    assert [p.name for p in run.predict(root, tmp_path / "pred")] == ["new.png"]

@@ -36,7 +36,8 @@ def inspect(data: str, task: str | None, data_format: str, as_json: bool) -> Non
             if as_json:
                 click.echo(json.dumps(summary, indent=2))
             else:
-                click.echo(f"{data}: {summary['n_cases']} images, {summary['dims']}D, classes "
+                click.echo(f"{data}: {summary['n_cases']} images, {summary['dims']}D, {summary['n_channels']} "
+                           f"channel(s){' (colour: R, G, B)' if summary['n_channels'] == 3 else ''}, classes "
                            f"{list(summary['classes'].values())}, counts {summary['class_counts']}, "
                            f"{'official' if summary['official_split'] else 'no official'} test split")
         _report_problems(data, problems, [])

@@ -151,7 +151,9 @@ def find_images(path: str | Path, channel_names: tuple[str, ...], channels_in_on
     if all(image_suffix(f) == ".dcm" for f in files):  # the folder is one DICOM series
         return [Case(path.name, (path,))]
     if len(channel_names) == 1 or channels_in_one_file:
-        return [Case(stem, (f,)) for stem, f in _by_stem(files).items()]
+        stems = _by_stem(files)
+        nnunet_names = all(stem.endswith("_0000") for stem in stems)  # CASE_0000.png: case CASE
+        return [Case(stem.removesuffix("_0000") if nnunet_names else stem, (f,)) for stem, f in stems.items()]
     return list(_group_channels(files, len(channel_names), path))
 
 
@@ -242,7 +244,10 @@ def _open_nnunet(root: Path) -> Dataset:
     if not images and (found := _visible(root / "imagesTr")):
         raise DataError(f"{meta}: file_ending '{ending}' matches no file in imagesTr/, which holds e.g. "
                         f"{found[0].name}; correct file_ending.")
-    grouped = {c.case_id: c for c in _group_channels(images, len(channel_names), root / "imagesTr")}
+    # nnU-Net stores a photograph's R, G and B in one CASE_0000.png (channel_names R, G, B)
+    rgb_in_one_file = _rgb_in_one_file(channel_names, ending, images)
+    grouped = {c.case_id: c for c in _group_channels(images, 1 if rgb_in_one_file else len(channel_names),
+                                                       root / "imagesTr")}
     labels_dir = root / "labelsTr"
     cases = []
     for case_id, case in sorted(grouped.items()):
@@ -252,7 +257,13 @@ def _open_nnunet(root: Path) -> Dataset:
         cases.append(Case(case_id, case.image_paths, label))
     if labels_dir.is_dir():
         _check_orphans(labels_dir, {c.label_path for c in cases})
-    return Dataset(root, "nnunet", tuple(cases), classes, channel_names)
+    return Dataset(root, "nnunet", tuple(cases), classes, channel_names, channels_in_one_file=rgb_in_one_file)
+
+
+def _rgb_in_one_file(channel_names: tuple[str, ...], ending: str, images: list[Path]) -> bool:
+    """Three channels stored as one colour file per case (``CASE_0000.png``), as nnU-Net does for RGB."""
+    return (len(channel_names) == 3 and ending.lower() in TWO_D_SUFFIXES and bool(images)
+            and all(strip_suffix(p).endswith("_0000") for p in images))
 
 
 def _group_channels(files: list[Path], n_channels: int, where: Path):
