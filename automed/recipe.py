@@ -114,6 +114,11 @@ class Recipe:
     colour : {"rgb", "grey"}
         Colour photographs (dermoscopy, endoscopy, H&E; PNG, JPEG, GIF, MedMNIST ``(N, H, W, 3)``):
         read as their R, G and B channels, or reduced to luminance (to measure what colour is worth).
+    target_spacing : tuple of float or None
+        Segmentation: resample every case onto this spacing (array axis order, e.g. ``[2.5, 2.5]``
+        for 2D, ``[3, 1, 1]`` for a volume) to fit and score on, and predictions back onto each
+        input's own grid; None: as stored. A coarser grid is what makes large photographs or
+        volumes affordable on a CPU.
     n_jobs : int
         Worker processes/threads for feature extraction and models (-1: all cores).
     cv : {"fold0", "full"}
@@ -158,6 +163,7 @@ class Recipe:
     budget_s: float | None = None
     include_background: bool = False
     colour: str = "rgb"
+    target_spacing: tuple[float, ...] | None = None
     n_jobs: int = -1
     cv: str = "fold0"
     max_vram_bytes: int | None = None
@@ -189,6 +195,7 @@ class Recipe:
             raise RecipeError(f"The 'n_jobs' parameter of Recipe must be -1 or an int >= 1. Got {shown(self.n_jobs)} instead.")
         check_choice("Recipe", "cv", self.cv, CV_MODES)
         check_choice("Recipe", "colour", self.colour, COLOURS)
+        self._check_spacing()
         if self.max_vram_bytes is not None:
             check_range("Recipe", "max_vram_bytes", self.max_vram_bytes, 2**20)
         check_range("Recipe", "min_gain", self.min_gain, -1.0, 1.0)
@@ -209,6 +216,18 @@ class Recipe:
         if len(set(names)) != len(names):
             raise RecipeError(f"Recipe rungs must be distinct; got {names}.")
         object.__setattr__(self, "rungs", specs)
+
+    def _check_spacing(self) -> None:
+        if self.target_spacing is None:
+            return
+        spacing = self.target_spacing
+        if isinstance(spacing, (str, bytes)) or not isinstance(spacing, (list, tuple)) or not spacing or not all(
+                isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0 for s in spacing):
+            raise RecipeError(f"The 'target_spacing' parameter of Recipe must be a list of positive numbers, one per "
+                              f"image axis (e.g. [2.5, 2.5]), or null. Got {shown(spacing)} instead.")
+        if self.task != "segmentation":
+            raise RecipeError("The 'target_spacing' parameter of Recipe applies to segmentation only.")
+        object.__setattr__(self, "target_spacing", tuple(float(s) for s in spacing))
 
     def _check_classes(self) -> None:
         if not isinstance(self.ordinal, bool):

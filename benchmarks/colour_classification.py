@@ -2,7 +2,7 @@
 
 * ``ph2_diagnosis`` (``../shared/data/ph2_dermoscopy/diagnosis.csv``: 40 RGB images, 3 classes,
   ``image,label,mask``): classical, cnn (and inception_v3 when ``--weights`` gives ImageNet
-  weights; skipped with its reason otherwise) and their ensemble, ``--budget 20min``; the classes
+  weights; skipped with its reason otherwise) and their ensemble, ``--budget 10min``; the classes
   as ordered grades (common nevus < atypical nevus < melanoma), so ordinal models are searched
   against plain multi-class and quadratic-weighted kappa is reported. Goal: the fit runs end to
   end and every rung that ran reports test AUC with its 95% CI.
@@ -30,7 +30,7 @@ def run_one(name: str, workdir: Path, weights: str | None = None) -> dict:
     if not DATA.is_file():
         return {"dataset": name, "status": "skipped", "reason": f"{DATA} not found"}
     transfer = {"name": "inception_v3", "params": {"weights": weights or "imagenet", "modes": ["frozen"]}}
-    recipe = automed.Recipe(task="classification", budget_s=1200, full_ladder=True, ordinal=True,
+    recipe = automed.Recipe(task="classification", budget_s=600, full_ladder=True, ordinal=True,
                             class_order=GRADES, rungs=("classical", "cnn", transfer, "ensemble"))
     started = time.monotonic()
     run = automed.fit(recipe, DATA, workdir / name, overwrite=True, progress=False)

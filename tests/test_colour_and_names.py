@@ -27,12 +27,12 @@ def colour_case(rng: np.random.Generator, side: int = 32) -> tuple[np.ndarray, n
     return np.clip(image, 0, 255).astype(np.uint8), mask.astype(np.uint8) * 255
 
 
-def make_colour_folders(root, n_cases: int = 6, seed: int = 0, mask_suffix: str = "_lesion"):
+def make_colour_folders(root, n_cases: int = 6, seed: int = 0, mask_suffix: str = "_lesion", side: int = 32):
     rng = np.random.default_rng(seed)
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
     for i in range(n_cases):
-        image, mask = colour_case(rng)
+        image, mask = colour_case(rng, side)
         PILImage.fromarray(image).save(root / "images" / f"IMD{i:03d}.png")
         PILImage.fromarray(mask).save(root / "masks" / f"IMD{i:03d}{mask_suffix}.png")
     return root

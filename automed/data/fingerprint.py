@@ -45,6 +45,8 @@ class Fingerprint:
     channels_in_one_file: bool = False
     #: Cases with a region of interest (nothing is learnt or scored outside it).
     n_cases_with_roi: int = 0
+    #: The working grid every case is resampled to (array axis order), or None: each case's own.
+    target_spacing: tuple[float, ...] | None = None
 
     @property
     def n_classes(self) -> int:
@@ -67,6 +69,8 @@ class Fingerprint:
         values["label_mapping"] = {k: int(v) for k, v in values["label_mapping"].items()}
         for key in ("channel_names", "median_shape", "median_spacing", "empty_label_cases"):
             values[key] = tuple(values[key])
+        if values.get("target_spacing") is not None:
+            values["target_spacing"] = tuple(values["target_spacing"])
         return cls(**values)
 
 
@@ -91,7 +95,7 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
     dims_seen: dict[int, str] = {}
     for case in tqdm(dataset.cases, desc="fingerprint", unit="case", disable=not progress):
         try:
-            loaded = load_case(case, dataset.n_channels, dataset.channels_in_one_file)
+            loaded = load_case(case, dataset.n_channels, dataset.channels_in_one_file, dataset.target_spacing)
         except DataError as exc:
             problems.append(str(exc))
             continue
@@ -167,6 +171,7 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
         channel_names=dataset.channel_names,
         channels_in_one_file=dataset.channels_in_one_file,
         n_cases_with_roi=sum(c.roi_path is not None for c in dataset.cases),
+        target_spacing=dataset.target_spacing,
         modality=modality,
         normalization={"CT": "ct", "photograph": "rgb"}.get(modality, "zscore"),
         classes=classes,

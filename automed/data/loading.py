@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +10,10 @@ import numpy as np
 from automed.data.dataset import Case
 from automed.data.io import Geometry, read_image
 from automed.data.masks import clean_mask
+from automed.data.resample import grid_shape, resample_image, resample_labels, resampled_geometry
 from automed.errors import DataError
 
-__all__ = ["LoadedCase", "load_case", "load_image_channels"]
+__all__ = ["LoadedCase", "load_case", "load_image_channels", "on_grid"]
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,13 @@ def _direction_3d(direction: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(d.ravel())
 
 
-def load_case(case: Case, n_channels: int, channels_in_one_file: bool = False) -> LoadedCase:
+def load_case(case: Case, n_channels: int, channels_in_one_file: bool = False,
+              target_spacing: tuple[float, ...] | None = None) -> LoadedCase:
     """Read a labelled case and check the label against the image.
 
     With a region of interest, the label outside it becomes background: nothing is learnt or
-    scored there (the rungs predict background outside it too).
+    scored there (the rungs predict background outside it too). With a ``target_spacing``
+    (array axis order), the case is resampled onto that grid (:mod:`automed.data.resample`).
 
     Raises
     ------
@@ -100,7 +103,7 @@ def load_case(case: Case, n_channels: int, channels_in_one_file: bool = False) -
     image, geometry = load_image_channels(case, n_channels, channels_in_one_file)
     roi = None if case.roi_path is None else load_roi(case.roi_path, image.shape[1:], geometry)
     if case.label_path is None:
-        return LoadedCase(case, image, None, geometry, roi=roi)
+        return on_grid(LoadedCase(case, image, None, geometry, roi=roi), target_spacing)
     label_image = read_image(case.label_path)
     path = case.label_path
     label, note = clean_mask(label_image.array, path)
@@ -117,7 +120,24 @@ def load_case(case: Case, n_channels: int, channels_in_one_file: bool = False) -
         notes += (f"{path}: {outside} labelled voxel(s) lie outside the ROI {case.roi_path.name} and are ignored.",)
     if roi is not None:
         label = np.where(roi, label, 0)
-    return LoadedCase(case, image, label.astype(np.int64, copy=False), geometry, notes, roi)
+    return on_grid(LoadedCase(case, image, label.astype(np.int64, copy=False), geometry, notes, roi), target_spacing)
+
+
+def on_grid(loaded: LoadedCase, target_spacing: tuple[float, ...] | None) -> LoadedCase:
+    """``loaded`` resampled to ``target_spacing`` (array axis order; None: as it is)."""
+    if target_spacing is None:
+        return loaded
+    old = loaded.image.shape[1:]
+    if len(target_spacing) != len(old):
+        raise DataError(f"{loaded.case.image_paths[0]}: the recipe's target_spacing {list(target_spacing)} has "
+                        f"{len(target_spacing)} value(s) but the image is {len(old)}D; give one per axis.")
+    shape = grid_shape(old, loaded.geometry.spacing[::-1], target_spacing)
+    if shape == old:
+        return loaded
+    return replace(loaded, image=resample_image(loaded.image, shape),
+                   label=None if loaded.label is None else resample_labels(loaded.label, shape),
+                   roi=None if loaded.roi is None else resample_labels(loaded.roi, shape),
+                   geometry=resampled_geometry(loaded.geometry, old, shape))
 
 
 def load_roi(path: Path, shape: tuple[int, ...], geometry: Geometry) -> np.ndarray:

@@ -55,14 +55,17 @@ def gradcam_overlays(models: Sequence[Any], images: np.ndarray, labels: np.ndarr
     maps = np.mean(per_model, axis=0)
     entries = []
     for (i, ok), heat in zip(chosen, maps):
-        image = images[i].mean(axis=0)
-        if image.ndim == 3:  # volume: central slice of the first axis
+        colour = images[i].shape[0] == 3 and images[i].ndim == 3  # a photograph: shown in its colours
+        image = np.moveaxis(images[i], 0, -1) if colour else images[i].mean(axis=0)
+        if colour:
+            image = (image - image.min()) / max(float(np.ptp(image)), 1e-6)
+        elif image.ndim == 3:  # volume: central slice of the first axis
             image, heat = image[image.shape[0] // 2], heat[heat.shape[0] // 2]
-        heat = heat if heat.shape == image.shape else _resize(heat, image.shape)
+        heat = heat if heat.shape == image.shape[:2] else _resize(heat, image.shape[:2])
         name = f"{'correct' if ok else 'wrong'}_{case_ids[i]}.png"
         fig, axes = plt.subplots(1, 2, figsize=(4, 2.2))
         for ax in axes:
-            ax.imshow(image, cmap="gray")
+            ax.imshow(image, cmap=None if colour else "gray")
             ax.axis("off")
         axes[1].imshow(heat, cmap="jet", alpha=0.45)
         fig.suptitle(f"{case_ids[i]}: true {classes[labels[i]]}, predicted {classes[decided[i]]} "

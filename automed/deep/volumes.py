@@ -33,7 +33,8 @@ def load_volumes(dataset: Any, fingerprint: Any, case_ids: list[str]) -> dict[st
     spacing = {r["case_id"]: tuple(r["spacing"]) for r in fingerprint.cases}
     volumes = {}
     for case_id in case_ids:
-        loaded = load_case(cases[case_id], fingerprint.n_channels, dataset.channels_in_one_file)
+        loaded = load_case(cases[case_id], fingerprint.n_channels, dataset.channels_in_one_file,
+                           fingerprint.target_spacing)
         volumes[case_id] = Volume(case_id, normalize(loaded.image, fingerprint).astype(np.float32),
                                   map_labels(loaded.label, fingerprint.label_mapping).astype(np.uint8),
                                   loaded.geometry, spacing[case_id], loaded.roi)

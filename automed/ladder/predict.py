@@ -8,6 +8,9 @@ import shutil
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from automed.errors import AutomedError, DataError, RunFolderError
 from automed.ladder.outputs import PREDICTIONS_RECORD, check_output_folder, refuse_overlap
@@ -49,7 +52,7 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
     from automed.data.fingerprint import Fingerprint
     from automed.data.io import image_suffix, write_image
     from automed.data.loading import load_image_channels
-    from automed.data.normalize import normalize, unmap_labels
+    from automed.data.normalize import unmap_labels
 
     run_folder, out = Path(run_folder), Path(out)
     report, name = _open_run(run_folder, rung)
@@ -79,7 +82,7 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
             if image.ndim - 1 != fingerprint.dims:
                 raise DataError(f"{case.image_paths[0]}: image is {image.ndim - 1}D but the run was fitted on "
                                 f"{fingerprint.dims}D images.")
-            pred = model.predict(normalize(image, fingerprint))
+            pred = _predict_on_grid(model, image, geometry, fingerprint)
             source = case.image_paths[0]
             suffix = image_suffix(source) if source.is_file() and image_suffix(source) != ".dcm" else ".nii.gz"
             name_out = f"{case.case_id}{suffix}"
@@ -93,6 +96,19 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
         raise
     log.info("predicted %d case(s) with rung %s into %s", len(written), name, out)
     return written
+
+
+def _predict_on_grid(model: Any, image: np.ndarray, geometry: Any, fingerprint: Any) -> np.ndarray:
+    """The class map of ``image`` on its own grid, predicted on the run's working grid (resampled
+    there and back when the run has a target spacing)."""
+    from automed.data.normalize import normalize
+    from automed.data.resample import grid_shape, resample_image, resample_labels
+
+    if fingerprint.target_spacing is None:
+        return model.predict(normalize(image, fingerprint))
+    shape = grid_shape(image.shape[1:], geometry.spacing[::-1], fingerprint.target_spacing)
+    pred = model.predict(normalize(resample_image(image, shape), fingerprint))
+    return resample_labels(pred, image.shape[1:])
 
 
 def _open_run(run_folder: Path, rung: str | None) -> tuple[dict, str]:

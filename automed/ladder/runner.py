@@ -206,7 +206,8 @@ def _reopen(recipe: Recipe, data: Path, folder: Path) -> tuple[Any, Any, dict[st
     from automed.data.dataset import open_dataset
     from automed.data.fingerprint import Fingerprint
 
-    return open_dataset(data, recipe.data_format, recipe.colour == "rgb"), Fingerprint.from_dict(summary), splits
+    return (open_dataset(data, recipe.data_format, recipe.colour == "rgb", recipe.target_spacing),
+            Fingerprint.from_dict(summary), splits)
 
 
 def _comparison_cases(recipe: Recipe, splits: dict[str, Any], dataset: Any) -> list[str]:
@@ -223,7 +224,7 @@ def _prepare_segmentation(recipe: Recipe, data: Path, progress: bool) -> tuple:
     from automed.data.fingerprint import compute_fingerprint
     from automed.data.splits import make_folds
 
-    dataset = open_dataset(data, recipe.data_format, recipe.colour == "rgb")
+    dataset = open_dataset(data, recipe.data_format, recipe.colour == "rgb", recipe.target_spacing)
     fingerprint = compute_fingerprint(dataset, recipe.random_state, progress)
     log.info("dataset: %d cases, %dD, classes %s, format %s", fingerprint.n_cases, fingerprint.dims,
              fingerprint.classes, dataset.format)

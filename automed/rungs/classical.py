@@ -168,7 +168,8 @@ class ClassicalRung(Rung):
         n_classes = context.fingerprint.n_classes
         if data.rows is not None:
             return predict_proba_rows(model, data.rows, n_classes).reshape(n_classes, *data.label.shape)
-        loaded = load_case(case, context.fingerprint.n_channels, context.dataset.channels_in_one_file)
+        loaded = load_case(case, context.fingerprint.n_channels, context.dataset.channels_in_one_file,
+                           context.fingerprint.target_spacing)
         return self._proba(model, normalize(loaded.image, context.fingerprint), n_classes, context.n_jobs)
 
     def _proba(self, model: Any, image: np.ndarray, n_classes: int, n_jobs: int) -> np.ndarray:
@@ -295,7 +296,7 @@ def _prepare_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in
     """Balanced voxel samples of one case, and its whole feature matrix if ``keep_rows`` (worker process)."""
     from automed.models.classical import sample_voxels
 
-    loaded = load_case(case, fingerprint.n_channels, channels_in_one_file)
+    loaded = load_case(case, fingerprint.n_channels, channels_in_one_file, fingerprint.target_spacing)
     image = normalize(loaded.image, fingerprint)
     label = map_labels(loaded.label, fingerprint.label_mapping)
     p = rung.params
