@@ -161,7 +161,7 @@ def test_photographs_are_scaled_to_0_1_and_filtered_in_lab_or_read_as_luminance(
     recipe = automed.Recipe(n_folds=2, n_jobs=1, rungs=[{"name": "classical", "params": FAST_PARAMS}])
     run = automed.fit(recipe, data, tmp_path / "run", progress=False)
     details = json.loads((run.folder / "rungs/classical/result.json").read_text())["details"]
-    assert details["features"]["lab"] and details["n_features"] == 6 * 2 * 4 + 2 + 6
+    assert details["features"]["lab"] and details["n_features"] == 3 * 2 * 4 + 2 + 3  # L*, a*, b* for R, G, B
     grey_run = automed.fit(recipe.replace(colour="grey"), data, tmp_path / "grey_run", progress=False)
     assert json.loads((grey_run.folder / "fingerprint.json").read_text())["channel_names"] == ["luminance"]
     assert len(grey_run.predict(data / "images", tmp_path / "pred")) == 4

@@ -20,7 +20,7 @@ import numpy as np
 from automed.deep.augment import without_metadata
 from automed.deep.loop import EpochLoop, LoopResult, train_step
 
-__all__ = ["ClassifierConfig", "classifier_config_from_dict", "image_arrays", "mean_proba", "network_shape", "predict_proba",
+__all__ = ["ClassifierConfig", "classifier_config_from_dict", "image_arrays", "mean_proba", "network_shape", "predict_proba", "resized",
            "train_classifier"]
 
 log = logging.getLogger("automed")
@@ -75,8 +75,7 @@ def image_arrays(dataset: Any, cases: list[Any], shape: tuple[int, ...] | None =
     images = [load_image(dataset, case) for case in cases]
     if shape is None:
         shape = network_shape([im.shape[1:] for im in images], max_side)
-    return np.stack([im if im.shape[1:] == tuple(shape) else _resized(im, tuple(shape)) for im in images]).astype(
-        np.float32, copy=False)
+    return np.stack([resized(im, tuple(shape)) for im in images]).astype(np.float32, copy=False)
 
 
 def network_shape(shapes: Sequence[tuple[int, ...]], max_side: int | None = None) -> tuple[int, ...]:
@@ -93,9 +92,12 @@ def network_shape(shapes: Sequence[tuple[int, ...]], max_side: int | None = None
     return tuple(max(1, int(round(side * scale))) for side in median)
 
 
-def _resized(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def resized(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A ``(C, *spatial)`` image at spatial ``shape`` (anti-aliased linear interpolation, values kept)."""
     from skimage.transform import resize
 
+    if image.shape[1:] == tuple(shape):
+        return image
     return resize(image, (len(image), *shape), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
 
 

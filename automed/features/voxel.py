@@ -31,8 +31,10 @@ class VoxelFeatures:
         Append each voxel's intensity percentile rank within its image, per channel:
         robust to the arbitrary intensity scale of MRI.
     lab : bool
-        The image is a photograph's R, G and B in [0, 1]: also filter its CIE L*a*b*
-        channels (perceptual lightness and the two colour-opponent axes).
+        The image is a photograph's R, G and B in [0, 1]: filter its CIE L*a*b* channels
+        (perceptual lightness and the two colour-opponent axes) instead. The transform is
+        invertible, so no colour is lost, and the feature count stays that of R, G, B (adding
+        them instead would double it and push Kvasir-SEG's features past the in-memory cache).
     """
 
     sigma_min: float = 1.0
@@ -44,7 +46,6 @@ class VoxelFeatures:
 
     def n_features(self, n_channels: int, dims: int) -> int:
         """Features per voxel: intensity + edges + ``dims`` Hessian eigenvalues per scale and channel, extras."""
-        n_channels += 3 if self.lab else 0
         return (n_channels * self.num_sigma * (2 + dims) + (dims if self.include_position else 0)
                 + (n_channels if self.include_rank else 0))
 
@@ -72,7 +73,7 @@ class VoxelFeatures:
         if self.lab:
             from automed.features.colour import to_lab
 
-            image = np.concatenate([image, to_lab(image).astype(np.float32)])
+            image = to_lab(image).astype(np.float32)
         spatial = image.shape[1:]
         per_row = int(np.prod(spatial[1:]))
         n_rows = spatial[0]

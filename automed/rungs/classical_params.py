@@ -44,7 +44,7 @@ class ClassicalParams:
         Keep every training case's features in memory when they fit in this many GiB
         (saves recomputing them for validation); otherwise recompute slab by slab.
     colour_space : {"lab", "rgb"}
-        Colour photographs: also filter their CIE L*a*b* channels (``"lab"``), or only R, G, B.
+        Colour photographs: filter their CIE L*a*b* channels (``"lab"``) or R, G, B.
     """
 
     sigma_min: float = 0.5

@@ -342,7 +342,8 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
     def predict_proba(self, dataset: Any, cases: list[Any], n_jobs: int = 1, progress: bool = False) -> np.ndarray:
         from automed.deep.classification import image_arrays, mean_proba, standardize
 
-        images = image_arrays(dataset, cases, self.input_shape_, self.params.max_side)
+        # runs from before input shapes were recorded saw their images as they were
+        images = image_arrays(dataset, cases, self.input_shape_, self.params.max_side if self.input_shape_ else None)
         images = standardize(self._images(images), self.mean_, self.std_)
         return mean_proba(self.members_, images, self.device_, self.params.tta)
 

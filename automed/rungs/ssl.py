@@ -135,7 +135,7 @@ class SSLRung(DeepClassifierRung):
         """Standardised unlabelled images shaped like ``like`` (empty when none are given)."""
         from automed.data.dataset import find_images
         from automed.data.io import read_image
-        from automed.deep.classification import standardize
+        from automed.deep.classification import resized, standardize
 
         if not self.params.unlabeled:
             return like[:0]
@@ -147,10 +147,10 @@ class SSLRung(DeepClassifierRung):
             path = case.image_paths[0]
             image = read_image(path, colour=like.shape[1] == 3)
             array = (image.array if image.colour else image.array[None]).astype(np.float32)
-            if array.shape != like.shape[1:]:
+            if array.shape[0] != like.shape[1] or array.ndim != like.ndim - 1:
                 raise DataError(f"{path}: unlabelled image has {len(array)} channel(s) and shape {array.shape[1:]}; "
                                 f"the training images have {like.shape[1]} and {like.shape[2:]}.")
-            images.append(array)
+            images.append(resized(array, like.shape[2:]))  # at the network's input shape, as the labelled ones
         if not images:
             raise DataError(f"{folder}: holds no images.")
         return standardize(np.stack(images), self.mean_, self.std_)
