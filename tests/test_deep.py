@@ -171,6 +171,26 @@ def test_ensemble_averages_the_deep_rungs_softmax_chosen_on_inner_validation(toy
     assert np.array_equal(read_image(tmp_path / "pred" / f"{case_id}.nii.gz").array, expected)
 
 
+def test_on_2d_data_a_3d_rung_takes_no_share_of_the_budget(tmp_path):
+    from types import SimpleNamespace
+
+    from conftest import make_folders_2d
+
+    from automed.rungs import rung_class
+
+    flat, volume = SimpleNamespace(dims=2), SimpleNamespace(dims=3)
+    unet3d = rung_class("unet3d", "segmentation")
+    assert not unet3d.applies_to(flat) and unet3d.applies_to(volume) and rung_class("unet2d", "segmentation").applies_to(flat)
+    tiny = {"n_trials": 0, "max_epochs": 1, "min_epochs": 1, "iterations": 2, "widths": [8], "depths": [3],
+            "batch_sizes": [2], "tta": False}
+    recipe = automed.Recipe(n_folds=2, n_jobs=1, budget_s=600, full_ladder=True,
+                            rungs=[{"name": "unet2d", "params": tiny}, {"name": "unet3d", "params": tiny}])
+    run = automed.fit(recipe, make_folders_2d(tmp_path / "em"), tmp_path / "run", progress=False)
+    allotted = json.loads((run.folder / "rungs/unet2d/result.json").read_text())["estimate"]["allotted_seconds"]
+    assert allotted > 550  # all of the budget (less set-up), not the 2/8 it shared with unet3d
+    assert json.loads((run.folder / "rungs/unet3d/result.json").read_text())["status"] == "skipped"
+
+
 def test_rungs_below_an_ensemble_hold_back_its_estimate_instead_of_sharing_with_it(tmp_path):
     from automed.ladder.runner import _allotment
     from automed.rungs import rung_class

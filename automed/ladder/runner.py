@@ -153,7 +153,8 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
                               max_vram_bytes=recipe.max_vram_bytes, ordinal=recipe.ordinal, finished=tuple(done))
             reserved = 0.0 if remaining is None else _reserved(list(zip(recipe.rungs[i:], rung_classes[i:])), context,
                                                                folder / "rungs")
-            allotted = _allotment(remaining, rung_classes[i:], reserved)
+            applicable = [cls] + [c for c in rung_classes[i + 1:] if c.applies_to(fingerprint)]
+            allotted = _allotment(remaining, applicable, reserved)
             result = _fit_rung(cls(spec.params), recipe, context(folder=rung_folder, budget_s=allotted), done, classes,
                                comparison, remaining)
             if result["status"] == "done":

@@ -148,6 +148,12 @@ class Rung(ABC):
     def __init__(self, params: Any = None) -> None:
         self.params = params if params is not None else self.Params()
 
+    @classmethod
+    def applies_to(cls, fingerprint: Any) -> bool:
+        """Whether the rung can fit data of this ``fingerprint`` at all; one that cannot (a 3D
+        network on 2D images) takes no share of the budget from the rungs that can."""
+        return True
+
     @abstractmethod
     def search_space(self, trial: Any) -> dict[str, Any]:
         """Hyperparameters suggested by an Optuna ``trial``."""

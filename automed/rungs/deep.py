@@ -63,6 +63,11 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
 
     # -- search space ------------------------------------------------------------------
 
+    @classmethod
+    def applies_to(cls, fingerprint: Any) -> bool:
+        """A 3D network needs 3D images; a 2D one takes 2D images or the slices of volumes."""
+        return not (cls.network_dims == 3 and fingerprint.dims == 2)
+
     def search_space(self, trial: Any) -> dict[str, Any]:
         settings = self._settings
         space = {

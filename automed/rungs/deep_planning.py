@@ -31,7 +31,7 @@ class SegmentationPlanning:
         if saved is not None:
             return saved
         fp = context.fingerprint
-        if self.network_dims == 3 and fp.dims == 2:
+        if not self.applies_to(fp):
             return RungPlan(None, note="not probed", skip_reason="a 3D network needs 3D images; this dataset is 2D.")
         probe = Prober(self, context)
         shrunk: list[str] = []
