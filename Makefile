@@ -30,6 +30,10 @@ benchmark: $(BIN)/automed
 	# the deep ladders under their budgets: about 60 + 20 minutes (segmentation), 30 + 20 (classification)
 	$(BIN)/python benchmarks/deep_segmentation.py
 	$(BIN)/python benchmarks/deep_classification.py
+	# colour and multi-modal data: 3 x 20 min (Kvasir-SEG, PH2 in colour and in grey), 10 min (PH2 diagnosis), 30 min (BraTS)
+	$(BIN)/python benchmarks/colour_segmentation.py
+	$(BIN)/python benchmarks/colour_classification.py
+	$(BIN)/python benchmarks/multimodal_segmentation.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

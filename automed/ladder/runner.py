@@ -151,10 +151,11 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
                               progress=progress, splits=splits, cache_folder=folder / "cache", metric=recipe.metric,
                               include_background=recipe.include_background, cv=recipe.cv,
                               max_vram_bytes=recipe.max_vram_bytes, ordinal=recipe.ordinal, finished=tuple(done))
-            reserved = 0.0 if remaining is None else _reserved(list(zip(recipe.rungs[i:], rung_classes[i:])), context,
-                                                               folder / "rungs")
-            applicable = [cls] + [c for c in rung_classes[i + 1:] if c.applies_to(fingerprint)]
-            allotted = _allotment(remaining, applicable, reserved)
+            # the rungs still to fit that can fit this data (a 3D rung on 2D images cannot), this one first
+            pending = [(spec, cls)] + [(s, c) for s, c in zip(recipe.rungs[i + 1:], rung_classes[i + 1:])
+                                       if c.applies_to(fingerprint)]
+            reserved = 0.0 if remaining is None else _reserved(pending, context, folder / "rungs")
+            allotted = _allotment(remaining, [c for _, c in pending], reserved)
             result = _fit_rung(cls(spec.params), recipe, context(folder=rung_folder, budget_s=allotted), done, classes,
                                comparison, remaining)
             if result["status"] == "done":
