@@ -114,11 +114,12 @@ class Recipe:
     colour : {"rgb", "grey"}
         Colour photographs (dermoscopy, endoscopy, H&E; PNG, JPEG, GIF, MedMNIST ``(N, H, W, 3)``):
         read as their R, G and B channels, or reduced to luminance (to measure what colour is worth).
-    target_spacing : tuple of float or None
+    target_spacing : "auto", tuple of float or None
         Segmentation: resample every case onto this spacing (array axis order, e.g. ``[2.5, 2.5]``
         for 2D, ``[3, 1, 1]`` for a volume) to fit and score on, and predictions back onto each
-        input's own grid; None: as stored. A coarser grid is what makes large photographs or
-        volumes affordable on a CPU.
+        input's own grid. ``"auto"`` (default): the cases' median spacing, with nnU-Net's rule
+        for anisotropic axes; None: every case on its own grid, as stored. A coarser grid is
+        what makes large photographs or volumes affordable on a CPU.
     n_jobs : int
         Worker processes/threads for feature extraction and models (-1: all cores).
     cv : {"fold0", "full"}
@@ -163,7 +164,7 @@ class Recipe:
     budget_s: float | None = None
     include_background: bool = False
     colour: str = "rgb"
-    target_spacing: tuple[float, ...] | None = None
+    target_spacing: str | tuple[float, ...] | None = "auto"
     n_jobs: int = -1
     cv: str = "fold0"
     max_vram_bytes: int | None = None
@@ -218,13 +219,13 @@ class Recipe:
         object.__setattr__(self, "rungs", specs)
 
     def _check_spacing(self) -> None:
-        if self.target_spacing is None:
+        if self.target_spacing is None or self.target_spacing == "auto":
             return
         spacing = self.target_spacing
         if isinstance(spacing, (str, bytes)) or not isinstance(spacing, (list, tuple)) or not spacing or not all(
                 isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0 for s in spacing):
             raise RecipeError(f"The 'target_spacing' parameter of Recipe must be a list of positive numbers, one per "
-                              f"image axis (e.g. [2.5, 2.5]), or null. Got {shown(spacing)} instead.")
+                              f"image axis (e.g. [2.5, 2.5]), 'auto' or null. Got {shown(spacing)} instead.")
         if self.task != "segmentation":
             raise RecipeError("The 'target_spacing' parameter of Recipe applies to segmentation only.")
         object.__setattr__(self, "target_spacing", tuple(float(s) for s in spacing))

@@ -150,7 +150,7 @@ def test_rung_contract(task, name, datasets, tmp_path, monkeypatch, offline):
         assert proba.shape == (5, 2) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
 
 
-@pytest.mark.parametrize("task, name", [r for r in RUNGS if r[1] != "classical" and r[1] not in TRANSFER])
+@pytest.mark.parametrize("task, name", [r for r in RUNGS if r != ("classification", "classical") and r[1] not in TRANSFER])
 def test_a_plan_that_cannot_fit_its_allotment_is_a_skip_with_the_reason(task, name, datasets, tmp_path):
     from automed.ladder.runner import _reopen
 

@@ -24,6 +24,8 @@ def inspect(data: str, task: str | None, data_format: str, as_json: bool) -> Non
     import json
     from pathlib import Path
 
+    import numpy as np
+
     from automed.data.dataset import open_dataset
 
     if task == "classification" or (task is None and Path(data).suffix.lower() in (".npz", ".csv")):
@@ -56,7 +58,10 @@ def inspect(data: str, task: str | None, data_format: str, as_json: bool) -> Non
                    + ", ".join(f"{k}: {v:.4f}" for k, v in fp.class_voxel_fraction.items()))
         if any(raw != cls for raw, cls in fp.label_mapping.items()):
             click.echo(f"label values mapped {fp.label_mapping}")
-        click.echo(f"median shape {list(fp.median_shape)}, median spacing {[round(s, 3) for s in fp.median_spacing]}")
+        native = [r.get("native_spacing", r["spacing"]) for r in fp.cases]
+        click.echo(f"stored: median spacing {[round(float(s), 3) for s in np.median(native, axis=0)]}; working grid: "
+                   f"median shape {list(fp.median_shape)}, spacing "
+                   + (f"{list(fp.target_spacing)} ({fp.spacing_note})" if fp.target_spacing else "as stored"))
     _report_problems(data, problems, warnings)
 
 

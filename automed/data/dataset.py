@@ -51,8 +51,6 @@ class Dataset:
     channels_in_one_file : bool
         The channels are stored in one file: MSD's 4th axis, or a colour photograph's R, G
         and B (with the one channel ``("luminance",)``: the photograph reduced to grey).
-    target_spacing : tuple of float or None
-        Every case is read resampled onto this spacing (array axis order); None: as stored.
     """
 
     root: Path
@@ -61,7 +59,6 @@ class Dataset:
     classes: dict[int, str] | None = None
     channel_names: tuple[str, ...] = ("unknown",)
     channels_in_one_file: bool = False
-    target_spacing: tuple[float, ...] | None = None
 
     @property
     def n_channels(self) -> int:
@@ -98,8 +95,7 @@ def detect_format(root: str | Path) -> str:
     )
 
 
-def open_dataset(root: str | Path, data_format: str = "auto", colour: bool = True,
-                 target_spacing: tuple[float, ...] | None = None) -> Dataset:
+def open_dataset(root: str | Path, data_format: str = "auto", colour: bool = True) -> Dataset:
     """List the labelled cases of the dataset at ``root``.
 
     Parameters
@@ -110,8 +106,6 @@ def open_dataset(root: str | Path, data_format: str = "auto", colour: bool = Tru
         Layout; ``"auto"`` detects it.
     colour : bool
         Colour photographs as their R, G and B channels (else as luminance).
-    target_spacing : tuple of float, optional
-        Read every case resampled onto this spacing (array axis order).
 
     Raises
     ------
@@ -126,7 +120,6 @@ def open_dataset(root: str | Path, data_format: str = "auto", colour: bool = Tru
     dataset = opener(root)
     if fmt in ("folders", "csv"):
         dataset = _with_channels(dataset, colour)
-    dataset = replace(dataset, target_spacing=target_spacing)
     if not dataset.cases:
         raise DataError(f"{root}: the dataset holds no labelled cases.")
     groups, sites = _read_groups(root, {c.case_id for c in dataset.cases})

@@ -25,7 +25,9 @@ N_INTENSITY_SAMPLES = 10_000  # foreground voxels sampled per case and channel
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """Summary of a dataset. Shapes and spacings are in array (numpy) axis order."""
+    """Summary of a dataset. Shapes and spacings are in array (numpy) axis order; a case's
+    ``shape`` and ``spacing`` are on the working grid, ``native_shape`` and ``native_spacing``
+    as stored."""
 
     n_cases: int
     dims: int
@@ -47,6 +49,8 @@ class Fingerprint:
     n_cases_with_roi: int = 0
     #: The working grid every case is resampled to (array axis order), or None: each case's own.
     target_spacing: tuple[float, ...] | None = None
+    #: Why the working grid has that spacing.
+    spacing_note: str = ""
 
     @property
     def n_classes(self) -> int:
@@ -74,8 +78,14 @@ class Fingerprint:
         return cls(**values)
 
 
-def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False) -> tuple[Fingerprint | None, list[str], list[str]]:
+def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False,
+                 target_spacing: str | tuple[float, ...] | None = "auto") -> tuple[Fingerprint | None, list[str], list[str]]:
     """Read every case, collecting problems instead of stopping at the first.
+
+    ``target_spacing`` is the working grid's spacing (array axis order), ``"auto"`` to choose it
+    from the cases' spacings (:func:`automed.data.spacing.choose_target_spacing`), or None to
+    keep every case on its own grid. Cases are read and summarised as stored; their shapes on
+    the working grid are computed, not resampled.
 
     Returns
     -------
@@ -93,9 +103,10 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
     warnings: list[str] = []
     records, samples, value_counts, notes = [], [], {}, []
     dims_seen: dict[int, str] = {}
+    directions: dict[tuple[float, ...], str] = {}
     for case in tqdm(dataset.cases, desc="fingerprint", unit="case", disable=not progress):
         try:
-            loaded = load_case(case, dataset.n_channels, dataset.channels_in_one_file, dataset.target_spacing)
+            loaded = load_case(case, dataset.n_channels, dataset.channels_in_one_file)
         except DataError as exc:
             problems.append(str(exc))
             continue
@@ -120,6 +131,7 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
         spacing = tuple(float(s) for s in reversed(loaded.geometry.spacing))
         records.append({"case_id": case.case_id, "shape": list(label.shape), "spacing": list(spacing),
                         "label_values": {int(v): int(c) for v, c in zip(values, counts)}})
+        directions.setdefault(tuple(np.round(loaded.geometry.direction, 3)), str(case.image_paths[0]))
         fg = label > 0 if (label > 0).any() else np.ones(label.shape, bool)
         index = np.flatnonzero(fg)
         index = rng.choice(index, min(N_INTENSITY_SAMPLES, index.size), replace=False)
@@ -131,6 +143,11 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
             "2D and 3D images are mixed: " + " vs ".join(f"{p} is {d}D" for d, p in sorted(dims_seen.items()))
             + "; split them into separate datasets."
         )
+    if not problems and records:
+        grid, spacing_note = _working_grid(records, target_spacing, dataset, problems, warnings)
+    if len(directions) > 1:
+        warnings.append("cases are stored in different orientations (e.g. " + " vs ".join(list(directions.values())[:2])
+                        + "); automed learns in array axis order, so reorient them to one orientation first.")
     if problems or not records:
         return None, problems, warnings
 
@@ -171,7 +188,8 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
         channel_names=dataset.channel_names,
         channels_in_one_file=dataset.channels_in_one_file,
         n_cases_with_roi=sum(c.roi_path is not None for c in dataset.cases),
-        target_spacing=dataset.target_spacing,
+        target_spacing=grid,
+        spacing_note=spacing_note,
         modality=modality,
         normalization={"CT": "ct", "photograph": "rgb"}.get(modality, "zscore"),
         classes=classes,
@@ -186,15 +204,43 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
     return fingerprint, problems, warnings
 
 
-def compute_fingerprint(dataset: Dataset, random_state: int = 0, progress: bool = False) -> Fingerprint:
-    """Fingerprint of ``dataset``; raises :class:`DataError` listing every problem found."""
-    fingerprint, problems, warnings = scan_dataset(dataset, random_state, progress)
+def compute_fingerprint(dataset: Dataset, random_state: int = 0, progress: bool = False,
+                        target_spacing: str | tuple[float, ...] | None = "auto") -> Fingerprint:
+    """Fingerprint of ``dataset`` (see :func:`scan_dataset`); raises :class:`DataError` listing every
+    problem found."""
+    fingerprint, problems, warnings = scan_dataset(dataset, random_state, progress, target_spacing)
     for warning in warnings:
         log.warning(warning)
     if problems:
         more = f" (and {len(problems) - 1} more problem(s); run 'automed inspect' to list them)" if len(problems) > 1 else ""
         raise DataError(problems[0] + more)
     return fingerprint
+
+
+def _working_grid(records: list[dict[str, Any]], target_spacing: str | tuple[float, ...] | None, dataset: Dataset,
+                  problems: list[str], warnings: list[str]) -> tuple[tuple[float, ...] | None, str]:
+    """The working grid's spacing and why, with each record's ``shape`` and ``spacing`` moved onto it
+    (the stored ones kept as ``native_shape`` and ``native_spacing``)."""
+    from automed.data.resample import grid_shape
+    from automed.data.spacing import choose_target_spacing, spacing_spread
+
+    spacings = [r["spacing"] for r in records]
+    if spread := spacing_spread(spacings):
+        warnings.append(f"{dataset.root}: {spread}.")
+    if target_spacing is None:
+        return None, "every case on its own grid (the recipe's target_spacing is null)"
+    if target_spacing == "auto":
+        grid, note = choose_target_spacing(spacings, [r["shape"] for r in records])
+    else:
+        grid, note = tuple(target_spacing), "the recipe's target_spacing"
+        if len(grid) != len(records[0]["shape"]):
+            problems.append(f"{dataset.cases[0].image_paths[0]}: the recipe's target_spacing {list(grid)} has "
+                            f"{len(grid)} value(s) but the image is {len(records[0]['shape'])}D; give one per axis.")
+            return None, note
+    for rec in records:
+        rec["native_shape"], rec["native_spacing"] = rec["shape"], rec["spacing"]
+        rec["shape"], rec["spacing"] = list(grid_shape(rec["shape"], rec["spacing"], grid)), list(grid)
+    return grid, note
 
 
 def _mixed_encodings(records: list[dict[str, Any]], cases: dict[str, Any]) -> str | None:

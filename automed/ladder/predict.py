@@ -82,7 +82,7 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
             if image.ndim - 1 != fingerprint.dims:
                 raise DataError(f"{case.image_paths[0]}: image is {image.ndim - 1}D but the run was fitted on "
                                 f"{fingerprint.dims}D images.")
-            pred = _predict_on_grid(model, image, geometry, fingerprint)
+            pred = _predict_on_grid(model, image, geometry, fingerprint, case.image_paths[0])
             source = case.image_paths[0]
             suffix = image_suffix(source) if source.is_file() and image_suffix(source) != ".dcm" else ".nii.gz"
             name_out = f"{case.case_id}{suffix}"
@@ -98,15 +98,20 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
     return written
 
 
-def _predict_on_grid(model: Any, image: np.ndarray, geometry: Any, fingerprint: Any) -> np.ndarray:
-    """The class map of ``image`` on its own grid, predicted on the run's working grid (resampled
-    there and back when the run has a target spacing)."""
+def _predict_on_grid(model: Any, image: np.ndarray, geometry: Any, fingerprint: Any, source: Path) -> np.ndarray:
+    """The class map of ``image`` (read from ``source``) on its own grid, predicted on the run's
+    working grid (resampled there and back when its grid differs)."""
     from automed.data.normalize import normalize
     from automed.data.resample import grid_shape, resample_image, resample_labels
 
     if fingerprint.target_spacing is None:
         return model.predict(normalize(image, fingerprint))
     shape = grid_shape(image.shape[1:], geometry.spacing[::-1], fingerprint.target_spacing)
+    if shape == image.shape[1:]:
+        return model.predict(normalize(image, fingerprint))
+    log.info("%s: spacing %s differs from the run's %s; predicting on a %s grid and resampling back to %s",
+             source, [round(s, 4) for s in geometry.spacing[::-1]], list(fingerprint.target_spacing), list(shape),
+             list(image.shape[1:]))
     pred = model.predict(normalize(resample_image(image, shape), fingerprint))
     return resample_labels(pred, image.shape[1:])
 

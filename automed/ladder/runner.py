@@ -208,8 +208,7 @@ def _reopen(recipe: Recipe, data: Path, folder: Path) -> tuple[Any, Any, dict[st
     from automed.data.dataset import open_dataset
     from automed.data.fingerprint import Fingerprint
 
-    return (open_dataset(data, recipe.data_format, recipe.colour == "rgb", recipe.target_spacing),
-            Fingerprint.from_dict(summary), splits)
+    return open_dataset(data, recipe.data_format, recipe.colour == "rgb"), Fingerprint.from_dict(summary), splits
 
 
 def _comparison_cases(recipe: Recipe, splits: dict[str, Any], dataset: Any) -> list[str]:
@@ -226,8 +225,8 @@ def _prepare_segmentation(recipe: Recipe, data: Path, progress: bool) -> tuple:
     from automed.data.fingerprint import compute_fingerprint
     from automed.data.splits import make_folds
 
-    dataset = open_dataset(data, recipe.data_format, recipe.colour == "rgb", recipe.target_spacing)
-    fingerprint = compute_fingerprint(dataset, recipe.random_state, progress)
+    dataset = open_dataset(data, recipe.data_format, recipe.colour == "rgb")
+    fingerprint = compute_fingerprint(dataset, recipe.random_state, progress, recipe.target_spacing)
     log.info("dataset: %d cases, %dD, classes %s, format %s", fingerprint.n_cases, fingerprint.dims,
              fingerprint.classes, dataset.format)
     with _about(data):
@@ -294,11 +293,11 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
              "no limit" if context.budget_s is None else f"{context.budget_s / 60:.1f} min")
     with CostMeter() as meter:
         plan = rung.plan(context)
-        if not done and plan.skip_reason is None and None not in (plan.seconds, budget_left_s) \
-                and plan.seconds > budget_left_s:
+        least = plan.min_seconds if plan.min_seconds is not None else None if plan.skip_reason else plan.seconds
+        if not done and None not in (least, budget_left_s) and least > budget_left_s:
             raise RecipeError(f"The budget ({budget_left_s:.0f} s left) is too small to fit anything: the {rung.name} "
-                              f"rung, which is never cut short, is estimated at {plan.seconds:.0f} s on this data "
-                              f"({plan.note}). Give a budget of at least {math.ceil(plan.seconds / 60)}min, or none.")
+                              f"rung needs at least {least:.0f} s on this data, shrunk as far as it goes "
+                              f"({plan.note}). Give a budget of at least {math.ceil(least / 60)}min, or none.")
         if plan.skip_reason is None:
             log.info("rung %s: %s; estimated %s%s", rung.name, plan.note or "no estimate",
                      "?" if plan.seconds is None else f"{plan.seconds / 60:.1f} min",

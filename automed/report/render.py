@@ -52,9 +52,9 @@ def _dataset_sentence(report: dict[str, Any]) -> str:
                 f"{', ROI masks given' if ds.get('has_masks') else ''}.")
     roi = (f" {ds['n_cases_with_roi']} case(s) have a region of interest: nothing is learnt, segmented or scored "
            "outside it." if ds.get("n_cases_with_roi") else "")
-    grid = (f" Every case was resampled to spacing {ds['target_spacing']} (the recipe's target_spacing): the "
-            "shapes above, fitting and the scores are on that grid; predictions go back to each input's own grid."
-            if ds.get("target_spacing") else "")
+    why = ds.get("spacing_note") or "the recipe's target_spacing"
+    grid = (f" The working grid has spacing {ds['target_spacing']} ({why}): the shapes above, fitting and the scores are on that grid; cases stored on another "
+            "are resampled onto it, and their predictions back onto their own grid." if ds.get("target_spacing") else "")
     return (f"Dataset `{ds['path']}` ({ds['format']}): {ds['n_cases']} cases, {ds['dims']}D, {ds['modality']}, "
             f"classes {classes}, median shape {ds['median_shape']}, median spacing {ds['median_spacing']}.{roi}{grid}")
 

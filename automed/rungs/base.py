@@ -83,6 +83,9 @@ class RungPlan:
         Set when the rung cannot fit at all; the runner then skips it.
     settings : dict
         Rung-specific decisions (epochs, trials, patch, ...) that :meth:`Rung.fit` follows.
+    min_seconds : float or None
+        Estimated wall time of the rung shrunk as far as it goes, when it knows it: a fit whose
+        whole budget is below the first rung's is refused up front.
     """
 
     seconds: float | None
@@ -91,6 +94,7 @@ class RungPlan:
     shrunk: list[str] = field(default_factory=list)
     skip_reason: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    min_seconds: float | None = None
 
 
 @dataclass(frozen=True)

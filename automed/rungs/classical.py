@@ -1,6 +1,8 @@
 """Rung 0, ``classical``: per-voxel filter-bank features + LightGBM / Random Forest.
 
-Fitting, in order:
+Fitting, in order (on the rung's own grid, :mod:`automed.rungs.classical_grid`, coarser than the
+working grid for cases over ``max_case_voxels`` or when the allotment demands it; probabilities
+are interpolated back onto the working grid for every decision and score):
 
 1. features of every training case, with class-balanced voxel sampling;
 2. an Optuna search (model family and hyperparameters) on an inner split of fold 0's
@@ -30,6 +32,7 @@ from automed.data.normalize import map_labels, normalize, unmap_labels
 from automed.models.classical import decide, mean_dice
 from automed.models.search import open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
+from automed.rungs.classical_grid import coarse_shape, coarsening_factors, to_coarse, to_fine
 from automed.rungs.classical_params import ClassicalParams
 from automed.rungs.records import read_record, write_record
 from automed.workers import process_pool
@@ -44,6 +47,9 @@ CORE_SECONDS_PER_VOXEL = 6.5e-5
 # Measured on 10 tiny cases (20 k voxels) with 2 cores: a fit took 11 s, nearly all of it the 9 model fits
 # (6 search trials, 2 folds, the final model) at about 1.1 s each, whatever the data size.
 SECONDS_PER_MODEL_FIT = 1.1
+#: The rung shrinks its grid to fit its allotment down to cases of this many voxels (about 27^3 or 140^2),
+#: and is skipped when even that would not fit.
+MIN_CASE_VOXELS = 20_000
 DEFAULT_TRIAL = {"model": "lightgbm", "n_estimators": 200, "num_leaves": 31, "learning_rate": 0.1,
                  "min_child_samples": 20, "colsample_bytree": 0.8}
 
@@ -54,6 +60,9 @@ class ClassicalRung(Rung):
     name = "classical"
     tasks = ("segmentation",)
     Params = ClassicalParams
+    # The baseline every deep rung is judged against: twice a light rung's share, so a tight budget
+    # coarsens its grid only when the data are large (what it leaves unused goes to the rungs above).
+    cost_weight = 2.0
 
     def search_space(self, trial: Any) -> dict[str, Any]:
         model = trial.suggest_categorical("model", list(self.params.models))
@@ -75,13 +84,39 @@ class ClassicalRung(Rung):
         }
 
     def plan(self, context: FitContext) -> RungPlan:
-        """A rough estimate from the number of voxels, model fits and cores (the rung is never shrunk or skipped)."""
-        n_voxels = sum(int(np.prod(r["shape"])) for r in context.fingerprint.cases)
+        """An estimate from the voxels on the rung's grid, the model fits and the cores; a grid
+        coarse enough for the allotment, or a skip when even the coarsest allowed would not fit."""
+        fp = context.fingerprint
+        factors = coarsening_factors(fp.median_shape, fp.median_spacing, self.params.max_case_voxels)
+        seconds, note = self._estimate(context, factors)
+        shrunk, skip = [], None
+        least, _ = self._estimate(context, coarsening_factors(fp.median_shape, fp.median_spacing, MIN_CASE_VOXELS))
+        if context.budget_s is not None and seconds > context.budget_s:
+            fixed = SECONDS_PER_MODEL_FIT * (self.params.n_trials + len(context.folds) + 1)
+            median_voxels = int(np.prod(coarse_shape(fp.median_shape, factors)))
+            fitting = 0.9 * median_voxels * (context.budget_s - fixed) / max(seconds - fixed, 1e-9)
+            if fitting < min(MIN_CASE_VOXELS, median_voxels):
+                skip = (f"estimated {seconds / 60:.1f} min ({note}) against {context.budget_s / 60:.1f} min allotted, "
+                        f"and a grid coarse enough to fit would leave the median case under "
+                        f"{min(MIN_CASE_VOXELS, median_voxels)} voxels")
+            else:
+                before = seconds
+                factors = coarsening_factors(fp.median_shape, fp.median_spacing, int(fitting))
+                seconds, note = self._estimate(context, factors)
+                shrunk.append(f"grid coarsened by {list(factors)} (median case {list(fp.median_shape)} -> "
+                              f"{list(coarse_shape(fp.median_shape, factors))} voxels): {before / 60:.1f} min estimated "
+                              f"on the finer grid, {context.budget_s / 60:.1f} min allotted")
+        return RungPlan(seconds, None, note, shrunk, skip, settings={"grid_factors": list(factors)},
+                        min_seconds=min(least, seconds))
+
+    def _estimate(self, context: FitContext, factors: tuple[float, ...]) -> tuple[float, str]:
+        n_voxels = sum(int(np.prod(coarse_shape(r["shape"], factors))) for r in context.fingerprint.cases)
         n_fits = self.params.n_trials + len(context.folds) + 1
         seconds = CORE_SECONDS_PER_VOXEL * n_voxels / max(1, context.n_jobs) + SECONDS_PER_MODEL_FIT * n_fits
-        return RungPlan(seconds, None, f"{n_voxels / 1e6:.1f} M voxels x {CORE_SECONDS_PER_VOXEL:g} core-seconds per "
-                                       f"voxel (measured on two datasets) / {context.n_jobs} cores + {n_fits} model "
-                                       f"fits x {SECONDS_PER_MODEL_FIT:g} s; needs no GPU")
+        grid = "" if all(f == 1 for f in factors) else f" on a grid coarser by {list(factors)}"
+        return seconds, (f"{n_voxels / 1e6:.1f} M voxels{grid} x {CORE_SECONDS_PER_VOXEL:g} core-seconds per voxel "
+                         f"(measured on two datasets) / {context.n_jobs} cores + {n_fits} model fits x "
+                         f"{SECONDS_PER_MODEL_FIT:g} s; needs no GPU")
 
     # -- fitting -------------------------------------------------------------------------
 
@@ -92,6 +127,7 @@ class ClassicalRung(Rung):
         fp = context.fingerprint
         cases = {c.case_id: c for c in context.dataset.cases}
         self.features_ = self.params.features(fp.normalization == "rgb" and fp.n_channels == 3)
+        self.grid_factors_ = tuple((plan or self.plan(context)).settings["grid_factors"])
         store = self._prepare(context, list(cases.values()))
         log.info("classical: sampled %d voxels from %d cases in %.1fs (features cached: %s)",
                  sum(len(d.y) for d in store.values()), len(store), time.monotonic() - started,
@@ -143,7 +179,7 @@ class ClassicalRung(Rung):
         from joblib import Parallel, delayed
 
         fp = context.fingerprint
-        n_voxels = sum(int(np.prod(r["shape"])) for r in fp.cases)
+        n_voxels = sum(int(np.prod(coarse_shape(r["shape"], self.grid_factors_))) for r in fp.cases)
         cache_bytes = n_voxels * self.features_.n_features(fp.n_channels, fp.dims) * 4
         keep_rows = cache_bytes <= self.params.feature_cache_gb * 2**30
         jobs = (delayed(_prepare_case)(self, case, fp, context.dataset.channels_in_one_file,
@@ -167,16 +203,20 @@ class ClassicalRung(Rung):
 
         n_classes = context.fingerprint.n_classes
         if data.rows is not None:
-            return predict_proba_rows(model, data.rows, n_classes).reshape(n_classes, *data.label.shape)
+            proba = predict_proba_rows(model, data.rows, n_classes).reshape(n_classes, *data.grid_shape)
+            return to_fine(proba, data.label.shape)
         loaded = load_case(case, context.fingerprint.n_channels, context.dataset.channels_in_one_file,
                            context.fingerprint.target_spacing)
         return self._proba(model, normalize(loaded.image, context.fingerprint), n_classes, context.n_jobs)
 
     def _proba(self, model: Any, image: np.ndarray, n_classes: int, n_jobs: int) -> np.ndarray:
+        """Class probabilities of a normalised image on its own grid, computed on the rung's grid."""
         from automed.models.classical import predict_proba_volume
 
-        return predict_proba_volume(model, image, self.features_, n_classes, self.params.slab_voxels,
-                                    workers=max(1, n_jobs))
+        coarse, _, _ = to_coarse(image, None, None, self.grid_factors_)
+        proba = predict_proba_volume(model, coarse, self.features_, n_classes, self.params.slab_voxels,
+                                     workers=max(1, n_jobs))
+        return to_fine(proba, image.shape[1:])
 
     def _search(self, context: FitContext, cases: dict[str, Case], store: dict[str, _CaseData],
                 budget_s: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -248,7 +288,8 @@ class ClassicalRung(Rung):
 
         joblib.dump(model, folder / "model.joblib")
         write_record(folder / "model.json", self.params, model=config, background_weight=weight,
-                     postprocessing=steps, n_classes=n_classes, lab=self.features_.lab)
+                     postprocessing=steps, n_classes=n_classes, lab=self.features_.lab,
+                     grid_factors=list(self.grid_factors_))
 
     # -- prediction ----------------------------------------------------------------------
 
@@ -268,6 +309,7 @@ class ClassicalRung(Rung):
         rung.postprocessing_ = meta["postprocessing"]
         rung.n_classes_ = meta["n_classes"]
         rung.features_ = params.features(meta.get("lab", False))  # runs before colour: no L*a*b*
+        rung.grid_factors_ = tuple(meta.get("grid_factors") or (1.0,))  # older runs: the working grid
         return rung
 
     def predict(self, image: np.ndarray) -> np.ndarray:
@@ -279,8 +321,9 @@ class ClassicalRung(Rung):
 
 @dataclass(frozen=True)
 class _CaseData:
-    """One training case during fitting: its samples, full label, geometry, region of interest
-    (or None) and (optionally) all features with the seconds they took to compute."""
+    """One training case during fitting: its samples, label, geometry and region of interest (or
+    None) on the working grid, its shape on the rung's grid, and (optionally) all its features
+    there with the seconds they took to compute."""
 
     X: np.ndarray
     y: np.ndarray
@@ -288,6 +331,7 @@ class _CaseData:
     geometry: Geometry
     rows: np.ndarray | None
     feature_seconds: float
+    grid_shape: tuple[int, ...]
     roi: np.ndarray | None = None
 
 
@@ -297,12 +341,13 @@ def _prepare_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in
     from automed.models.classical import sample_voxels
 
     loaded = load_case(case, fingerprint.n_channels, channels_in_one_file, fingerprint.target_spacing)
-    image = normalize(loaded.image, fingerprint)
     label = map_labels(loaded.label, fingerprint.label_mapping)
+    image, coarse_label, coarse_roi = to_coarse(normalize(loaded.image, fingerprint), label, loaded.roi,
+                                                rung.grid_factors_)
     p = rung.params
-    index = sample_voxels(label, p.n_samples_per_class, p.background_ratio, p.boundary_fraction,
-                          np.random.default_rng(seed), roi=loaded.roi)
-    per_row = int(np.prod(label.shape[1:]))
+    index = sample_voxels(coarse_label, p.n_samples_per_class, p.background_ratio, p.boundary_fraction,
+                          np.random.default_rng(seed), roi=coarse_roi)
+    per_row = int(np.prod(coarse_label.shape[1:]))
     samples, slabs, start_of = [], [], index // per_row
     started = time.monotonic()
     for start, stop, feats in rung.features_.slabs(image, p.slab_voxels, workers=1):
@@ -311,8 +356,8 @@ def _prepare_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in
         if keep_rows:
             slabs.append(feats)
     rows = np.concatenate(slabs) if keep_rows else None
-    return _CaseData(np.concatenate(samples), label.ravel()[index], label, loaded.geometry, rows,
-                     time.monotonic() - started, loaded.roi)
+    return _CaseData(np.concatenate(samples), coarse_label.ravel()[index], label, loaded.geometry, rows,
+                     time.monotonic() - started, coarse_label.shape, loaded.roi)
 
 
 def _inside(pred: np.ndarray, roi: np.ndarray | None) -> np.ndarray:

@@ -45,6 +45,11 @@ class ClassicalParams:
         (saves recomputing them for validation); otherwise recompute slab by slab.
     colour_space : {"lab", "rgb"}
         Colour photographs: filter their CIE L*a*b* channels (``"lab"``) or R, G, B.
+    max_case_voxels : int
+        Cases whose median has more voxels than this on the working grid are segmented on a
+        coarser grid (finest axes first), their probabilities interpolated back: it bounds the
+        cost of a CT-sized case (features and boosted trees cost per voxel). A tight allotment
+        coarsens further.
     """
 
     sigma_min: float = 0.5
@@ -63,6 +68,7 @@ class ClassicalParams:
     slab_voxels: int = 2_000_000
     feature_cache_gb: float = 2.0
     colour_space: str = "lab"
+    max_case_voxels: int = 1_000_000
 
     def __post_init__(self) -> None:
         owner = "the classical rung"
@@ -77,6 +83,7 @@ class ClassicalParams:
         check_range(owner, "tuning_fraction", self.tuning_fraction, 0.0, 0.9)
         check_range(owner, "slab_voxels", self.slab_voxels, 10_000)
         check_range(owner, "feature_cache_gb", self.feature_cache_gb, 0.0)
+        check_range(owner, "max_case_voxels", self.max_case_voxels, 1000)
         if not self.models:
             check_choice(owner, "models", self.models, MODELS)
         for model in self.models:
