@@ -204,3 +204,10 @@ def test_find_images_in_folder(tmp_path):
     assert [c.case_id for c in cases] == ["x0", "x1", "x2"]
     with pytest.raises(DataError, match="nothing: not found"):
         find_images(tmp_path / "nothing", ("MRI",))
+
+
+def test_a_fold_with_one_training_case_is_a_clear_error():
+    from automed.data.splits import inner_split
+
+    with pytest.raises(DataError, match="a fold trains on 1 case, too few to also tune on.*raise n_folds"):
+        inner_split(["case_0"], [None])

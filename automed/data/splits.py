@@ -21,6 +21,9 @@ def inner_split(case_ids: Sequence[str], groups: Sequence[str | None], random_st
     Training cases of a single patient group can only be split apart; that is logged, and it
     touches tuning only, never the cases a rung is judged on.
     """
+    if len(case_ids) < 2:
+        raise DataError(f"a fold trains on {len(case_ids)} case, too few to also tune on: give more cases, or "
+                        "raise n_folds (with n_folds equal to the number of cases every fold trains on all but one).")
     n_groups = len({g or c for g, c in zip(groups, case_ids)})
     if n_groups < 2:
         log.warning("the training cases belong to one patient group; the tuning split separates that group's cases")
