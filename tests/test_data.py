@@ -152,6 +152,18 @@ def test_ct_normalisation_clips_to_foreground_percentiles(tmp_path):
     assert out[0, 0, 0] == pytest.approx((stats["p99_5"] - stats["mean"]) / stats["std"], rel=1e-5)
 
 
+def test_each_channel_is_normalised_by_its_name_as_nnunet_does(nnunet):
+    meta = json.loads((nnunet / "dataset.json").read_text())
+    meta["channel_names"] = {"0": "CT", "1": "noNorm"}
+    (nnunet / "dataset.json").write_text(json.dumps(meta))
+    dataset = open_dataset(nnunet)
+    fingerprint = compute_fingerprint(dataset)
+    assert fingerprint.channel_normalization == ("ct", "none") and fingerprint.normalization == "per channel"
+    image = load_case(dataset.cases[0], 2).image
+    out = normalize(image, fingerprint)
+    assert np.array_equal(out[1], image[1]) and not np.allclose(out[0], image[0])
+
+
 def test_zscore_normalisation_is_per_case(msd):
     dataset = open_dataset(msd)
     fingerprint = compute_fingerprint(dataset)

@@ -53,7 +53,8 @@ def inspect(data: str, task: str | None, data_format: str, as_json: bool) -> Non
     elif fingerprint is not None:
         fp = fingerprint
         click.echo(f"{data}: {dataset.format} layout, {fp.n_cases} cases, {fp.dims}D, {fp.n_channels} channel(s) "
-                   f"{list(fp.channel_names)}, modality {fp.modality} -> {fp.normalization} normalisation")
+                   f"{list(fp.channel_names)}, modality {fp.modality} -> normalisation "
+                   + ", ".join(f"{n}: {s}" for n, s in zip(fp.channel_names, fp.channel_normalization)))
         click.echo(f"classes {fp.classes}; voxel fractions "
                    + ", ".join(f"{k}: {v:.4f}" for k, v in fp.class_voxel_fraction.items()))
         if any(raw != cls for raw, cls in fp.label_mapping.items()):

@@ -15,6 +15,7 @@ import numpy as np
 from automed.data.dataset import Dataset
 from automed.data.io import COLOUR_CHANNELS, LUMINANCE
 from automed.data.loading import load_case
+from automed.data.normalize import channel_scheme
 from automed.errors import DataError
 
 __all__ = ["Fingerprint", "scan_dataset", "compute_fingerprint"]
@@ -51,6 +52,9 @@ class Fingerprint:
     target_spacing: tuple[float, ...] | None = None
     #: Why the working grid has that spacing.
     spacing_note: str = ""
+    #: Each channel's normalisation (:func:`automed.data.normalize.channel_scheme`); empty in older
+    #: runs, whose every channel follows ``normalization``.
+    channel_normalization: tuple[str, ...] = ()
 
     @property
     def n_classes(self) -> int:
@@ -71,7 +75,7 @@ class Fingerprint:
         for key in ("classes", "label_mapping", "class_voxel_fraction"):
             values[key] = {int(k): v for k, v in values[key].items()}
         values["label_mapping"] = {k: int(v) for k, v in values["label_mapping"].items()}
-        for key in ("channel_names", "median_shape", "median_spacing", "empty_label_cases"):
+        for key in ("channel_names", "median_shape", "median_spacing", "empty_label_cases", "channel_normalization"):
             values[key] = tuple(values[key])
         if values.get("target_spacing") is not None:
             values["target_spacing"] = tuple(values["target_spacing"])
@@ -181,6 +185,7 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
     photograph = dataset.channels_in_one_file and dataset.channel_names in (COLOUR_CHANNELS, (LUMINANCE,))
     modality = "CT" if any(n.upper() == "CT" for n in dataset.channel_names) else \
         "photograph" if photograph else dataset.channel_names[0]
+    schemes = tuple(channel_scheme(n, photograph) for n in dataset.channel_names)
     fingerprint = Fingerprint(
         n_cases=len(records),
         dims=records[0]["shape"].__len__(),
@@ -191,7 +196,8 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
         target_spacing=grid,
         spacing_note=spacing_note,
         modality=modality,
-        normalization={"CT": "ct", "photograph": "rgb"}.get(modality, "zscore"),
+        normalization=schemes[0] if len(set(schemes)) == 1 else "per channel",
+        channel_normalization=schemes,
         classes=classes,
         label_mapping=mapping,
         class_voxel_fraction=fraction,
