@@ -143,3 +143,27 @@ def test_a_fit_on_mixed_spacings_predicts_each_input_on_its_own_grid_as_well_as_
                                 [source / "labelsTr" / case for case in ids])
     assert "6 of 10 case(s) are resampled" in fingerprint["spacing_note"]
     assert dice["iso"] > 0.6 and abs(dice["mixed"] - dice["iso"]) <= 0.01, dice
+
+
+def test_the_automatic_grid_follows_nnunets_rule_and_leaves_photographs_alone(tmp_path):
+    import doctest
+
+    from automed.data import normalize, spacing
+    from automed.data.dataset import open_dataset
+    from automed.data.fingerprint import compute_fingerprint
+    from automed.data.spacing import choose_target_spacing
+    from automed.rungs import classical_grid
+
+    for module in (spacing, normalize, classical_grid):
+        assert doctest.testmod(module).failed == 0
+    # thick slices in most cases: the through-plane axis takes the 10th percentile, not the median
+    spacings = [(5.0, 0.7, 0.7)] * 8 + [(1.5, 0.7, 0.7)] * 2
+    target, why = choose_target_spacing(spacings, [(60, 512, 512)] * 10)
+    assert target == (1.5, 0.7, 0.7) and "axis 0 is anisotropic" in why and "8 of 10 case(s)" in why
+    # in-plane anisotropy without few voxels along the axis keeps the median
+    assert choose_target_spacing([(3.0, 0.8, 0.8)] * 3, [(200, 200, 200)] * 3)[0] == (3.0, 0.8, 0.8)
+    data = make_colour_folders(tmp_path / "photos", n_cases=4)
+    for i, path in enumerate(sorted((data / "images").iterdir())):
+        PILImage.open(path).save(path, dpi=(72, 72) if i % 2 else (300, 300))
+    fingerprint = compute_fingerprint(open_dataset(data))
+    assert fingerprint.target_spacing is None and "dots per inch" in fingerprint.spacing_note

@@ -62,7 +62,7 @@ def inspect(data: str, task: str | None, data_format: str, as_json: bool) -> Non
         native = [r.get("native_spacing", r["spacing"]) for r in fp.cases]
         click.echo(f"stored: median spacing {[round(float(s), 3) for s in np.median(native, axis=0)]}; working grid: "
                    f"median shape {list(fp.median_shape)}, spacing "
-                   + (f"{list(fp.target_spacing)} ({fp.spacing_note})" if fp.target_spacing else "as stored"))
+                   + (f"{list(fp.target_spacing)} ({fp.spacing_note})" if fp.target_spacing else f"as stored ({fp.spacing_note})"))
     _report_problems(data, problems, warnings)
 
 

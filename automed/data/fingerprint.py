@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from automed.data.dataset import Dataset
-from automed.data.io import COLOUR_CHANNELS, LUMINANCE
+from automed.data.io import COLOUR_CHANNELS, LUMINANCE, TWO_D_SUFFIXES, image_suffix
 from automed.data.loading import load_case
 from automed.data.normalize import channel_scheme
 from automed.errors import DataError
@@ -230,6 +230,10 @@ def _working_grid(records: list[dict[str, Any]], target_spacing: str | tuple[flo
     from automed.data.resample import grid_shape
     from automed.data.spacing import choose_target_spacing, spacing_spread
 
+    if target_spacing == "auto" and all(image_suffix(p) in TWO_D_SUFFIXES for c in dataset.cases for p in c.image_paths):
+        # nnU-Net too gives natural images a spacing of 1: a PNG's or JPEG's dots per inch say nothing of the anatomy
+        return None, ("every case on its own grid: the spacing of PNG, JPEG, TIFF, BMP or GIF files comes from their "
+                      "dots per inch (give target_spacing to resample them)")
     spacings = [r["spacing"] for r in records]
     if spread := spacing_spread(spacings):
         warnings.append(f"{dataset.root}: {spread}.")
