@@ -10,6 +10,10 @@ import numpy as np
 __all__ = ["predict_proba", "pick_device"]
 
 
+#: Inputs with more voxels (per channel and image) than this are stitched in host memory.
+STITCH_ON_HOST_VOXELS = 2**24
+
+
 def pick_device() -> Any:
     """CUDA when present, else CPU."""
     import torch
@@ -50,13 +54,16 @@ def _predict_batch(model: Any, x: Any, patch: tuple[int, ...], device: Any, tta:
 
     spatial = list(range(2, x.ndim))
     flips = [()] + [c for r in range(1, len(spatial) + 1) for c in itertools.combinations(spatial, r)] if tta else [()]
-    x = x.to(device)
+    # A CT-sized volume is stitched in host memory, only its windows visit the GPU (MONAI's sw_device):
+    # its full-size logits alone would take gigabytes of VRAM.
+    stitch = torch.device("cpu") if x[0].numel() > STITCH_ON_HOST_VOXELS else device
+    x = x.to(stitch)
     total = None
     with torch.no_grad(), torch.autocast(device.type, enabled=device.type == "cuda"):
         for dims in flips:
             xi = torch.flip(x, dims) if dims else x
             logits = sliding_window_inference(xi, patch, sw_batch_size=4, predictor=model, overlap=0.5,
-                                              mode="gaussian")
+                                              mode="gaussian", sw_device=device, device=stitch)
             proba = torch.softmax(logits.float(), dim=1)
             proba = torch.flip(proba, dims) if dims else proba
             total = proba if total is None else total + proba
