@@ -42,7 +42,7 @@ def test_a_tight_allotment_coarsens_the_grid_or_skips_with_the_reason(tmp_path):
     from automed.data.fingerprint import compute_fingerprint
     from automed.data.splits import make_folds
     from automed.rungs.base import FitContext
-    from automed.rungs.classical import ClassicalRung, CORE_SECONDS_PER_VOXEL
+    from automed.rungs.classical import CORE_SECONDS_PER_VOXEL, FINE_SECONDS_PER_VOXEL_CLASS, ClassicalRung
 
     data = make_msd(tmp_path / "msd", n_cases=4, shape=(40, 48, 40))
     dataset = open_dataset(data)
@@ -51,12 +51,13 @@ def test_a_tight_allotment_coarsens_the_grid_or_skips_with_the_reason(tmp_path):
     rung = ClassicalRung(ClassicalRung.Params(n_trials=1))
     fixed = 1.1 * 4  # 1 trial, 2 folds, the final model
     full = CORE_SECONDS_PER_VOXEL * 4 * 40 * 48 * 40 + fixed
+    fixed += FINE_SECONDS_PER_VOXEL_CLASS * 4 * 40 * 48 * 40 * 3  # once coarser: the work on the working grid
 
     def plan(budget_s):
         return rung.plan(FitContext(dataset, fingerprint, folds, tmp_path, 0, 1, budget_s, "sqlite://"))
 
     assert plan(None).settings["grid_factors"] == [1.0, 1.0, 1.0] and not plan(None).shrunk
-    tight = plan(fixed + (full - fixed) / 3)
-    assert tight.skip_reason is None and tight.seconds <= fixed + (full - fixed) / 3
+    tight = plan(fixed + (full - fixed) / 2)
+    assert tight.skip_reason is None and tight.seconds <= fixed + (full - fixed) / 2
     assert "grid coarsened by" in tight.shrunk[0] and all(f > 1 for f in tight.settings["grid_factors"])
     assert "under 20000 voxels" in plan(fixed + 0.01).skip_reason

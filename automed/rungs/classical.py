@@ -47,6 +47,11 @@ CORE_SECONDS_PER_VOXEL = 6.5e-5
 # Measured on 10 tiny cases (20 k voxels) with 2 cores: a fit took 11 s, nearly all of it the 9 model fits
 # (6 search trials, 2 folds, the final model) at about 1.1 s each, whatever the data size.
 SECONDS_PER_MODEL_FIT = 1.1
+# Measured on the six BraTS cases (240 x 240 x 155, 2 channels, 5 classes, 2 cores), whose grid was coarsened
+# about 2 times per axis: 575 s against 204 s estimated from the coarse grid alone; the difference, what runs on
+# the working grid (reading and shrinking each case, interpolating each class's probabilities back, deciding,
+# post-processing, scoring), is about 1.4e-6 s per working-grid voxel and class.
+FINE_SECONDS_PER_VOXEL_CLASS = 1.4e-6
 #: The rung shrinks its grid to fit its allotment down to cases of this many voxels (about 27^3 or 140^2),
 #: and is skipped when even that would not fit.
 MIN_CASE_VOXELS = 20_000
@@ -88,13 +93,15 @@ class ClassicalRung(Rung):
         coarse enough for the allotment, or a skip when even the coarsest allowed would not fit."""
         fp = context.fingerprint
         factors = coarsening_factors(fp.median_shape, fp.median_spacing, self.params.max_case_voxels)
-        seconds, note = self._estimate(context, factors)
+        coarse, fixed, note = self._estimate(context, factors)
+        seconds = coarse + fixed
         shrunk, skip = [], None
-        least, _ = self._estimate(context, coarsening_factors(fp.median_shape, fp.median_spacing, MIN_CASE_VOXELS))
+        least = sum(self._estimate(context, coarsening_factors(fp.median_shape, fp.median_spacing, MIN_CASE_VOXELS))[:2])
         if context.budget_s is not None and seconds > context.budget_s:
-            fixed = SECONDS_PER_MODEL_FIT * (self.params.n_trials + len(context.folds) + 1)
+            # what coarsening cannot reduce: the model fits and the work on the working grid
+            fixed = self._estimate(context, tuple(f * 2 for f in factors))[1]
             median_voxels = int(np.prod(coarse_shape(fp.median_shape, factors)))
-            fitting = 0.9 * median_voxels * (context.budget_s - fixed) / max(seconds - fixed, 1e-9)
+            fitting = 0.9 * median_voxels * (context.budget_s - fixed) / max(coarse, 1e-9)
             if fitting < min(MIN_CASE_VOXELS, median_voxels):
                 skip = (f"estimated {seconds / 60:.1f} min ({note}) against {context.budget_s / 60:.1f} min allotted, "
                         f"and a grid coarse enough to fit would leave the median case under "
@@ -102,21 +109,29 @@ class ClassicalRung(Rung):
             else:
                 before = seconds
                 factors = coarsening_factors(fp.median_shape, fp.median_spacing, int(fitting))
-                seconds, note = self._estimate(context, factors)
+                seconds, note = sum(self._estimate(context, factors)[:2]), self._estimate(context, factors)[2]
                 shrunk.append(f"grid coarsened by {list(factors)} (median case {list(fp.median_shape)} -> "
                               f"{list(coarse_shape(fp.median_shape, factors))} voxels): {before / 60:.1f} min estimated "
                               f"on the finer grid, {context.budget_s / 60:.1f} min allotted")
         return RungPlan(seconds, None, note, shrunk, skip, settings={"grid_factors": list(factors)},
                         min_seconds=min(least, seconds))
 
-    def _estimate(self, context: FitContext, factors: tuple[float, ...]) -> tuple[float, str]:
-        n_voxels = sum(int(np.prod(coarse_shape(r["shape"], factors))) for r in context.fingerprint.cases)
+    def _estimate(self, context: FitContext, factors: tuple[float, ...]) -> tuple[float, float, str]:
+        """Seconds that scale with the rung's grid, seconds that do not (model fits and, on a coarser
+        grid, the work on the working grid), and how they were estimated."""
+        fp = context.fingerprint
+        n_voxels = sum(int(np.prod(coarse_shape(r["shape"], factors))) for r in fp.cases)
         n_fits = self.params.n_trials + len(context.folds) + 1
-        seconds = CORE_SECONDS_PER_VOXEL * n_voxels / max(1, context.n_jobs) + SECONDS_PER_MODEL_FIT * n_fits
-        grid = "" if all(f == 1 for f in factors) else f" on a grid coarser by {list(factors)}"
-        return seconds, (f"{n_voxels / 1e6:.1f} M voxels{grid} x {CORE_SECONDS_PER_VOXEL:g} core-seconds per voxel "
-                         f"(measured on two datasets) / {context.n_jobs} cores + {n_fits} model fits x "
-                         f"{SECONDS_PER_MODEL_FIT:g} s; needs no GPU")
+        coarse = CORE_SECONDS_PER_VOXEL * n_voxels / max(1, context.n_jobs)
+        fixed, note = SECONDS_PER_MODEL_FIT * n_fits, ""
+        if any(f != 1 for f in factors):
+            n_fine = sum(int(np.prod(r["shape"])) for r in fp.cases)
+            fixed += FINE_SECONDS_PER_VOXEL_CLASS * n_fine * fp.n_classes
+            note = (f" on a grid coarser by {list(factors)}, + {n_fine / 1e6:.1f} M working-grid voxels x "
+                    f"{fp.n_classes} classes x {FINE_SECONDS_PER_VOXEL_CLASS:g} s")
+        return coarse, fixed, (f"{n_voxels / 1e6:.1f} M voxels x {CORE_SECONDS_PER_VOXEL:g} core-seconds per voxel "
+                               f"(measured on two datasets) / {context.n_jobs} cores{note} + {n_fits} model fits x "
+                               f"{SECONDS_PER_MODEL_FIT:g} s; needs no GPU")
 
     # -- fitting -------------------------------------------------------------------------
 
