@@ -118,17 +118,28 @@ def test_memory_limit_shrinks_then_skips(toy3d, tmp_path):
 
 
 def test_climbing_stops_when_a_rung_is_confidently_no_better(toy3d, tmp_path):
-    recipe = _recipe("unet2d", "unet3d")
+    recipe = _recipe("unet2d", "unetpp")
     recipe = recipe.replace(rungs=(*recipe.rungs, "ensemble"))
     run = automed.fit(recipe, toy3d, tmp_path / "run", progress=False)
     # A 3-epoch toy U-Net is far below the near-perfect classical rung on these blobs.
     assert _result(run.folder, "unet2d")["gain_vs_prev"]["ci_high"] < 0.005
-    stopped = _result(run.folder, "unet3d")
+    stopped = _result(run.folder, "unetpp")
     assert stopped["status"] == "skipped" and stopped["reason"].startswith("climbing stopped after unet2d")
     assert run.report_["stopped_early"] == stopped["reason"]
     # An ensemble still runs after the climb stopped, but needs two deep rungs.
     ensemble = _result(run.folder, "ensemble")
     assert ensemble["status"] == "skipped" and "found: unet2d" in ensemble["reason"]
+
+
+def test_a_2d_network_losing_does_not_stop_the_3d_networks(toy3d, tmp_path):
+    from automed.ladder.runner import _note_stop
+    from automed.rungs import rung_class
+
+    stopped = {}
+    _note_stop(stopped, rung_class("unet2d", "segmentation"), {"stops_climb": "climbing stopped after unet2d"})
+    assert set(stopped) == {"2D networks"}
+    assert rung_class("unetpp", "segmentation").climb_family() in stopped
+    assert rung_class("unet3d", "segmentation").climb_family() not in stopped
 
 
 def test_ensemble_averages_the_deep_rungs_softmax_chosen_on_inner_validation(toy3d, tmp_path):

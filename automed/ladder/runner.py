@@ -127,7 +127,7 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
     comparison = _comparison_cases(recipe, splits, dataset)
     rung_classes = _check_rungs(recipe)
     done: list[dict[str, Any]] = []
-    stopped: str | None = None
+    stopped: dict[str, str] = {}  # climb family -> why its climb stopped
     refits = sum(f for f in recipe.label_fractions if f < 1)
     budget = None if recipe.budget_s is None else recipe.budget_s / (1 + refits)  # the rest: learning-curve refits
     try:
@@ -137,10 +137,10 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
                 result = read_result(rung_folder)
                 if result["status"] == "done":
                     done.append(result)
-                stopped = stopped or result.get("stops_climb")
+                _note_stop(stopped, cls, result)
                 continue
-            if stopped is not None and not cls.combines_others:
-                _write_skipped(rung_folder, spec.name, stopped)
+            if cls.climb_family() in stopped and not cls.combines_others:
+                _write_skipped(rung_folder, spec.name, stopped[cls.climb_family()])
                 continue
             remaining = None if budget is None else budget - clock.spent()
             if remaining is not None and remaining <= 0:
@@ -160,13 +160,13 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
                                comparison, remaining)
             if result["status"] == "done":
                 done.append(result)
-            stopped = stopped or result.get("stops_climb")
+            _note_stop(stopped, cls, result)
         if recipe.label_fractions:
             learning_curve(folder, recipe, dataset, fingerprint, splits, done, _n_jobs(recipe), progress)
     finally:
         clock.stop()
     meta["fit_seconds"] = clock.spent()
-    meta["stopped_early"] = stopped
+    meta["stopped_early"] = "; ".join(stopped.values()) or None
     write_json(folder / "run.json", meta)
     write_reports(folder)
     log.info("done in %.1fs", meta["fit_seconds"])
@@ -181,6 +181,12 @@ def _reserved(to_fit: list[tuple[Any, type]], context: Any, rungs_folder: Path) 
             pending = [s.name for s, c in to_fit[:j] if not c.combines_others]
             total += cls(spec.params).reserve_seconds(context(folder=rungs_folder / spec.name, budget_s=None), pending)
     return total
+
+
+def _note_stop(stopped: dict[str, str], cls: type, result: dict[str, Any]) -> None:
+    """Record in ``stopped`` that the climb of ``cls``'s family stops, when ``result`` says so."""
+    if result.get("stops_climb"):
+        stopped.setdefault(cls.climb_family(), result["stops_climb"])
 
 
 def _allotment(remaining: float | None, to_fit: list[type], reserved: float) -> float | None:

@@ -158,6 +158,13 @@ class Rung(ABC):
         network on 2D images) takes no share of the budget from the rungs that can."""
         return True
 
+    @classmethod
+    def climb_family(cls) -> str:
+        """Rungs of one family are one line of the climb: a rung that confidently fails to gain stops
+        the rungs of its family above it, not those of another (a 2D network losing says little of a
+        3D one). One family by default."""
+        return "main"
+
     @abstractmethod
     def search_space(self, trial: Any) -> dict[str, Any]:
         """Hyperparameters suggested by an Optuna ``trial``."""

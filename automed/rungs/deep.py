@@ -68,6 +68,11 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         """A 3D network needs 3D images; a 2D one takes 2D images or the slices of volumes."""
         return not (cls.network_dims == 3 and fingerprint.dims == 2)
 
+    @classmethod
+    def climb_family(cls) -> str:
+        """The 2D networks, or the 3D ones."""
+        return f"{cls.network_dims}D networks"
+
     def search_space(self, trial: Any) -> dict[str, Any]:
         settings = self._settings
         space = {
