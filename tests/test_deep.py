@@ -379,3 +379,29 @@ def test_small_images_get_a_patch_that_keeps_two_voxels_at_the_deepest_level(dep
     assert config.patch == (2 ** depth,) * 2
     network = build_network(config, 1, 3).train()
     assert network(torch.zeros(2, 1, *config.patch)).shape == (2, 3, *config.patch)
+
+
+def test_unet3d_trains_on_windows_of_larger_volumes_and_can_predict_without_mirroring(tmp_path, caplog):
+    from automed.data.io import read_image
+    from automed.ladder.predict import _load_rung
+
+    data = make_msd(tmp_path / "data", n_cases=6, shape=(24, 28, 24))
+    params = {**TINY, "n_trials": 0, "max_patch": 16, "tta": True}
+    recipe = automed.Recipe(n_folds=2, n_jobs=1, full_ladder=True, rungs=[
+        {"name": "classical", "params": FAST_PARAMS}, {"name": "unet3d", "params": params}])
+    run = automed.fit(recipe, data, tmp_path / "run", progress=False)
+    result = _result(run.folder, "unet3d")
+    assert result["status"] == "done" and result["details"]["config"]["patch"] == [16, 16, 16]
+    assert not (run.folder / "cache" / "volumes").exists(), "the memory-mapped cases go when the fit ends"
+    with caplog.at_level("INFO", logger="automed"):
+        plain = run.predict(data / "imagesTr", tmp_path / "plain", rung="unet3d", tta=False)
+    assert "without mirrored test-time augmentation" in caplog.text
+    mirrored = run.predict(data / "imagesTr", tmp_path / "mirrored", rung="unet3d")
+    assert _load_rung(run.folder, "unet3d", "segmentation").params.tta
+    assert _load_rung(run.folder, "unet3d", "segmentation", tta=False).params.tta is False
+    assert all(read_image(p).array.shape == (24, 28, 24) for p in plain + mirrored)
+    cli = CliRunner().invoke(main, ["predict", str(run.folder), str(data / "imagesTr"), "--out", str(tmp_path / "cli"),
+                                    "--rung", "unet3d", "--no-tta", "--quiet"])
+    assert cli.exit_code == 0, cli.output
+    for a, b in zip(plain, sorted((tmp_path / "cli").glob("*.nii.gz"))):
+        np.testing.assert_array_equal(read_image(a).array, read_image(b).array)

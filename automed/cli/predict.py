@@ -16,14 +16,17 @@ from automed.cli._errors import clean_errors
 @click.option("--split", type=click.Choice(["train", "val", "test"]), help="Classification .npz input: only this split.")
 @click.option("--rung", help="Rung to use (default: the report's best rung).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--no-tta", "no_tta", is_flag=True,
+              help="Skip mirrored test-time augmentation: 8x faster for a 3D network, slightly lower Dice.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @clean_errors
 def predict(run_folder: str, inputs: str, out: str, split: str | None, rung: str | None, overwrite: bool,
-            quiet: bool) -> None:
+            no_tta: bool, quiet: bool) -> None:
     """Predict every image in INPUTS with the fitted RUN_FOLDER: masks, or a CSV of classes and probabilities."""
     from automed.ladder.predict import predict_run
 
-    written = predict_run(run_folder, inputs, out, rung=rung, overwrite=overwrite, progress=not quiet, split=split)
+    written = predict_run(run_folder, inputs, out, rung=rung, overwrite=overwrite, progress=not quiet, split=split,
+                          tta=not no_tta)
     if written == [Path(out)]:  # classification: one CSV file
         click.echo(f"Wrote {out}")
     else:

@@ -39,7 +39,8 @@ def predict_proba(model: Any, image: np.ndarray, patch: tuple[int, ...], axis: i
     import torch
 
     model.eval()
-    x = torch.from_numpy(np.ascontiguousarray(image)).float()
+    # a memory-mapped training case is read-only, and torch wants a writable array to wrap
+    x = torch.from_numpy(np.ascontiguousarray(image) if image.flags.writeable else np.array(image)).float()
     if axis is None:
         return _predict_batch(model, x[None], patch, device, tta)[0]
     stack = x.movedim(axis + 1, 0)  # (S, C, *plane)
@@ -64,7 +65,10 @@ def _predict_batch(model: Any, x: Any, patch: tuple[int, ...], device: Any, tta:
             xi = torch.flip(x, dims) if dims else x
             logits = sliding_window_inference(xi, patch, sw_batch_size=4, predictor=model, overlap=0.5,
                                               mode="gaussian", sw_device=device, device=stitch)
+            del xi  # on a CT every full-size array is gigabytes: each is freed as soon as it is used
             proba = torch.softmax(logits.float(), dim=1)
+            del logits
             proba = torch.flip(proba, dims) if dims else proba
-            total = proba if total is None else total + proba
-    return (total / len(flips)).cpu().numpy()
+            total = proba if total is None else total.add_(proba)
+            del proba
+    return total.div_(len(flips)).cpu().numpy()

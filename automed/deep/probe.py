@@ -97,7 +97,7 @@ def probe(config: NetConfig, source: SampleSource, in_channels: int, n_classes: 
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
 
     def step() -> int:
-        images, labels = make_batch(source, transform, rng, config.batch_size)
+        images, labels = make_batch(source, transform, rng, config.batch_size, config.patch)
         train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), cuda, CLIP_NORM)
         return images.element_size() * images.nelement()
 

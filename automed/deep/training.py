@@ -67,13 +67,19 @@ def build_loss(name: str, include_background: bool) -> Any:
     raise ValueError(f"unknown loss {name!r}")
 
 
-def make_batch(source: SampleSource, transform: Any, rng: np.random.Generator, batch_size: int) -> tuple[Any, Any]:
-    """Stack ``batch_size`` augmented patches: images ``(B, C, *patch)``, labels ``(B, 1, *patch)``."""
+def make_batch(source: SampleSource, transform: Any, rng: np.random.Generator, batch_size: int,
+               patch: tuple[int, ...]) -> tuple[Any, Any]:
+    """Stack ``batch_size`` augmented patches: images ``(B, C, *patch)``, labels ``(B, 1, *patch)``.
+
+    For a 3D patch, volumes larger than it are read only within a window of it (see
+    :meth:`SampleSource.get`); 2D items are whole slices or images, cropped by ``transform``.
+    """
     import torch
 
     images, labels = [], []
     for _ in range(batch_size):
-        sample = transform(source.get(source.draw(rng, FOREGROUND_SHARE)))
+        window = tuple(patch) if len(patch) == 3 else None
+        sample = transform(source.get(source.draw(rng, FOREGROUND_SHARE), window, rng))
         sample = sample[0] if isinstance(sample, list) else sample
         images.append(torch.as_tensor(np.asarray(sample["image"]), dtype=torch.float32))
         labels.append(torch.as_tensor(np.asarray(sample["label"])).long())
@@ -118,7 +124,7 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
         transform = training_transform(config.patch, config.augmentation, config.spatial_dims == 3, seed + epoch)
         losses = []
         for _ in range(schedule.iterations):
-            images, labels = make_batch(source, transform, rng, state["batch_size"])
+            images, labels = make_batch(source, transform, rng, state["batch_size"], config.patch)
             try:
                 losses.append(train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), amp,
                                          CLIP_NORM))

@@ -21,7 +21,8 @@ log = logging.getLogger("automed")
 
 
 def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, rung: str | None = None,
-                overwrite: bool = False, progress: bool = True, split: str | None = None) -> list[Path]:
+                overwrite: bool = False, progress: bool = True, split: str | None = None,
+                tta: bool = True) -> list[Path]:
     """Write one mask per input image into ``out``, in the input's format and geometry
     (for a classification run, the CSV of :func:`predict_classification`).
 
@@ -40,6 +41,10 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
         Rung to use; defaults to the report's best rung.
     split : str, optional
         Classification ``.npz`` inputs only: predict this split.
+    tta : bool
+        ``False`` predicts without the mirrored test-time augmentation a deep rung was fitted
+        with: 8 times faster in 3D (4 in 2D), at a small cost in Dice (the report's scores are
+        with it).
 
     Returns
     -------
@@ -58,13 +63,13 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
     report, name = _open_run(run_folder, rung)
     if report["task"] == "classification":
         return [predict_classification(run_folder, inputs, out, rung=name, split=split, overwrite=overwrite,
-                                       progress=progress)]
+                                       progress=progress, tta=tta)]
     if split is not None:
         raise DataError(f"{inputs}: --split applies to classification .npz inputs; {run_folder} is a segmentation run.")
     refuse_overlap(out, {"the input images": Path(inputs), "the run folder": run_folder})
     check_output_folder(out, overwrite, "predictions")
     fingerprint = Fingerprint.from_dict(json.loads((run_folder / "fingerprint.json").read_text()))
-    model = _load_rung(run_folder, name, report["task"])
+    model = _load_rung(run_folder, name, report["task"], tta)
     # runs fitted before the fingerprint recorded it: only MSD stored channels in one file
     in_one_file = fingerprint.channels_in_one_file or (report["dataset"]["format"] == "msd"
                                                        and fingerprint.n_channels > 1)
@@ -141,13 +146,14 @@ def _open_run(run_folder: Path, rung: str | None) -> tuple[dict, str]:
     return {**report, "task": task}, name
 
 
-def _load_rung(run_folder: Path, name: str, task: str):
-    """The fitted rung ``name``; a missing or damaged model file is one clear error naming it."""
+def _load_rung(run_folder: Path, name: str, task: str, tta: bool = True):
+    """The fitted rung ``name`` (with mirrored test-time augmentation switched off unless ``tta``);
+    a missing or damaged model file is one clear error naming it."""
     from automed.rungs import rung_class
 
     folder = run_folder / "rungs" / name
     try:
-        return rung_class(name, task).load(folder)
+        model = rung_class(name, task).load(folder)
     except AutomedError:
         raise
     except Exception as exc:  # unpickling and torch.load raise many types for one cause: a damaged file
@@ -155,10 +161,17 @@ def _load_rung(run_folder: Path, name: str, task: str):
         raise RunFolderError(f"{where}: the fitted {name} rung cannot be loaded ({type(exc).__name__}: "
                              f"{str(exc)[:200]}); the run folder is damaged: refit, or predict with another "
                              "--rung.") from exc
+    if not tta:  # an ensemble's members carry the setting
+        for part in [model, *getattr(model, "members_", [])]:
+            if hasattr(part.params, "tta") and part.params.tta:
+                log.info("%s: predicting without mirrored test-time augmentation", part.name)
+                part.params = replace(part.params, tta=False)
+    return model
 
 
 def predict_classification(run_folder: str | Path, inputs: str | Path, out: str | Path, rung: str | None = None,
-                           split: str | None = None, overwrite: bool = False, progress: bool = True) -> Path:
+                           split: str | None = None, overwrite: bool = False, progress: bool = True,
+                           tta: bool = True) -> Path:
     """Write a CSV with ``case``, ``label`` and one ``prob_<class>`` column per class.
 
     ``inputs`` is a MedMNIST ``.npz`` (``split`` picks one of train/val/test, default
@@ -201,7 +214,7 @@ def predict_classification(run_folder: str | Path, inputs: str | Path, out: str 
     cases = [c for c in dataset.cases if split is None or c.split == split]
     if not cases:
         raise DataError(f"{inputs}: no cases in split {split!r}.")
-    model = _load_rung(run_folder, name, "classification")
+    model = _load_rung(run_folder, name, "classification", tta)
     proba = model.predict_proba(dataset, cases, progress=progress)
     from automed.metrics import decide_classes
 

@@ -26,7 +26,7 @@ from automed.ladder.outputs import check_output_folder, refuse_overlap
 from automed.ladder.staging import STATE, Clock, run_staged, staging_folder, write_json
 from automed.recipe import Recipe
 from automed.results import RESULT, Cost, Estimate, RungResult, read_result, write_result
-from automed.rungs.base import FitContext
+from automed.rungs.base import VOLUME_CACHE, FitContext
 
 __all__ = ["fit_run", "resume_run"]
 
@@ -165,6 +165,8 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
             learning_curve(folder, recipe, dataset, fingerprint, splits, done, _n_jobs(recipe), progress)
     finally:
         clock.stop()
+    # the memory-mapped training cases are a full copy of the data: kept for a resume, not after
+    shutil.rmtree(folder / "cache" / VOLUME_CACHE, ignore_errors=True)
     meta["fit_seconds"] = clock.spent()
     meta["stopped_early"] = "; ".join(stopped.values()) or None
     write_json(folder / "run.json", meta)

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 
-__all__ = ["FitContext", "Rung", "RungOutcome", "RungPlan", "case_probabilities"]
+__all__ = ["FitContext", "Rung", "RungOutcome", "RungPlan", "VOLUME_CACHE", "case_probabilities"]
+
+#: The sub-folder of the run's cache holding memory-mapped training cases.
+VOLUME_CACHE = "volumes"
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,12 @@ class FitContext:
     max_vram_bytes: int | None = None
     ordinal: bool = False
     finished: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def volume_cache(self) -> Path | None:
+        """Where the deep rungs keep the normalised training cases they memory-map
+        (:func:`automed.deep.volumes.load_volumes`); the runner removes it when the fit ends."""
+        return None if self.cache_folder is None else self.cache_folder / VOLUME_CACHE
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,7 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         device = pick_device()
         evaluations = self._evaluations(context)
         needed = sorted({c for _, train, val in evaluations for c in train + val})
-        volumes = load_volumes(context.dataset, fp, needed)
+        volumes = load_volumes(context.dataset, fp, needed, context.volume_cache)
         started = time.monotonic()
         if plan.settings["n_trials"] >= 2:
             space, search = self._search(context, volumes, evaluations[0][1], device)
@@ -272,8 +272,12 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         """Softmax ``(n_classes, *spatial)`` of ``image`` averaged over ``models`` (and mirrors with TTA)."""
         from automed.deep.inference import predict_proba
 
-        return np.mean([predict_proba(m, image, config.patch, self._settings["axis"], device, self.params.tta)
-                        for m in models], axis=0)
+        total = None
+        for model in models:  # summed in place: each is n_classes x the image's size
+            proba = predict_proba(model, image, config.patch, self._settings["axis"], device, self.params.tta)
+            total = proba if total is None else np.add(total, proba, out=total)
+        total /= len(models)
+        return total
 
     def _predict_with(self, models: list[Any], config: Any, image: np.ndarray, device: Any) -> np.ndarray:
         """Class map of ``image``: the argmax of :meth:`_mean_proba`."""

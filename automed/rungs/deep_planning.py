@@ -153,7 +153,7 @@ class Prober:
                          "batch_sizes": sorted(p.batch_sizes or rung._default_batch_sizes(patch))}
         _, train_ids, _ = rung._evaluations(context)[0]
         inner_train, self.inner_val = rung._inner(train_ids, context)
-        self.volumes = load_volumes(context.dataset, fp, inner_train[:8] + self.inner_val[:1])
+        self.volumes = load_volumes(context.dataset, fp, inner_train[:8] + self.inner_val[:1], context.volume_cache)
         self.source = SampleSource({k: v for k, v in self.volumes.items() if k in inner_train}, axis)
         self.device = pick_device()
 

@@ -108,7 +108,8 @@ class SegmentationEnsembleRung(EnsembleRung):
         evaluations = DeepSegmentationRung._evaluations(context)
         inner = [m._inner(evaluations[0][1], context)[1] for m in members.values()]
         inner_val = [c for c in inner[0] if all(c in other for other in inner[1:])]  # held out by every member
-        volumes = load_volumes(context.dataset, fp, sorted({*inner_val, *(c for _, _, v in evaluations for c in v)}))
+        volumes = load_volumes(context.dataset, fp, sorted({*inner_val, *(c for _, _, v in evaluations for c in v)}),
+                               context.volume_cache)
         subsets = self._combinations(list(members))
         preds: dict[tuple[str, ...], list[np.ndarray]] = {s: [] for s in subsets}
         for case_id in inner_val:  # fold 0's models: these cases are held out from their training
