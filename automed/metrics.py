@@ -52,33 +52,49 @@ def segmentation_scores(pred: np.ndarray, truth: np.ndarray, n_classes: int,
         ``{class: {"dice": float, "hd95": float}}``, plus ``"foreground"``, the union of every
         class but the background (e.g. BraTS's whole tumour), when there are two or more.
         Dice is 1.0 when both masks are empty. HD95 is 0.0 when both are empty and NaN when
-        exactly one is (undefined).
+        exactly one is (undefined); the background's is NaN, not computed: its surface is the
+        other classes' (nnU-Net does not report it either), and on a CT-sized volume with a
+        noisy prediction it takes minutes.
     """
-    p, t = _one_hot(pred, n_classes), _one_hot(truth, n_classes)
     dice = dice_per_class(pred, truth, n_classes)
     scores: dict[int | str, dict[str, float]] = {
-        c: {"dice": float(dice[c]), "hd95": _hd95(p[:, c:c + 1], t[:, c:c + 1], spacing)} for c in range(n_classes)}
+        c: {"dice": float(dice[c]), "hd95": math.nan if c == 0 else _hd95(pred == c, truth == c, spacing)}
+        for c in range(n_classes)}
     if n_classes > 2:
-        import torch
-
-        union_p, union_t = (torch.from_numpy(np.ascontiguousarray(m > 0)[None, None]) for m in (pred, truth))
         scores[FOREGROUND] = {"dice": float(dice_per_class((pred > 0).astype(np.uint8), (truth > 0).astype(np.uint8),
-                                                           2)[1]), "hd95": _hd95(union_p, union_t, spacing)}
+                                                           2)[1]), "hd95": _hd95(pred > 0, truth > 0, spacing)}
     return scores
 
 
+#: Surface voxels whose distances HD95 takes per direction; from larger surfaces a seeded sample
+#: is taken. MONAI's exact HD95 queries every surface voxel: on a CT-sized volume with a noisy
+#: prediction (millions of surface voxels) that takes tens of minutes, while the 95th percentile
+#: of 100,000 sampled distances differs from the exact one by well under a voxel. Smaller
+#: surfaces are measured exactly, as MONAI does.
+MAX_SURFACE_QUERIES = 100_000
+
+
 def _hd95(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) -> float:
-    """MONAI's 95th-percentile Hausdorff distance of two ``(1, 1, *spatial)`` masks (0 when both are
-    empty, NaN when one is)."""
-    from monai.metrics import compute_hausdorff_distance
+    """95th-percentile Hausdorff distance of two boolean masks, symmetric as MONAI's (the larger
+    of the two directed 95th percentiles of surface-to-surface distances, on MONAI's mask
+    edges); 0 when both are empty, NaN when one is."""
+    from monai.metrics.utils import get_mask_edges
 
     has_p, has_t = bool(pred.any()), bool(truth.any())
     if not (has_p and has_t):
         return 0.0 if not (has_p or has_t) else math.nan
-    with warnings.catch_warnings():  # MONAI warns about its own deprecated internals
-        warnings.simplefilter("ignore", FutureWarning)
-        hd = compute_hausdorff_distance(pred, truth, include_background=True, percentile=95, spacing=list(spacing))
-    return float(hd[0, 0])
+    edges_p, edges_t = get_mask_edges(pred, truth, crop=True)
+    scale = np.asarray(spacing, dtype=float)
+    points_p, points_t = np.argwhere(edges_p) * scale, np.argwhere(edges_t) * scale
+    return max(_directed_p95(points_p, points_t), _directed_p95(points_t, points_p))
+
+
+def _directed_p95(query: np.ndarray, surface: np.ndarray) -> float:
+    from scipy.spatial import KDTree
+
+    if len(query) > MAX_SURFACE_QUERIES:
+        query = query[np.random.default_rng(0).choice(len(query), MAX_SURFACE_QUERIES, replace=False)]
+    return float(np.percentile(KDTree(surface, leafsize=32).query(query, k=1)[0], 95))
 
 
 def summarize(values: Sequence[float], random_state: int = 0, n_resamples: int = 2000) -> dict[str, float | int | None]:

@@ -122,6 +122,11 @@ class Recipe:
         what makes large photographs or volumes affordable on a CPU.
     n_jobs : int
         Worker processes/threads for feature extraction and models (-1: all cores).
+    folds_file : str or None
+        Segmentation: a JSON file of fixed folds in nnU-Net's ``splits_final.json`` layout
+        (``[{"train": [...], "val": [...]}, ...]``), used instead of automed's own folds (so a
+        run is judged on exactly the cases another tool was); ``n_folds`` then becomes its number
+        of folds.
     cv : {"fold0", "full"}
         Cases every rung is judged on: fold 0's validation cases (deep rungs train once),
         or every fold's (deep rungs train once per fold).
@@ -166,6 +171,7 @@ class Recipe:
     colour: str = "rgb"
     target_spacing: str | tuple[float, ...] | None = "auto"
     n_jobs: int = -1
+    folds_file: str | None = None
     cv: str = "fold0"
     max_vram_bytes: int | None = None
     min_gain: float = 0.005
@@ -195,6 +201,9 @@ class Recipe:
         if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs == 0 or self.n_jobs < -1:
             raise RecipeError(f"The 'n_jobs' parameter of Recipe must be -1 or an int >= 1. Got {shown(self.n_jobs)} instead.")
         check_choice("Recipe", "cv", self.cv, CV_MODES)
+        if self.folds_file is not None and (not isinstance(self.folds_file, str) or self.task != "segmentation"):
+            raise RecipeError(f"The 'folds_file' parameter of Recipe must be the path of a JSON file of folds, and applies "
+                              f"to segmentation only. Got {shown(self.folds_file)} for {self.task}.")
         check_choice("Recipe", "colour", self.colour, COLOURS)
         self._check_spacing()
         if self.max_vram_bytes is not None:

@@ -55,6 +55,13 @@ def test_unet2d_on_volumes_is_judged_against_classical_and_predicts(toy3d, tmp_p
     assert cost["n_trials"] == 2 and cost["n_params"] > 0 and cost["est_train_vram_bytes"] > 0
     assert cost["core_hours"] > 0 and cost["gpu_hours"] is None and cost["device"] == "cpu"
     assert cost["search_seconds"] > 0 and cost["final_fit_seconds"] > 0
+    throughput = result["details"]["throughput"]
+    assert throughput["steps"] == sum(t["steps"] for t in result["details"]["trainings"]) > 0
+    assert throughput["steps_per_second"] > 0 and throughput["voxels_per_second"] > 0
+    assert 0 < throughput["data_share"] < 1 and throughput["flops_per_voxel"] > 0
+    peak = json.loads((run.folder / "run.json").read_text())["compute_peak"]
+    assert peak["matmul_fp32_gflops"] > 0 and peak["threads"] >= 1 and throughput["peak"] == peak
+    assert 0 < throughput["fraction_of_matmul_peak"] < 1.5  # a network step reaches some share of dense peak
     assert result["details"]["slice_axis"] == 0  # make_msd writes 1.5 mm along z: array axis 0
     assert not (run.folder / "rungs/unet2d/final").exists() and not (run.folder / "rungs/unet2d/trials").exists()
     weights = torch.load(run.folder / "rungs/unet2d/model_fold0.pt", weights_only=True)

@@ -17,6 +17,7 @@ def test_dice_and_hd95_known_values():
     assert scores[1]["dice"] == pytest.approx(2 * 20 / 50)
     assert scores[1]["hd95"] == pytest.approx(1.0)
     assert scores[2] == {"dice": 1.0, "hd95": 0.0}  # absent from both: perfect, not undefined
+    assert scores[0]["dice"] > 0.9 and math.isnan(scores[0]["hd95"])  # the background's surface is not measured
 
 
 def test_hd95_uses_spacing():

@@ -21,6 +21,8 @@ from automed.cli._errors import clean_errors
               help="Dataset layout (default: detect).")
 @click.option("--rungs", help="Comma-separated rungs to climb, e.g. classical,unet2d,unet3d.")
 @click.option("--folds", "n_folds", type=int, help="Cross-validation folds.")
+@click.option("--folds-file", type=click.Path(dir_okay=False),
+              help="Fixed folds, nnU-Net's splits_final.json layout: [{train: [...], val: [...]}, ...].")
 @click.option("--cv", type=click.Choice(["fold0", "full"]),
               help="Judge rungs on fold 0's validation cases (default) or on every fold.")
 @click.option("--seed", "random_state", type=int, help="Random seed.")
@@ -37,7 +39,8 @@ from automed.cli._errors import clean_errors
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @clean_errors
 def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | None, resume: str | None,
-        data_format: str | None, rungs: str | None, n_folds: int | None, cv: str | None, random_state: int | None,
+        data_format: str | None, rungs: str | None, n_folds: int | None, folds_file: str | None, cv: str | None,
+        random_state: int | None,
         budget: str | None, max_vram: str | None, min_gain: float | None, full_ladder: bool | None,
         pretrained: tuple[str, ...], label_fractions: str | None, unlabeled: str | None, n_jobs: int | None, overwrite: bool, quiet: bool) -> None:
     """Climb the ladder on DATA and write a run folder with its report.
@@ -55,7 +58,7 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     if resume is not None:
         given = {"DATA": data, "--out": out, "--recipe": recipe_path, "--task": task, "--format": data_format,
-                 "--rungs": rungs, "--folds": n_folds, "--cv": cv, "--seed": random_state, "--budget": budget,
+                 "--rungs": rungs, "--folds": n_folds, "--folds-file": folds_file, "--cv": cv, "--seed": random_state, "--budget": budget,
                  "--max-vram": max_vram, "--min-gain": min_gain, "--full-ladder": full_ladder,
                  "--pretrained-weights": pretrained or None, "--label-fractions": label_fractions,
                  "--unlabeled": unlabeled, "--jobs": n_jobs, "--overwrite": overwrite or None}
@@ -69,7 +72,8 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
     if data is None or out is None:
         raise click.UsageError("DATA and --out are required (or --resume RUN).")
     recipe = automed.Recipe.from_yaml(recipe_path) if recipe_path else automed.Recipe(task=task or "segmentation")
-    changes = {"task": task, "data_format": data_format, "n_folds": n_folds, "random_state": random_state,
+    changes = {"task": task, "data_format": data_format, "n_folds": n_folds, "folds_file": folds_file,
+               "random_state": random_state,
                "budget_s": parse_duration(budget), "n_jobs": n_jobs, "cv": cv, "max_vram_bytes": parse_size(max_vram),
                "min_gain": min_gain, "full_ladder": full_ladder,
                "label_fractions": _fractions(label_fractions) if label_fractions else None}

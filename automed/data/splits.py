@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from automed.errors import DataError
 
-__all__ = ["holdout_split", "inner_split", "label_subset", "make_folds", "stratified_folds"]
+__all__ = ["holdout_split", "inner_split", "label_subset", "make_folds", "read_folds", "stratified_folds"]
 
 log = logging.getLogger("automed")
 
@@ -127,3 +128,45 @@ def label_subset(splits: dict, labels: dict[str, str], fraction: float, n_folds:
         subset["train"] = sorted(set(splits["train"]) & set(keep))
         subset["val"] = sorted(set(splits["val"]) & set(keep))
     return subset
+
+
+def read_folds(path: str | Path, case_ids: Sequence[str], groups: Sequence[str | None]) -> list[dict[str, list[str]]]:
+    """Folds fixed in a JSON file, in nnU-Net's ``splits_final.json`` layout:
+    ``[{"train": [case ids], "val": [case ids]}, ...]`` (at least two folds).
+
+    So automed can be judged on exactly the folds another tool (or an earlier study) used.
+
+    Raises
+    ------
+    DataError
+        If the file is not that layout, names a case the dataset lacks, has a fold with no
+        training or no validation case or with a case on both sides, or splits a patient
+        group between a fold's training and validation cases.
+    """
+    import json
+
+    path = Path(path)
+    try:
+        folds = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the folds file ({type(exc).__name__}: {exc}).") from exc
+    if not (isinstance(folds, list) and len(folds) >= 2 and all(
+            isinstance(f, dict) and all(isinstance(f.get(k), list) and all(isinstance(c, str) for c in f[k])
+                                        for k in ("train", "val")) for f in folds)):
+        raise DataError(f"{path}: a folds file is a list of two or more {{\"train\": [case ids], \"val\": [case ids]}} "
+                        "objects (nnU-Net's splits_final.json).")
+    known = set(case_ids)
+    group_of = {c: g or f"case:{c}" for c, g in zip(case_ids, groups)}
+    for k, fold in enumerate(folds):
+        train, val = set(fold["train"]), set(fold["val"])
+        unknown = sorted((train | val) - known)
+        if unknown:
+            raise DataError(f"{path}: fold {k} names case(s) {unknown[:5]} that the dataset does not have.")
+        if not train or not val:
+            raise DataError(f"{path}: fold {k} has no {'training' if not train else 'validation'} case.")
+        if train & val:
+            raise DataError(f"{path}: fold {k} has case(s) {sorted(train & val)[:5]} in both train and val.")
+        shared = sorted({group_of[c] for c in train} & {group_of[c] for c in val})
+        if shared:
+            raise DataError(f"{path}: fold {k} puts patient group(s) {shared[:5]} in both train and val (leakage).")
+    return [{"train": sorted(f["train"]), "val": sorted(f["val"])} for f in folds]

@@ -13,22 +13,19 @@ _SETTINGS = {"light": (0.15, 10.0, 0.05, 0.05, 0.02), "medium": (0.25, 15.0, 0.1
              "strong": (0.4, 30.0, 0.2, 0.2, 0.1)}
 
 
-def training_transform(patch: tuple[int, ...], strength: str, foreground_crops: bool, seed: int) -> Any:
-    """Pad to ``patch``, crop a patch (centred on foreground half the time), then augment.
+def training_transform(patch: tuple[int, ...], strength: str, seed: int) -> Any:
+    """Pad to ``patch``, crop a random patch where the item is larger, then augment.
 
-    ``strength`` scales random flips, rotation/scaling, intensity scale/shift and
-    Gaussian noise; ``"none"`` only crops.
+    3D items arrive already cut to a patch-sized window, centred on foreground half the time
+    (:meth:`automed.deep.volumes.SampleSource.get`); 2D slices and images are cropped here.
+    ``strength`` scales random flips, rotation/scaling, intensity scale/shift and Gaussian
+    noise; ``"none"`` only crops.
     """
-    from monai.transforms import (Compose, RandAffined, RandCropByPosNegLabeld, RandFlipd, RandGaussianNoised,
-                                  RandScaleIntensityd, RandShiftIntensityd, RandSpatialCropd, SpatialPadd)
+    from monai.transforms import (Compose, RandAffined, RandFlipd, RandGaussianNoised, RandScaleIntensityd,
+                                  RandShiftIntensityd, RandSpatialCropd, SpatialPadd)
 
     keys = ("image", "label")
-    steps: list[Any] = [SpatialPadd(keys, spatial_size=patch)]
-    if foreground_crops:
-        steps.append(RandCropByPosNegLabeld(keys, "label", spatial_size=patch, pos=1, neg=1, num_samples=1,
-                                            allow_smaller=True))
-    else:
-        steps.append(RandSpatialCropd(keys, roi_size=patch, random_size=False))
+    steps: list[Any] = [SpatialPadd(keys, spatial_size=patch), RandSpatialCropd(keys, roi_size=patch, random_size=False)]
     if strength != "none":
         p, degrees, scale, intensity, noise = _SETTINGS[strength]
         angle = math.radians(degrees)

@@ -22,7 +22,7 @@ def pick_device() -> Any:
 
 
 def predict_proba(model: Any, image: np.ndarray, patch: tuple[int, ...], axis: int | None, device: Any,
-                  tta: bool = False, slices_per_batch: int = 32) -> np.ndarray:
+                  tta: bool = False, slices_per_batch: int = 32, bfloat16: bool = False) -> np.ndarray:
     """Softmax probabilities ``(n_classes, *spatial)`` of a normalised image ``(C, *spatial)``.
 
     Parameters
@@ -35,6 +35,8 @@ def predict_proba(model: Any, image: np.ndarray, patch: tuple[int, ...], axis: i
     tta : bool
         Average over mirrored inputs along every axis the network sees (test-time
         augmentation, as nnU-Net does).
+    bfloat16 : bool
+        On a CPU, run the network under bfloat16 autocast (on CUDA, float16 AMP is always used).
     """
     import torch
 
@@ -42,16 +44,18 @@ def predict_proba(model: Any, image: np.ndarray, patch: tuple[int, ...], axis: i
     # a memory-mapped training case is read-only, and torch wants a writable array to wrap
     x = torch.from_numpy(np.ascontiguousarray(image) if image.flags.writeable else np.array(image)).float()
     if axis is None:
-        return _predict_batch(model, x[None], patch, device, tta)[0]
+        return _predict_batch(model, x[None], patch, device, tta, bfloat16)[0]
     stack = x.movedim(axis + 1, 0)  # (S, C, *plane)
-    out = [_predict_batch(model, stack[i:i + slices_per_batch], patch, device, tta)
+    out = [_predict_batch(model, stack[i:i + slices_per_batch], patch, device, tta, bfloat16)
            for i in range(0, stack.shape[0], slices_per_batch)]
     return np.moveaxis(np.concatenate(out), 0, axis + 1)
 
 
-def _predict_batch(model: Any, x: Any, patch: tuple[int, ...], device: Any, tta: bool) -> np.ndarray:
+def _predict_batch(model: Any, x: Any, patch: tuple[int, ...], device: Any, tta: bool, bfloat16: bool) -> np.ndarray:
     import torch
     from monai.inferers import sliding_window_inference
+
+    from automed.deep.loop import autocast
 
     spatial = list(range(2, x.ndim))
     flips = [()] + [c for r in range(1, len(spatial) + 1) for c in itertools.combinations(spatial, r)] if tta else [()]
@@ -60,7 +64,7 @@ def _predict_batch(model: Any, x: Any, patch: tuple[int, ...], device: Any, tta:
     stitch = torch.device("cpu") if x[0].numel() > STITCH_ON_HOST_VOXELS else device
     x = x.to(stitch)
     total = None
-    with torch.no_grad(), torch.autocast(device.type, enabled=device.type == "cuda"):
+    with torch.no_grad(), autocast(device, True, bfloat16):
         for dims in flips:
             xi = torch.flip(x, dims) if dims else x
             logits = sliding_window_inference(xi, patch, sw_batch_size=4, predictor=model, overlap=0.5,

@@ -23,7 +23,7 @@ import numpy as np
 
 from automed.errors import RunFolderError
 
-__all__ = ["EpochLoop", "LoopResult", "resume", "save_checkpoint", "train_step"]
+__all__ = ["EpochLoop", "LoopResult", "autocast", "resume", "save_checkpoint", "train_step"]
 
 log = logging.getLogger("automed")
 
@@ -113,7 +113,7 @@ class EpochLoop:
         last = self.folder / "last.pt"
         state = {"epoch": 0, "best_value": -math.inf, "best_epoch": -1, "history": [], "elapsed_s": 0.0,
                  **self.extra_state}
-        state = resume(last, device, self.on_epoch, **self.parts) or state
+        state = {**state, **(resume(last, device, self.on_epoch, **self.parts) or {})}  # older checkpoints lack new fields
         started = time.monotonic() - state["elapsed_s"]
         model, scheduler = self.parts["model"], self.parts.get("scheduler")
         stop_reason = "max epochs"
@@ -151,13 +151,24 @@ class EpochLoop:
                           stop_reason, {k: state[k] for k in self.extra_state})
 
 
+def autocast(device: Any, amp: bool, cpu_bfloat16: bool) -> Any:
+    """The autocast context of a step: float16 AMP on CUDA when ``amp``, bfloat16 on a CPU when
+    ``cpu_bfloat16`` (weights, gradients and optimiser state stay fp32), else none."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.autocast("cuda", enabled=amp)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bfloat16)
+
+
 def train_step(model: Any, optimizer: Any, scaler: Any, loss_fn: Any, images: Any, target: Any, amp: bool,
-               clip_norm: float | None = None) -> float:
-    """One optimiser step (mixed precision when ``amp``; gradient norm clipped at ``clip_norm``); the loss."""
+               clip_norm: float | None = None, cpu_bfloat16: bool = False) -> float:
+    """One optimiser step (CUDA mixed precision when ``amp``, bfloat16 autocast on a CPU when
+    ``cpu_bfloat16``; gradient norm clipped at ``clip_norm``); the loss."""
     import torch
 
     optimizer.zero_grad(set_to_none=True)
-    with torch.autocast("cuda", enabled=amp):
+    with autocast(images.device, amp, cpu_bfloat16):
         loss = loss_fn(model(images), target)
     scaler.scale(loss).backward()
     if clip_norm is not None:

@@ -33,22 +33,30 @@ class Probe:
     peak_vram_bytes : int or None
         ``torch.cuda.max_memory_allocated`` during the probe on CUDA.
     n_params : int
+    flops_per_voxel : float or None
+        Floating-point operations of a training step (forward and backward) per voxel of
+        its input batch, as torch's FLOP counter counts them.
     """
 
     seconds_per_step: float
     train_memory_bytes: int
     peak_vram_bytes: int | None
     n_params: int
+    flops_per_voxel: float | None = None
 
 
-def time_steps(step: Callable[[], int], device: Any, n_steps: int = 3) -> tuple[float, int, int | None]:
-    """Run ``step`` once counting the bytes autograd saves for backward, then ``n_steps`` timed.
+def time_steps(step: Callable[[], int], device: Any, n_steps: int = 3
+               ) -> tuple[float, int, int | None, int]:
+    """Run ``step`` once counting the bytes autograd saves for backward and its FLOPs, then
+    ``n_steps`` timed.
 
     ``step()`` makes one optimiser step and returns the bytes of its input batch. Returns
-    the median seconds per step, the saved-activation plus input bytes of one step, and
-    on CUDA the peak allocated memory (None elsewhere).
+    the median seconds per step, the saved-activation plus input bytes of one step, on CUDA
+    the peak allocated memory (None elsewhere), and the FLOPs of one step.
     """
     import torch
+
+    from automed.deep.throughput import step_flops
 
     cuda = device.type == "cuda"
     if cuda:
@@ -60,8 +68,9 @@ def time_steps(step: Callable[[], int], device: Any, n_steps: int = 3) -> tuple[
         saved[storage.data_ptr()] = storage.nbytes()
         return tensor
 
+    input_bytes = []
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        input_bytes = step()
+        flops = step_flops(lambda: input_bytes.append(step()))
     times = []
     for _ in range(n_steps):
         started = time.perf_counter()
@@ -70,7 +79,7 @@ def time_steps(step: Callable[[], int], device: Any, n_steps: int = 3) -> tuple[
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - started)
     peak = int(torch.cuda.max_memory_allocated(device)) if cuda else None
-    return float(np.median(times)), sum(saved.values()) + input_bytes, peak
+    return float(np.median(times)), sum(saved.values()) + input_bytes[0], peak, flops
 
 
 def training_memory(n_params: int, activation_bytes: int, peak: int | None) -> int:
@@ -91,16 +100,18 @@ def probe(config: NetConfig, source: SampleSource, in_channels: int, n_classes: 
     model = build_network(config, in_channels, n_classes).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     loss_fn = training_loss(config, include_background)
-    transform = training_transform(config.patch, config.augmentation, config.spatial_dims == 3, seed)
+    transform = training_transform(config.patch, config.augmentation, seed)
     rng = np.random.default_rng(seed)
     cuda = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
 
     def step() -> int:
         images, labels = make_batch(source, transform, rng, config.batch_size, config.patch)
-        train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), cuda, CLIP_NORM)
+        train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), cuda, CLIP_NORM,
+                   config.cpu_bfloat16)
         return images.element_size() * images.nelement()
 
-    seconds, activations, peak = time_steps(step, device, n_steps)
+    seconds, activations, peak, flops = time_steps(step, device, n_steps)
     n_params = count_parameters(model)
-    return Probe(seconds, training_memory(n_params, activations, peak), peak, n_params)
+    voxels = config.batch_size * int(np.prod(config.patch))
+    return Probe(seconds, training_memory(n_params, activations, peak), peak, n_params, flops / voxels)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ class NetConfig:
 
     ``architecture`` is an :mod:`automed.nets` path (``"automed.nets.unet:UNet"``), ``width`` its
     first-level channels and ``hp`` its own hyperparameters (e.g. U-Net ``depth``, ``res_units``).
+    ``cpu_bfloat16`` trains and predicts under bfloat16 autocast on a CPU (CUDA always uses AMP).
     """
 
     architecture: str
@@ -44,6 +46,7 @@ class NetConfig:
     augmentation: str
     patch: tuple[int, ...]
     weight_decay: float = 3e-5
+    cpu_bfloat16: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,6 @@ def make_batch(source: SampleSource, transform: Any, rng: np.random.Generator, b
     for _ in range(batch_size):
         window = tuple(patch) if len(patch) == 3 else None
         sample = transform(source.get(source.draw(rng, FOREGROUND_SHARE), window, rng))
-        sample = sample[0] if isinstance(sample, list) else sample
         images.append(torch.as_tensor(np.asarray(sample["image"]), dtype=torch.float32))
         labels.append(torch.as_tensor(np.asarray(sample["label"])).long())
     return torch.stack(images), torch.stack(labels)
@@ -92,7 +94,8 @@ def validate(model: Any, volumes: list[Volume], config: NetConfig, axis: int | N
     from automed.deep.inference import predict_proba
     from automed.metrics import dice_per_class
 
-    scores = [dice_per_class(predict_proba(model, v.image, config.patch, axis, device, tta).argmax(0), v.label,
+    scores = [dice_per_class(predict_proba(model, v.image, config.patch, axis, device, tta,
+                                           bfloat16=config.cpu_bfloat16).argmax(0), v.label,
                              n_classes)[first_class:].mean() for v in volumes]
     return float(np.mean(scores))
 
@@ -121,13 +124,20 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
     first_class = 0 if include_background else 1
 
     def run_epoch(epoch: int, rng: np.random.Generator, state: dict[str, Any]) -> float:
-        transform = training_transform(config.patch, config.augmentation, config.spatial_dims == 3, seed + epoch)
+        transform = training_transform(config.patch, config.augmentation, seed + epoch)
         losses = []
         for _ in range(schedule.iterations):
+            started = time.perf_counter()
             images, labels = make_batch(source, transform, rng, state["batch_size"], config.patch)
+            sampled = time.perf_counter()
             try:
                 losses.append(train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), amp,
-                                         CLIP_NORM))
+                                         CLIP_NORM, config.cpu_bfloat16))
+                # what the throughput report counts (train_step's loss.item() waits for the device)
+                state["steps"] += 1
+                state["voxels"] += labels.numel()
+                state["data_seconds"] += sampled - started
+                state["step_seconds"] += time.perf_counter() - sampled
             except torch.OutOfMemoryError:
                 if state["batch_size"] == 1:
                     raise
@@ -142,7 +152,8 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
                      schedule.max_epochs, seed, run_epoch,
                      lambda: validate(model, val, config, axis, n_classes, first_class, device),
                      schedule.patience, deadline, on_epoch=on_epoch, label="validation Dice",
-                     extra_state={"batch_size": config.batch_size, "events": []})
+                     extra_state={"batch_size": config.batch_size, "events": [], "steps": 0, "voxels": 0,
+                                  "data_seconds": 0.0, "step_seconds": 0.0})
     return loop.run(device)
 
 

@@ -91,10 +91,10 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool,
     from automed.environment import hardware, versions
 
     log.info("automed fit: %s -> %s", data, folder)
-    _check_rungs(recipe)
+    rung_classes = _check_rungs(recipe)
     prepare = _prepare_segmentation if recipe.task == "segmentation" else _prepare_classification
     dataset, fingerprint, summary, splits, _ = prepare(recipe, data, progress)
-    recipe = recipe.replace(data_format=dataset.format)
+    recipe = recipe.replace(data_format=dataset.format, n_folds=splits.get("n_folds", recipe.n_folds))
     recipe.to_yaml(folder / "recipe.yaml")
     write_json(folder / "fingerprint.json", summary)
     write_json(folder / "splits.json", splits)
@@ -104,6 +104,7 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool,
         "hardware": hardware(), "versions": versions(),
         "constraints": {"budget_s": recipe.budget_s, "max_vram_bytes": recipe.max_vram_bytes,
                         "min_gain": recipe.min_gain, "full_ladder": recipe.full_ladder, "cv": recipe.cv},
+        "compute_peak": _compute_peak() if any(c.trains_networks for c in rung_classes) else None,
     })
     if cache_from is not None and (cache_from / "cache").is_dir():
         shutil.copytree(cache_from / "cache", folder / "cache")
@@ -150,7 +151,8 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
                               n_jobs=_n_jobs(recipe), optuna_storage=f"sqlite:///{folder / 'optuna.db'}",
                               progress=progress, splits=splits, cache_folder=folder / "cache", metric=recipe.metric,
                               include_background=recipe.include_background, cv=recipe.cv,
-                              max_vram_bytes=recipe.max_vram_bytes, ordinal=recipe.ordinal, finished=tuple(done))
+                              max_vram_bytes=recipe.max_vram_bytes, ordinal=recipe.ordinal, finished=tuple(done),
+                              compute_peak=meta.get("compute_peak"))
             # the rungs still to fit that can fit this data (a 3D rung on 2D images cannot), this one first
             pending = [(spec, cls)] + [(s, c) for s, c in zip(recipe.rungs[i + 1:], rung_classes[i + 1:])
                                        if c.applies_to(fingerprint)]
@@ -231,17 +233,22 @@ def _comparison_cases(recipe: Recipe, splits: dict[str, Any], dataset: Any) -> l
 def _prepare_segmentation(recipe: Recipe, data: Path, progress: bool) -> tuple:
     from automed.data.dataset import open_dataset
     from automed.data.fingerprint import compute_fingerprint
-    from automed.data.splits import make_folds
+    from automed.data.splits import make_folds, read_folds
 
     dataset = open_dataset(data, recipe.data_format, recipe.colour == "rgb")
     fingerprint = compute_fingerprint(dataset, recipe.random_state, progress, recipe.target_spacing)
     log.info("dataset: %d cases, %dD, classes %s, format %s", fingerprint.n_cases, fingerprint.dims,
              fingerprint.classes, dataset.format)
-    with _about(data):
-        folds = make_folds([c.case_id for c in dataset.cases], [c.group for c in dataset.cases],
-                           recipe.n_folds, recipe.random_state)
-    splits = {"kind": "cv", "n_folds": recipe.n_folds, "random_state": recipe.random_state,
-              "grouped": any(c.group for c in dataset.cases), "folds": folds}
+    ids, groups = [c.case_id for c in dataset.cases], [c.group for c in dataset.cases]
+    if recipe.folds_file is not None:
+        folds = read_folds(recipe.folds_file, ids, groups)
+        log.info("folds: %d, read from %s", len(folds), recipe.folds_file)
+    else:
+        with _about(data):
+            folds = make_folds(ids, groups, recipe.n_folds, recipe.random_state)
+    splits = {"kind": "cv", "n_folds": len(folds), "random_state": recipe.random_state,
+              "grouped": any(groups), "folds": folds,
+              "folds_file": None if recipe.folds_file is None else str(Path(recipe.folds_file).resolve())}
     return dataset, fingerprint, fingerprint.to_dict(), splits, folds
 
 
@@ -362,6 +369,18 @@ def _clear_unresumable(rung: Any, context: FitContext) -> None:
         return
     log.info("rung %s: restarting its interrupted fit (finished search trials are kept)", rung.name)
     shutil.rmtree(context.folder)
+
+
+def _compute_peak() -> dict[str, Any]:
+    """The training device's measured peak, logged and recorded in ``run.json``."""
+    from automed.deep.inference import pick_device
+    from automed.deep.throughput import compute_peak
+
+    peak = compute_peak(pick_device())
+    log.info("compute peak on %s with %d threads: %.0f GFLOP/s fp32 matrix product, %.0f GFLOP/s 3D convolution%s",
+             peak["device"], peak["threads"], peak["matmul_fp32_gflops"], peak["conv3d_fp32_gflops"],
+             "" if peak["matmul_bf16_gflops"] is None else f", {peak['matmul_bf16_gflops']:.0f} GFLOP/s bfloat16")
+    return peak
 
 
 def _n_jobs(recipe: Recipe) -> int:

@@ -49,6 +49,7 @@ def build_report(folder: Path) -> dict[str, Any]:
         "dataset": {"path": run["data"], "format": run["format"],
                     **{k: v for k, v in fingerprint.items() if k not in ("cases", "intensity")}},
         "hardware": run["hardware"],
+        "compute_peak": run.get("compute_peak"),
         "versions": run["versions"],
         "seed": run["seed"],
         "created_at": run["created_at"],

@@ -46,6 +46,9 @@ class FitContext:
     finished : tuple of dict
         ``result.json`` of every rung finished so far, in ladder order (for rungs that
         combine others, e.g. ``ensemble``).
+    compute_peak : dict or None
+        The device's measured dense throughput (:func:`automed.deep.throughput.compute_peak`),
+        when the ladder trains networks.
     """
 
     dataset: Any
@@ -65,6 +68,7 @@ class FitContext:
     max_vram_bytes: int | None = None
     ordinal: bool = False
     finished: tuple[dict[str, Any], ...] = ()
+    compute_peak: dict[str, Any] | None = None
 
     @property
     def volume_cache(self) -> Path | None:
@@ -155,6 +159,8 @@ class Rung(ABC):
     cost_weight: ClassVar[float] = 1.0
     #: Whether :meth:`fit` continues an interrupted fit found in its folder (else it restarts).
     resumable: ClassVar[bool] = False
+    #: Whether it trains torch networks (the run then measures the device's peak throughput first).
+    trains_networks: ClassVar[bool] = False
     #: Whether the rung combines finished rungs (an ensemble): it runs even after climbing stopped.
     combines_others: ClassVar[bool] = False
 

@@ -89,5 +89,5 @@ def probe_training(model: Any, config: Any, x_train: np.ndarray, device: Any) ->
         train_step(model, optimizer, scaler, torch.nn.CrossEntropyLoss(), x, y, device.type == "cuda")
         return x.element_size() * x.nelement()
 
-    seconds, activations, peak = time_steps(step, device)
+    seconds, activations, peak, _ = time_steps(step, device)
     return seconds, training_memory(count_parameters(model), activations, peak), model

@@ -53,6 +53,7 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
     Params = DeepParams
     cost_weight = 2.0
     resumable = True
+    trains_networks = True
     #: The network, as an :mod:`automed.nets` path (``"automed.nets.unet:UNet"``).
     architecture: ClassVar[str]
     #: 2 (slices of 3D volumes, or 2D images) or 3.
@@ -108,7 +109,7 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         cap = max(low, (self.params.max_patch or self.default_max_patch) // divisor * divisor)
         patch = tuple(max(low, min(cap, math.ceil(s / divisor) * divisor)) for s in settings["patch"])
         return NetConfig(self.architecture, self.network_dims, space["width"], hp, space["loss"], space["lr"],
-                         space["batch_size"], space["augmentation"], patch)
+                         space["batch_size"], space["augmentation"], patch, cpu_bfloat16=self.params.cpu_bfloat16)
 
 
     # -- splits ----------------------------------------------------------------------------
@@ -165,7 +166,8 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
                                         folder, context, device, epochs=plan.settings.get("final_epochs"))
             model = _load_model(config, fp, folder / "best.pt", device)
             models.append(model)
-            trainings.append({"fold": k, **_result_dict(result), "est_train_vram_bytes": probe.train_memory_bytes})
+            trainings.append({"fold": k, **_result_dict(result), "est_train_vram_bytes": probe.train_memory_bytes,
+                              "flops_per_voxel": probe.flops_per_voxel})
             inner_preds += [(self._predict_with([model], config, volumes[c].image, device), volumes[c].label)
                             for c in inner_val]
         final_fit_seconds = time.monotonic() - started
@@ -176,6 +178,8 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         self._save(context.folder, config, steps, fp, len(models))
         from automed.nets import count_parameters
 
+        from automed.deep.throughput import training_throughput
+
         est = max(t["est_train_vram_bytes"] for t in trainings)
         return RungOutcome(
             per_case=per_case, postprocessing=steps,
@@ -183,7 +187,9 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
                      "slice_axis": plan.settings["axis"], "comparison_cases": "every fold's validation cases"
                      if context.cv == "full" else "validation cases of fold 0",
                      "dice_inner_validation_before_postprocessing": dice_raw,
-                     "dice_inner_validation_after_postprocessing": dice_pp, "tta": self.params.tta},
+                     "dice_inner_validation_after_postprocessing": dice_pp, "tta": self.params.tta,
+                     "throughput": training_throughput(trainings, trainings[0]["flops_per_voxel"],
+                                                       context.compute_peak)},
             n_params=count_parameters(models[0]), predict_seconds_per_case=seconds,
             cost={"search_seconds": search_seconds, "final_fit_seconds": final_fit_seconds, "device": str(device),
                   "n_trials": search["n_trials"], "n_trials_pruned": search["n_pruned"],
@@ -274,7 +280,8 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
 
         total = None
         for model in models:  # summed in place: each is n_classes x the image's size
-            proba = predict_proba(model, image, config.patch, self._settings["axis"], device, self.params.tta)
+            proba = predict_proba(model, image, config.patch, self._settings["axis"], device, self.params.tta,
+                                  bfloat16=config.cpu_bfloat16)
             total = proba if total is None else np.add(total, proba, out=total)
         total /= len(models)
         return total
@@ -390,7 +397,8 @@ def _new_model(config: Any, fingerprint: Any, device: Any) -> Any:
 def _result_dict(result: Any) -> dict[str, Any]:
     return {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_inner_dice": result.best_value,
             "seconds": result.seconds, "stop_reason": result.stop_reason, "batch_size": result.state["batch_size"],
-            "events": result.state["events"], "history": result.history}
+            "events": result.state["events"], "history": result.history,
+            **{k: result.state[k] for k in ("steps", "voxels", "data_seconds", "step_seconds")}}
 
 
 def _plain(obj: Any) -> dict[str, Any]:

@@ -59,6 +59,7 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
     Params = DeepClassifierParams
     cost_weight = 2.0
     resumable = True
+    trains_networks = True
     #: ``"module:Class"`` of the network's :class:`~automed.nets.ClassifierArchitecture` (set by the registry).
     architecture: ClassVar[str]
 

@@ -44,6 +44,8 @@ class DeepParams:
         network's size divisor, capped here.
     tta : bool
         Mirrored test-time augmentation when evaluating and predicting.
+    cpu_bfloat16 : bool
+        On a CPU, train and predict under bfloat16 autocast (weights and optimiser stay fp32).
     validation_fraction : float
         Share of the training cases held out for early stopping and search.
     max_validation_cases : int
@@ -65,6 +67,7 @@ class DeepParams:
     lr_max: float = 1e-2
     max_patch: int = 0
     tta: bool = True
+    cpu_bfloat16: bool = False
     validation_fraction: float = 0.15
     max_validation_cases: int = 20
 

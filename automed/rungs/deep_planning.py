@@ -175,7 +175,8 @@ class Prober:
         started = time.perf_counter()
         fp = self.context.fingerprint
         predict_proba(build_network(config, fp.n_channels, fp.n_classes).to(self.device),
-                      self.volumes[self.inner_val[0]].image, config.patch, self.settings["axis"], self.device)
+                      self.volumes[self.inner_val[0]].image, config.patch, self.settings["axis"], self.device,
+                      bfloat16=config.cpu_bfloat16)
         val_s = time.perf_counter() - started
         epoch_s = self.rung.params.iterations * measured.seconds_per_step + len(self.inner_val) * val_s
         return measured, val_s, epoch_s

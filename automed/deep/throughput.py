@@ -1,0 +1,108 @@
+"""How fast this machine computes, and how much of it a network's training achieves.
+
+A run measures the device's dense peak once, at its start (:func:`compute_peak`); each deep
+rung counts the floating-point operations of one training step (:func:`step_flops`, with
+torch's own FLOP counter) and times its steps, so its report says steps and voxels per second
+and the fraction of the measured peak it reached (:func:`training_throughput`). A low fraction
+with a high ``data_share`` means the data path, not the network, is what to make faster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["compute_peak", "step_flops", "training_throughput"]
+
+_MATMUL_N = 2048
+_CONV = (2, 32, 32)  # batch, channels, side of the 3D input of a 3x3x3 convolution
+
+
+def _best_rate(run: Callable[[], Any], flops: float, device: Any, repeats: int = 3) -> float:
+    """Best of ``repeats`` timed calls after a warm-up, in GFLOP/s."""
+    import torch
+
+    run()
+    best = np.inf
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - started)
+    return flops / best / 1e9
+
+
+def compute_peak(device: Any) -> dict[str, Any]:
+    """Measured dense throughput of ``device`` with torch's current thread count (about 2 s on CPU).
+
+    Returns
+    -------
+    dict
+        ``matmul_fp32_gflops`` (a 2048 x 2048 matrix product), ``conv3d_fp32_gflops`` (a 3x3x3
+        convolution of 32 channels on 2 x 32^3 voxels), ``matmul_bf16_gflops`` (None where
+        bfloat16 products are not supported), ``threads`` and ``device``.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(_MATMUL_N, _MATMUL_N, generator=g).to(device)
+    b = torch.randn(_MATMUL_N, _MATMUL_N, generator=g).to(device)
+    matmul_flops = 2.0 * _MATMUL_N ** 3
+    batch, channels, side = _CONV
+    x = torch.randn(batch, channels, side, side, side, generator=g).to(device)
+    w = torch.randn(channels, channels, 3, 3, 3, generator=g).to(device)
+    conv_flops = 2.0 * batch * channels * channels * 27 * side ** 3
+    with torch.no_grad():
+        peak = {"matmul_fp32_gflops": _best_rate(lambda: a @ b, matmul_flops, device),
+                "conv3d_fp32_gflops": _best_rate(lambda: torch.nn.functional.conv3d(x, w, padding=1), conv_flops,
+                                                 device)}
+        try:
+            a16, b16 = a.bfloat16(), b.bfloat16()
+            peak["matmul_bf16_gflops"] = _best_rate(lambda: a16 @ b16, matmul_flops, device)
+        except RuntimeError:  # no bfloat16 kernels on this device
+            peak["matmul_bf16_gflops"] = None
+    return {**peak, "threads": torch.get_num_threads(), "device": str(device)}
+
+
+def step_flops(step: Callable[[], Any]) -> int:
+    """Floating-point operations of one call of ``step`` (forward and backward), as torch's
+    FLOP counter counts them: matrix products and convolutions, 2 per multiply-add."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return int(counter.get_total_flops())
+
+
+def training_throughput(trainings: list[dict[str, Any]], flops_per_voxel: float | None,
+                        peak: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Steps and voxels per second over ``trainings`` (their ``steps``, ``step_seconds``,
+    ``data_seconds`` and ``voxels``), achieved GFLOP/s (from ``flops_per_voxel`` of a training
+    step) and its fraction of ``peak``'s fp32 matrix-product rate (and of its convolution rate).
+    None when no step was timed."""
+    steps = sum(t.get("steps", 0) for t in trainings)
+    compute_s = sum(t.get("step_seconds", 0.0) for t in trainings)
+    data_s = sum(t.get("data_seconds", 0.0) for t in trainings)
+    if not steps or compute_s + data_s <= 0:
+        return None
+    total_s = compute_s + data_s
+    voxels = sum(t.get("voxels", 0) for t in trainings)
+    out: dict[str, Any] = {
+        "steps": steps, "steps_per_second": steps / total_s, "voxels_per_second": voxels / total_s,
+        "data_share": data_s / total_s, "flops_per_voxel": flops_per_voxel,
+        "gflops_per_second": None, "fraction_of_matmul_peak": None, "fraction_of_conv_peak": None,
+        "peak": peak,
+    }
+    if flops_per_voxel:
+        achieved = flops_per_voxel * voxels / total_s / 1e9
+        out["gflops_per_second"] = achieved
+        if peak:
+            out["fraction_of_matmul_peak"] = achieved / peak["matmul_fp32_gflops"]
+            out["fraction_of_conv_peak"] = achieved / peak["conv3d_fp32_gflops"]
+    return out
