@@ -34,6 +34,11 @@ benchmark: $(BIN)/automed
 	$(BIN)/python benchmarks/colour_segmentation.py
 	$(BIN)/python benchmarks/colour_classification.py
 	$(BIN)/python benchmarks/multimodal_segmentation.py
+	# CT-sized volumes (about 40 min), CPU training levers (about 15 min)
+	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/cpu_training.py
+	# side by side with nnU-Net v2 (its own venv; hours: run its tools and times apart with --tools/--minutes)
+	$(BIN)/python benchmarks/vs_nnunet.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -5,7 +5,9 @@ rung plans it (patch, batch, width):
 
 * **step anatomy**: median seconds of drawing and augmenting one batch (the data path), and of
   one optimiser step on a fixed batch in fp32, under bfloat16 autocast, and in fp32 with
-  ``channels_last_3d``, with the FLOPs of a step and the fraction of the measured peak;
+  ``channels_last_3d``, with the FLOPs of a step and the fraction of the measured peak; then
+  seconds per step of the whole loop (draw, then step) with batches drawn in turn and drawn
+  ahead on a background thread, in fp32 and bfloat16;
 * **Dice**: the same seeded training (fixed epochs, same cases) in fp32 and in bfloat16, and
   bfloat16 given fp32's wall time; scored on held-out cases without mirroring, with the
   paired per-case Dice difference and its bootstrap 95% CI.
@@ -79,7 +81,40 @@ def step_anatomy(config, source, fp, peak) -> dict:
                      "fraction_of_matmul_fp32_peak": flops / seconds / 1e9 / peak["matmul_fp32_gflops"],
                      "steps_per_second_with_data": 1 / (seconds + data_s),
                      "data_share": data_s / (seconds + data_s)}
+    for bf16 in (False, True):
+        for prefetch in (0, 2):
+            out[f"loop_{'bf16' if bf16 else 'fp32'}_prefetch{prefetch}_seconds_per_step"] = loop_seconds(
+                replace(config, cpu_bfloat16=bf16), source, fp, prefetch)
     return out
+
+
+def loop_seconds(config, source, fp, prefetch: int, n_steps: int = 20) -> float:
+    """Seconds per step of ``n_steps`` draws and steps, batches drawn ahead when ``prefetch``."""
+    import torch
+
+    from automed.deep.augment import training_transform
+    from automed.deep.loop import train_step
+    from automed.deep.training import CLIP_NORM, drawn_batches, make_batch, training_loss
+    from automed.nets import build_network
+
+    torch.manual_seed(0)
+    model = build_network(config, fp.n_channels, fp.n_classes)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    loss_fn = training_loss(config, False)
+    rng = np.random.default_rng(0)
+    transform = training_transform(config.patch, config.augmentation, 0)
+    model.train()
+
+    def run(n: int) -> None:
+        for images, labels in drawn_batches(lambda: make_batch(source, transform, rng, config.batch_size,
+                                                               config.patch), n, prefetch):
+            train_step(model, optimizer, scaler, loss_fn, images, labels, False, CLIP_NORM, config.cpu_bfloat16)
+
+    run(2)  # warm-up
+    started = time.perf_counter()
+    run(n_steps)
+    return (time.perf_counter() - started) / n_steps
 
 
 def train_and_score(config, volumes, train_ids, val_ids, fp, epochs, folder) -> dict:

@@ -52,6 +52,7 @@ def rung_summary(rung: dict) -> dict:
                                     "n_trials", "n_trials_pruned", "n_params", "peak_rss_bytes", "peak_vram_bytes",
                                     "est_train_vram_bytes", "predict_seconds_per_case", "device")},
         "config": (rung.get("details") or {}).get("config"),
+        "throughput": (rung.get("details") or {}).get("throughput"),
         "trainings": [{k: v for k, v in t.items() if k != "history"}
                       for t in (rung.get("details") or {}).get("trainings", [])],
     }

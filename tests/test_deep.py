@@ -62,6 +62,7 @@ def test_unet2d_on_volumes_is_judged_against_classical_and_predicts(toy3d, tmp_p
     peak = json.loads((run.folder / "run.json").read_text())["compute_peak"]
     assert peak["matmul_fp32_gflops"] > 0 and peak["threads"] >= 1 and throughput["peak"] == peak
     assert 0 < throughput["fraction_of_matmul_peak"] < 1.5  # a network step reaches some share of dense peak
+    assert "Training throughput:" in (run.folder / "report.md").read_text(encoding="utf-8")
     assert result["details"]["slice_axis"] == 0  # make_msd writes 1.5 mm along z: array axis 0
     assert not (run.folder / "rungs/unet2d/final").exists() and not (run.folder / "rungs/unet2d/trials").exists()
     weights = torch.load(run.folder / "rungs/unet2d/model_fold0.pt", weights_only=True)
@@ -412,3 +413,18 @@ def test_unet3d_trains_on_windows_of_larger_volumes_and_can_predict_without_mirr
     assert cli.exit_code == 0, cli.output
     for a, b in zip(plain, sorted((tmp_path / "cli").glob("*.nii.gz"))):
         np.testing.assert_array_equal(read_image(a).array, read_image(b).array)
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_batches_drawn_ahead_come_in_order_and_a_failure_there_is_raised_here(prefetch):
+    from automed.deep.training import drawn_batches
+
+    counter = iter(range(100))
+    assert list(drawn_batches(lambda: next(counter), 5, prefetch)) == [0, 1, 2, 3, 4]
+    assert next(counter) == 5, "no batch is drawn beyond those asked for"
+
+    def failing():
+        raise ValueError("bad case")
+
+    with pytest.raises(ValueError, match="bad case"):
+        list(drawn_batches(failing, 3, prefetch))

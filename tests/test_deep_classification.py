@@ -45,6 +45,10 @@ def test_cnn_scores_the_test_split_with_a_paired_gain_and_predicts(npz, cnn_run,
     assert gain["mean"] == pytest.approx(result["test"]["auc"]["mean"] - classical["test"]["auc"]["mean"])
     assert gain["ci_low"] <= gain["mean"] <= gain["ci_high"]
     assert result["cost"]["n_trials"] == 2 and result["cost"]["est_train_vram_bytes"] > 0
+    throughput = result["details"]["throughput"]
+    assert throughput["steps"] == sum(t["steps"] for t in result["details"]["training"]) > 0
+    assert throughput["voxels_per_second"] > 0 and throughput["flops_per_voxel"] > 0
+    assert throughput["fraction_of_matmul_peak"] > 0 and throughput["peak"]["matmul_fp32_gflops"] > 0
     assert 0.0 <= result["threshold"] <= 1.0
     assert len(torch.load(run.folder / "rungs/cnn/model.pt", weights_only=True)["members"]) == 2
     overlays = result["gradcam"]

@@ -100,3 +100,19 @@ def test_prediction_reads_a_memory_mapped_case_without_copying_warnings(opened, 
         proba = predict_proba(model, volume.image, config.patch, None, torch.device("cpu"), tta=True)
     assert proba.shape == (3, *volume.label.shape)
     np.testing.assert_allclose(proba.sum(0), 1.0, atol=1e-5)
+
+
+def test_spilled_arrays_are_memory_mapped_copies_and_without_a_cache_stay_in_memory(tmp_path):
+    from automed.data.spill import spill
+    from automed.rungs.base import FitContext
+
+    context = FitContext(None, None, [], tmp_path / "rung", 0, 1, None, "", cache_folder=tmp_path / "cache")
+    path = context.scratch_path("classical", "case/with:odd name", "proba")
+    assert path.parent == tmp_path / "cache" / "volumes" / "classical" and "/" not in path.name[:-4]
+    array = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    mapped = spill(array, path)
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    np.testing.assert_array_equal(mapped, array)
+    assert [p.name for p in path.parent.iterdir()] == [path.name], "no partial files are left"
+    bare = FitContext(None, None, [], tmp_path / "rung", 0, 1, None, "")
+    assert bare.scratch_path("classical", "a", "label") is None and spill(array, None) is array

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 
 from automed.deep.augment import without_metadata
 from automed.deep.loop import EpochLoop, LoopResult, train_step
+from automed.deep.throughput import THROUGHPUT_FIELDS, count_step
 
 __all__ = ["ClassifierConfig", "classifier_config_from_dict", "image_arrays", "mean_proba", "network_shape", "predict_proba", "resized",
            "train_classifier"]
@@ -239,12 +241,16 @@ def train_classifier(config: ClassifierConfig, max_epochs: int, patience: int, t
         augment = _augmenter(config.augmentation, config.spatial_dims, seed + epoch)
         losses = []
         for index in _batches(y_train, config.batch_size, config.sampling, rng):
+            started = time.perf_counter()
             x = x_train[index] if augment is None else np.stack([np.asarray(augment(im)) for im in x_train[index]])
+            sampled = time.perf_counter()
             losses.append(train_step(model, optimizer, scaler, loss_fn, torch.as_tensor(x, dtype=torch.float32,
                                      device=device), torch.as_tensor(y_train[index], device=device), amp))
+            count_step(state, x.shape[0] * int(np.prod(x.shape[2:])), sampled - started, time.perf_counter() - sampled)
         return float(np.mean(losses))
 
     loop = EpochLoop(folder, {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler},
                      max_epochs, seed, run_epoch, lambda: val_auc(val[1], predict_proba(model, val[0], device)),
-                     patience, deadline, on_epoch=on_epoch, label="validation AUC")
+                     patience, deadline, on_epoch=on_epoch, label="validation AUC",
+                     extra_state=dict.fromkeys(THROUGHPUT_FIELDS, 0))
     return loop.run(device)

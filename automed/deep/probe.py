@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from automed.deep.loop import train_step
+from automed.deep.loop import cpu_layout, train_step
 from automed.deep.training import CLIP_NORM, NetConfig, make_batch, training_loss
 from automed.deep.volumes import SampleSource
 
@@ -97,7 +97,7 @@ def probe(config: NetConfig, source: SampleSource, in_channels: int, n_classes: 
     from automed.nets import build_network, count_parameters
 
     torch.manual_seed(seed)
-    model = build_network(config, in_channels, n_classes).to(device)
+    model = cpu_layout(build_network(config, in_channels, n_classes).to(device), config.spatial_dims, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     loss_fn = training_loss(config, include_background)
     transform = training_transform(config.patch, config.augmentation, seed)
@@ -107,7 +107,8 @@ def probe(config: NetConfig, source: SampleSource, in_channels: int, n_classes: 
 
     def step() -> int:
         images, labels = make_batch(source, transform, rng, config.batch_size, config.patch)
-        train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), cuda, CLIP_NORM,
+        train_step(model, optimizer, scaler, loss_fn, cpu_layout(images.to(device), config.spatial_dims, device),
+                   labels.to(device), cuda, CLIP_NORM,
                    config.cpu_bfloat16)
         return images.element_size() * images.nelement()
 

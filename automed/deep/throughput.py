@@ -15,7 +15,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["compute_peak", "step_flops", "training_throughput"]
+__all__ = ["THROUGHPUT_FIELDS", "compute_peak", "count_step", "step_flops", "training_throughput"]
+
+#: What a training counts in its saved state for :func:`training_throughput`.
+THROUGHPUT_FIELDS = ("steps", "voxels", "data_seconds", "step_seconds")
 
 _MATMUL_N = 2048
 _CONV = (2, 32, 32)  # batch, channels, side of the 3D input of a 3x3x3 convolution
@@ -68,6 +71,15 @@ def compute_peak(device: Any) -> dict[str, Any]:
         except RuntimeError:  # no bfloat16 kernels on this device
             peak["matmul_bf16_gflops"] = None
     return {**peak, "threads": torch.get_num_threads(), "device": str(device)}
+
+
+def count_step(state: dict[str, Any], voxels: int, data_seconds: float, step_seconds: float) -> None:
+    """Add one training step (its input voxels, and the seconds drawing its batch and training
+    on it) to a training's saved ``state``."""
+    state["steps"] += 1
+    state["voxels"] += voxels
+    state["data_seconds"] += data_seconds
+    state["step_seconds"] += step_seconds
 
 
 def step_flops(step: Callable[[], Any]) -> int:

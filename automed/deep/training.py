@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from automed.deep.loop import EpochLoop, LoopResult, train_step
+from automed.deep.loop import EpochLoop, LoopResult, cpu_layout, train_step
+from automed.deep.throughput import THROUGHPUT_FIELDS, count_step
 from automed.deep.volumes import SampleSource, Volume
 
 __all__ = ["CLIP_NORM", "NetConfig", "Schedule", "build_loss", "config_from_dict", "make_batch",
@@ -24,6 +25,8 @@ __all__ = ["CLIP_NORM", "NetConfig", "Schedule", "build_loss", "config_from_dict
 
 log = logging.getLogger("automed")
 CLIP_NORM = 12.0  # gradient-norm clip of every segmentation step, as nnU-Net clips
+#: Batches drawn ahead of the training step on a background thread (0: drawn in turn).
+PREFETCH_BATCHES = 2
 FOREGROUND_SHARE = 1 / 3  # share of 2D training slices drawn from slices with foreground (as nnU-Net oversamples)
 
 
@@ -88,6 +91,28 @@ def make_batch(source: SampleSource, transform: Any, rng: np.random.Generator, b
     return torch.stack(images), torch.stack(labels)
 
 
+def drawn_batches(draw: Callable[[], Any], n: int, prefetch: int) -> Any:
+    """``n`` results of ``draw()``, in order; with ``prefetch`` > 0 drawn up to that many ahead on
+    a background thread (MONAI's ``ThreadBuffer``), an error there raised here."""
+    def produce() -> Any:
+        for _ in range(n):
+            try:
+                yield draw(), None
+            except Exception as exc:  # handed to the training thread, which raises it
+                yield None, exc
+                return
+
+    items = produce()
+    if prefetch > 0:
+        from monai.data import ThreadBuffer
+
+        items = ThreadBuffer(items, buffer_size=prefetch)
+    for batch, error in items:
+        if error is not None:
+            raise error
+        yield batch
+
+
 def validate(model: Any, volumes: list[Volume], config: NetConfig, axis: int | None, n_classes: int,
              first_class: int, device: Any, tta: bool = False) -> float:
     """Mean over ``volumes`` of the mean Dice of classes ``first_class`` and up."""
@@ -102,12 +127,15 @@ def validate(model: Any, volumes: list[Volume], config: NetConfig, axis: int | N
 
 def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list[Volume], axis: int | None,
           n_classes: int, in_channels: int, folder: Path, seed: int, device: Any, include_background: bool,
-          deadline: float | None = None, on_epoch: Callable[[int, float], None] | None = None) -> LoopResult:
+          deadline: float | None = None, on_epoch: Callable[[int, float], None] | None = None,
+          prefetch: int = PREFETCH_BATCHES) -> LoopResult:
     """Train (or continue training) a network; ``folder`` receives ``best.pt`` and ``last.pt``.
 
     The epochs go through :class:`~automed.deep.loop.EpochLoop` (resume, checkpoints, early
     stopping); an epoch here is ``schedule.iterations`` steps on augmented patches, scored by
-    validation Dice. On CUDA out of memory the batch is halved and training goes on.
+    validation Dice. With ``prefetch`` > 0, that many batches are drawn ahead on a background
+    thread while the network trains (the same batches, in the same order, as drawn in turn).
+    On CUDA out of memory the batch is halved and training goes on.
     """
     import torch
 
@@ -115,7 +143,7 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
     from automed.nets import build_network
 
     torch.manual_seed(seed)
-    model = build_network(config, in_channels, n_classes).to(device)
+    model = cpu_layout(build_network(config, in_channels, n_classes).to(device), config.spatial_dims, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=schedule.max_epochs, power=0.9)
     amp = device.type == "cuda"
@@ -126,18 +154,19 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
     def run_epoch(epoch: int, rng: np.random.Generator, state: dict[str, Any]) -> float:
         transform = training_transform(config.patch, config.augmentation, seed + epoch)
         losses = []
+        batches = iter(drawn_batches(lambda: make_batch(source, transform, rng, state["batch_size"], config.patch),
+                                     schedule.iterations, prefetch))
         for _ in range(schedule.iterations):
             started = time.perf_counter()
-            images, labels = make_batch(source, transform, rng, state["batch_size"], config.patch)
+            images, labels = next(batches)
+            images, labels = images[:state["batch_size"]], labels[:state["batch_size"]]  # drawn before a halving
             sampled = time.perf_counter()
             try:
-                losses.append(train_step(model, optimizer, scaler, loss_fn, images.to(device), labels.to(device), amp,
+                losses.append(train_step(model, optimizer, scaler, loss_fn,
+                                         cpu_layout(images.to(device), config.spatial_dims, device), labels.to(device), amp,
                                          CLIP_NORM, config.cpu_bfloat16))
-                # what the throughput report counts (train_step's loss.item() waits for the device)
-                state["steps"] += 1
-                state["voxels"] += labels.numel()
-                state["data_seconds"] += sampled - started
-                state["step_seconds"] += time.perf_counter() - sampled
+                # train_step's loss.item() waits for the device, so the step's time is its own
+                count_step(state, labels.numel(), sampled - started, time.perf_counter() - sampled)
             except torch.OutOfMemoryError:
                 if state["batch_size"] == 1:
                     raise
@@ -152,8 +181,7 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
                      schedule.max_epochs, seed, run_epoch,
                      lambda: validate(model, val, config, axis, n_classes, first_class, device),
                      schedule.patience, deadline, on_epoch=on_epoch, label="validation Dice",
-                     extra_state={"batch_size": config.batch_size, "events": [], "steps": 0, "voxels": 0,
-                                  "data_seconds": 0.0, "step_seconds": 0.0})
+                     extra_state={"batch_size": config.batch_size, "events": [], **dict.fromkeys(THROUGHPUT_FIELDS, 0)})
     return loop.run(device)
 
 

@@ -148,7 +148,22 @@ def _rung_notes(rung: dict[str, Any]) -> list[str]:
                      + ".")
     if rung.get("shrunk"):
         notes.append(f"Shrunk to fit: {'; '.join(rung['shrunk'])}.")
+    if details.get("throughput"):
+        notes.append(_throughput_sentence(details["throughput"]))
     return notes
+
+
+def _throughput_sentence(t: dict[str, Any]) -> str:
+    """Training throughput: steps and voxels per second, the data path's share, share of peak."""
+    text = (f"Training throughput: {_num(t['steps_per_second'], 2)} steps/s, "
+            f"{_num(t['voxels_per_second'] / 1e6, 2)} M voxels/s over {t['steps']} steps; drawing batches took "
+            f"{_num(100 * t['data_share'], 0)}% of step time")
+    if t.get("gflops_per_second") is not None:
+        text += f"; {_num(t['gflops_per_second'], 1)} GFLOP/s"
+        if t.get("fraction_of_matmul_peak") is not None:
+            text += (f", {_num(100 * t['fraction_of_matmul_peak'], 1)}% of this device's measured fp32 matrix-product "
+                     f"peak ({_num(t['peak']['matmul_fp32_gflops'], 0)} GFLOP/s)")
+    return text + "."
 
 
 def _per_class(rung: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

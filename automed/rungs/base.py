@@ -76,6 +76,14 @@ class FitContext:
         (:func:`automed.deep.volumes.load_volumes`); the runner removes it when the fit ends."""
         return None if self.cache_folder is None else self.cache_folder / VOLUME_CACHE
 
+    def scratch_path(self, rung: str, case_id: str, what: str) -> Path | None:
+        """Where ``rung`` may keep ``what`` of a case out of memory during the fit (an ``.npy``
+        file in :attr:`volume_cache`, removed with it); None without a cache."""
+        from automed.data.spill import spill_name
+
+        cache = self.volume_cache
+        return None if cache is None else cache / rung / spill_name(case_id, f"-{what}.npy")
+
 
 @dataclass(frozen=True)
 class RungPlan:

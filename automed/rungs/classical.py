@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from automed.data.dataset import Case
 from automed.data.io import Geometry, image_suffix, write_image
 from automed.data.loading import load_case
 from automed.data.normalize import map_labels, normalize, unmap_labels
+from automed.data.spill import spill
 from automed.models.classical import decide, mean_dice
 from automed.models.search import open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
@@ -158,9 +159,11 @@ class ClassicalRung(Rung):
             for case_id in fold["val"]:
                 t0 = time.monotonic()
                 data = store[case_id]
-                proba[case_id] = self._case_proba(model, cases[case_id], data, context)
+                case_proba = self._case_proba(model, cases[case_id], data, context)
                 # Cached features were computed in _prepare; charge their time to the prediction.
                 seconds.append(time.monotonic() - t0 + (data.feature_seconds if data.rows is not None else 0.0))
+                # every case's probabilities are needed to choose the background weight: they wait on disk
+                proba[case_id] = spill(case_proba, context.scratch_path("classical", case_id, "proba"))
                 fold_of[case_id] = k
 
         ids = sorted(proba)
@@ -203,7 +206,7 @@ class ClassicalRung(Rung):
         with process_pool():
             parallel = Parallel(n_jobs=context.n_jobs, return_as="generator")
             results = _progress(parallel(jobs), context.progress, "classical features", total=len(cases))
-            return {case.case_id: result for case, result in zip(cases, results)}
+            return {case.case_id: _spilled(result, context, case.case_id) for case, result in zip(cases, results)}
 
     def _train(self, config: dict[str, Any], store: dict[str, _CaseData], case_ids: list[str],
                context: FitContext) -> Any:
@@ -374,6 +377,15 @@ def _prepare_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in
     rows = np.concatenate(slabs) if keep_rows else None
     return _CaseData(np.concatenate(samples), coarse_label.ravel()[index], label, loaded.geometry, rows,
                      time.monotonic() - started, coarse_label.shape, loaded.roi)
+
+
+def _spilled(data: _CaseData, context: FitContext, case_id: str) -> _CaseData:
+    """``data`` with its working-grid label and ROI on disk (80 MB each for a CT case), memory-mapped."""
+    def out(name: str) -> np.ndarray | None:
+        array = getattr(data, name)
+        return None if array is None else spill(array, context.scratch_path("classical", case_id, name))
+
+    return replace(data, label=out("label"), roi=out("roi"))
 
 
 def _inside(pred: np.ndarray, roi: np.ndarray | None) -> np.ndarray:

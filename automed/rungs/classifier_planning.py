@@ -38,7 +38,7 @@ class ClassifierPlanning:
         x_train = arrays["train"][0]
         space = self._default_space()
         config: ClassifierConfig = self._config(space, x_train.ndim - 2)
-        seconds_per_step, memory, model = probe_training(self._network(config, len(context.dataset.classes)),
+        seconds_per_step, memory, model, _ = probe_training(self._network(config, len(context.dataset.classes)),
                                                           config, x_train, device)
         started = time.perf_counter()
         predict_proba(model, arrays["val"][0], device)
@@ -71,8 +71,9 @@ class ClassifierPlanning:
         return plan
 
 
-def probe_training(model: Any, config: Any, x_train: np.ndarray, device: Any) -> tuple[float, int, Any]:
-    """Seconds per training step (median of 3) and estimated training memory of a fresh ``model``."""
+def probe_training(model: Any, config: Any, x_train: np.ndarray, device: Any) -> tuple[float, int, Any, float]:
+    """Seconds per training step (median of 3), estimated training memory of a fresh ``model``,
+    the model, and a step's FLOPs per input voxel."""
     import torch
 
     from automed.deep.loop import train_step
@@ -89,5 +90,6 @@ def probe_training(model: Any, config: Any, x_train: np.ndarray, device: Any) ->
         train_step(model, optimizer, scaler, torch.nn.CrossEntropyLoss(), x, y, device.type == "cuda")
         return x.element_size() * x.nelement()
 
-    seconds, activations, peak, _ = time_steps(step, device)
-    return seconds, training_memory(count_parameters(model), activations, peak), model
+    seconds, activations, peak, flops = time_steps(step, device)
+    voxels = len(x) * int(np.prod(x.shape[2:]))
+    return seconds, training_memory(count_parameters(model), activations, peak), model, flops / voxels

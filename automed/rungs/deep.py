@@ -32,6 +32,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from automed.deep.throughput import THROUGHPUT_FIELDS, training_throughput
 from automed.models.search import finished_trials, open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 from automed.rungs.deep_params import DeepParams
@@ -177,8 +178,6 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
             lambda k, image: apply_postprocessing(self._predict_with([models[k]], config, image, device), steps))
         self._save(context.folder, config, steps, fp, len(models))
         from automed.nets import count_parameters
-
-        from automed.deep.throughput import training_throughput
 
         est = max(t["est_train_vram_bytes"] for t in trainings)
         return RungOutcome(
@@ -398,7 +397,7 @@ def _result_dict(result: Any) -> dict[str, Any]:
     return {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_inner_dice": result.best_value,
             "seconds": result.seconds, "stop_reason": result.stop_reason, "batch_size": result.state["batch_size"],
             "events": result.state["events"], "history": result.history,
-            **{k: result.state[k] for k in ("steps", "voxels", "data_seconds", "step_seconds")}}
+            **{k: result.state[k] for k in THROUGHPUT_FIELDS}}
 
 
 def _plain(obj: Any) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from automed.deep.throughput import THROUGHPUT_FIELDS, training_throughput
 from automed.metrics import TEST_SCORES, choose_threshold, classification_summary, decide_classes
 from automed.models.search import finished_trials, open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
@@ -177,6 +178,8 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
                      "test": {k: summary[k] for k in TEST_SCORES},
                      "threshold": threshold, "gradcam": gradcam},
             details={"config": asdict(config), "search": search, "n_models": len(members), "training": records,
+                     "throughput": training_throughput(records, records[0].get("flops_per_voxel"),
+                                                       context.compute_peak),
                      "splits": {k: len(v[1]) for k, v in arrays.items()},
                      "initialisation": settings.get("initialisation", "random (trained from scratch)")},
             n_params=sum(count_parameters(m) for m in members), predict_seconds_per_case=predict_s,
@@ -222,7 +225,9 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
                                                 epochs=epochs, final=True, seed=seed, slack=1.0 if k else 1.25)
                 record = {"seed": seed, "epochs": result.epochs, "best_epoch": result.best_epoch,
                           "best_val_auc": result.best_value, "stop_reason": result.stop_reason,
-                          "seconds": time.monotonic() - started, "memory": memory, "history": result.history}
+                          "seconds": time.monotonic() - started, "memory": memory, "history": result.history,
+                          **{k: result.state[k] for k in THROUGHPUT_FIELDS},
+                          "flops_per_voxel": result.state.get("flops_per_voxel")}  # unknown for a transfer network
                 partial = record_file.with_suffix(".tmp")  # a kill mid-write must not leave a torn record
                 partial.write_text(json.dumps(record))
                 os.replace(partial, record_file)
@@ -247,7 +252,8 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
 
         n_classes = len(context.dataset.classes)
         x_train = arrays["train"][0]
-        seconds_per_step, memory, _ = probe_training(self._network(config, n_classes), config, x_train, device)
+        seconds_per_step, memory, _, flops_per_voxel = probe_training(self._network(config, n_classes), config,
+                                                                      x_train, device)
         folder.mkdir(parents=True, exist_ok=True)
         saved = folder / "schedule.json"
         p = self.params
@@ -265,6 +271,7 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         model = self._network(config, n_classes)
         result = train_classifier(config, epochs, patience, arrays["train"], arrays["val"], n_classes, folder, seed,
                                   device, deadline, on_epoch, model=model)
+        result.state["flops_per_voxel"] = flops_per_voxel
         return result, memory, model
 
     def _search(self, context: FitContext, arrays: dict[str, Any], dims: int, settings: dict[str, Any],

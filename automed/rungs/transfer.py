@@ -133,7 +133,7 @@ class TransferRung(DeepClassifierRung):
         started = time.perf_counter()
         _features(net, batch, device)
         extract_s = (time.perf_counter() - started) / len(batch) * n_all
-        step_s, memory, _ = probe_training(net, self._config({**self._default_space(), "mode": "finetune"}, 2), x_train,
+        step_s, memory, _, _ = probe_training(net, self._config({**self._default_space(), "mode": "finetune"}, 2), x_train,
                                    device)
         finetune_epoch_s = math.ceil(len(x_train) / len(batch)) * step_s + extract_s * len(arrays["val"][1]) / n_all
         p, budget, shrunk = self.params, context.budget_s, []
