@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from automed.data.atomic import folder_written_atomically
 from automed.data.io import Geometry
 from automed.data.loading import load_case
 from automed.data.normalize import map_labels, normalize
+from automed.data.spill import spill_name
 
 __all__ = ["Volume", "load_volumes", "slice_axis", "SampleSource", "FOREGROUND_LOCATIONS"]
 
@@ -71,7 +71,7 @@ def load_volumes(dataset: Any, fingerprint: Any, case_ids: list[str], cache: Pat
     spacing = {r["case_id"]: tuple(r["spacing"]) for r in fingerprint.cases}
     volumes = {}
     for case_id in case_ids:
-        folder = None if cache is None else cache / hashlib.sha1(case_id.encode()).hexdigest()[:16]
+        folder = None if cache is None else cache / spill_name(case_id)
         if folder is not None and (folder / _DONE).is_file():
             volumes[case_id] = _open(folder, case_id, spacing[case_id])
             continue
@@ -97,20 +97,12 @@ def _foreground_sample(label: np.ndarray, case_id: str) -> np.ndarray:
 
 def _store(volume: Volume, folder: Path) -> None:
     """Write ``volume`` into ``folder`` atomically (a half-written case is never opened)."""
-    partial = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}")
-    partial.mkdir(parents=True)
-    try:
+    with folder_written_atomically(folder) as partial:
         for name in ("image", "label", "roi", "foreground"):
             array = getattr(volume, name)
             if array is not None:
                 np.save(partial / f"{name}.npy", array)
         (partial / _DONE).write_text(json.dumps({"case_id": volume.case_id, "geometry": asdict(volume.geometry)}))
-        if folder.exists():
-            shutil.rmtree(folder)
-        partial.rename(folder)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
 
 
 def _open(folder: Path, case_id: str, spacing: tuple[float, ...]) -> Volume:

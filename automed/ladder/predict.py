@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from automed.data.atomic import folder_written_atomically
 from automed.errors import AutomedError, DataError, RunFolderError
 from automed.ladder.outputs import PREDICTIONS_RECORD, check_output_folder, refuse_overlap
 
@@ -75,13 +74,11 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
                                                        and fingerprint.n_channels > 1)
     cases = find_images(inputs, fingerprint.channel_names, in_one_file)
 
-    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
-    (staging / PREDICTIONS_RECORD).write_text(json.dumps(
-        {"run": str(run_folder.resolve()), "rung": name, "inputs": str(Path(inputs).resolve()), "n_cases": len(cases)},
-        indent=2))
     written = []
-    try:
+    with folder_written_atomically(out) as staging:
+        (staging / PREDICTIONS_RECORD).write_text(json.dumps(
+            {"run": str(run_folder.resolve()), "rung": name, "inputs": str(Path(inputs).resolve()),
+             "n_cases": len(cases)}, indent=2))
         for case in tqdm(cases, desc=f"predict ({name})", unit="case", disable=not progress):
             image, geometry = load_image_channels(case, fingerprint.n_channels, in_one_file)
             if image.ndim - 1 != fingerprint.dims:
@@ -93,12 +90,6 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
             name_out = f"{case.case_id}{suffix}"
             write_image(unmap_labels(pred, fingerprint.label_mapping), geometry, staging / name_out)
             written.append(out / name_out)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log.info("predicted %d case(s) with rung %s into %s", len(written), name, out)
     return written
 

@@ -19,20 +19,21 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from automed.data.dataset import Case
-from automed.data.io import Geometry, image_suffix, write_image
+from automed.data.io import image_suffix, write_image
 from automed.data.loading import load_case
-from automed.data.normalize import map_labels, normalize, unmap_labels
+from automed.data.normalize import normalize, unmap_labels
 from automed.data.spill import spill
 from automed.models.classical import decide, mean_dice
 from automed.models.search import open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
+from automed.rungs.classical_cases import CaseData, inside, prepare_case, spilled
 from automed.rungs.classical_grid import coarse_shape, coarsening_factors, to_coarse, to_fine
 from automed.rungs.classical_params import ClassicalParams
 from automed.rungs.records import read_record, write_record
@@ -170,7 +171,7 @@ class ClassicalRung(Rung):
         truths = [store[i].label for i in ids]
         first = 0 if context.include_background else 1
         weight = self._choose_background_weight([proba[i] for i in ids], truths, fp.n_classes, first)
-        preds = [_inside(decide(proba.pop(i), weight), store[i].roi) for i in ids]
+        preds = [inside(decide(proba.pop(i), weight), store[i].roi) for i in ids]
         steps: list[dict[str, Any]] = []
         dice_raw = dice_pp = None
         if self.params.postprocessing:
@@ -193,7 +194,7 @@ class ClassicalRung(Rung):
             predict_seconds_per_case=float(np.mean(seconds)),
         )
 
-    def _prepare(self, context: FitContext, cases: list[Case]) -> dict[str, _CaseData]:
+    def _prepare(self, context: FitContext, cases: list[Case]) -> dict[str, CaseData]:
         """Sample every case in parallel; keep whole feature matrices when they fit the cache."""
         from joblib import Parallel, delayed
 
@@ -201,14 +202,14 @@ class ClassicalRung(Rung):
         n_voxels = sum(int(np.prod(coarse_shape(r["shape"], self.grid_factors_))) for r in fp.cases)
         cache_bytes = n_voxels * self.features_.n_features(fp.n_channels, fp.dims) * 4
         keep_rows = cache_bytes <= self.params.feature_cache_gb * 2**30
-        jobs = (delayed(_prepare_case)(self, case, fp, context.dataset.channels_in_one_file,
+        jobs = (delayed(prepare_case)(self, case, fp, context.dataset.channels_in_one_file,
                                        context.random_state + i, keep_rows) for i, case in enumerate(cases))
         with process_pool():
             parallel = Parallel(n_jobs=context.n_jobs, return_as="generator")
             results = _progress(parallel(jobs), context.progress, "classical features", total=len(cases))
-            return {case.case_id: _spilled(result, context, case.case_id) for case, result in zip(cases, results)}
+            return {case.case_id: spilled(result, context, case.case_id) for case, result in zip(cases, results)}
 
-    def _train(self, config: dict[str, Any], store: dict[str, _CaseData], case_ids: list[str],
+    def _train(self, config: dict[str, Any], store: dict[str, CaseData], case_ids: list[str],
                context: FitContext) -> Any:
         from automed.models.classical import build_classifier
 
@@ -216,7 +217,7 @@ class ClassicalRung(Rung):
         y = np.concatenate([store[c].y for c in case_ids])
         return build_classifier(config, context.random_state, context.n_jobs).fit(X, y)
 
-    def _case_proba(self, model: Any, case: Case, data: _CaseData, context: FitContext) -> np.ndarray:
+    def _case_proba(self, model: Any, case: Case, data: CaseData, context: FitContext) -> np.ndarray:
         """Probabilities of a training case, from cached features when available."""
         from automed.models.classical import predict_proba_rows
 
@@ -237,7 +238,7 @@ class ClassicalRung(Rung):
                                      workers=max(1, n_jobs))
         return to_fine(proba, image.shape[1:])
 
-    def _search(self, context: FitContext, cases: dict[str, Case], store: dict[str, _CaseData],
+    def _search(self, context: FitContext, cases: dict[str, Case], store: dict[str, CaseData],
                 budget_s: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
         """Optuna search on an inner split of fold 0's training cases."""
         import optuna
@@ -284,7 +285,7 @@ class ClassicalRung(Rung):
         """
         return max(BACKGROUND_WEIGHTS, key=lambda w: mean_dice(probas, truths, w, n_classes, first_class))
 
-    def _score_and_write(self, context: FitContext, cases: dict[str, Case], store: dict[str, _CaseData],
+    def _score_and_write(self, context: FitContext, cases: dict[str, Case], store: dict[str, CaseData],
                          ids: list[str], preds: list[np.ndarray], fold_of: dict[str, int]) -> list[dict[str, Any]]:
         from automed.metrics import segmentation_scores
 
@@ -336,61 +337,6 @@ class ClassicalRung(Rung):
 
         proba = self._proba(self.model_, image, self.n_classes_, n_jobs=1)
         return apply_postprocessing(decide(proba, self.background_weight_), self.postprocessing_)
-
-
-@dataclass(frozen=True)
-class _CaseData:
-    """One training case during fitting: its samples, label, geometry and region of interest (or
-    None) on the working grid, its shape on the rung's grid, and (optionally) all its features
-    there with the seconds they took to compute."""
-
-    X: np.ndarray
-    y: np.ndarray
-    label: np.ndarray
-    geometry: Geometry
-    rows: np.ndarray | None
-    feature_seconds: float
-    grid_shape: tuple[int, ...]
-    roi: np.ndarray | None = None
-
-
-def _prepare_case(rung: ClassicalRung, case: Case, fingerprint: Any, channels_in_one_file: bool,
-                  seed: int, keep_rows: bool) -> _CaseData:
-    """Balanced voxel samples of one case, and its whole feature matrix if ``keep_rows`` (worker process)."""
-    from automed.models.classical import sample_voxels
-
-    loaded = load_case(case, fingerprint.n_channels, channels_in_one_file, fingerprint.target_spacing)
-    label = map_labels(loaded.label, fingerprint.label_mapping)
-    image, coarse_label, coarse_roi = to_coarse(normalize(loaded.image, fingerprint), label, loaded.roi,
-                                                rung.grid_factors_)
-    p = rung.params
-    index = sample_voxels(coarse_label, p.n_samples_per_class, p.background_ratio, p.boundary_fraction,
-                          np.random.default_rng(seed), roi=coarse_roi)
-    per_row = int(np.prod(coarse_label.shape[1:]))
-    samples, slabs, start_of = [], [], index // per_row
-    started = time.monotonic()
-    for start, stop, feats in rung.features_.slabs(image, p.slab_voxels, workers=1):
-        inside = index[(start_of >= start) & (start_of < stop)]
-        samples.append(feats[inside - start * per_row])
-        if keep_rows:
-            slabs.append(feats)
-    rows = np.concatenate(slabs) if keep_rows else None
-    return _CaseData(np.concatenate(samples), coarse_label.ravel()[index], label, loaded.geometry, rows,
-                     time.monotonic() - started, coarse_label.shape, loaded.roi)
-
-
-def _spilled(data: _CaseData, context: FitContext, case_id: str) -> _CaseData:
-    """``data`` with its working-grid label and ROI on disk (80 MB each for a CT case), memory-mapped."""
-    def out(name: str) -> np.ndarray | None:
-        array = getattr(data, name)
-        return None if array is None else spill(array, context.scratch_path("classical", case_id, name))
-
-    return replace(data, label=out("label"), roi=out("roi"))
-
-
-def _inside(pred: np.ndarray, roi: np.ndarray | None) -> np.ndarray:
-    """``pred`` with background outside the region of interest (nothing is segmented there)."""
-    return pred if roi is None else np.where(roi, pred, 0).astype(pred.dtype)
 
 
 def _config_from_trial(params: dict[str, Any]) -> dict[str, Any]:
