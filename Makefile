@@ -39,6 +39,8 @@ benchmark: $(BIN)/automed
 	$(BIN)/python benchmarks/cpu_training.py
 	# side by side with nnU-Net v2 (its own venv; hours: run its tools and times apart with --tools/--minutes)
 	$(BIN)/python benchmarks/vs_nnunet.py
+	# the GPU path (about 10 minutes on one GPU; --device cpu runs a smaller check without one)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

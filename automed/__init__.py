@@ -14,10 +14,15 @@ from typing import Any
 # waiting costs nothing when the machine is idle. A value the user set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__all__ = ["Recipe", "Run", "fit", "load"]
+__all__ = ["Recipe", "Run", "fit", "load", "replay"]
 __version__ = "0.1.0"
 
-_LAZY = {"Recipe": "automed.recipe", "Run": "automed.run", "fit": "automed.run", "load": "automed.run"}
+_LAZY = {"Recipe": "automed.recipe", "Run": "automed.run", "fit": "automed.run", "load": "automed.run",
+         "replay": "automed.run"}
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name: str) -> Any:

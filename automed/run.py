@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from automed.errors import RunFolderError
 from automed.recipe import Recipe, parse_duration
 
-__all__ = ["Run", "fit", "load"]
+__all__ = ["Run", "fit", "load", "replay"]
 
 
 class Run:
@@ -44,30 +44,92 @@ class Run:
         """The fully resolved recipe the run was fitted with."""
         return Recipe.from_yaml(self.folder / "recipe.yaml")
 
-    def leaderboard(self) -> list[dict[str, Any]]:
-        """One row per rung: metric mean and 95% CI, fit seconds, peak RSS/VRAM, params, predict seconds."""
+    def leaderboard(self, as_frame: bool = False) -> Any:
+        """One row per rung: its score on the comparison cases with 95% CI and n, gains, and the costs.
+
+        Parameters
+        ----------
+        as_frame : bool
+            Return a ``pandas.DataFrame`` (needs pandas) instead of a :class:`~automed.report.leaderboard.Leaderboard`,
+            a list of dicts that prints as a table.
+        """
+        from automed.report.leaderboard import Leaderboard
         from automed.report.tables import leaderboard_rows
 
-        return leaderboard_rows(self.report_)
+        board = Leaderboard(leaderboard_rows(self.report_))
+        return board.to_frame() if as_frame else board
 
-    def best(self, max_vram_gb: float | None = None, max_fit_seconds: float | None = None) -> str | None:
-        """Name of the best finished rung within the given constraints."""
-        from automed.report.tables import best_rung
+    def best(self, max_vram_gb: float | None = None, max_fit_seconds: float | None = None,
+             max_predict_seconds: float | None = None, max_memory_gb: float | None = None) -> str | None:
+        """The rung to use: the report's recommendation, under the given limits.
 
-        vram = None if max_vram_gb is None else int(max_vram_gb * 2**30)
-        return best_rung(self.report_["rungs"], vram, max_fit_seconds)
+        The rule is the report's (:func:`automed.report.recommend.recommend`): among the finished rungs
+        within the limits, the best by score on the comparison cases, or a clearly cheaper rung that
+        the best does not beat by more than the run's minimum gain (95% CI lower bound of the paired
+        gain). Without limits this is ``report_["best_rung"]``, the rung the report and ``predict`` use.
 
-    def predict(self, inputs: str | Path, out: str | Path, rung: str | None = None, split: str | None = None,
-                overwrite: bool = False, tta: bool = True) -> list[Path]:
-        """Predict new images: masks in ``out`` (segmentation) or a CSV file ``out`` (classification;
-        ``split`` picks one split of a MedMNIST ``.npz``). ``tta=False`` skips mirrored test-time
-        augmentation (2^d times faster for a d-dimensional deep rung).
+        Parameters
+        ----------
+        max_vram_gb : float, optional
+            Peak training VRAM in GiB (the estimate where the run had no GPU); replaces the run's own limit.
+        max_fit_seconds : float, optional
+            Wall seconds the rung took to fit.
+        max_predict_seconds : float, optional
+            Seconds to predict one case, as measured on the comparison cases.
+        max_memory_gb : float, optional
+            Peak resident memory (RSS) in GiB while fitting.
+
+        Returns
+        -------
+        str or None
+            The rung's name; None when no finished rung meets the limits.
+        """
+        gib = 2**30
+        limits = {"max_vram_bytes": None if max_vram_gb is None else int(max_vram_gb * gib),
+                  "max_fit_seconds": max_fit_seconds, "max_predict_seconds": max_predict_seconds,
+                  "max_rss_bytes": None if max_memory_gb is None else int(max_memory_gb * gib)}
+        limits = {key: value for key, value in limits.items() if value is not None}
+        if not limits:
+            return self.report_.get("best_rung")
+        from automed.report.recommend import recommend
+
+        return recommend(self.report_, limits)["rung"]
+
+    def predict(self, inputs: str | Path | Sequence[str | Path], out: str | Path, rung: str | None = None,
+                split: str | None = None, overwrite: bool = False, tta: bool = True) -> list[Path]:
+        """Predict new images: masks in ``out`` (segmentation) or a CSV file ``out`` (classification).
+
+        Parameters
+        ----------
+        inputs : path or list of paths
+            An image file, a folder of images, or a list of image files.
+        out : path
+            Masks folder (segmentation) or CSV file (classification), written atomically.
+        rung : str, optional
+            Rung to use; default :meth:`best`.
+        split : str, optional
+            Classification ``.npz`` input: predict only this split.
+        overwrite : bool
+            Replace an earlier prediction at ``out``.
+        tta : bool
+            ``False`` skips mirrored test-time augmentation (2^d times faster for a d-dimensional deep rung).
 
         See :func:`automed.ladder.predict.predict_run`.
         """
         from automed.ladder.predict import predict_run
 
         return predict_run(self.folder, inputs, out, rung=rung, split=split, overwrite=overwrite, tta=tta)
+
+    def export(self, out: str | Path, rung: str | None = None, format: str = "onnx",
+               overwrite: bool = False) -> dict[str, Any]:
+        """Export a fitted rung (default :meth:`best`) with everything needed to use it outside automed.
+
+        ``format`` is ``"onnx"`` (checked with onnxruntime on a real case), ``"torchscript"`` or, for the
+        classical rung, ``"joblib"``. See :func:`automed.export.export_run`.
+        """
+        from automed.export import export_run
+
+        return export_run(self.folder, out, rung=rung, format=format, overwrite=overwrite)
 
     def __repr__(self) -> str:
         return f"Run({str(self.folder)!r}, best_rung={self.report_.get('best_rung')!r})"
@@ -97,6 +159,25 @@ def fit(recipe: Recipe, data: str | Path, out: str | Path, budget: str | float |
     if budget is not None:
         recipe = recipe.replace(budget_s=parse_duration(budget))
     return Run.load(fit_run(recipe, data, out, overwrite=overwrite, progress=progress))
+
+
+def replay(run_folder: str | Path, out: str | Path, data: str | Path | None = None, overwrite: bool = False,
+           progress: bool = True) -> Run:
+    """Train the plan the run in ``run_folder`` realised again, without searching, into ``out``.
+
+    Each finished rung is refitted with the configuration it chose and the epochs its trainings were
+    scheduled for (``realised_plan.json``), with no time budget, on the run's data (or ``data``, the
+    same cases elsewhere) with its seed and folds. Skipped rungs are left out.
+
+    Examples
+    --------
+    >>> automed.replay("runs/x", "runs/x-again")  # doctest: +SKIP
+    """
+    from automed.ladder.replay import replay_inputs
+    from automed.ladder.runner import fit_run
+
+    recipe, recorded_data, pins = replay_inputs(run_folder)
+    return Run.load(fit_run(recipe, data or recorded_data, out, overwrite=overwrite, progress=progress, replay=pins))
 
 
 def load(folder: str | Path) -> Run:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -148,3 +149,14 @@ def fitted_classification_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             rungs=[{"name": "classical", "params": FAST_CLASSIFICATION}])
     automed.fit(recipe, data, root / "run", progress=False)
     return root / "run"
+
+
+def fit_deep(root: Path, deep: dict[str, dict], **changes) -> Any:
+    """The fast classical rung and the ``deep`` rungs (name -> params) fitted on a tiny 3D MSD dataset
+    written to ``root/data``; the run folder is ``root/run``."""
+    import automed
+
+    data = make_msd(root / "data", n_cases=8, shape=(16, 20, 16))
+    rungs = [{"name": "classical", "params": FAST_PARAMS}, *({"name": n, "params": p} for n, p in deep.items())]
+    recipe = automed.Recipe(n_folds=2, n_jobs=1, full_ladder=True, rungs=rungs, **changes)
+    return automed.fit(recipe, data, root / "run", progress=False)

@@ -333,3 +333,23 @@ def test_test_time_augmentation_averages_every_mirror():
     expected = np.mean([predict_proba(model, np.ascontiguousarray(m), torch.device("cpu")) for m in mirrored], axis=0)
     assert not np.allclose(plain, expected)
     assert predict_proba(model, images, torch.device("cpu"), tta=True) == pytest.approx(expected, abs=1e-6)
+
+
+def test_cnn_exports_to_onnx_checked_on_test_images(cnn_run, tmp_path):
+    record = cnn_run.export(tmp_path / "onnx", rung="cnn", format="onnx")
+    assert record["files"] == ["network_0.onnx", "network_1.onnx"]  # one per seed model, averaged
+    assert record["check"]["max_abs_difference_probability"] < 1e-4 and record["check"]["case"].startswith("test_")
+    assert record["input"]["shape"][0] == 1 and len(record["input"]["standardise"]["mean"]) >= 1
+    assert record["class_order"] == list(record["classes"].values()) and 0 <= record["threshold"] <= 1
+    details = json.loads((cnn_run.folder / "rungs/cnn/result.json").read_text())["details"]["training"][0]
+    assert len(details["train_loss"]) == len(details["history"]) > 0
+    assert (cnn_run.folder / "rungs/cnn/training_curves.png").is_file()
+
+
+def test_cnn_replay_trains_its_members_again_without_searching(cnn_run, tmp_path):
+    again = automed.replay(cnn_run.folder, tmp_path / "again")
+    before, after = (next(r for r in run.report_["rungs"] if r["name"] == "cnn") for run in (cnn_run, again))
+    assert "replayed" in after["details"]["search"]["note"] and after["details"]["config"] == before["details"]["config"]
+    assert after["details"]["n_models"] == before["details"]["n_models"]
+    assert [m["epochs"] for m in after["details"]["training"]] == [m["epochs"] for m in before["details"]["training"]]
+    assert after["metric"]["mean"] == pytest.approx(before["metric"]["mean"], abs=1e-3)

@@ -11,7 +11,7 @@ import automed
 from automed.cli import main
 from automed.data.splits import read_folds
 from automed.errors import DataError, RecipeError
-from conftest import FAST_PARAMS, make_msd
+from conftest import make_msd
 
 IDS = ["a", "b", "c", "d"]
 

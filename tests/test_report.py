@@ -51,7 +51,8 @@ def done(name: str, cases: list[dict], fit_seconds: float, peak_vram: int | None
               "shrunk": [], "per_case": cases, "postprocessing": [], "details": {}}
     if comparison:
         result["comparison"] = {"metric": summarize_segmentation(shared, CLASSES, False)[0],
-                                "cases": "validation cases of fold 0", "n": len(shared)}
+                                "cases": "validation cases of fold 0", "n": len(shared),
+                                "case_ids": [c["case_id"] for c in shared]}
     return result
 
 
@@ -174,7 +175,7 @@ def test_max_vram_excludes_a_rung(peak, estimate, kind):
     rungs = ladder(0.04, unet3d_vram=peak, unet3d_est=estimate)
     report = report_of(rungs, {**CONSTRAINTS, "max_vram_bytes": 4 * GIB})
     chosen = recommend(report)
-    assert chosen["rung"] == "unet2d" and best_rung(report["rungs"], 4 * GIB) == "unet2d"
+    assert chosen["rung"] == "unet2d" and best_rung(report["rungs"], {"max_vram_bytes": 4 * GIB}) == "unet2d"
     assert f"unet3d was excluded ({kind} VRAM 6.0 GiB > 4.0 GiB allowed)" in chosen["sentence"]
 
 
@@ -207,7 +208,7 @@ def test_no_finished_rung_says_why():
     rungs = ladder(0.0)[2:3]
     assert recommend(report_of(rungs)) == {"rung": None, "sentence": "No rung finished; unetpp was skipped "
                                                                       "(estimated 31 min > 12 min left)."}
-    assert best_rung(rungs, 4 * GIB, 10.0) is None
+    assert best_rung(rungs, {"max_vram_bytes": 4 * GIB, "max_fit_seconds": 10.0}) is None
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -278,3 +279,93 @@ def test_a_rung_barely_cheaper_than_the_best_is_not_recommended_over_it():
     rungs["unet2d"]["cost"]["fit_seconds"] = 0.9 * rungs["unet3d"]["cost"]["fit_seconds"]
     rungs["classical"]["cost"]["fit_seconds"] = 0.95 * rungs["unet3d"]["cost"]["fit_seconds"]
     assert recommend(report)["rung"] == "unet3d"
+
+
+def test_best_follows_the_recommendation_not_the_top_score(tmp_path):
+    """The trap: the top of the leaderboard (unet3d, +0.0 over unet2d at 4x its time) is not the rung to use."""
+    import automed
+
+    folder = write_run(tmp_path / "run", ladder(0.0), CONSTRAINTS)
+    report = write_reports(folder)
+    run = automed.load(folder)
+    assert best_rung(report["rungs"]) == "unet3d"
+    assert run.best() == report["best_rung"] == report["recommendation"]["rung"] == "unet2d"
+    assert "best_rung='unet2d'" in repr(run)
+    assert run.best(max_fit_seconds=200) == "classical"  # unet2d took 400 s
+    assert run.best(max_predict_seconds=0.1) is None  # every rung predicts in 0.5 s per case
+    assert run.best(max_memory_gb=2) is None and run.best(max_memory_gb=4) == "unet2d"
+    assert run.best(max_vram_gb=1) == "classical"  # unet2d peaked at 2 GiB, classical needs none
+    sentence = recommend(report, {"max_predict_seconds": 0.1})["sentence"]
+    assert "unet2d was excluded (predict 0.50 s per case > 0.10 s allowed)" in sentence
+
+
+def test_leaderboard_prints_as_a_table_and_converts_to_a_frame(tmp_path):
+    import automed
+
+    folder = write_run(tmp_path / "run", ladder(0.04), CONSTRAINTS)
+    write_reports(folder)
+    run = automed.load(folder)
+    board = run.leaderboard()
+    text = str(board)
+    lines = text.splitlines()
+    assert lines[0].split()[:2] == ["rung", "status"] and len(lines) == 2 + 4
+    assert all(len(line) < 160 for line in lines)  # readable in a terminal, unlike 34 keys per row
+    unet3d = next(line for line in lines if line.startswith("unet3d"))
+    assert "vs classical" in unet3d and "[" in unet3d and " 12 " in unet3d
+    assert repr(board).startswith("Leaderboard (4 rungs")
+    assert board[0]["rung"] == "classical" and isinstance(board, list)
+    frame = run.leaderboard(as_frame=True)
+    assert list(frame["rung"]) == ["classical", "unet2d", "unetpp", "unet3d"]
+    assert frame.shape[1] == len(board[0]) and frame.loc[3, "comparison_n"] == 12
+
+
+def test_report_says_on_which_cases_warns_on_few_and_draws_for_the_page(tmp_path):
+    from automed.report.plots import dice_boxplot_png
+
+    rng = np.random.default_rng(1)
+    rungs = with_gains([done("classical", per_case(rng.uniform(0.7, 0.9, 24), FOLD0 + FOLD1), 10.0),
+                        done("unet2d", per_case(rng.uniform(0.8, 0.95, 12), FOLD0), 40.0)])
+    folder = write_run(tmp_path / "run", rungs, CONSTRAINTS)
+    report = write_reports(folder)
+    md = (folder / "report.md").read_text(encoding="utf-8")
+    assert "## classical: per class, on its 24 evaluated cases" in md  # own cases, said so
+    assert "| classical | " in md and "| 12 |" in md  # the leaderboard's n: the 12 comparison cases
+    assert "Small sample: the rungs are compared on 12 case(s)" in md
+    assert "![Dice per case on the comparison cases, per class and rung](dice_boxplot.png)" in md
+    assert (folder / "dice_boxplot.png").is_file()
+    table = md.split("## Per case")[1].split("##")[0]
+    assert table.count("| case_0") == 12 and "classical left Dice / HD95" in table and "background" not in table
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    assert "Small sample" in html and "{&#39;" not in html and "{'" not in html  # no raw Python dicts
+    assert "Hardware:" in html and "Versions: automed 0.1.0" in html
+    import io
+
+    from PIL import Image
+
+    box = Image.open(io.BytesIO(dice_boxplot_png(report)))
+    assert box.width <= 1100  # fits a 1,280 px window
+
+
+def test_training_curves_and_configuration_render_from_the_details(tmp_path):
+    from automed.report.plots import training_curves_png
+    from automed.report.sections import chosen_configuration, realised_plan
+
+    rung = done("unet3d", per_case(np.full(12, 0.85), FOLD0), 100.0)
+    rung["details"] = {"config": {"width": 16, "hp": {"depth": 4}, "patch": [40, 56, 40], "lr": 0.003},
+                       "search": {"n_trials": 3, "n_pruned": 1},
+                       "trainings": [{"fold": 0, "epochs": 5, "best_epoch": 3, "stop_reason": "max epochs",
+                                      "batch_size": 4, "seconds": 61.2, "history": [0.3, 0.6, 0.7, 0.8, 0.79],
+                                      "train_loss": [1.2, 0.8, 0.6, 0.5, 0.45]}]}
+    rung["estimate"]["allotted_seconds"] = 90.0
+    head, rows = chosen_configuration(rung)
+    assert ["hp.depth", "4"] in rows and ["patch", "40 x 56 x 40"] in rows and ["(search)", "3 trial(s), 1 pruned"] in rows
+    head, rows = realised_plan(rung)
+    assert rows[0] == ["fold 0", "5", "4", "max epochs", "4", "61.2"] and rows[1][0] == "(allotted)"
+    assert training_curves_png(rung)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert training_curves_png({**rung, "details": {}}) is None
+    folder = write_run(tmp_path / "run", [rung], CONSTRAINTS)
+    write_reports(folder)
+    md = (folder / "report.md").read_text(encoding="utf-8")
+    assert "### Chosen configuration" in md and "### Realised plan" in md
+    assert "![unet3d: training curves](rungs/unet3d/training_curves.png)" in md
+    assert (folder / "rungs/unet3d/training_curves.png").is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from automed.cli.export import export
 from automed.cli.fit import fit
 from automed.cli.inspect import inspect
 from automed.cli.predict import predict
@@ -22,6 +23,7 @@ def main() -> None:
     automed fit --task segmentation DATA --out RUN
     automed predict RUN IMAGES --out DIR
     automed report RUN                         re-render report.{json,md,html}
+    automed export RUN --out DIR               the model as ONNX/TorchScript + automed_model.json
     """
     _exit_on_sigterm()
 
@@ -36,5 +38,5 @@ def _exit_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
-for command in (fit, inspect, predict, report):
+for command in (export, fit, inspect, predict, report):
     main.add_command(command)

@@ -16,6 +16,8 @@ from automed.cli._errors import clean_errors
 @click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False), help="YAML recipe (see recipes/).")
 @click.option("--out", type=click.Path(), help="Run folder to create.")
 @click.option("--resume", "resume", type=click.Path(), help="Continue the interrupted fit of this run folder.")
+@click.option("--replay", "replay", type=click.Path(),
+              help="Train the plan this finished run realised again, without searching (DATA: default its data).")
 @click.option("--format", "data_format",
               type=click.Choice(["auto", "msd", "nnunet", "folders", "medmnist", "class_folders", "csv"]),
               help="Dataset layout (default: detect).")
@@ -39,6 +41,7 @@ from automed.cli._errors import clean_errors
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @clean_errors
 def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | None, resume: str | None,
+        replay: str | None,
         data_format: str | None, rungs: str | None, n_folds: int | None, folds_file: str | None, cv: str | None,
         random_state: int | None,
         budget: str | None, max_vram: str | None, min_gain: float | None, full_ladder: bool | None,
@@ -47,7 +50,8 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
 
     DATA is a segmentation dataset folder (MSD, nnU-Net, images/ + labels/) or, with
     --task classification, a MedMNIST .npz, a folder of class folders or a CSV manifest.
-    After an interruption, `automed fit --resume RUN` continues where the fit stopped.
+    After an interruption, `automed fit --resume RUN` continues where the fit stopped;
+    `automed fit --replay RUN --out NEW` trains what RUN chose again, without searching.
     """
     import logging
 
@@ -56,18 +60,27 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
 
     if not quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if resume is not None:
-        given = {"DATA": data, "--out": out, "--recipe": recipe_path, "--task": task, "--format": data_format,
-                 "--rungs": rungs, "--folds": n_folds, "--folds-file": folds_file, "--cv": cv, "--seed": random_state, "--budget": budget,
-                 "--max-vram": max_vram, "--min-gain": min_gain, "--full-ladder": full_ladder,
-                 "--pretrained-weights": pretrained or None, "--label-fractions": label_fractions,
-                 "--unlabeled": unlabeled, "--jobs": n_jobs, "--overwrite": overwrite or None}
-        if named := [name for name, value in given.items() if value is not None]:
-            raise click.UsageError(f"--resume takes only the run folder (and --quiet); {', '.join(named)} cannot "
-                                   "change an interrupted fit, which continues with its own recipe and data.")
-        from automed.ladder.runner import resume_run
+    if resume is not None or replay is not None:
+        plan_options = {"--recipe": recipe_path, "--task": task, "--format": data_format, "--rungs": rungs,
+                        "--folds": n_folds, "--folds-file": folds_file, "--cv": cv, "--seed": random_state,
+                        "--budget": budget, "--max-vram": max_vram, "--min-gain": min_gain, "--full-ladder": full_ladder,
+                        "--pretrained-weights": pretrained or None, "--label-fractions": label_fractions,
+                        "--unlabeled": unlabeled, "--jobs": n_jobs}
+        if resume is not None:
+            given = {**plan_options, "DATA": data, "--out": out, "--overwrite": overwrite or None, "--replay": replay}
+            if named := [name for name, value in given.items() if value is not None]:
+                raise click.UsageError(f"--resume takes only the run folder (and --quiet); {', '.join(named)} cannot "
+                                       "change an interrupted fit, which continues with its own recipe and data.")
+            from automed.ladder.runner import resume_run
 
-        _summarize(automed.Run.load(resume_run(resume, progress=not quiet)))
+            _summarize(automed.Run.load(resume_run(resume, progress=not quiet)))
+            return
+        if named := [name for name, value in plan_options.items() if value is not None]:
+            raise click.UsageError(f"--replay takes the run folder, --out and optionally DATA, --overwrite and --quiet; "
+                                   f"{', '.join(named)} would change the plan it replays.")
+        if out is None:
+            raise click.UsageError("--replay needs --out, the new run folder.")
+        _summarize(automed.replay(replay, out, data, overwrite=overwrite, progress=not quiet))
         return
     if data is None or out is None:
         raise click.UsageError("DATA and --out are required (or --resume RUN).")

@@ -11,7 +11,7 @@ from automed.cli._errors import clean_errors
 
 @click.command()
 @click.argument("run_folder", type=click.Path(path_type=str))
-@click.argument("inputs", type=click.Path(path_type=str))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--out", required=True, type=click.Path(), help="Folder for masks (segmentation) or a CSV file (classification).")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), help="Classification .npz input: only this split.")
 @click.option("--rung", help="Rung to use (default: the report's best rung).")
@@ -20,12 +20,13 @@ from automed.cli._errors import clean_errors
               help="Skip mirrored test-time augmentation: 8x faster for a 3D network, slightly lower Dice.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @clean_errors
-def predict(run_folder: str, inputs: str, out: str, split: str | None, rung: str | None, overwrite: bool,
+def predict(run_folder: str, inputs: tuple[str, ...], out: str, split: str | None, rung: str | None, overwrite: bool,
             no_tta: bool, quiet: bool) -> None:
-    """Predict every image in INPUTS with the fitted RUN_FOLDER: masks, or a CSV of classes and probabilities."""
+    """Predict every image in INPUTS (a folder, a file, or several files) with the fitted RUN_FOLDER: masks, or a
+    CSV of classes and probabilities."""
     from automed.ladder.predict import predict_run
 
-    written = predict_run(run_folder, inputs, out, rung=rung, overwrite=overwrite, progress=not quiet, split=split,
+    written = predict_run(run_folder, inputs[0] if len(inputs) == 1 else list(inputs), out, rung=rung, overwrite=overwrite, progress=not quiet, split=split,
                           tta=not no_tta)
     if written == [Path(out)]:  # classification: one CSV file
         click.echo(f"Wrote {out}")

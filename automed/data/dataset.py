@@ -11,13 +11,14 @@ import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
 from automed.data.io import COLOUR_CHANNELS, LUMINANCE, TWO_D_SUFFIXES, image_suffix, read_image, strip_suffix
 from automed.data.manifest import open_manifest
 from automed.data.pairing import pair_by_name
 from automed.errors import DataError
 
-__all__ = ["Case", "Dataset", "detect_format", "open_dataset", "find_images", "read_csv_rows"]
+__all__ = ["Case", "Dataset", "detect_format", "open_dataset", "find_images", "listed_files", "read_csv_rows"]
 
 IMAGE_DIRS = ("images", "imgs", "image")
 LABEL_DIRS = ("labels", "masks", "label", "mask")
@@ -129,12 +130,42 @@ def open_dataset(root: str | Path, data_format: str = "auto", colour: bool = Tru
     return dataset
 
 
-def find_images(path: str | Path, channel_names: tuple[str, ...], channels_in_one_file: bool = False) -> list[Case]:
-    """Unlabelled cases to predict: one file, or every image in a folder.
+def listed_files(paths: Sequence[str | Path]) -> list[Path]:
+    """``paths`` as paths, checked: a non-empty list whose every entry exists.
+
+    Raises
+    ------
+    DataError
+        Naming the entries that are missing (the first five), or saying the list is empty.
+    """
+    files = [Path(f) for f in paths]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise DataError(f"{', '.join(missing[:5])}: not found.")
+    if not files:
+        raise DataError("the list of images to predict is empty.")
+    return files
+
+
+def find_images(path: str | Path | Sequence[str | Path], channel_names: tuple[str, ...],
+                channels_in_one_file: bool = False) -> list[Case]:
+    """Unlabelled cases to predict: one file, every image in a folder, or a list of files.
 
     With several channels each in its own file, files are grouped nnU-Net style
     (``CASE_0000.ext``, ...).
     """
+    if not isinstance(path, (str, Path)):
+        files = listed_files(path)
+        if len(channel_names) == 1 or channels_in_one_file:
+            cases = [Case(strip_suffix(f), (f,)) for f in files]
+        else:
+            cases = list(_group_channels(files, len(channel_names), files[0].parent))
+        ids = [c.case_id for c in cases]
+        clashes = sorted({i for i in ids if ids.count(i) > 1})
+        if clashes:
+            raise DataError(f"{', '.join(clashes[:5])}: several listed files are named as the same case; their "
+                            "predictions would overwrite each other. Rename them or predict them apart.")
+        return cases
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: not found.")

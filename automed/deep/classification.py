@@ -218,7 +218,8 @@ def train_classifier(config: ClassifierConfig, max_epochs: int, patience: int, t
 
     The epochs go through :class:`~automed.deep.loop.EpochLoop`; an epoch here is one pass
     of (uniform or class-balanced) batches of augmented images. ``model`` replaces the
-    network built from ``config`` (e.g. a pretrained encoder).
+    network built from ``config`` (e.g. a pretrained encoder). On CUDA out of memory the
+    batch is retried in halves, the halved size kept and the event recorded (``state``).
     """
     import torch
 
@@ -240,17 +241,31 @@ def train_classifier(config: ClassifierConfig, max_epochs: int, patience: int, t
     def run_epoch(epoch: int, rng: np.random.Generator, state: dict[str, Any]) -> float:
         augment = _augmenter(config.augmentation, config.spatial_dims, seed + epoch)
         losses = []
-        for index in _batches(y_train, config.batch_size, config.sampling, rng):
+        queue = _batches(y_train, state["batch_size"], config.sampling, rng)
+        while queue:
+            index = queue.pop(0)
             started = time.perf_counter()
             x = x_train[index] if augment is None else np.stack([np.asarray(augment(im)) for im in x_train[index]])
             sampled = time.perf_counter()
-            losses.append(train_step(model, optimizer, scaler, loss_fn, torch.as_tensor(x, dtype=torch.float32,
-                                     device=device), torch.as_tensor(y_train[index], device=device), amp))
+            try:
+                losses.append(train_step(model, optimizer, scaler, loss_fn, torch.as_tensor(x, dtype=torch.float32,
+                                         device=device), torch.as_tensor(y_train[index], device=device), amp))
+            except torch.OutOfMemoryError:
+                if len(index) == 1:
+                    raise
+                optimizer.zero_grad(set_to_none=True)
+                torch.cuda.empty_cache()
+                half = len(index) // 2
+                state["batch_size"] = half  # this batch is retried in halves; the next epochs draw halves
+                queue[:0] = [index[:half], index[half:]]
+                state["events"].append(f"CUDA out of memory at epoch {epoch}: batch halved to {half}")
+                log.warning(state["events"][-1])
+                continue
             count_step(state, x.shape[0] * int(np.prod(x.shape[2:])), sampled - started, time.perf_counter() - sampled)
         return float(np.mean(losses))
 
     loop = EpochLoop(folder, {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler},
                      max_epochs, seed, run_epoch, lambda: val_auc(val[1], predict_proba(model, val[0], device)),
                      patience, deadline, on_epoch=on_epoch, label="validation AUC",
-                     extra_state=dict.fromkeys(THROUGHPUT_FIELDS, 0))
+                     extra_state={"batch_size": config.batch_size, "events": [], **dict.fromkeys(THROUGHPUT_FIELDS, 0)})
     return loop.run(device)

@@ -42,6 +42,11 @@ class LoopResult:
         Epochs trained, restored ones included.
     history : list of float
         The score of every epoch.
+    max_epochs : int
+        The schedule's epochs (the training may have stopped before them).
+    train_loss : list of float
+        The mean training loss of every epoch (with a scorer; else ``history`` holds it). Checkpoints
+        of older versions did not keep it, so after their resume it may be shorter than ``history``.
     seconds : float
         Training seconds, those before a resume included.
     stop_reason : str
@@ -57,6 +62,8 @@ class LoopResult:
     seconds: float
     stop_reason: str
     state: dict[str, Any] = field(default_factory=dict)
+    train_loss: list[float] = field(default_factory=list)
+    max_epochs: int = 0
 
 
 @dataclass
@@ -111,8 +118,8 @@ class EpochLoop:
 
         self.folder.mkdir(parents=True, exist_ok=True)
         last = self.folder / "last.pt"
-        state = {"epoch": 0, "best_value": -math.inf, "best_epoch": -1, "history": [], "elapsed_s": 0.0,
-                 **self.extra_state}
+        state = {"epoch": 0, "best_value": -math.inf, "best_epoch": -1, "history": [], "train_loss": [],
+                 "elapsed_s": 0.0, **self.extra_state}
         state = {**state, **(resume(last, device, self.on_epoch, **self.parts) or {})}  # older checkpoints lack new fields
         started = time.monotonic() - state["elapsed_s"]
         model, scheduler = self.parts["model"], self.parts.get("scheduler")
@@ -129,6 +136,7 @@ class EpochLoop:
             if scheduler is not None:
                 scheduler.step()
             if self.score is not None:
+                state["train_loss"].append(value)
                 value = self.score()
                 if value > state["best_value"]:
                     state["best_value"], state["best_epoch"] = value, epoch
@@ -148,7 +156,8 @@ class EpochLoop:
         history = list(state["history"])
         best = state["best_value"] if self.score is not None else (history[-1] if history else -math.inf)
         return LoopResult(best, state["best_epoch"], state["epoch"], history, time.monotonic() - started,
-                          stop_reason, {k: state[k] for k in self.extra_state})
+                          stop_reason, {k: state[k] for k in self.extra_state}, list(state["train_loss"]),
+                          self.max_epochs)
 
 
 def cpu_layout(value: Any, spatial_dims: int, device: Any) -> Any:

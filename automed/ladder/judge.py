@@ -20,7 +20,8 @@ def judge(result: dict[str, Any], done: list[dict[str, Any]], classes: list[int]
     ``details["compare_with"]``) and, when gains stopped, why climbing stops."""
     if recipe.task == "classification":
         judged: dict[str, Any] = {"comparison": {"metric": result["metric"], "cases": "held-out test cases",
-                                                 "n": result["metric"]["n"]}}
+                                                 "n": result["metric"]["n"],
+                                                 "case_ids": [c["case_id"] for c in result["per_case"]]}}
         gain_over = partial(_classification_gain, result=result, recipe=recipe)
     else:
         from automed.metrics import summarize
@@ -31,7 +32,7 @@ def judge(result: dict[str, Any], done: list[dict[str, Any]], classes: list[int]
         metric = {"name": result["metric"]["name"], "classes": result["metric"]["classes"],
                   **summarize(list(scores.values()), recipe.random_state)}
         cases = "every case (all folds)" if recipe.cv == "full" else "validation cases of fold 0"
-        judged = {"comparison": {"metric": metric, "cases": cases, "n": len(scores)}}
+        judged = {"comparison": {"metric": metric, "cases": cases, "n": len(scores), "case_ids": sorted(scores)}}
         gain_over = partial(_segmentation_gain, scores=scores, classes=classes, recipe=recipe)
     judged["gain_vs_baseline"] = judged["gain_vs_prev"] = None
     if not done:

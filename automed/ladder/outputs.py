@@ -12,10 +12,13 @@ from pathlib import Path
 
 from automed.errors import RunFolderError
 
-__all__ = ["PREDICTIONS_RECORD", "check_output_folder", "is_run_folder", "refuse_overlap"]
+__all__ = ["EXPORT_RECORD", "PREDICTIONS_RECORD", "check_output_folder", "is_run_folder", "refuse_overlap"]
 
 RUN_MARKERS = ("run.json", "recipe.yaml")
 PREDICTIONS_RECORD = ".automed-predictions.json"
+EXPORT_RECORD = "automed_model.json"
+RECORDS = {"predictions": PREDICTIONS_RECORD, "export": EXPORT_RECORD}
+"""The file that marks a folder automed wrote, per kind of output other than a run."""
 
 
 def refuse_overlap(out: Path, inputs: dict[str, Path], option: str = "--out") -> None:
@@ -42,7 +45,7 @@ def is_run_folder(folder: Path) -> bool:
 
 def check_output_folder(out: Path, overwrite: bool, kind: str) -> None:
     """Raise unless ``out`` may be written: absent, an empty folder, or (with ``overwrite``) a
-    folder automed wrote of this ``kind`` (``"run"`` or ``"predictions"``)."""
+    folder automed wrote of this ``kind`` (``"run"``, ``"predictions"`` or ``"export"``)."""
     if not out.exists():
         return
     if not out.is_dir():
@@ -52,8 +55,8 @@ def check_output_folder(out: Path, overwrite: bool, kind: str) -> None:
     if not overwrite:
         raise RunFolderError(f"{out}: {kind} folder already exists; pass --overwrite (overwrite=True) or choose "
                              "another --out.")
-    ours = is_run_folder(out) if kind == "run" else (out / PREDICTIONS_RECORD).is_file()
+    ours = is_run_folder(out) if kind == "run" else (out / RECORDS[kind]).is_file()
     if not ours:
-        sign = " and ".join(RUN_MARKERS) if kind == "run" else PREDICTIONS_RECORD
+        sign = " and ".join(RUN_MARKERS) if kind == "run" else RECORDS[kind]
         raise RunFolderError(f"{out}: is not an automed {kind} folder (it has no {sign}), so --overwrite will not "
                              "replace it; choose another --out, or empty the folder yourself.")

@@ -6,7 +6,7 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -19,7 +19,7 @@ __all__ = ["predict_run", "predict_classification"]
 log = logging.getLogger("automed")
 
 
-def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, rung: str | None = None,
+def predict_run(run_folder: str | Path, inputs: str | Path | Sequence[str | Path], out: str | Path, rung: str | None = None,
                 overwrite: bool = False, progress: bool = True, split: str | None = None,
                 tta: bool = True) -> list[Path]:
     """Write one mask per input image into ``out``, in the input's format and geometry
@@ -29,9 +29,9 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
     ----------
     run_folder : path
         A finished run.
-    inputs : path
-        An image file, a DICOM series folder, or a folder of images (``imagesTs/`` is
-        used when the folder is a dataset).
+    inputs : path or list of paths
+        An image file, a DICOM series folder, a folder of images (``imagesTs/`` is
+        used when the folder is a dataset), or a list of image files.
     out : path
         Output folder, written atomically. It must be absent or empty, or with ``overwrite`` a
         folder of earlier predictions (it holds ``.automed-predictions.json``); it may not be,
@@ -65,7 +65,7 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
                                        progress=progress, tta=tta)]
     if split is not None:
         raise DataError(f"{inputs}: --split applies to classification .npz inputs; {run_folder} is a segmentation run.")
-    refuse_overlap(out, {"the input images": Path(inputs), "the run folder": run_folder})
+    refuse_overlap(out, {**_inputs_named(inputs), "the run folder": run_folder})
     check_output_folder(out, overwrite, "predictions")
     fingerprint = Fingerprint.from_dict(json.loads((run_folder / "fingerprint.json").read_text()))
     model = _load_rung(run_folder, name, report["task"], tta)
@@ -77,7 +77,7 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
     written = []
     with folder_written_atomically(out) as staging:
         (staging / PREDICTIONS_RECORD).write_text(json.dumps(
-            {"run": str(run_folder.resolve()), "rung": name, "inputs": str(Path(inputs).resolve()),
+            {"run": str(run_folder.resolve()), "rung": name, "inputs": [str(p.resolve()) for p in _paths(inputs)],
              "n_cases": len(cases)}, indent=2))
         for case in tqdm(cases, desc=f"predict ({name})", unit="case", disable=not progress):
             image, geometry = load_image_channels(case, fingerprint.n_channels, in_one_file)
@@ -92,6 +92,17 @@ def predict_run(run_folder: str | Path, inputs: str | Path, out: str | Path, run
             written.append(out / name_out)
     log.info("predicted %d case(s) with rung %s into %s", len(written), name, out)
     return written
+
+
+def _paths(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
+    """``inputs`` (one path, or a list of them) as a list of paths."""
+    return [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
+
+
+def _inputs_named(inputs: str | Path | Sequence[str | Path]) -> dict[str, Path]:
+    """The inputs an output must not overwrite, named for :func:`refuse_overlap`'s message."""
+    paths = _paths(inputs)
+    return {"the input images": paths[0]} if len(paths) == 1 else {f"the input image {p.name}": p for p in paths}
 
 
 def _predict_on_grid(model: Any, image: np.ndarray, geometry: Any, fingerprint: Any, source: Path) -> np.ndarray:
@@ -160,25 +171,26 @@ def _load_rung(run_folder: Path, name: str, task: str, tta: bool = True):
     return model
 
 
-def predict_classification(run_folder: str | Path, inputs: str | Path, out: str | Path, rung: str | None = None,
+def predict_classification(run_folder: str | Path, inputs: str | Path | Sequence[str | Path], out: str | Path, rung: str | None = None,
                            split: str | None = None, overwrite: bool = False, progress: bool = True,
                            tta: bool = True) -> Path:
     """Write a CSV with ``case``, ``label`` and one ``prob_<class>`` column per class.
 
     ``inputs`` is a MedMNIST ``.npz`` (``split`` picks one of train/val/test, default
     all; cases are named ``<split>_<index>``), a CSV manifest, a folder of images
-    (searched recursively) or one image file.
+    (searched recursively), one image file or a list of image files.
     """
     import csv
 
     from automed.data.classification import ClassificationDataset, ImageCase, open_classification
+    from automed.data.dataset import listed_files
     from automed.data.io import image_suffix, strip_suffix
 
-    run_folder, out, inputs = Path(run_folder), Path(out), Path(inputs)
+    run_folder, out = Path(run_folder), Path(out)
     report, name = _open_run(run_folder, rung)
-    if not inputs.exists():
-        raise DataError(f"{inputs}: not found.")
-    refuse_overlap(out, {"the input images": inputs, "the run folder": run_folder})
+    listed = listed_files(_paths(inputs))
+    refuse_overlap(out, {**_inputs_named(listed), "the run folder": run_folder})
+    inputs = listed[0]
     if out.is_dir():
         raise RunFolderError(f"{out}: is a folder; a classification run writes one CSV file, e.g. --out "
                              f"{out / 'predictions.csv'}.")
@@ -190,7 +202,10 @@ def predict_classification(run_folder: str | Path, inputs: str | Path, out: str 
     n_channels = summary.get("n_channels", 1)
     # runs fitted before the channels were recorded read every colour image as its luminance
     luminance = summary.get("colour_as_luminance", True)
-    if inputs.suffix.lower() == ".npz":
+    if len(listed) > 1:
+        cases = tuple(ImageCase(strip_suffix(f), None, image_path=f) for f in listed)
+        dataset = ClassificationDataset(inputs.parent, "files", cases, (), n_channels=n_channels, luminance=luminance)
+    elif inputs.suffix.lower() == ".npz":
         dataset = _unlabelled_npz(inputs, n_channels, luminance)
     elif inputs.suffix.lower() == ".csv":
         dataset = replace(open_classification(inputs, colour=not luminance), n_channels=n_channels, luminance=luminance)

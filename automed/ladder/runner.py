@@ -23,18 +23,24 @@ from automed.errors import DataError, RecipeError, RunFolderError
 from automed.ladder.judge import judge
 from automed.ladder.learning_curve import learning_curve
 from automed.ladder.outputs import check_output_folder, refuse_overlap
+from automed.ladder.replay import REALISED_PLAN, REPLAY, pinned_plan, realised_plan
 from automed.ladder.staging import STATE, Clock, run_staged, staging_folder, write_json
 from automed.recipe import Recipe
 from automed.results import RESULT, Cost, Estimate, RungResult, read_result, write_result
 from automed.rungs.base import VOLUME_CACHE, FitContext
+from automed.rungs.records import save_plan
 
 __all__ = ["fit_run", "resume_run"]
 
 log = logging.getLogger("automed")
 
 
-def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool = False, progress: bool = True) -> Path:
+def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool = False, progress: bool = True,
+            replay: dict[str, Any] | None = None) -> Path:
     """Climb the ladder of ``recipe`` on the dataset at ``data`` and write the run folder ``out``.
+
+    ``replay`` (from :func:`automed.ladder.replay.replay_inputs`) pins each rung's plan to the one
+    another run realised.
 
     The fit writes into the hidden folder ``.<out>.partial`` and renames it to ``out``
     when every rung is done. If it is interrupted after its set-up (Ctrl-C, a crash, a
@@ -63,7 +69,7 @@ def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool =
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     cache_from = out if out.is_dir() else None
-    return run_staged(out, lambda folder: _set_up(recipe, data, folder, progress, cache_from),
+    return run_staged(out, lambda folder: _set_up(recipe, data, folder, progress, cache_from, replay),
                       lambda folder, opened: _climb(folder, progress, opened))
 
 
@@ -84,11 +90,12 @@ def resume_run(out: str | Path, progress: bool = True) -> Path:
     return run_staged(out, None, lambda folder, opened: _climb(folder, progress, opened))
 
 
-def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool,
-            cache_from: Path | None) -> tuple[Any, Any, dict[str, Any]]:
+def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from: Path | None,
+            replay: dict[str, Any] | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """Check the rungs and the data, write the resolved recipe, fingerprint, splits and run.json;
     return the opened dataset, its fingerprint and the splits."""
-    from automed.environment import hardware, versions
+    from automed.data.listing import listing_checksum
+    from automed.environment import automed_commit, command_line, hardware, versions
 
     log.info("automed fit: %s -> %s", data, folder)
     rung_classes = _check_rungs(recipe)
@@ -101,11 +108,15 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool,
     write_json(folder / "run.json", {
         "data": str(data.resolve()), "format": dataset.format, "seed": recipe.random_state,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "hardware": hardware(), "versions": versions(),
+        "hardware": hardware(), "versions": versions(), "automed_commit": automed_commit(),
+        "command_line": command_line(), "n_jobs": _n_jobs(recipe), "dataset_listing": listing_checksum(data),
         "constraints": {"budget_s": recipe.budget_s, "max_vram_bytes": recipe.max_vram_bytes,
                         "min_gain": recipe.min_gain, "full_ladder": recipe.full_ladder, "cv": recipe.cv},
         "compute_peak": _compute_peak() if any(c.trains_networks for c in rung_classes) else None,
+        "replay_of": None if replay is None else replay["of"],
     })
+    if replay is not None:
+        write_json(folder / REPLAY, replay)
     if cache_from is not None and (cache_from / "cache").is_dir():
         shutil.copytree(cache_from / "cache", folder / "cache")
     write_json(folder / STATE, {"spent_s": 0.0})
@@ -172,6 +183,7 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
     meta["fit_seconds"] = clock.spent()
     meta["stopped_early"] = "; ".join(stopped.values()) or None
     write_json(folder / "run.json", meta)
+    write_json(folder / REALISED_PLAN, realised_plan(folder))
     write_reports(folder)
     log.info("done in %.1fs", meta["fit_seconds"])
 
@@ -307,7 +319,8 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
     log.info("rung %s: planning (allotted %s)", rung.name,
              "no limit" if context.budget_s is None else f"{context.budget_s / 60:.1f} min")
     with CostMeter() as meter:
-        plan = rung.plan(context)
+        plan = pinned_plan(context.folder) or rung.plan(context)
+        save_plan(context.folder, plan)  # what the rung follows, for a resume and a replay
         least = plan.min_seconds if plan.min_seconds is not None else None if plan.skip_reason else plan.seconds
         if not done and None not in (least, budget_left_s) and least > budget_left_s:
             raise RecipeError(f"The budget ({budget_left_s:.0f} s left) is too small to fit anything: the {rung.name} "
@@ -340,7 +353,8 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
         "est_train_vram_bytes": plan.train_memory_bytes,
         "core_hours": None if on_gpu else meter.seconds_ * context.n_jobs / 3600,
         "gpu_hours": meter.seconds_ / 3600 if on_gpu else None, **outcome.cost})
-    events = [e for t in outcome.details.get("trainings", []) for e in t.get("events", [])]
+    trainings = outcome.details.get("trainings") or outcome.details.get("training") or []
+    events = [e for t in trainings for e in t.get("events", [])]
     result = RungResult(
         rung.name, "done", None, summary["metric"], summary["per_class"],
         {k: v for k, v in summary.items() if k not in ("metric", "per_class")}, cost, estimate,
@@ -384,12 +398,6 @@ def _compute_peak() -> dict[str, Any]:
 
 
 def _n_jobs(recipe: Recipe) -> int:
-    return recipe.n_jobs if recipe.n_jobs > 0 else _n_cores()
+    from automed.environment import n_cores
 
-
-def _n_cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
+    return recipe.n_jobs if recipe.n_jobs > 0 else n_cores()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from typing import Any, Callable
 
 log = logging.getLogger("automed")
@@ -12,8 +13,12 @@ __all__ = ["finished_trials", "open_study", "optimize_within"]
 
 
 def open_study(name: str, storage: str, random_state: int, default: dict[str, Any] | None = None,
-               pruner: Any = None, continue_interrupted: bool = False) -> Any:
+               pruner: Any = None, continue_interrupted: bool = False, about: dict[str, str] | None = None) -> Any:
     """Create the study ``name`` in ``storage``, or load it with its finished trials kept.
+
+    ``about`` describes the study for optuna-dashboard and later readers: its ``metric`` (what the
+    objective measures, maximised) becomes the study's metric name, and every entry (``rung``,
+    ``task``, ``metric``, ``measured_on``) a study user attribute.
 
     A trial left running by an interrupted fit is marked failed; with ``continue_interrupted``
     its parameters are queued again (with the user attribute ``continues``: its number, so the
@@ -25,6 +30,12 @@ def open_study(name: str, storage: str, random_state: int, default: dict[str, An
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
                                 sampler=optuna.samplers.TPESampler(seed=random_state), pruner=pruner)
+    if about:
+        with warnings.catch_warnings():  # set_metric_names is marked experimental since Optuna 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([about["metric"]])
+        for key, value in {**about, "direction": "maximize"}.items():
+            study.set_user_attr(key, value)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(trial.number, state=TrialState.FAIL)
         if continue_interrupted:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from automed.errors import RunFolderError
 from automed.report.build import build_report
-from automed.report.plots import learning_curve_png, pareto_png
+from automed.report.overlays import write_overlays
+from automed.report.plots import TRAINING_CURVES, dice_boxplot_png, learning_curve_png, pareto_png, training_curves_png
 from automed.report.recommend import recommend
 from automed.report.render import to_html, to_markdown
 
@@ -17,20 +18,27 @@ __all__ = ["build_report", "recommend", "to_html", "to_markdown", "write_reports
 def write_reports(run_folder: str | Path) -> dict:
     """(Re)build ``report.json`` from the run folder's files and render it to Markdown and HTML.
 
-    Also writes ``pareto.png`` (metric vs compute), which ``report.md`` links to; a stale one is
-    removed when no rung can be plotted.
+    Also writes the figures ``report.md`` links to (and ``report.html`` embeds): ``pareto.png``
+    (metric vs compute), ``dice_boxplot.png``, ``learning_curve.png`` and, per rung,
+    ``rungs/<name>/training_curves.png`` and ``rungs/<name>/overlays.png``; a stale figure is
+    removed when there is nothing to plot.
     """
     folder = Path(run_folder)
     _refuse_losing_rungs(folder)
     report = build_report(folder)
-    for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", to_markdown(report)),
-                       ("report.html", to_html(report, folder))):
-        _replace(folder / name, text.encode())
-    for name, png in (("pareto.png", pareto_png(report)), ("learning_curve.png", learning_curve_png(report))):
+    figures = {"pareto.png": pareto_png(report), "dice_boxplot.png": dice_boxplot_png(report),
+               "learning_curve.png": learning_curve_png(report)}
+    figures.update({f"rungs/{r['name']}/{TRAINING_CURVES}": training_curves_png(r) for r in report["rungs"]
+                    if (folder / "rungs" / r["name"]).is_dir()})
+    for name, png in figures.items():
         if png is None:
             (folder / name).unlink(missing_ok=True)
         else:
             _replace(folder / name, png)
+    write_overlays(report, folder)
+    for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", to_markdown(report, folder)),
+                       ("report.html", to_html(report, folder))):
+        _replace(folder / name, text.encode())
     return report
 
 

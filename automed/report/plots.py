@@ -6,9 +6,13 @@ import io
 from typing import Any
 
 from automed.report.recommend import recommendation_of
-from automed.report.tables import leaderboard_rows, metric_label
+from automed.report.tables import comparison_metric, leaderboard_rows, metric_label
 
-__all__ = ["dice_boxplot_png", "pareto_front", "pareto_png", "pareto_points"]
+__all__ = ["dice_boxplot_png", "figure_png", "learning_curve_png", "pareto_front", "pareto_png", "pareto_points", "pyplot",
+           "training_curves_png", "TRAINING_CURVES"]
+
+TRAINING_CURVES = "training_curves.png"
+"""The file, in each deep rung's folder, that holds its training curves."""
 
 
 def pareto_points(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -33,15 +37,18 @@ def pareto_png(report: dict[str, Any]) -> bytes | None:
     if not points:
         return None
     chosen = recommendation_of(report)["rung"]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for p in points:
+    for rank, p in enumerate(sorted(points, key=lambda q: q["fit_seconds"])):
         low, high = (p["comparison_mean"] if v is None else v for v in (p["comparison_ci_low"], p["comparison_ci_high"]))
         ax.errorbar(p["fit_seconds"], p["comparison_mean"], yerr=[[p["comparison_mean"] - low],
                     [high - p["comparison_mean"]]], fmt="o", capsize=3,
                     color="tab:green" if p["rung"] == chosen else "tab:blue")
-        ax.annotate(p["rung"] + (" (recommended)" if p["rung"] == chosen else ""), (p["fit_seconds"], p["comparison_mean"]), textcoords="offset points",
-                    xytext=(6, 4), fontsize=9)
+        # neighbours along the time axis alternate above and below, so close points keep readable labels
+        ax.annotate(p["rung"] + (" (recommended)" if p["rung"] == chosen else ""),
+                    (p["fit_seconds"], p["comparison_mean"]), textcoords="offset points",
+                    xytext=(6, 8 if rank % 2 == 0 else -14), fontsize=8,
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5})
     front = pareto_front(points)
     ax.plot([p["fit_seconds"] for p in front], [p["comparison_mean"] for p in front], "--",
             drawstyle="steps-post", color="tab:orange", label="Pareto front")
@@ -51,28 +58,70 @@ def pareto_png(report: dict[str, Any]) -> bytes | None:
     ax.set_ylabel(f"{metric_label(points[0]['metric'])} on the comparison cases")
     ax.set_title("metric vs compute")
     ax.legend(loc="lower right", fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def dice_boxplot_png(report: dict[str, Any]) -> bytes | None:
-    """Per-case Dice per class and finished rung (box plots); None when no rung has per-case scores."""
+    """Per-case Dice on the comparison cases, one box per scored class and finished rung (the same cases
+    for every rung, background left out where it is not scored), sized for a page; None without per-case scores."""
+    from automed.report.sections import comparison_ids
+
     done = [r for r in report["rungs"] if r["status"] == "done" and r.get("per_case")
-            and "scores" in r["per_case"][0]]
+            and all("scores" in c for c in r["per_case"])]
     if not done:
         return None
-    plt = _pyplot()
-    classes = report["dataset"]["classes"]
-    fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(classes) * len(done), 3.2))
+    scored = set((comparison_metric(done[0]) or {}).get("classes") or report["dataset"]["classes"].values())
+    classes = {key: name for key, name in report["dataset"]["classes"].items() if name in scored}
+    shared = set.intersection(*(set(comparison_ids(r)) for r in done))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(min(11.0, 2.0 + 0.9 * len(classes) * len(done)), 3.6))
     data, labels = [], []
     for rung in done:
         for key, name in classes.items():
-            data.append([c["scores"][key]["dice"] for c in rung["per_case"]])
+            data.append([c["scores"][key]["dice"] for c in rung["per_case"] if c["case_id"] in shared])
             labels.append(f"{rung['name']}\n{name}")
     ax.boxplot(data)
-    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
+    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7 if len(labels) > 8 else 8)
     ax.set_ylabel("Dice per case")
-    ax.set_ylim(0, 1)
-    return _png(fig)
+    values = [v for box in data for v in box]
+    low = min(values) if values else 0.0
+    ax.set_ylim(max(0.0, low - 0.05 * (1.0 - low) - 0.02), 1.0)
+    ax.set_title(f"Dice per case on the same {len(shared)} comparison cases", fontsize=10)
+    return figure_png(fig)
+
+
+def training_curves_png(rung: dict[str, Any]) -> bytes | None:
+    """A deep rung's training: validation metric (left axis) and training loss (right axis) per epoch, one
+    line per training (fold or seed), the kept epoch marked; None for a rung without per-epoch history."""
+    details = rung.get("details") or {}
+    trainings = [t for t in details.get("trainings") or details.get("training") or [] if t.get("history")]
+    if not trainings:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    loss_ax = ax.twinx() if any(t.get("train_loss") for t in trainings) else None
+    for i, t in enumerate(trainings):
+        colour = f"C{i % 10}"
+        label = f"fold {t['fold']}" if "fold" in t else f"seed {t.get('seed', i)}"
+        epochs = range(1, len(t["history"]) + 1)
+        ax.plot(epochs, t["history"], "-o", color=colour, markersize=3, label=f"{label}: validation")
+        if t.get("best_epoch") is not None and 0 <= t["best_epoch"] < len(t["history"]):
+            ax.plot(t["best_epoch"] + 1, t["history"][t["best_epoch"]], "*", color=colour, markersize=12)
+        if loss_ax is not None and t.get("train_loss"):
+            loss_ax.plot(range(1, len(t["train_loss"]) + 1), t["train_loss"], "--", color=colour, alpha=0.6,
+                         label=f"{label}: training loss")
+    metric = "AUC" if any("best_val_auc" in t for t in trainings) else "Dice"
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation {metric} (solid; star: kept epoch)")
+    if loss_ax is not None:
+        loss_ax.set_ylabel("training loss (dashed)")
+    ax.set_title(f"{rung['name']}: training curves", fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    if loss_ax is not None:
+        more = loss_ax.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, loc="center right", fontsize=7)
+    return figure_png(fig)
 
 
 def learning_curve_png(report: dict[str, Any]) -> bytes | None:
@@ -80,7 +129,7 @@ def learning_curve_png(report: dict[str, Any]) -> bytes | None:
     curve = report.get("learning_curve")
     if not curve:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name, points in curve["rungs"].items():
         scored = [p for p in points if p.get("metric") and p["metric"].get("mean") is not None]
@@ -98,10 +147,10 @@ def learning_curve_png(report: dict[str, Any]) -> bytes | None:
     ax.set_ylabel(f"test {metric_label(curve['metric'])}")
     ax.set_title("Learning curve")
     ax.legend(fontsize=7)
-    return _png(fig)
+    return figure_png(fig)
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,7 +159,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def _png(fig: Any) -> bytes:
+def figure_png(fig: Any) -> bytes:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()

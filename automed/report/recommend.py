@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from automed.report.tables import (
+    LIMITS,
     best_rung,
     case_scores,
     comparison_metric,
@@ -24,11 +25,12 @@ CHEAPER = 0.8
 """A rung counts as cheaper than the best one when it fitted in at most this share of its seconds."""
 
 
-def recommend(report: dict[str, Any]) -> dict[str, Any]:
+def recommend(report: dict[str, Any], limits: dict[str, Any] | None = None) -> dict[str, Any]:
     """The rung to use and one sentence saying why, with numbers.
 
-    Among the finished rungs that meet ``report["constraints"]["max_vram_bytes"]`` (peak VRAM, or the
-    estimate when there was no GPU), take the best by comparison score, then the cheapest rung (fitted in
+    Among the finished rungs that meet the limits (``report["constraints"]``, updated by ``limits``;
+    the keys of :data:`~automed.report.tables.LIMITS`: peak VRAM, or the estimate when there was no
+    GPU, fit seconds, predict seconds per case, peak memory), take the best by comparison score, then the cheapest rung (fitted in
     at most :data:`CHEAPER` of the best's seconds) the best does not clearly beat: the paired gain
     of the best over it has a 95% CI lower bound at most ``min_gain`` (:data:`DEFAULT_MIN_GAIN` when the
     run sets none). Classification uses the paired bootstrap gains stored with the best rung (against
@@ -38,6 +40,8 @@ def recommend(report: dict[str, Any]) -> dict[str, Any]:
     ----------
     report : dict
         A report as built by :func:`automed.report.build.build_report` (``recommendation`` not needed).
+    limits : dict, optional
+        Limits to apply instead of the run's own (``{"max_predict_seconds": 2.0}``); None values lift one.
 
     Returns
     -------
@@ -50,11 +54,11 @@ def recommend(report: dict[str, Any]) -> dict[str, Any]:
     'Use unet3d: Dice 0.884 [0.871, 0.896] on 40 validation cases of fold 0, +0.043 [0.031, 0.055] over ...'
     """
     constraints = report.get("constraints") or {}
-    max_vram = constraints.get("max_vram_bytes")
+    applied = {key: constraints.get(key) for key in LIMITS} | (limits or {})
     min_gain = DEFAULT_MIN_GAIN if constraints.get("min_gain") is None else constraints["min_gain"]
     rungs = report["rungs"]
-    notes = [note for note in (_why_not(r, max_vram) for r in rungs) if note]
-    best_name = best_rung(rungs, max_vram)
+    notes = [note for note in (_why_not(r, applied) for r in rungs) if note]
+    best_name = best_rung(rungs, applied)
     if best_name is None:
         finished = any(r["status"] == "done" for r in rungs)
         head = "No finished rung meets the constraints" if finished else "No rung finished"
@@ -62,7 +66,7 @@ def recommend(report: dict[str, Any]) -> dict[str, Any]:
     by_name = {r["name"]: r for r in rungs}
     best = chosen = by_name[best_name]
     gain_of_best = None
-    for rung in sorted(_cheaper(rungs, best, max_vram), key=lambda r: r["cost"]["fit_seconds"]):
+    for rung in sorted(_cheaper(rungs, best, applied), key=lambda r: r["cost"]["fit_seconds"]):
         gain = _paired(report, base=rung, new=best)
         if gain is not None and gain["ci_low"] is not None and gain["ci_low"] <= min_gain:
             chosen, gain_of_best = rung, gain
@@ -80,12 +84,12 @@ def recommendation_of(report: dict[str, Any]) -> dict[str, Any]:
     return report.get("recommendation") or recommend(report)
 
 
-def _cheaper(rungs: list[dict[str, Any]], best: dict[str, Any], max_vram: int | None) -> list[dict[str, Any]]:
+def _cheaper(rungs: list[dict[str, Any]], best: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, Any]]:
     """Finished rungs within the constraints that fitted in at most :data:`CHEAPER` of ``best``'s seconds."""
     limit = (best.get("cost") or {}).get("fit_seconds")
     if limit is None:
         return []
-    return [r for r in rungs if r is not best and meets_constraints(r, max_vram)
+    return [r for r in rungs if r is not best and meets_constraints(r, limits)
             and (r.get("cost") or {}).get("fit_seconds") is not None and r["cost"]["fit_seconds"] <= CHEAPER * limit]
 
 
@@ -143,14 +147,21 @@ def _at_ratio(rung: dict[str, Any], reference: dict[str, Any], whose: str) -> st
     return "" if seconds is None or not base else f" at {seconds / base:.1f}x {whose} fit time"
 
 
-def _why_not(rung: dict[str, Any], max_vram: int | None) -> str | None:
-    """Why ``rung`` cannot be recommended (skipped, not run, over the VRAM limit); None when it can."""
+def _why_not(rung: dict[str, Any], limits: dict[str, Any]) -> str | None:
+    """Why ``rung`` cannot be recommended (skipped, not run, over a limit); None when it can."""
     reason = (rung.get("reason") or "").strip().rstrip(".")
     if rung["status"] != "done":
         verb = {"skipped": "was skipped", "not run": "was not run"}.get(rung["status"], rung["status"])
         return f"{rung['name']} {verb}" + (f" ({reason})" if reason else "")
-    used = vram_bytes(rung)
-    if max_vram is None or used is None or used <= max_vram:
-        return None
-    kind = "peak" if (rung.get("cost") or {}).get("peak_vram_bytes") is not None else "estimated training"
-    return f"{rung['name']} was excluded ({kind} VRAM {used / 2**30:.1f} GiB > {max_vram / 2**30:.1f} GiB allowed)"
+    cost = rung.get("cost") or {}
+    kind = "peak" if cost.get("peak_vram_bytes") is not None else "estimated training"
+    gib = 2**30
+    checks = [("max_vram_bytes", vram_bytes(rung), lambda v: f"{kind} VRAM {v / gib:.1f} GiB", lambda v: f"{v / gib:.1f} GiB"),
+              ("max_fit_seconds", cost.get("fit_seconds"), lambda v: f"fit {v:.0f} s", lambda v: f"{v:.0f} s"),
+              ("max_predict_seconds", cost.get("predict_seconds_per_case"), lambda v: f"predict {v:.2f} s per case",
+               lambda v: f"{v:.2f} s"),
+              ("max_rss_bytes", cost.get("peak_rss_bytes"), lambda v: f"peak memory {v / gib:.1f} GiB",
+               lambda v: f"{v / gib:.1f} GiB")]
+    over = [f"{measured(used)} > {allowed(limits[key])} allowed" for key, used, measured, allowed in checks
+            if limits.get(key) is not None and used is not None and used > limits[key]]
+    return f"{rung['name']} was excluded ({'; '.join(over)})" if over else None

@@ -6,7 +6,15 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from automed.report.plots import dice_boxplot_png, learning_curve_png, pareto_png, pareto_points
+from automed.report.overlays import OVERLAYS
+from automed.report.plots import TRAINING_CURVES, dice_boxplot_png, learning_curve_png, pareto_png, pareto_points
+from automed.report.sections import (
+    chosen_configuration,
+    per_case_table,
+    realised_plan,
+    reproducibility_lines,
+    small_sample_warning,
+)
 from automed.report.recommend import recommendation_of
 from automed.report.tables import format_ci, format_gain, leaderboard_rows, metric_label
 
@@ -63,11 +71,11 @@ def _leaderboard(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Leaderboard cells; a cost column that is empty for every rung (old or classification runs) is left out."""
     rows = leaderboard_rows(report)
     baseline = next((r["gain_vs_baseline"] for r in rows if r["gain_vs_baseline"]), "baseline")
-    head = ["rung", "metric [95% CI]", f"gain vs {baseline} [95% CI]", "gain vs previous best [95% CI]",
+    head = ["rung", "metric [95% CI]", "n", f"gain vs {baseline} [95% CI]", "gain vs previous best [95% CI]",
             "fit s (search + final)", "core-h / GPU-h", "trials (pruned)", "params", "peak RSS",
             "peak / est. train VRAM", "predict s/case", "status"]
     cells = [[r["rung"], _ci(r["comparison_mean"], r["comparison_ci_low"], r["comparison_ci_high"]),
-              _gain(r, "gain_vs_baseline"), _gain(r, "gain_vs_prev", with_name=True), _fit_cell(r),
+              "—" if r["comparison_n"] is None else str(r["comparison_n"]), _gain(r, "gain_vs_baseline"), _gain(r, "gain_vs_prev", with_name=True), _fit_cell(r),
               _pair(_num(r["core_hours"], 2), _num(r["gpu_hours"], 2)), _trials_cell(r),
               "—" if r["n_params"] is None else f"{r['n_params']:,}", _bytes(r["peak_rss_bytes"]),
               _pair(_bytes(r["peak_vram_bytes"]), _bytes(r["est_train_vram_bytes"])),
@@ -224,27 +232,35 @@ def _md_table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def to_markdown(report: dict[str, Any]) -> str:
-    """Markdown report: recommendation, constraints, leaderboard, Pareto plot link, per-rung details.
+def to_markdown(report: dict[str, Any], folder: Path | None = None) -> str:
+    """Markdown report: recommendation, constraints, leaderboard, figures, per-case scores, per-rung details,
+    reproducibility.
 
-    The plot is linked as ``pareto.png`` beside the report (:func:`automed.report.write_reports` writes it).
+    Figures are linked as the files :func:`automed.report.write_reports` writes beside the report
+    (``pareto.png``, ``dice_boxplot.png``, ``rungs/<name>/*.png``); with ``folder`` only those present are linked.
     """
     ds = report["dataset"]
     chosen = recommendation_of(report)
     summary = chosen["sentence"]
     if chosen["rung"] is not None:
         summary = summary.replace(f"Use {chosen['rung']}:", f"Use **{chosen['rung']}**:", 1)
-    parts = [f"# automed report: {report['task']}", summary, _constraints_sentence(report), _dataset_sentence(report),
-             "## Leaderboard", _md_table(*_leaderboard(report)), _leaderboard_note(report)]
+    warning = small_sample_warning(report)
+    parts = [f"# automed report: {report['task']}", summary, warning and f"**{warning}**", _constraints_sentence(report),
+             _dataset_sentence(report), "## Leaderboard", _md_table(*_leaderboard(report)), _leaderboard_note(report)]
     if pareto_points(report):
         parts.append("![metric vs compute: score on the comparison cases against fit seconds](pareto.png)")
+    if _present(folder, "dice_boxplot.png"):
+        parts.append("![Dice per case on the comparison cases, per class and rung](dice_boxplot.png)")
     if report.get("learning_curve"):
         parts += ["## Learning curve", _md_table(*_learning_curve(report)),
                   "![test metric against the fraction of labelled cases](learning_curve.png)"]
+    per_case = per_case_table(report)
+    if per_case:
+        parts += ["## Per case", _per_case_note(report), _md_table(*per_case)]
     for rung in report["rungs"]:
         if rung["status"] != "done":
             continue
-        parts += [f"## {rung['name']}: per class", _md_table(*_per_class(rung)), *_rung_notes(rung)]
+        parts += [f"## {rung['name']}: per class, {_own_cases(rung)}", _md_table(*_per_class(rung)), *_rung_notes(rung)]
         if report["task"] == "classification":
             if rung.get("threshold") is not None:
                 parts.append(f"Decision threshold on p({list(ds['classes'].values())[1]}), chosen on development "
@@ -260,10 +276,38 @@ def to_markdown(report: dict[str, Any]) -> str:
             parts.append(f"Post-processing chosen by cross-validation: {chosen_steps}.")
             for title, table in _segmentation_tables(rung):
                 parts += [f"### {title}", _md_table(*table)]
-    hw = report["hardware"]
-    parts.append(f"Seed {report['seed']}; {hw['n_cores']} cores, {_bytes(hw['ram_bytes'])} RAM, "
-                 f"GPU {hw['gpu']['name'] if hw['gpu'] else 'none'}; automed {report['versions'].get('automed')}.")
+        for title, table in _configuration_tables(rung):
+            parts += [f"### {title}", _md_table(*table)]
+        for name, caption in ((TRAINING_CURVES, "training curves"), (OVERLAYS, OVERLAY_CAPTION)):
+            if _present(folder, f"rungs/{rung['name']}/{name}"):
+                parts.append(f"![{rung['name']}: {caption}](rungs/{rung['name']}/{name})")
+    parts += ["## Reproducibility", *reproducibility_lines(report)]
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+OVERLAY_CAPTION = "prediction (filled) against ground truth (outlined) on the best, median and worst comparison cases"
+
+
+def _present(folder: Path | None, name: str) -> bool:
+    return folder is not None and (folder / name).is_file()
+
+
+def _own_cases(rung: dict[str, Any]) -> str:
+    """``"on its 30 evaluated cases"``: which cases the per-class table is computed on."""
+    n = (rung.get("metric") or {}).get("n")
+    return f"on its {n} evaluated cases" if n is not None else "on its evaluated cases"
+
+
+def _per_case_note(report: dict[str, Any]) -> str:
+    cases = next(((r.get("comparison") or {}).get("cases") for r in report["rungs"]
+                  if (r.get("comparison") or {}).get("cases")), "comparison cases")
+    return f"Dice / HD95 (mm) per case and scored class, on the {cases}; trace the box plot's outliers here."
+
+
+def _configuration_tables(rung: dict[str, Any]) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
+    """The chosen hyperparameters and the realised training plan, where the rung records them."""
+    tables = [("Chosen configuration", chosen_configuration(rung)), ("Realised plan", realised_plan(rung))]
+    return [(title, table) for title, table in tables if table]
 
 
 def to_html(report: dict[str, Any], folder: Path | None = None) -> str:
@@ -274,7 +318,10 @@ def to_html(report: dict[str, Any], folder: Path | None = None) -> str:
     env = jinja2.Environment(loader=jinja2.PackageLoader("automed.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]))
     classes = report["dataset"]["classes"]
-    rungs = [{"name": r["name"], "table": _per_class(r), "notes": _rung_notes(r),
+    rungs = [{"name": r["name"], "cases": _own_cases(r), "table": _per_class(r), "notes": _rung_notes(r),
+              "configuration": _configuration_tables(r),
+              "curves": _base64(_file(folder, f"rungs/{r['name']}/{TRAINING_CURVES}")),
+              "overlays": _base64(_file(folder, f"rungs/{r['name']}/{OVERLAYS}")),
               "postprocessing": _postprocessing_text(r.get("postprocessing") or [], classes),
               "extra": (_classification_tables(r, list(classes.values()), _ordinal(report))
                         if report["task"] == "classification"
@@ -283,6 +330,8 @@ def to_html(report: dict[str, Any], folder: Path | None = None) -> str:
              for r in report["rungs"] if r["status"] == "done"]
     return env.get_template("report.html").render(
         report=report, summary=recommendation_of(report)["sentence"], constraints=_constraints_sentence(report),
+        warning=small_sample_warning(report), per_case=per_case_table(report), per_case_note=_per_case_note(report),
+        reproducibility=reproducibility_lines(report), overlay_caption=OVERLAY_CAPTION,
         dataset=_dataset_sentence(report).replace("`", ""), leaderboard=_leaderboard(report),
         leaderboard_note=_leaderboard_note(report), rungs=rungs,
         pareto=_base64(pareto_png(report)), plot=_base64(dice_boxplot_png(report)),
@@ -317,6 +366,11 @@ def _gradcam_images(rung: dict[str, Any], folder: Path | None) -> list[dict[str,
             images.append({"caption": f"{entry['case_id']}: true {entry['label']}, predicted {entry['predicted']}",
                            "png": _base64(path.read_bytes())})
     return images
+
+
+def _file(folder: Path | None, name: str) -> bytes | None:
+    """The bytes of ``folder/name``, or None when there is no such file."""
+    return (folder / name).read_bytes() if _present(folder, name) else None
 
 
 def _base64(png: bytes | None) -> str | None:

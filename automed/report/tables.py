@@ -8,7 +8,7 @@ import numpy as np
 
 from automed.metrics import FOREGROUND, summarize
 
-__all__ = ["best_rung", "case_scores", "comparison_metric", "format_ci", "format_gain", "leaderboard_rows",
+__all__ = ["LIMITS", "best_rung", "case_scores", "comparison_metric", "format_ci", "format_gain", "leaderboard_rows",
            "meets_constraints", "metric_label", "paired_gain", "per_site_dice", "summarize_segmentation",
            "vram_bytes"]
 
@@ -133,23 +133,31 @@ def leaderboard_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def meets_constraints(rung: dict[str, Any], max_vram_bytes: int | None = None,
-                      max_fit_seconds: float | None = None) -> bool:
-    """Whether ``rung`` finished with a score and within the limits (unknown VRAM or time fits)."""
-    vram, seconds = vram_bytes(rung), (rung.get("cost") or {}).get("fit_seconds")
+LIMITS = ("max_vram_bytes", "max_fit_seconds", "max_predict_seconds", "max_rss_bytes")
+"""The limits a rung can be held to: peak VRAM (or its estimate), fit seconds, predict seconds per
+case and peak resident memory; the keys :func:`meets_constraints` reads from a constraints dict."""
+
+
+def meets_constraints(rung: dict[str, Any], limits: dict[str, Any] | None = None) -> bool:
+    """Whether ``rung`` finished with a score and within ``limits`` (keys of :data:`LIMITS`; a
+    missing or None limit, or an unknown measurement, does not exclude)."""
+    limits = limits or {}
+    cost = rung.get("cost") or {}
+    measured = {"max_vram_bytes": vram_bytes(rung), "max_fit_seconds": cost.get("fit_seconds"),
+                "max_predict_seconds": cost.get("predict_seconds_per_case"),
+                "max_rss_bytes": cost.get("peak_rss_bytes")}
     return (rung["status"] == "done" and (comparison_metric(rung) or {}).get("mean") is not None
-            and (max_vram_bytes is None or vram is None or vram <= max_vram_bytes)
-            and (max_fit_seconds is None or seconds is None or seconds <= max_fit_seconds))
+            and all(limits.get(key) is None or measured[key] is None or measured[key] <= limits[key]
+                    for key in LIMITS))
 
 
-def best_rung(rungs: list[dict[str, Any]], max_vram_bytes: int | None = None,
-              max_fit_seconds: float | None = None) -> str | None:
-    """Name of the finished rung with the highest score that meets the constraints.
+def best_rung(rungs: list[dict[str, Any]], limits: dict[str, Any] | None = None) -> str | None:
+    """Name of the finished rung with the highest score that meets ``limits``.
 
     The score is the :func:`comparison_metric`, the limits those of :func:`meets_constraints`.
     Unlike :func:`automed.report.recommend.recommend`, this ignores cost: it is the top of the leaderboard.
     """
-    candidates = [r for r in rungs if meets_constraints(r, max_vram_bytes, max_fit_seconds)]
+    candidates = [r for r in rungs if meets_constraints(r, limits)]
     return max(candidates, key=lambda r: comparison_metric(r)["mean"])["name"] if candidates else None
 
 

@@ -145,14 +145,19 @@ class ClassicalRung(Rung):
         fp = context.fingerprint
         cases = {c.case_id: c for c in context.dataset.cases}
         self.features_ = self.params.features(fp.normalization == "rgb" and fp.n_channels == 3)
-        self.grid_factors_ = tuple((plan or self.plan(context)).settings["grid_factors"])
+        plan = plan or self.plan(context)
+        self.grid_factors_ = tuple(plan.settings["grid_factors"])
         store = self._prepare(context, list(cases.values()))
         log.info("classical: sampled %d voxels from %d cases in %.1fs (features cached: %s)",
                  sum(len(d.y) for d in store.values()), len(store), time.monotonic() - started,
                  next(iter(store.values())).rows is not None)
 
         budget_left = None if context.budget_s is None else context.budget_s - (time.monotonic() - started)
-        config, study_info = self._search(context, cases, store, budget_left)
+        if "replay_config" in plan.settings:  # automed fit --replay: the model another run chose
+            config, study_info = plan.settings["replay_config"], {"n_trials": 0, "note": "replayed: the configuration "
+                                                                                      "of the run it replays"}
+        else:
+            config, study_info = self._search(context, cases, store, budget_left)
 
         proba, fold_of, seconds = {}, {}, []
         for k, fold in enumerate(_progress(context.folds, context.progress, "classical folds")):
@@ -262,7 +267,9 @@ class ClassicalRung(Rung):
             return mean_dice(probas, labels, weight, fp.n_classes, first)
 
         default = DEFAULT_TRIAL if "lightgbm" in self.params.models else None
-        study = open_study(self.name, context.optuna_storage, context.random_state, default)
+        study = open_study(self.name, context.optuna_storage, context.random_state, default, about={
+            "rung": self.name, "task": "segmentation", "metric": "dice",
+            "measured_on": "an inner validation split of the training cases"})
         timeout = None if budget_s is None else max(1.0, budget_s * self.params.tuning_fraction)
         optimize_within(study, objective, self.params.n_trials, timeout, context.progress)
         best = study.best_trial

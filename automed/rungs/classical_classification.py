@@ -154,7 +154,10 @@ class ClassicalClassifierRung(Rung):
         log.info("classical: %d features kept of %d", len(keep), X_all.shape[1])
 
         budget_left = None if context.budget_s is None else context.budget_s - (time.monotonic() - started)
-        candidates, search = self._search(context, X, y_all, index, budget_left)
+        if plan is not None and "replay_config" in plan.settings:  # automed fit --replay: another run's model
+            candidates, search = [plan.settings["replay_config"]], {"n_trials": 0, "note": "replayed"}
+        else:
+            candidates, search = self._search(context, X, y_all, index, budget_left)
         config, oof, search["ensemble"] = self._choose(context, candidates, X, y_all, index)
         final = PlattCalibrated(self._model(config, context).fit(X[dev], y_all[dev]), len(dataset.classes))
         final.fit_scaling(oof, y_all[dev])
@@ -272,7 +275,9 @@ class ClassicalClassifierRung(Rung):
                 scores.append(classification_scores(y[val], proba, 0.5 if n_classes == 2 else None)[context.metric])
             return float(np.mean(scores))
 
-        study = open_study(f"{self.name}-classification", context.optuna_storage, context.random_state)
+        study = open_study(f"{self.name}-classification", context.optuna_storage, context.random_state, about={
+            "rung": self.name, "task": "classification", "metric": context.metric,
+            "measured_on": "cross-validation folds of the training cases"})
         timeout = None if budget_s is None else max(1.0, budget_s * self.params.tuning_fraction)
         optimize_within(study, objective, self.params.n_trials, timeout, context.progress)
         best = study.best_trial

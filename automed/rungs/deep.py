@@ -149,7 +149,11 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         needed = sorted({c for _, train, val in evaluations for c in train + val})
         volumes = load_volumes(context.dataset, fp, needed, context.volume_cache)
         started = time.monotonic()
-        if plan.settings["n_trials"] >= 2:
+        if "replay_space" in plan.settings:  # automed fit --replay: the configuration another run chose
+            space, search = dict(plan.settings["replay_space"]), {
+                "n_trials": 0, "n_pruned": 0, "note": "replayed: the configuration of the run it replays",
+                "inner_validation_cases": len(self._inner(evaluations[0][1], context)[1])}
+        elif plan.settings["n_trials"] >= 2:
             space, search = self._search(context, volumes, evaluations[0][1], device)
         else:
             space, search = self._default_space(plan.settings), {
@@ -165,7 +169,9 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
             inner_train, inner_val = self._inner(train_ids, context)
             folder = context.folder / "final" / f"fold{k}"
             result, probe = self._train(config, final_s, volumes, inner_train, inner_val,
-                                        folder, context, device, epochs=plan.settings.get("final_epochs"))
+                                        folder, context, device,
+                                        epochs=(plan.settings.get("replay_epochs") or {}).get(str(k),
+                                                                                          plan.settings.get("final_epochs")))
             model = _load_model(config, fp, folder / "best.pt", device)
             models.append(model)
             trainings.append({"fold": k, **_result_dict(result), "est_train_vram_bytes": probe.train_memory_bytes,
@@ -239,7 +245,9 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         inner_train, inner_val = self._inner(train_ids, context)
         study = open_study(self.name, context.optuna_storage, context.random_state, self._default_space(settings),
                            optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=self.params.min_epochs),
-                           continue_interrupted=True)
+                           continue_interrupted=True, about={
+                               "rung": self.name, "task": "segmentation", "metric": "dice",
+                               "measured_on": "an inner validation split of the training cases, per epoch"})
         trials_dir = context.folder / "trials"
 
         def objective(trial: optuna.Trial) -> float:
@@ -324,6 +332,7 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         rung._settings = meta["settings"]
         rung.config_ = config_from_dict(meta["config"])
         rung.postprocessing_ = meta["postprocessing"]
+        rung.n_channels_ = meta["n_channels"]
         rung.device_ = pick_device()
         fp = _Shape(meta["n_channels"], meta["n_classes"])
         rung.models_ = [_load_model(rung.config_, fp, folder / f"model_fold{k}.pt", rung.device_)
@@ -363,10 +372,10 @@ def _new_model(config: Any, fingerprint: Any, device: Any) -> Any:
 
 
 def _result_dict(result: Any) -> dict[str, Any]:
-    return {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_inner_dice": result.best_value,
+    return {"epochs": result.epochs, "planned_epochs": result.max_epochs, "best_epoch": result.best_epoch, "best_inner_dice": result.best_value,
             "seconds": result.seconds, "stop_reason": result.stop_reason, "batch_size": result.state["batch_size"],
             "events": result.state["events"], "history": result.history,
-            **{k: result.state[k] for k in THROUGHPUT_FIELDS}}
+            "train_loss": result.train_loss, **{k: result.state[k] for k in THROUGHPUT_FIELDS}}
 
 
 def _plain(obj: Any) -> dict[str, Any]:

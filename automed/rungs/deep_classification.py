@@ -147,7 +147,10 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         dims = arrays["train"][0].ndim - 2
         classes = context.dataset.classes
         started = time.monotonic()
-        if settings["n_trials"] >= 2:
+        if "replay_space" in settings:  # automed fit --replay: the configuration another run chose
+            space, search = dict(settings["replay_space"]), {"n_trials": 0, "n_pruned": 0,
+                                                             "note": "replayed: the configuration of the run it replays"}
+        elif settings["n_trials"] >= 2:
             space, search = self._search(context, arrays, dims, settings, device)
         else:
             space, search = self._default_space(), {"n_trials": 0, "n_pruned": 0, "note": "no search"}
@@ -223,10 +226,12 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
                 # the first member may overrun its share as any training may; the optional others never do
                 result, memory, _ = self._train(config, seconds - spent, arrays, context, device, folder,
                                                 epochs=epochs, final=True, seed=seed, slack=1.0 if k else 1.25)
-                record = {"seed": seed, "epochs": result.epochs, "best_epoch": result.best_epoch,
+                record = {"seed": seed, "epochs": result.epochs, "planned_epochs": result.max_epochs,
+                          "best_epoch": result.best_epoch,
                           "best_val_auc": result.best_value, "stop_reason": result.stop_reason,
                           "seconds": time.monotonic() - started, "memory": memory, "history": result.history,
-                          **{k: result.state[k] for k in THROUGHPUT_FIELDS},
+                          "train_loss": result.train_loss, "batch_size": result.state["batch_size"],
+                          "events": result.state["events"], **{k: result.state[k] for k in THROUGHPUT_FIELDS},
                           "flops_per_voxel": result.state.get("flops_per_voxel")}  # unknown for a transfer network
                 partial = record_file.with_suffix(".tmp")  # a kill mid-write must not leave a torn record
                 partial.write_text(json.dumps(record))
@@ -282,7 +287,9 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
 
         study = open_study(self.name, context.optuna_storage, context.random_state, self._default_space(),
                            optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=self.params.min_epochs),
-                           continue_interrupted=True)
+                           continue_interrupted=True, about={
+                               "rung": self.name, "task": "classification", "metric": "auc",
+                               "measured_on": "the validation cases, best epoch"})
         trials_dir = context.folder / "trials"
 
         def objective(trial: optuna.Trial) -> float:

@@ -1,0 +1,119 @@
+"""The realised plan of a run, and replaying it: the same rungs trained again with the configuration
+and schedule that were chosen, without searching and without a time budget.
+
+Every fit ends by writing ``realised_plan.json``: per rung, the plan it followed (``plan.json``:
+grid, patch, batch sizes, epochs) and what it chose (the configuration, the epochs each final
+training was scheduled for, the number of seed models). ``automed fit --replay RUN`` reads it,
+keeps the rungs that finished, and pins each one's plan (:func:`pinned_plan`), so a busier or
+faster machine trains the same model instead of a differently shrunk one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from automed.errors import RunFolderError
+from automed.results import RESULT, read_result
+
+__all__ = ["REALISED_PLAN", "REPLAY", "pinned_plan", "realised_plan", "replay_inputs"]
+
+REALISED_PLAN = "realised_plan.json"
+REPLAY = "replay.json"
+"""In a replaying run folder: the run it replays and the plan pinned for each rung."""
+_TRAINING_KEYS = ("lr", "width", "batch_size", "loss", "augmentation", "sampling", "mode")
+
+
+def realised_plan(folder: Path) -> dict[str, Any]:
+    """The plan each rung of the finished run in ``folder`` followed, and what it chose."""
+    import yaml
+
+    from automed.environment import automed_version
+
+    recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
+    rungs = {}
+    for spec in recipe["rungs"]:
+        rung_folder = folder / "rungs" / spec["name"]
+        if not (rung_folder / RESULT).is_file():
+            rungs[spec["name"]] = {"status": "not run"}
+            continue
+        result = read_result(rung_folder)
+        entry: dict[str, Any] = {"status": result["status"]}
+        if result["status"] == "done" and (rung_folder / "plan.json").is_file():
+            plan = json.loads((rung_folder / "plan.json").read_text())
+            plan.pop("automed", None)
+            entry["plan"] = plan
+            entry["choice"] = _choice(result.get("details") or {})
+        rungs[spec["name"]] = entry
+    return {"automed": automed_version(), "run": str(folder.resolve()), "rungs": rungs}
+
+
+def _choice(details: dict[str, Any]) -> dict[str, Any]:
+    """What a rung chose, in the settings its ``fit`` reads from a pinned plan."""
+    config = details.get("config")
+    if isinstance(config, dict) and details.get("trainings"):  # a deep segmentation rung, one training per fold
+        return {"replay_space": {**{k: config[k] for k in _TRAINING_KEYS if k in config}, **config.get("hp", {})},
+                "replay_epochs": {str(t["fold"]): t.get("planned_epochs") or t["epochs"] for t in details["trainings"]},
+                "n_trials": 0}
+    if isinstance(config, dict) and details.get("training"):  # a deep classifier: members share their schedule
+        first = details["training"][0]
+        return {"replay_space": {**{k: config[k] for k in _TRAINING_KEYS if k in config}, **config.get("hp", {})},
+                "final_epochs": first.get("planned_epochs") or first["epochs"], "n_trials": 0,
+                "n_models": len(details["training"])}
+    if isinstance(details.get("model"), dict):  # a classical rung
+        return {"replay_config": details["model"]}
+    return {}  # an ensemble chooses again among the replayed members
+
+
+def replay_inputs(run_folder: str | Path) -> tuple[Any, Path, dict[str, Any]]:
+    """The recipe, data folder and pinned plans that replay the run in ``run_folder``.
+
+    The recipe is the run's, with only the rungs that finished, no time budget (nothing is shrunk
+    for time: the plans say how much to train) and the whole ladder climbed.
+
+    Raises
+    ------
+    RunFolderError
+        If the folder is not a finished run, or was fitted before automed recorded realised plans.
+    """
+    from automed.recipe import Recipe, RungSpec
+
+    folder = Path(run_folder)
+    path = folder / REALISED_PLAN
+    if not (folder / "report.json").is_file():
+        raise RunFolderError(f"{folder}: not a finished automed run folder (no report.json); nothing to replay.")
+    if not path.is_file():
+        raise RunFolderError(f"{path}: missing; the run was fitted by an automed that did not record the plan it "
+                             "realised, so it cannot be replayed. Refit it with this automed.")
+    realised = json.loads(path.read_text())
+    recipe = Recipe.from_yaml(folder / "recipe.yaml")
+    kept, pins = [], {}
+    for spec in recipe.rungs:
+        entry = realised["rungs"].get(spec.name, {})
+        if entry.get("status") != "done":
+            continue
+        params = spec.params
+        if "plan" in entry:
+            choice = dict(entry["choice"])
+            if "n_models" in choice and hasattr(params, "n_models"):
+                params = dataclasses.replace(params, n_models=choice.pop("n_models"))
+            pins[spec.name] = {**entry["plan"], "settings": {**entry["plan"]["settings"], **choice}}
+        kept.append(RungSpec(spec.name, params))
+    if not kept:
+        raise RunFolderError(f"{folder}: no rung finished in this run, so there is nothing to replay.")
+    meta = json.loads((folder / "run.json").read_text())
+    recipe = recipe.replace(rungs=tuple(kept), budget_s=None, full_ladder=True)
+    return recipe, Path(meta["data"]), {"of": str(folder.resolve()), "plans": pins}
+
+
+def pinned_plan(rung_folder: Path) -> Any:
+    """The plan a replay pins for the rung whose folder is ``rung_folder`` (None outside a replay)."""
+    from automed.rungs.base import RungPlan
+
+    path = rung_folder.parent.parent / REPLAY
+    if not path.is_file():
+        return None
+    plan = json.loads(path.read_text())["plans"].get(rung_folder.name)
+    return None if plan is None else RungPlan(**plan)
