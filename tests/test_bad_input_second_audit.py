@@ -16,7 +16,7 @@ from test_classification import make_class_folders, make_manifest
 
 
 def test_predict_files_that_are_not_channel_files(tmp_path):
-    from automed.data.dataset import find_images
+    from automed.data.inputs import find_images
 
     folder = make_msd(tmp_path / "data", n_cases=3) / "imagesTr"  # case_000.nii.gz ... for a two-channel run
     with pytest.raises(DataError, match=r"case_000.nii.gz: expected a name like CASE_0000.nii.gz"):

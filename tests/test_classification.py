@@ -234,14 +234,15 @@ def test_multiclass_grading(tmp_path):
 
 
 def test_nonzero_roi_adds_shape_features(tmp_path):
-    from automed.rungs.classical_classification import ClassicalClassifierParams, _case_features
+    from automed.rungs.classical_classification import ClassicalClassifierParams
+    from automed.rungs.classical_classification_features import case_features
     from automed.data.classification import ImageCase
 
     volume = np.zeros((12, 12, 12), np.float32)
     volume[3:9, 3:9, 3:9] = 255
     case = ImageCase("v", "0", index=0, split="train")
-    _, whole = _case_features(case, ClassicalClassifierParams(feature_sets=("radiomics",)), volume[None])
-    _, nonzero = _case_features(case, ClassicalClassifierParams(feature_sets=("radiomics",), roi="nonzero"),
+    _, whole = case_features(case, ClassicalClassifierParams(feature_sets=("radiomics",)), volume[None])
+    _, nonzero = case_features(case, ClassicalClassifierParams(feature_sets=("radiomics",), roi="nonzero"),
                                 volume[None])
     assert not any("shape" in k for k in whole)
     assert nonzero["radiomics_original_shape_VoxelVolume"] == 216

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from automed.data.dataset import detect_format, find_images, open_dataset
+from automed.data.dataset import detect_format, open_dataset
+from automed.data.inputs import find_images
 from automed.data.fingerprint import compute_fingerprint
 from automed.data.io import read_image, strip_suffix, write_image
 from automed.data.loading import load_case

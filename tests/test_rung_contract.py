@@ -152,12 +152,12 @@ def test_rung_contract(task, name, datasets, tmp_path, monkeypatch, offline):
 
 @pytest.mark.parametrize("task, name", [r for r in RUNGS if r != ("classification", "classical") and r[1] not in TRANSFER])
 def test_a_plan_that_cannot_fit_its_allotment_is_a_skip_with_the_reason(task, name, datasets, tmp_path):
-    from automed.ladder.runner import _reopen
+    from automed.ladder.preparation import reopen
 
     recipe = automed.Recipe(task=task, n_folds=2, n_jobs=1, rungs=[{"name": "classical",
                                                                    "params": params_of(task, "classical")}])
     run = automed.fit(recipe, data := datasets[task], tmp_path / "run", progress=False)
-    dataset, fingerprint, splits = _reopen(automed.Recipe.from_yaml(run.folder / "recipe.yaml"), data, run.folder)
+    dataset, fingerprint, splits = reopen(automed.Recipe.from_yaml(run.folder / "recipe.yaml"), data, run.folder)
     from automed.rungs.base import FitContext
 
     context = FitContext(dataset, fingerprint, splits["folds"], tmp_path / name, 0, 1, 0.5,

@@ -9,16 +9,17 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 from automed.data.io import COLOUR_CHANNELS, LUMINANCE, TWO_D_SUFFIXES, image_suffix, read_image, strip_suffix
 from automed.data.manifest import open_manifest
 from automed.data.pairing import pair_by_name
 from automed.errors import DataError
 
-__all__ = ["Case", "Dataset", "detect_format", "open_dataset", "find_images", "listed_files", "read_csv_rows"]
+__all__ = ["Case", "Dataset", "detect_format", "files_by_stem", "group_channels", "open_dataset", "read_csv_rows",
+           "visible_entries"]
 
 IMAGE_DIRS = ("images", "imgs", "image")
 LABEL_DIRS = ("labels", "masks", "label", "mask")
@@ -66,7 +67,7 @@ class Dataset:
         return len(self.channel_names)
 
 
-def _visible(folder: Path) -> list[Path]:
+def visible_entries(folder: Path) -> list[Path]:
     """Entries of ``folder`` that are images or DICOM folders, skipping hidden files (``._x``)."""
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p.is_dir() or image_suffix(p)))
 
@@ -130,64 +131,6 @@ def open_dataset(root: str | Path, data_format: str = "auto", colour: bool = Tru
     return dataset
 
 
-def listed_files(paths: Sequence[str | Path]) -> list[Path]:
-    """``paths`` as paths, checked: a non-empty list whose every entry exists.
-
-    Raises
-    ------
-    DataError
-        Naming the entries that are missing (the first five), or saying the list is empty.
-    """
-    files = [Path(f) for f in paths]
-    missing = [str(f) for f in files if not f.exists()]
-    if missing:
-        raise DataError(f"{', '.join(missing[:5])}: not found.")
-    if not files:
-        raise DataError("the list of images to predict is empty.")
-    return files
-
-
-def find_images(path: str | Path | Sequence[str | Path], channel_names: tuple[str, ...],
-                channels_in_one_file: bool = False) -> list[Case]:
-    """Unlabelled cases to predict: one file, every image in a folder, or a list of files.
-
-    With several channels each in its own file, files are grouped nnU-Net style
-    (``CASE_0000.ext``, ...).
-    """
-    if not isinstance(path, (str, Path)):
-        files = listed_files(path)
-        if len(channel_names) == 1 or channels_in_one_file:
-            cases = [Case(strip_suffix(f), (f,)) for f in files]
-        else:
-            cases = list(_group_channels(files, len(channel_names), files[0].parent))
-        ids = [c.case_id for c in cases]
-        clashes = sorted({i for i in ids if ids.count(i) > 1})
-        if clashes:
-            raise DataError(f"{', '.join(clashes[:5])}: several listed files are named as the same case; their "
-                            "predictions would overwrite each other. Rename them or predict them apart.")
-        return cases
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: not found.")
-    if path.is_file():
-        return [Case(strip_suffix(path), (path,))]
-    if (path / "imagesTs").is_dir():
-        path = path / "imagesTs"
-    elif (path / "dataset.json").is_file() or (path / "imagesTr").is_dir():
-        raise DataError(f"{path}: a dataset folder without imagesTs/; give the folder that holds the images to "
-                        "predict (e.g. its imagesTs/).")
-    files = _visible(path)
-    if not files:
-        raise DataError(f"{path}: holds no images to predict.")
-    if all(image_suffix(f) == ".dcm" for f in files):  # the folder is one DICOM series
-        return [Case(path.name, (path,))]
-    if len(channel_names) == 1 or channels_in_one_file:
-        stems = _by_stem(files)
-        nnunet_names = all(stem.endswith("_0000") for stem in stems)  # CASE_0000.png: case CASE
-        return [Case(stem.removesuffix("_0000") if nnunet_names else stem, (f,)) for stem, f in stems.items()]
-    return list(_group_channels(files, len(channel_names), path))
-
-
 def _read_json(path: Path) -> dict:
     try:
         info = json.loads(path.read_text())
@@ -223,7 +166,7 @@ def _channel_names(path: Path, key: str, channels: object) -> tuple[str, ...]:
 
 
 def _check_orphans(labels_dir: Path, used: set[Path]) -> None:
-    for label in _visible(labels_dir):
+    for label in visible_entries(labels_dir):
         if label not in used:
             raise DataError(f"{label}: label without image; add its image or remove the label.")
 
@@ -272,12 +215,12 @@ def _open_nnunet(root: Path) -> Dataset:
     channel_names = _channel_names(meta, "channel_names", info["channel_names"])
     ending = info["file_ending"]
     images = sorted(p for p in (root / "imagesTr").glob(f"*{ending}") if not p.name.startswith("."))
-    if not images and (found := _visible(root / "imagesTr")):
+    if not images and (found := visible_entries(root / "imagesTr")):
         raise DataError(f"{meta}: file_ending '{ending}' matches no file in imagesTr/, which holds e.g. "
                         f"{found[0].name}; correct file_ending.")
     # nnU-Net stores a photograph's R, G and B in one CASE_0000.png (channel_names R, G, B)
     rgb_in_one_file = _rgb_in_one_file(channel_names, ending, images)
-    grouped = {c.case_id: c for c in _group_channels(images, 1 if rgb_in_one_file else len(channel_names),
+    grouped = {c.case_id: c for c in group_channels(images, 1 if rgb_in_one_file else len(channel_names),
                                                        root / "imagesTr")}
     labels_dir = root / "labelsTr"
     cases = []
@@ -297,7 +240,15 @@ def _rgb_in_one_file(channel_names: tuple[str, ...], ending: str, images: list[P
             and all(strip_suffix(p).endswith("_0000") for p in images))
 
 
-def _group_channels(files: list[Path], n_channels: int, where: Path):
+def group_channels(files: list[Path], n_channels: int, where: Path) -> Iterator[Case]:
+    """Cases from nnU-Net-style channel files (``CASE_0000.ext`` ...), each with all ``n_channels``.
+
+    Raises
+    ------
+    DataError
+        A file not named so, a channel out of range or given twice, or a case missing a channel
+        (``where`` names the folder).
+    """
     by_case: dict[str, dict[int, Path]] = {}
     for f in files:
         stem = strip_suffix(f)
@@ -331,10 +282,10 @@ def _open_folders(root: Path) -> Dataset:
     if pair is None:
         raise DataError(f"{root}: expected images/ and labels/ folders.")
     images_dir, labels_dir = pair
-    images = _by_stem(_visible(images_dir))
-    labels = pair_by_name(images, _by_stem(_visible(labels_dir)), labels_dir)
+    images = files_by_stem(visible_entries(images_dir))
+    labels = pair_by_name(images, files_by_stem(visible_entries(labels_dir)), labels_dir)
     roi_dir = next((root / d for d in ROI_DIRS if (root / d).is_dir()), None)
-    rois = pair_by_name(images, _by_stem(_visible(roi_dir)), roi_dir, "ROI") if roi_dir else {}
+    rois = pair_by_name(images, files_by_stem(visible_entries(roi_dir)), roi_dir, "ROI") if roi_dir else {}
     cases = tuple(Case(stem, (images[stem],), labels[stem], roi_path=rois.get(stem))
                   for stem in sorted(images, key=_natural_key))
     return Dataset(root, "folders", cases)
@@ -353,7 +304,7 @@ def _with_channels(dataset: Dataset, colour: bool) -> Dataset:
     return dataset
 
 
-def _by_stem(files: list[Path]) -> dict[str, Path]:
+def files_by_stem(files: list[Path]) -> dict[str, Path]:
     """File name without extension -> file; two files of one name (``a.nii.gz``, ``a.mha``) are an error."""
     found: dict[str, Path] = {}
     for f in files:

@@ -52,7 +52,7 @@ def predict_run(run_folder: str | Path, inputs: str | Path | Sequence[str | Path
     """
     from tqdm.auto import tqdm
 
-    from automed.data.dataset import find_images
+    from automed.data.inputs import find_images
     from automed.data.fingerprint import Fingerprint
     from automed.data.io import image_suffix, write_image
     from automed.data.loading import load_image_channels
@@ -183,7 +183,7 @@ def predict_classification(run_folder: str | Path, inputs: str | Path | Sequence
     import csv
 
     from automed.data.classification import ClassificationDataset, ImageCase, open_classification
-    from automed.data.dataset import listed_files
+    from automed.data.inputs import listed_files
     from automed.data.io import image_suffix, strip_suffix
 
     run_folder, out = Path(run_folder), Path(out)

@@ -11,18 +11,17 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from automed.errors import DataError, RecipeError, RunFolderError
+from automed.errors import RecipeError, RunFolderError
 from automed.ladder.judge import judge
 from automed.ladder.learning_curve import learning_curve
 from automed.ladder.outputs import check_output_folder, refuse_overlap
+from automed.ladder.preparation import comparison_cases, prepare_classification, prepare_segmentation, reopen
 from automed.ladder.replay import REALISED_PLAN, REPLAY, pinned_plan, realised_plan
 from automed.ladder.staging import STATE, Clock, run_staged, staging_folder, write_json
 from automed.recipe import Recipe
@@ -99,7 +98,7 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from
 
     log.info("automed fit: %s -> %s", data, folder)
     rung_classes = _check_rungs(recipe)
-    prepare = _prepare_segmentation if recipe.task == "segmentation" else _prepare_classification
+    prepare = prepare_segmentation if recipe.task == "segmentation" else prepare_classification
     dataset, fingerprint, summary, splits, _ = prepare(recipe, data, progress)
     recipe = recipe.replace(data_format=dataset.format, n_folds=splits.get("n_folds", recipe.n_folds))
     recipe.to_yaml(folder / "recipe.yaml")
@@ -132,11 +131,11 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
 
     recipe = Recipe.from_yaml(folder / "recipe.yaml")
     meta = json.loads((folder / "run.json").read_text())
-    dataset, fingerprint, splits = opened or _reopen(recipe, Path(meta["data"]), folder)
+    dataset, fingerprint, splits = opened or reopen(recipe, Path(meta["data"]), folder)
     clock = Clock(folder / STATE)
     classes = [] if recipe.task == "classification" else [
         c for c in sorted(fingerprint.classes) if recipe.include_background or c != 0]
-    comparison = _comparison_cases(recipe, splits, dataset)
+    comparison = comparison_cases(recipe, splits, dataset)
     rung_classes = _check_rungs(recipe)
     done: list[dict[str, Any]] = []
     stopped: dict[str, str] = {}  # climb family -> why its climb stopped
@@ -217,82 +216,6 @@ def _allotment(remaining: float | None, to_fit: list[type], reserved: float) -> 
     weights = sum(c.cost_weight for c in to_fit if not c.combines_others)
     left = max(0.0, remaining - reserved)
     return left * to_fit[0].cost_weight / weights if weights else left
-
-
-def _reopen(recipe: Recipe, data: Path, folder: Path) -> tuple[Any, Any, dict[str, Any]]:
-    """The dataset, its fingerprint and the splits recorded at set-up."""
-    splits = json.loads((folder / "splits.json").read_text())
-    summary = json.loads((folder / "fingerprint.json").read_text())
-    if recipe.task == "classification":
-        from automed.data.classification import open_classification
-
-        return open_classification(data, recipe.data_format, recipe.colour == "rgb", recipe.class_order), summary, splits
-    from automed.data.dataset import open_dataset
-    from automed.data.fingerprint import Fingerprint
-
-    return open_dataset(data, recipe.data_format, recipe.colour == "rgb"), Fingerprint.from_dict(summary), splits
-
-
-def _comparison_cases(recipe: Recipe, splits: dict[str, Any], dataset: Any) -> list[str]:
-    """The cases every rung is judged on."""
-    if recipe.task == "classification":
-        return list(splits["test"])
-    if recipe.cv == "full":
-        return sorted(c.case_id for c in dataset.cases)
-    return list(splits["folds"][0]["val"])
-
-
-def _prepare_segmentation(recipe: Recipe, data: Path, progress: bool) -> tuple:
-    from automed.data.dataset import open_dataset
-    from automed.data.fingerprint import compute_fingerprint
-    from automed.data.splits import make_folds, read_folds
-
-    dataset = open_dataset(data, recipe.data_format, recipe.colour == "rgb")
-    fingerprint = compute_fingerprint(dataset, recipe.random_state, progress, recipe.target_spacing)
-    log.info("dataset: %d cases, %dD, classes %s, format %s", fingerprint.n_cases, fingerprint.dims,
-             fingerprint.classes, dataset.format)
-    ids, groups = [c.case_id for c in dataset.cases], [c.group for c in dataset.cases]
-    if recipe.folds_file is not None:
-        folds = read_folds(recipe.folds_file, ids, groups)
-        log.info("folds: %d, read from %s", len(folds), recipe.folds_file)
-    else:
-        with _about(data):
-            folds = make_folds(ids, groups, recipe.n_folds, recipe.random_state)
-    splits = {"kind": "cv", "n_folds": len(folds), "random_state": recipe.random_state,
-              "grouped": any(groups), "folds": folds,
-              "folds_file": None if recipe.folds_file is None else str(Path(recipe.folds_file).resolve())}
-    return dataset, fingerprint, fingerprint.to_dict(), splits, folds
-
-
-def _prepare_classification(recipe: Recipe, data: Path, progress: bool) -> tuple:
-    from automed.data.classification import open_classification, summarize
-    from automed.data.splits import holdout_split, stratified_folds
-
-    dataset = open_classification(data, recipe.data_format, recipe.colour == "rgb", recipe.class_order)
-    summary = summarize(dataset)
-    log.info("dataset: %d images, %dD, classes %s, format %s", summary["n_cases"], summary["dims"],
-             list(dataset.classes), dataset.format)
-    with _about(data):
-        if dataset.official_split:
-            by_split = {s: sorted(c.case_id for c in dataset.cases if c.split == s) for s in ("train", "val", "test")}
-            dev = by_split["train"] + by_split["val"]
-            labels = {c.case_id: c.label for c in dataset.cases}
-            folds = stratified_folds(dev, [labels[c] for c in dev], dev, recipe.n_folds, recipe.random_state)
-            splits = {"kind": "official", **by_split, "dev": sorted(dev), "folds": folds}
-        else:
-            splits = holdout_split([c.case_id for c in dataset.cases], [c.label for c in dataset.cases],
-                                   [c.group for c in dataset.cases], recipe.test_fraction, recipe.n_folds,
-                                   recipe.random_state)
-    return dataset, summary, summary, splits, splits["folds"]
-
-
-@contextmanager
-def _about(data: Path) -> Iterator[None]:
-    """Errors about the dataset as a whole (too few cases for the splits) start with its path."""
-    try:
-        yield
-    except DataError as exc:
-        raise DataError(f"{data}: {exc}") from exc
 
 
 def _check_rungs(recipe: Recipe) -> list[type]:

@@ -16,11 +16,9 @@ Fitting, in order:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from automed.metrics import TEST_SCORES, THRESHOLDS, choose_threshold, classific
 from automed.models.search import open_study, optimize_within
 from automed.models.tabular import PlattCalibrated, feature_importances
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
+from automed.rungs.classical_classification_features import cached_features, features_of, where
 from automed.rungs.records import read_record, write_record
 
 __all__ = ["ClassicalClassifierParams", "ClassicalClassifierRung"]
@@ -143,7 +142,7 @@ class ClassicalClassifierRung(Rung):
 
         started = time.monotonic()
         dataset, splits = context.dataset, context.splits
-        names, X_all = self.extract(context)
+        names, X_all, self.extract_seconds_per_case_ = cached_features(self.params, context)
         index = {c.case_id: i for i, c in enumerate(dataset.cases)}
         class_index = {c: k for k, c in enumerate(dataset.classes)}
         y_all = np.array([class_index[c.label] for c in dataset.cases])
@@ -191,59 +190,6 @@ class ClassicalClassifierRung(Rung):
                      "final_model": "refitted on all development cases"},
             predict_seconds_per_case=predict_s,
         )
-
-    # -- features ------------------------------------------------------------------------
-
-    def extract(self, context: FitContext) -> tuple[list[str], np.ndarray]:
-        """Feature matrix of every case, read from the run's cache when it holds it."""
-        dataset = context.dataset
-        key = hashlib.sha256(json.dumps({
-            "source": str(Path(dataset.source).resolve()), "format": dataset.format,
-            "cases": [c.case_id for c in dataset.cases], "params": _feature_params(self.params),
-            "channels": [dataset.n_channels, dataset.luminance],
-        }, sort_keys=True).encode()).hexdigest()[:16]
-        cache = context.cache_folder / f"features-{key}.npz" if context.cache_folder else None
-        if cache is not None and cache.is_file():
-            stored = np.load(cache, allow_pickle=False)
-            self.extract_seconds_per_case_ = float(stored["seconds_per_case"])
-            log.info("classical: features read from cache %s", cache.name)
-            return stored["names"].tolist(), stored["X"]
-        started = time.monotonic()
-        rows = self.features_of(dataset, list(dataset.cases), context.n_jobs, context.progress)
-        self.extract_seconds_per_case_ = (time.monotonic() - started) * context.n_jobs / len(rows)
-        names = sorted(rows[0])
-        X = np.array([[row[n] for n in names] for row in rows], dtype=np.float64)
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.stem}.partial.npz")
-            np.savez_compressed(tmp, X=X, names=np.array(names), seconds_per_case=self.extract_seconds_per_case_)
-            tmp.replace(cache)
-        return names, X
-
-    def features_of(self, dataset: Any, cases: list[Any], n_jobs: int, progress: bool) -> list[dict[str, float]]:
-        """Feature dicts of ``cases`` (parallel over cases); checks they share one dimensionality."""
-        from joblib import Parallel, delayed
-        from tqdm.auto import tqdm
-
-        from automed.data.classification import load_image
-        from automed.errors import DataError
-        from automed.workers import process_pool
-
-        # Array-backed cases (MedMNIST) ship only their own pixels to the workers, not the dataset.
-        layout = replace(dataset, cases=(), arrays={})
-        jobs = (delayed(_case_features)(case, self.params, load_image(dataset, case) if case.index is not None else None,
-                                        layout) for case in cases)
-        with process_pool():
-            parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size="auto")
-            results = list(tqdm(parallel(jobs), total=len(cases), desc="classical features", unit="image",
-                                disable=not progress))
-        dims = {}
-        for case, (ndim, _) in zip(cases, results):
-            dims.setdefault(ndim, case)
-        if len(dims) > 1:
-            where = " vs ".join(f"{_where(dataset, c)} is {d}D" for d, c in sorted(dims.items()))
-            raise DataError(f"Images of different dimensionality are mixed: {where}.")
-        return [features for _, features in results]
 
     # -- search, calibration, threshold --------------------------------------------------
 
@@ -362,38 +308,13 @@ class ClassicalClassifierRung(Rung):
         """Class probabilities of ``cases`` of ``dataset``, shape ``(n_cases, n_classes)``."""
         from automed.errors import DataError
 
-        rows = self.features_of(dataset, cases, n_jobs, progress)
+        rows = features_of(self.params, dataset, cases, n_jobs, progress)
         missing = sorted(set(self.feature_names_) - set(rows[0]))
         if missing:
-            raise DataError(f"{_where(dataset, cases[0])}: features {missing[:3]} are missing; the image does not "
+            raise DataError(f"{where(dataset, cases[0])}: features {missing[:3]} are missing; the image does not "
                             "have the dimensionality the run was fitted on.")
         X = np.array([[row[n] for n in self.feature_names_] for row in rows], dtype=np.float64)
         return self.model_.predict_proba(X)
-
-
-def _feature_params(params: ClassicalClassifierParams) -> dict[str, Any]:
-    return {k: getattr(params, k) for k in ("feature_sets", "radiomics_filters", "roi", "bin_count", "pixels_side",
-                                            "colour_space")}
-
-
-def _case_features(case: Any, params: ClassicalClassifierParams, image: np.ndarray | None = None,
-                   layout: Any = None) -> tuple[int, dict[str, float]]:
-    """Feature dict of one case (worker process); ``image`` is read from the case's file, as
-    ``layout`` (the dataset without its cases) reads it, when not given."""
-    from automed.data.classification import load_image, load_mask
-    from automed.features.whole_image import image_features
-
-    if image is None:
-        image = load_image(layout, case)
-    mask = load_mask(case, image.shape[1:])
-    if mask is None and params.roi == "nonzero" and (image > 0).any():
-        mask = (image > 0).any(axis=0)
-    return image.ndim - 1, image_features(image, mask, params.feature_sets, params.bin_count,
-                                          params.radiomics_filters, params.pixels_side, params.colour_space == "lab")
-
-
-def _where(dataset: Any, case: Any) -> str:
-    return str(case.image_path) if case.image_path is not None else f"{dataset.source} [{case.case_id}]"
 
 
 def _full_proba(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:

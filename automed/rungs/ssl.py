@@ -133,7 +133,7 @@ class SSLRung(DeepClassifierRung):
 
     def _unlabeled(self, like: np.ndarray) -> np.ndarray:
         """Standardised unlabelled images shaped like ``like`` (empty when none are given)."""
-        from automed.data.dataset import find_images
+        from automed.data.inputs import find_images
         from automed.data.io import read_image
         from automed.deep.classification import resized, standardize
 
