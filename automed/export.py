@@ -21,6 +21,7 @@ from automed.data.atomic import folder_written_atomically
 from automed.environment import automed_version
 from automed.errors import AutomedError, RunFolderError
 from automed.ladder.outputs import EXPORT_RECORD, check_output_folder, refuse_overlap
+from automed.rungs.classical import CONTEXT_MODEL
 
 __all__ = ["FORMATS", "export_run"]
 
@@ -74,10 +75,15 @@ def export_run(run_folder: str | Path, out: str | Path, rung: str | None = None,
               "format": format, "classes": report["dataset"]["classes"], **_preprocessing(fingerprint)}
     with folder_written_atomically(out) as staging:
         if kind == "classical":
-            shutil.copyfile(run_folder / "rungs" / name / "model.joblib", staging / "model.joblib")
-            record.update(files=["model.joblib"], use=(
+            files = [f for f in ("model.joblib", CONTEXT_MODEL) if (run_folder / "rungs" / name / f).is_file()]
+            for file in files:
+                shutil.copyfile(run_folder / "rungs" / name / file, staging / file)
+            second = f" and, for {CONTEXT_MODEL}, the first model's smoothed probabilities (see auto_context)"
+            record.update(files=files, use=(
                 "joblib.load gives the fitted scikit-learn/LightGBM model; its inputs are automed's voxel features "
-                "(see features), so it is used through automed: automed.load(run).predict(...)"),
+                f"(see features){second if CONTEXT_MODEL in files else ''}, so it is used through automed: "
+                "automed.load(run).predict(...)"),
+                auto_context=(report_rung(report, name).get("details") or {}).get("auto_context"),
                 features=(report_rung(report, name).get("details") or {}).get("features"),
                 postprocessing=getattr(model, "postprocessing_", None))
         else:

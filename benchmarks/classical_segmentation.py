@@ -16,7 +16,7 @@ from pathlib import Path
 from _common import ROOT, run_and_record, timed_fit
 DATA = ROOT.parent / "shared" / "data"
 CASES = {
-    "hippocampus": ("mri-3d.yaml", {"max_fit_seconds": 600, "max_peak_rss_bytes": 6e9, "min_mean_dice": 0.82}),
+    "hippocampus": ("mri-3d.yaml", {"max_fit_seconds": 360, "max_peak_rss_bytes": 6e9, "min_mean_dice": 0.85}),
     "isbi2012_em": ("microscopy-2d.yaml", {}),
 }
 
@@ -37,15 +37,17 @@ def run_one(name: str, recipe_file: str, goals: dict, workdir: Path) -> dict:
         "peak_rss_bytes": rung["cost"]["peak_rss_bytes"],
         "predict_seconds_per_case": rung["cost"]["predict_seconds_per_case"],
         "model": rung["details"]["model"], "background_weight": rung["details"]["background_weight"],
+        "auto_context": rung["details"].get("auto_context"),
+        "dice_before_postprocessing": rung["details"].get("dice_before_postprocessing"),
         "postprocessing": rung["postprocessing"], "hardware": run.report_["hardware"],
     }
     checks = {}
     if "max_fit_seconds" in goals:
-        checks["fit_within_10_min"] = wall <= goals["max_fit_seconds"]
+        checks[f"fit_within_{goals['max_fit_seconds'] / 60:g}_min"] = wall <= goals["max_fit_seconds"]
     if "max_peak_rss_bytes" in goals:
         checks["peak_rss_within_6_gb"] = rung["cost"]["peak_rss_bytes"] <= goals["max_peak_rss_bytes"]
     if "min_mean_dice" in goals:
-        checks["mean_dice_at_least_0.82"] = rung["metric"]["mean"] >= goals["min_mean_dice"]
+        checks[f"mean_dice_at_least_{goals['min_mean_dice']}"] = rung["metric"]["mean"] >= goals["min_mean_dice"]
     result["goals_met"] = checks
     return result
 

@@ -49,7 +49,7 @@ def test_a_tight_allotment_coarsens_the_grid_or_skips_with_the_reason(tmp_path):
     fingerprint = compute_fingerprint(dataset)
     folds = make_folds([c.case_id for c in dataset.cases], [None] * 4, 2, 0)
     rung = ClassicalRung(ClassicalRung.Params(n_trials=1))
-    fixed = 1.1 * 4  # 1 trial, 2 folds, the final model
+    fixed = 1.1 * (1 + 3 * 2)  # 1 trial; 2 folds and the final model for each of the two stages
     full = CORE_SECONDS_PER_VOXEL * 4 * 40 * 48 * 40 + fixed
     fixed += FINE_SECONDS_PER_VOXEL_CLASS * 4 * 40 * 48 * 40 * 3  # once coarser: the work on the working grid
 

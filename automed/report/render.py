@@ -139,6 +139,13 @@ def _rung_notes(rung: dict[str, Any]) -> list[str]:
         tried = ", ".join(f"{k} {v:.4f}" for k, v in details["selection"].items())
         notes.append(f"Members chosen by {details['selection_metric']} ({details['n_validation_cases']} cases; "
                      f"never the comparison or test cases): {tried}.")
+    if (details.get("auto_context") or {}).get("sigmas"):
+        ac = details["auto_context"]
+        notes.append(f"Auto-context: a second stage on the first stage's out-of-fold probabilities (smoothed at "
+                     f"{', '.join(map(str, ac['sigmas']))} voxels, read {', '.join(map(str, ac['offsets']))} voxels "
+                     f"along each axis) gave out-of-fold Dice {ac['oof_dice_second_stage']:.4f} against "
+                     f"{ac['oof_dice_first_stage']:.4f} before post-processing; "
+                     + ("kept." if ac["kept"] else "not kept, so the first stage predicts alone."))
     if reference:
         notes.append(f"Gain over {reference['vs']}, the same network trained from scratch: "
                      f"{format_gain(reference['mean'], reference.get('ci_low'), reference.get('ci_high'))} "

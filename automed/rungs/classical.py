@@ -6,20 +6,24 @@ are interpolated back onto the working grid for every decision and score):
 
 1. features of every training case, with class-balanced voxel sampling;
 2. an Optuna search (model family and hyperparameters) on an inner split of fold 0's
-   training cases, so fold 0's validation cases never influence tuning;
+   training cases, so fold 0's validation cases never influence tuning
+   (:mod:`automed.rungs.classical_search`);
 3. K-fold cross-validation with the best configuration, giving out-of-fold (OOF)
    probabilities for every case;
-4. on the OOF predictions, the background weight that undoes the prior shift of
+4. auto-context (:mod:`automed.features.context`): a second stage with the same configuration,
+   its features extended by the first stage's OOF probabilities smoothed and read at offsets,
+   cross-validated on the same folds; kept only where it raises OOF Dice;
+5. on the OOF predictions, the background weight that undoes the prior shift of
    balanced sampling, then morphological post-processing (each kept only where it
    raises mean Dice);
-5. a final model refitted on all cases.
+6. final models (each stage kept) refitted on all cases.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +34,13 @@ from automed.data.io import image_suffix, write_image
 from automed.data.loading import load_case
 from automed.data.normalize import normalize, unmap_labels
 from automed.data.spill import spill
+from automed.features.context import n_context_features
 from automed.models.classical import decide, mean_dice
-from automed.models.search import open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 from automed.rungs.classical_cases import CaseData, inside, prepare_case, spilled
 from automed.rungs.classical_grid import coarse_shape, coarsening_factors, to_coarse, to_fine
 from automed.rungs.classical_params import ClassicalParams
+from automed.rungs.classical_search import search_configuration, search_space
 from automed.rungs.records import read_record, write_record
 from automed.workers import process_pool
 
@@ -58,8 +63,8 @@ FINE_SECONDS_PER_VOXEL_CLASS = 1.4e-6
 #: The rung shrinks its grid to fit its allotment down to cases of this many voxels (about 27^3 or 140^2),
 #: and is skipped when even that would not fit.
 MIN_CASE_VOXELS = 20_000
-DEFAULT_TRIAL = {"model": "lightgbm", "n_estimators": 200, "num_leaves": 31, "learning_rate": 0.1,
-                 "min_child_samples": 20, "colsample_bytree": 0.8}
+#: The auto-context stage's model, beside the first stage's ``model.joblib``.
+CONTEXT_MODEL = "context_model.joblib"
 
 
 class ClassicalRung(Rung):
@@ -73,23 +78,7 @@ class ClassicalRung(Rung):
     cost_weight = 2.0
 
     def search_space(self, trial: Any) -> dict[str, Any]:
-        model = trial.suggest_categorical("model", list(self.params.models))
-        if model == "lightgbm":
-            return {
-                "model": model,
-                "n_estimators": trial.suggest_int("n_estimators", 100, 400, step=50),
-                "num_leaves": trial.suggest_int("num_leaves", 15, 127, log=True),
-                "learning_rate": trial.suggest_float("learning_rate", 0.03, 0.3, log=True),
-                "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True),
-                "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
-            }
-        return {
-            "model": model,
-            "n_estimators": trial.suggest_int("rf_n_estimators", 50, 150, step=50),
-            "max_depth": trial.suggest_int("max_depth", 8, 20),
-            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 20, log=True),
-            "max_features": trial.suggest_categorical("max_features", ["sqrt", 0.3, 0.5]),
-        }
+        return search_space(trial, self.params.models)
 
     def plan(self, context: FitContext) -> RungPlan:
         """An estimate from the voxels on the rung's grid, the model fits and the cores; a grid
@@ -124,7 +113,7 @@ class ClassicalRung(Rung):
         grid, the work on the working grid), and how they were estimated."""
         fp = context.fingerprint
         n_voxels = sum(int(np.prod(coarse_shape(r["shape"], factors))) for r in fp.cases)
-        n_fits = self.params.n_trials + len(context.folds) + 1
+        n_fits = self.params.n_trials + (len(context.folds) + 1) * (2 if self.params.auto_context else 1)
         coarse = CORE_SECONDS_PER_VOXEL * n_voxels / max(1, context.n_jobs)
         fixed, note = SECONDS_PER_MODEL_FIT * n_fits, ""
         if any(f != 1 for f in factors):
@@ -157,25 +146,31 @@ class ClassicalRung(Rung):
             config, study_info = plan.settings["replay_config"], {"n_trials": 0, "note": "replayed: the configuration "
                                                                                       "of the run it replays"}
         else:
-            config, study_info = self._search(context, cases, store, budget_left)
+            config, study_info = search_configuration(self, context, cases, store, budget_left)
 
-        proba, fold_of, seconds = {}, {}, []
-        for k, fold in enumerate(_progress(context.folds, context.progress, "classical folds")):
-            model = self._train(config, store, fold["train"], context)
-            for case_id in fold["val"]:
-                t0 = time.monotonic()
-                data = store[case_id]
-                case_proba = self._case_proba(model, cases[case_id], data, context)
-                # Cached features were computed in _prepare; charge their time to the prediction.
-                seconds.append(time.monotonic() - t0 + (data.feature_seconds if data.rows is not None else 0.0))
-                # every case's probabilities are needed to choose the background weight: they wait on disk
-                proba[case_id] = spill(case_proba, context.scratch_path("classical", case_id, "proba"))
-                fold_of[case_id] = k
-
-        ids = sorted(proba)
+        coarse, fold_of, seconds = self._out_of_fold(config, store, cases, context, "proba")
+        ids = sorted(coarse)
         truths = [store[i].label for i in ids]
         first = 0 if context.include_background else 1
-        weight = self._choose_background_weight([proba[i] for i in ids], truths, fp.n_classes, first)
+        proba = self._on_working_grid(coarse, store, context, "fine")
+        weight, dice = self._choose_background_weight([proba[i] for i in ids], truths, fp.n_classes, first)
+        context_model, context_info = None, None
+        if self.params.auto_context and len(coarse) < len(store):
+            context_info = {"kept": False, "note": "not run: it learns from every training case's out-of-fold "
+                                                   "probabilities, and the folds leave some cases unvalidated"}
+        elif self.params.auto_context:
+            # Stage 2 learns from stage 1's out-of-fold probabilities, so its inputs are those a new case would get.
+            extra = {c: spill(self.params.context_of(p), context.scratch_path(
+                "classical", c, "context")) for c, p in coarse.items()}
+            stacked = {c: replace(d, X=np.hstack([d.X, extra[c][d.index]])) for c, d in store.items()}
+            coarse, _, more = self._out_of_fold(config, stacked, cases, context, "proba2", extra)
+            proba2 = self._on_working_grid(coarse, store, context, "fine2")
+            weight2, dice2 = self._choose_background_weight([proba2[i] for i in ids], truths, fp.n_classes, first)
+            context_info = self._context_details(fp.n_classes, fp.dims, dice, dice2)
+            if dice2 > dice:  # kept only where it raises out-of-fold Dice, like each post-processing step
+                proba, weight, seconds = proba2, weight2, {c: t + more[c] for c, t in seconds.items()}
+                context_model = self._train(config, stacked, list(store), context)
+        seconds = [seconds[i] for i in ids]
         preds = [inside(decide(proba.pop(i), weight), store[i].roi) for i in ids]
         steps: list[dict[str, Any]] = []
         dice_raw = dice_pp = None
@@ -187,13 +182,14 @@ class ClassicalRung(Rung):
 
         per_case = self._score_and_write(context, cases, store, ids, preds, fold_of)
         final = self._train(config, store, list(store), context)
-        self._save(context.folder, final, config, weight, steps, fp.n_classes)
+        self._save(context.folder, final, context_model, config, weight, steps, fp.n_classes)
         return RungOutcome(
             per_case=per_case,
             postprocessing=steps,
             details={"model": config, "background_weight": weight, "search": study_info,
                      "features": asdict(self.features_),
                      "n_features": self.features_.n_features(fp.n_channels, fp.dims),
+                     "auto_context": context_info,
                      "dice_before_postprocessing": dice_raw, "dice_after_postprocessing": dice_pp,
                      "final_model": "refitted on all cases"},
             predict_seconds_per_case=float(np.mean(seconds)),
@@ -214,6 +210,26 @@ class ClassicalRung(Rung):
             results = _progress(parallel(jobs), context.progress, "classical features", total=len(cases))
             return {case.case_id: spilled(result, context, case.case_id) for case, result in zip(cases, results)}
 
+    def _out_of_fold(self, config: dict[str, Any], store: dict[str, CaseData], cases: dict[str, Case],
+                     context: FitContext, what: str, extra: dict[str, np.ndarray] | None = None,
+                     ) -> tuple[dict[str, np.ndarray], dict[str, int], dict[str, float]]:
+        """Each case's class probabilities on the rung's grid (kept on disk) from the model of the fold
+        that did not train on it, the fold of each case, and the seconds each prediction took
+        (``extra``: auto-context columns appended to each case's features)."""
+        coarse, fold_of, seconds = {}, {}, {}
+        for k, fold in enumerate(_progress(context.folds, context.progress, f"classical folds ({what})")):
+            model = self._train(config, store, fold["train"], context)
+            for case_id in fold["val"]:
+                t0 = time.monotonic()
+                data = store[case_id]
+                case_proba = self._coarse_proba(model, cases[case_id], data, context,
+                                                None if extra is None else extra[case_id])
+                # Cached features were computed in _prepare; charge their time to the prediction.
+                seconds[case_id] = time.monotonic() - t0 + (data.feature_seconds if data.rows is not None else 0.0)
+                coarse[case_id] = spill(case_proba, context.scratch_path("classical", case_id, what))
+                fold_of[case_id] = k
+        return {c: coarse[c] for c in sorted(coarse)}, fold_of, seconds
+
     def _train(self, config: dict[str, Any], store: dict[str, CaseData], case_ids: list[str],
                context: FitContext) -> Any:
         from automed.models.classical import build_classifier
@@ -223,74 +239,66 @@ class ClassicalRung(Rung):
         return build_classifier(config, context.random_state, context.n_jobs).fit(X, y)
 
     def _case_proba(self, model: Any, case: Case, data: CaseData, context: FitContext) -> np.ndarray:
-        """Probabilities of a training case, from cached features when available."""
-        from automed.models.classical import predict_proba_rows
+        """Probabilities of a training case on the working grid, from cached features when available."""
+        return to_fine(self._coarse_proba(model, case, data, context), data.label.shape)
+
+    def _coarse_proba(self, model: Any, case: Case, data: CaseData, context: FitContext,
+                      extra: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities of a training case on the rung's grid, from cached features when available."""
+        from automed.models.classical import predict_proba_rows, predict_proba_volume
 
         n_classes = context.fingerprint.n_classes
         if data.rows is not None:
-            proba = predict_proba_rows(model, data.rows, n_classes).reshape(n_classes, *data.grid_shape)
-            return to_fine(proba, data.label.shape)
+            rows = data.rows if extra is None else np.hstack([data.rows, extra])
+            return predict_proba_rows(model, rows, n_classes).reshape(n_classes, *data.grid_shape)
         loaded = load_case(case, context.fingerprint.n_channels, context.dataset.channels_in_one_file,
                            context.fingerprint.target_spacing)
-        return self._proba(model, normalize(loaded.image, context.fingerprint), n_classes, context.n_jobs)
+        coarse, _, _ = to_coarse(normalize(loaded.image, context.fingerprint), None, None, self.grid_factors_)
+        return predict_proba_volume(model, coarse, self.features_, n_classes, self.params.slab_voxels,
+                                    workers=max(1, context.n_jobs), extra=extra)
 
-    def _proba(self, model: Any, image: np.ndarray, n_classes: int, n_jobs: int) -> np.ndarray:
-        """Class probabilities of a normalised image on its own grid, computed on the rung's grid."""
+    def _proba(self, image: np.ndarray, n_jobs: int) -> np.ndarray:
+        """Class probabilities of a normalised image on its own grid, computed on the rung's grid
+        (by the auto-context stage, when there is one, from the first stage's)."""
         from automed.models.classical import predict_proba_volume
 
         coarse, _, _ = to_coarse(image, None, None, self.grid_factors_)
-        proba = predict_proba_volume(model, coarse, self.features_, n_classes, self.params.slab_voxels,
+        proba = predict_proba_volume(self.model_, coarse, self.features_, self.n_classes_, self.params.slab_voxels,
                                      workers=max(1, n_jobs))
+        if self.context_model_ is not None:
+            proba = predict_proba_volume(self.context_model_, coarse, self.features_, self.n_classes_,
+                                         self.params.slab_voxels, workers=max(1, n_jobs),
+                                         extra=self.params.context_of(proba))
         return to_fine(proba, image.shape[1:])
 
-    def _search(self, context: FitContext, cases: dict[str, Case], store: dict[str, CaseData],
-                budget_s: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Optuna search on an inner split of fold 0's training cases."""
-        import optuna
+    def _on_working_grid(self, coarse: dict[str, np.ndarray], store: dict[str, CaseData],
+                         context: FitContext, what: str) -> dict[str, np.ndarray]:
+        """Probabilities on the rung's grid interpolated onto the working grid (kept on disk: every
+        case's are needed to choose the background weight)."""
+        return {c: spill(to_fine(p, store[c].label.shape), context.scratch_path("classical", c, what))
+                for c, p in coarse.items()}
 
-        from automed.data.splits import inner_split
-
-        fp = context.fingerprint
-        train_ids = context.folds[0]["train"]
-        groups = {c.case_id: c.group for c in context.dataset.cases}
-        inner = inner_split(train_ids, [groups[c] for c in train_ids], context.random_state)
-        tune_ids = inner["val"][: self.params.n_tuning_cases]
-        labels = [store[c].label for c in tune_ids]
-
-        def objective(trial: optuna.Trial) -> float:
-            config = self.search_space(trial)
-            model = self._train(config, store, inner["train"], context)
-            probas = [self._case_proba(model, cases[c], store[c], context) for c in tune_ids]
-            first = 0 if context.include_background else 1
-            weight = self._choose_background_weight(probas, labels, fp.n_classes, first)
-            trial.set_user_attr("background_weight", weight)
-            return mean_dice(probas, labels, weight, fp.n_classes, first)
-
-        default = DEFAULT_TRIAL if "lightgbm" in self.params.models else None
-        study = open_study(self.name, context.optuna_storage, context.random_state, default, about={
-            "rung": self.name, "task": "segmentation", "metric": "dice",
-            "measured_on": "an inner validation split of the training cases"})
-        timeout = None if budget_s is None else max(1.0, budget_s * self.params.tuning_fraction)
-        optimize_within(study, objective, self.params.n_trials, timeout, context.progress)
-        best = study.best_trial
-        config = _config_from_trial(best.params)
-        info = {"n_trials": len(study.trials), "best_value": best.value, "best_params": config,
-                "tuning_cases": len(tune_ids), "inner_train_cases": len(inner["train"]),
-                "timeout_s": timeout,
-                "objective": "mean Dice (background included when the recipe says so) on an inner validation "
-                             "split of fold 0's training cases"}
-        log.info("classical: search done, %d trials, best Dice %.4f with %s", len(study.trials), best.value, config)
-        return config, info
+    def _context_details(self, n_classes: int, dims: int, dice_first: float, dice_second: float) -> dict[str, Any]:
+        p = self.params
+        return {"sigmas": list(p.context_sigmas), "offsets": list(p.context_offsets),
+                "n_features": n_context_features(n_classes, dims, p.context_sigmas, p.context_offsets),
+                "oof_dice_first_stage": dice_first, "oof_dice_second_stage": dice_second,
+                "kept": dice_second > dice_first,
+                "note": ("each fold's second stage trains on the other folds' first-stage out-of-fold probabilities; "
+                         "their models saw that fold's cases, a second-order influence on the cross-validated "
+                         "score, as in stacking without nested folds")}
 
     @staticmethod
     def _choose_background_weight(probas: list[np.ndarray], truths: list[np.ndarray], n_classes: int,
-                                  first_class: int = 1) -> float:
-        """Weight of the background probability that maximises mean OOF foreground Dice.
+                                  first_class: int = 1) -> tuple[float, float]:
+        """The weight of the background probability that maximises mean OOF foreground Dice, and that Dice.
 
         Balanced sampling trains the classifier as if all classes were equally common;
         up-weighting the background restores the true, background-heavy prior.
         """
-        return max(BACKGROUND_WEIGHTS, key=lambda w: mean_dice(probas, truths, w, n_classes, first_class))
+        dice = {w: mean_dice(probas, truths, w, n_classes, first_class) for w in BACKGROUND_WEIGHTS}
+        best = max(dice, key=dice.get)
+        return best, dice[best]
 
     def _score_and_write(self, context: FitContext, cases: dict[str, Case], store: dict[str, CaseData],
                          ids: list[str], preds: list[np.ndarray], fold_of: dict[str, int]) -> list[dict[str, Any]]:
@@ -310,10 +318,13 @@ class ClassicalRung(Rung):
             write_image(unmap_labels(pred, fp.label_mapping), store[case_id].geometry, out_dir / f"{case_id}{suffix}")
         return per_case
 
-    def _save(self, folder: Path, model: Any, config: dict, weight: float, steps: list, n_classes: int) -> None:
+    def _save(self, folder: Path, model: Any, context_model: Any, config: dict, weight: float, steps: list,
+              n_classes: int) -> None:
         import joblib
 
         joblib.dump(model, folder / "model.joblib")
+        if context_model is not None:
+            joblib.dump(context_model, folder / CONTEXT_MODEL)
         write_record(folder / "model.json", self.params, model=config, background_weight=weight,
                      postprocessing=steps, n_classes=n_classes, lab=self.features_.lab,
                      grid_factors=list(self.grid_factors_))
@@ -332,6 +343,8 @@ class ClassicalRung(Rung):
                                    ("background_weight", "postprocessing", "n_classes"))
         rung = cls(params)
         rung.model_ = joblib.load(folder / "model.joblib")
+        context_file = folder / CONTEXT_MODEL
+        rung.context_model_ = joblib.load(context_file) if context_file.is_file() else None
         rung.background_weight_ = meta["background_weight"]
         rung.postprocessing_ = meta["postprocessing"]
         rung.n_classes_ = meta["n_classes"]
@@ -342,15 +355,8 @@ class ClassicalRung(Rung):
     def predict(self, image: np.ndarray) -> np.ndarray:
         from automed.models.postprocess import apply_postprocessing
 
-        proba = self._proba(self.model_, image, self.n_classes_, n_jobs=1)
+        proba = self._proba(image, n_jobs=1)
         return apply_postprocessing(decide(proba, self.background_weight_), self.postprocessing_)
-
-
-def _config_from_trial(params: dict[str, Any]) -> dict[str, Any]:
-    if params["model"] == "lightgbm":
-        return dict(params)
-    renamed = {"rf_n_estimators": "n_estimators"}
-    return {renamed.get(k, k): v for k, v in params.items()}
 
 
 def _progress(iterable: Any, enabled: bool, desc: str, total: int | None = None) -> Any:

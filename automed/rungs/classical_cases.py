@@ -23,9 +23,9 @@ __all__ = ["CaseData", "inside", "prepare_case", "spilled"]
 
 @dataclass(frozen=True)
 class CaseData:
-    """One training case during fitting: its samples, label, geometry and region of interest (or
-    None) on the working grid, its shape on the rung's grid, and (optionally) all its features
-    there with the seconds they took to compute."""
+    """One training case during fitting: its samples (and their flat indices on the rung's grid),
+    label, geometry and region of interest (or None) on the working grid, its shape on the rung's
+    grid, and (optionally) all its features there with the seconds they took to compute."""
 
     X: np.ndarray
     y: np.ndarray
@@ -35,6 +35,7 @@ class CaseData:
     feature_seconds: float
     grid_shape: tuple[int, ...]
     roi: np.ndarray | None = None
+    index: np.ndarray | None = None
 
 
 def prepare_case(rung: Any, case: Case, fingerprint: Any, channels_in_one_file: bool,
@@ -59,7 +60,7 @@ def prepare_case(rung: Any, case: Case, fingerprint: Any, channels_in_one_file: 
             slabs.append(feats)
     rows = np.concatenate(slabs) if keep_rows else None
     return CaseData(np.concatenate(samples), coarse_label.ravel()[index], label, loaded.geometry, rows,
-                    time.monotonic() - started, coarse_label.shape, loaded.roi)
+                    time.monotonic() - started, coarse_label.shape, loaded.roi, index)
 
 
 def spilled(data: CaseData, context: FitContext, case_id: str) -> CaseData:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from automed._params import check_choice, check_range
+from automed.features.context import context_features
 from automed.features.voxel import VoxelFeatures
 
 __all__ = ["MODELS", "ClassicalParams"]
@@ -36,6 +39,14 @@ class ClassicalParams:
         Validation cases scored per trial (full volumes).
     tuning_fraction : float
         Share of the rung's time budget the search may use.
+    auto_context : bool
+        Train a second stage on the first stage's out-of-fold probabilities, smoothed at
+        ``context_sigmas`` (auto-context), kept only where it raises out-of-fold Dice.
+    context_sigmas : tuple of float
+        Gaussian scales, in voxels of the rung's grid, of the auto-context features.
+    context_offsets : tuple of int
+        Distances, in voxels of the rung's grid, at which the auto-context stage also reads the
+        first stage's (smoothed) probabilities before and after each voxel along each axis.
     postprocessing : bool
         Choose morphological post-processing by cross-validation.
     slab_voxels : int
@@ -64,6 +75,9 @@ class ClassicalParams:
     n_trials: int = 6
     n_tuning_cases: int = 20
     tuning_fraction: float = 0.35
+    auto_context: bool = True
+    context_sigmas: tuple[float, ...] = (1.0, 2.0, 4.0)
+    context_offsets: tuple[int, ...] = (4, 8)
     postprocessing: bool = True
     slab_voxels: int = 2_000_000
     feature_cache_gb: float = 2.0
@@ -81,6 +95,10 @@ class ClassicalParams:
         check_range(owner, "n_trials", self.n_trials, 1)
         check_range(owner, "n_tuning_cases", self.n_tuning_cases, 1)
         check_range(owner, "tuning_fraction", self.tuning_fraction, 0.0, 0.9)
+        for sigma in self.context_sigmas:
+            check_range(owner, "context_sigmas", sigma, 0.1, 64.0)
+        for distance in self.context_offsets:
+            check_range(owner, "context_offsets", distance, 1, 64)
         check_range(owner, "slab_voxels", self.slab_voxels, 10_000)
         check_range(owner, "feature_cache_gb", self.feature_cache_gb, 0.0)
         check_range(owner, "max_case_voxels", self.max_case_voxels, 1000)
@@ -89,6 +107,11 @@ class ClassicalParams:
         for model in self.models:
             check_choice(owner, "models", model, MODELS)
         check_choice(owner, "colour_space", self.colour_space, ("lab", "rgb"))
+
+    def context_of(self, proba: np.ndarray) -> np.ndarray:
+        """The auto-context stage's extra per-voxel inputs from first-stage probabilities, see
+        :func:`automed.features.context.context_features`."""
+        return context_features(proba, self.context_sigmas, self.context_offsets)
 
     def features(self, photograph: bool = False) -> VoxelFeatures:
         """The feature bank; for a colour ``photograph`` (R, G, B in [0, 1]) with L*a*b* if asked."""

@@ -1,0 +1,91 @@
+"""The classical segmentation rung's Optuna search: model family and hyperparameters, tuned on an
+inner split of fold 0's training cases so that fold 0's validation cases never influence tuning."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from automed.models.search import open_study, optimize_within
+from automed.rungs.base import FitContext
+
+__all__ = ["DEFAULT_TRIAL", "search_configuration", "search_space"]
+
+log = logging.getLogger(__name__)
+#: The first trial: a sound LightGBM default (the search's best on the hippocampus).
+DEFAULT_TRIAL = {"model": "lightgbm", "n_estimators": 200, "num_leaves": 31, "learning_rate": 0.1,
+                 "min_child_samples": 20, "colsample_bytree": 0.8}
+
+
+def search_space(trial: Any, models: Sequence[str]) -> dict[str, Any]:
+    """A configuration suggested by an Optuna ``trial`` among the model families ``models``."""
+    model = trial.suggest_categorical("model", list(models))
+    if model == "lightgbm":
+        return {
+            "model": model,
+            "n_estimators": trial.suggest_int("n_estimators", 100, 400, step=50),
+            "num_leaves": trial.suggest_int("num_leaves", 15, 127, log=True),
+            "learning_rate": trial.suggest_float("learning_rate", 0.03, 0.3, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+        }
+    return {
+        "model": model,
+        "n_estimators": trial.suggest_int("rf_n_estimators", 50, 150, step=50),
+        "max_depth": trial.suggest_int("max_depth", 8, 20),
+        "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 20, log=True),
+        "max_features": trial.suggest_categorical("max_features", ["sqrt", 0.3, 0.5]),
+    }
+
+
+def search_configuration(rung: Any, context: FitContext, cases: dict[str, Any], store: dict[str, Any],
+                         budget_s: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The best configuration of ``rung`` (a :class:`~automed.rungs.classical.ClassicalRung` whose
+    training cases are prepared in ``store``) and what the search did, within ``budget_s`` times the
+    rung's ``tuning_fraction``."""
+    import optuna
+
+    from automed.data.splits import inner_split
+
+    params, fp = rung.params, context.fingerprint
+    if params.n_trials == 1 and "lightgbm" in params.models:  # its one trial would be the default: nothing to compare
+        return dict(DEFAULT_TRIAL), {"n_trials": 0, "best_params": dict(DEFAULT_TRIAL),
+                                     "note": "n_trials 1: LightGBM's default configuration, without a search"}
+    train_ids = context.folds[0]["train"]
+    groups = {c.case_id: c.group for c in context.dataset.cases}
+    inner = inner_split(train_ids, [groups[c] for c in train_ids], context.random_state)
+    tune_ids = inner["val"][: params.n_tuning_cases]
+    labels = [store[c].label for c in tune_ids]
+    first = 0 if context.include_background else 1
+
+    def objective(trial: optuna.Trial) -> float:
+        config = rung.search_space(trial)
+        model = rung._train(config, store, inner["train"], context)
+        probas = [rung._case_proba(model, cases[c], store[c], context) for c in tune_ids]
+        weight, dice = rung._choose_background_weight(probas, labels, fp.n_classes, first)
+        trial.set_user_attr("background_weight", weight)
+        return dice
+
+    default = DEFAULT_TRIAL if "lightgbm" in params.models else None
+    study = open_study(rung.name, context.optuna_storage, context.random_state, default, about={
+        "rung": rung.name, "task": "segmentation", "metric": "dice",
+        "measured_on": "an inner validation split of the training cases"})
+    timeout = None if budget_s is None else max(1.0, budget_s * params.tuning_fraction)
+    optimize_within(study, objective, params.n_trials, timeout, context.progress)
+    best = study.best_trial
+    config = _config_from_trial(best.params)
+    info = {"n_trials": len(study.trials), "best_value": best.value, "best_params": config,
+            "tuning_cases": len(tune_ids), "inner_train_cases": len(inner["train"]), "timeout_s": timeout,
+            "objective": "mean Dice (background included when the recipe says so) on an inner validation "
+                         "split of fold 0's training cases"}
+    log.info("classical: search done, %d trials, best Dice %.4f with %s", len(study.trials), best.value, config)
+    return config, info
+
+
+def _config_from_trial(params: dict[str, Any]) -> dict[str, Any]:
+    """The estimator's keyword arguments from a trial's parameters (the forest's size has its own name)."""
+    if params["model"] == "lightgbm":
+        return dict(params)
+    renamed = {"rf_n_estimators": "n_estimators"}
+    return {renamed.get(k, k): v for k, v in params.items()}
