@@ -18,7 +18,7 @@ every 30 s during each. Results merge into ``benchmarks/results/vs_nnunet.json``
 tools and times can run in separate sessions.
 
 Usage: .venv/bin/python benchmarks/vs_nnunet.py [--tools automed,nnunet_2d,nnunet_3d_fullres]
-       [--minutes 15,30,60] [--cases N] [--work DIR]
+       [--minutes 15,30,60] [--cases N] [--work DIR] [--rungs unet3d] [--tag SUFFIX]
 """
 
 from __future__ import annotations
@@ -186,25 +186,29 @@ def run_nnunet(config: str, minutes: list[int], work: Path, val: list[str], bin_
     return out
 
 
-def run_automed(minutes: int, work: Path, folds_file: Path, data: Path, val: list[str]) -> dict:
-    """``automed fit --budget`` on ``data`` judged on the file's fold 0; its recommended rung predicts ``val``."""
+def run_automed(minutes: int, work: Path, folds_file: Path, data: Path, val: list[str], rungs: tuple[str, ...] = (),
+                tag: str = "") -> dict:
+    """``automed fit --budget`` on ``data`` judged on the file's fold 0; its recommended rung predicts ``val``.
+    ``rungs``: the ladder's rungs (empty: the default ladder)."""
     import automed
 
-    run_folder = work / f"automed_{minutes}min"
-    recipe = automed.Recipe(task="segmentation", budget_s=minutes * 60, folds_file=str(folds_file))
+    run_folder = work / f"automed_{minutes}min{tag}"
+    recipe = automed.Recipe(task="segmentation", budget_s=minutes * 60, folds_file=str(folds_file), rungs=rungs)
     began = time.monotonic()
     with LoadSampler() as load:
         run = automed.fit(recipe, data, run_folder, overwrite=True, progress=False)
     fit_s = time.monotonic() - began
-    pred = work / f"pred_automed_{minutes}min"
+    pred = work / f"pred_automed_{minutes}min{tag}"
     began = time.monotonic()
     run.predict(images_of(work, val, channel_suffix=False), pred, overwrite=True)
     best = run.report_["best_rung"]
-    rungs = {r["name"]: {"status": r["status"], "dice": (r.get("metric") or {}).get("mean"),
-                         "fit_seconds": (r.get("cost") or {}).get("fit_seconds"),
-                         "throughput": (r.get("details") or {}).get("throughput")} for r in run.report_["rungs"]}
+    by_rung = {r["name"]: {"status": r["status"], "reason": r.get("reason"), "dice": (r.get("metric") or {}).get("mean"),
+                           "allotted_seconds": (r.get("estimate") or {}).get("allotted_seconds"),
+                           "fit_seconds": (r.get("cost") or {}).get("fit_seconds"),
+                           "throughput": (r.get("details") or {}).get("throughput")} for r in run.report_["rungs"]}
     return {"budget_minutes": minutes, "fit_seconds": fit_s, "predict_seconds": time.monotonic() - began,
-            "best_rung": best, "rungs": rungs, "load": load.summary(), "scores": score(pred, val)}
+            "ladder": [r["name"] for r in run.report_["rungs"]], "best_rung": best, "rungs": by_rung,
+            "load": load.summary(), "scores": score(pred, val)}
 
 
 def main() -> None:
@@ -214,6 +218,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int, help="Use only the first N cases (a quick check of the pipeline).")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".vs_nnunet_work")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--rungs", default="", help="automed's rungs, comma-separated (default: its default ladder).")
+    parser.add_argument("--tag", default="", help="Suffix of the result names (keeps an earlier run of the same tool and time).")
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"{DATA} not found: skipped")
@@ -254,7 +260,7 @@ def main() -> None:
         (preprocessed / "splits_final.json").write_text(json.dumps(folds, indent=2))
         for tool in tools:
             if tool.startswith("nnunet_"):
-                save(tool, run_nnunet(tool.removeprefix("nnunet_"), minutes, args.work, val, bin_dir))
+                save(tool + args.tag, run_nnunet(tool.removeprefix("nnunet_"), minutes, args.work, val, bin_dir))
     if "automed" in tools:
         data = args.work / "automed_data"  # the same cases in the MSD layout
         if not data.exists():
@@ -268,7 +274,8 @@ def main() -> None:
                 "numTraining": len(case_ids), "training": [
                     {"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz"} for c in case_ids]}))
         for t in minutes:
-            save(f"automed_{t}min", run_automed(t, args.work, folds_file, data, val))
+            save(f"automed_{t}min{args.tag}", run_automed(t, args.work, folds_file, data, val,
+                                                              tuple(r for r in args.rungs.split(",") if r), args.tag))
     print(f"wrote {args.out}")
 
 

@@ -42,7 +42,7 @@ def test_parse_duration(text, seconds):
 
 
 def test_default_segmentation_ladder_and_memory_alias():
-    assert [s.name for s in Recipe().rungs] == ["classical", "unet2d", "unet3d", "unetpp", "ensemble"]
+    assert [s.name for s in Recipe().rungs] == ["classical", "unet2d", "unetpp", "unet3d", "ensemble"]
     assert Recipe.from_dict({"max_vram": "8GB"}).max_vram_bytes == 8 * 10**9
     assert parse_size("512MiB") == 512 * 2**20 and parse_size(None) is None
     with pytest.raises(RecipeError, match="Cannot read the memory size 'lots'"):
