@@ -18,7 +18,9 @@ every 30 s during each. Results merge into ``benchmarks/results/vs_nnunet.json``
 tools and times can run in separate sessions.
 
 Usage: .venv/bin/python benchmarks/vs_nnunet.py [--tools automed,nnunet_2d,nnunet_3d_fullres]
-       [--minutes 15,30,60] [--cases N] [--work DIR] [--rungs unet3d] [--tag SUFFIX]
+       [--minutes 15,30,60] [--cases N] [--work DIR] [--rungs unet3d] [--recipe FILE] [--tag SUFFIX]
+       .venv/bin/python benchmarks/vs_nnunet.py --paired BASE:NEW[,BASE:NEW...]  (no fitting: the paired
+       mean-Dice gain of stored result NEW over BASE on their shared cases, 95% bootstrap CI)
 """
 
 from __future__ import annotations
@@ -187,13 +189,14 @@ def run_nnunet(config: str, minutes: list[int], work: Path, val: list[str], bin_
 
 
 def run_automed(minutes: int, work: Path, folds_file: Path, data: Path, val: list[str], rungs: tuple[str, ...] = (),
-                tag: str = "") -> dict:
+                tag: str = "", recipe_file: Path | None = None) -> dict:
     """``automed fit --budget`` on ``data`` judged on the file's fold 0; its recommended rung predicts ``val``.
-    ``rungs``: the ladder's rungs (empty: the default ladder)."""
+    ``rungs``: the ladder's rungs (empty: the default ladder, or ``recipe_file``'s)."""
     import automed
 
     run_folder = work / f"automed_{minutes}min{tag}"
-    recipe = automed.Recipe(task="segmentation", budget_s=minutes * 60, folds_file=str(folds_file), rungs=rungs)
+    recipe = automed.Recipe.from_yaml(recipe_file) if recipe_file else automed.Recipe(task="segmentation")
+    recipe = recipe.replace(budget_s=minutes * 60, folds_file=str(folds_file), **({"rungs": rungs} if rungs else {}))
     began = time.monotonic()
     with LoadSampler() as load:
         run = automed.fit(recipe, data, run_folder, overwrite=True, progress=False)
@@ -206,9 +209,22 @@ def run_automed(minutes: int, work: Path, folds_file: Path, data: Path, val: lis
                            "allotted_seconds": (r.get("estimate") or {}).get("allotted_seconds"),
                            "fit_seconds": (r.get("cost") or {}).get("fit_seconds"),
                            "throughput": (r.get("details") or {}).get("throughput")} for r in run.report_["rungs"]}
-    return {"budget_minutes": minutes, "fit_seconds": fit_s, "predict_seconds": time.monotonic() - began,
+    return {"budget_minutes": minutes, "recipe": str(recipe_file) if recipe_file else None, "fit_seconds": fit_s, "predict_seconds": time.monotonic() - began,
             "ladder": [r["name"] for r in run.report_["rungs"]], "best_rung": best, "rungs": by_rung,
             "load": load.summary(), "scores": score(pred, val)}
+
+
+def paired(entries: dict, base: str, new: str) -> dict:
+    """Mean-Dice gain of stored result ``new`` over ``base``, paired on the cases both scored."""
+    from automed.report.tables import paired_gain
+
+    def per_case(name: str) -> dict[str, float]:
+        if name not in entries or "scores" not in entries[name]:
+            raise SystemExit(f"no scored result {name!r} in {OUT}; stored: {sorted(entries)}")
+        return {case: float(np.mean([s[c]["dice"] for c in ("1", "2")]))
+                for case, s in entries[name]["scores"]["per_case"].items()}
+
+    return paired_gain(per_case(base), per_case(new))
 
 
 def main() -> None:
@@ -219,10 +235,22 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".vs_nnunet_work")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--rungs", default="", help="automed's rungs, comma-separated (default: its default ladder).")
+    parser.add_argument("--recipe", type=Path, help="automed's recipe (YAML); its budget and folds are replaced.")
+    parser.add_argument("--paired", default="", help="BASE:NEW pairs of stored results to compare (nothing is fitted).")
     parser.add_argument("--tag", default="", help="Suffix of the result names (keeps an earlier run of the same tool and time).")
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"{DATA} not found: skipped")
+        return
+    if args.paired:
+        results = json.loads(args.out.read_text())
+        for key in results:
+            gains = results[key].setdefault("paired_gains", {})
+            for pair in args.paired.split(","):
+                base, new = pair.split(":")
+                gains[f"{new} - {base}"] = gain = paired(results[key]["results"], base, new)
+                print(f"{key}: {new} - {base}: {gain}")
+        args.out.write_text(json.dumps(results, indent=2))
         return
     minutes = [int(m) for m in args.minutes.split(",")]
     tools = args.tools.split(",")
@@ -275,7 +303,8 @@ def main() -> None:
                     {"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz"} for c in case_ids]}))
         for t in minutes:
             save(f"automed_{t}min{args.tag}", run_automed(t, args.work, folds_file, data, val,
-                                                              tuple(r for r in args.rungs.split(",") if r), args.tag))
+                                                              tuple(r for r in args.rungs.split(",") if r), args.tag,
+                                                              args.recipe))
     print(f"wrote {args.out}")
 
 

@@ -219,6 +219,15 @@ def test_find_images_in_folder(tmp_path):
         find_images(tmp_path / "nothing", ("MRI",))
 
 
+def test_inner_splits_of_successive_folds_hold_out_disjoint_cases():
+    from automed.data.splits import inner_split
+
+    ids = [f"case_{i}" for i in range(12)]
+    held_out = [inner_split(ids, [None] * 12, max_folds=4, fold=k)["val"] for k in range(4)]
+    assert sorted(c for v in held_out for c in v) == sorted(ids)
+    assert inner_split(ids, [None] * 12, max_folds=4, fold=5) == inner_split(ids, [None] * 12, max_folds=4, fold=1)
+
+
 def test_a_fold_with_one_training_case_is_a_clear_error():
     from automed.data.splits import inner_split
 

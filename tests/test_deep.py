@@ -104,6 +104,24 @@ def test_cv_full_trains_every_fold_and_predicts_with_their_average(toy3d, tmp_pa
     assert rung.predict(image).shape == (16, 20, 16)
 
 
+def test_members_hold_out_different_cases_and_predict_with_their_mean(toy3d, tmp_path):
+    specs = [{"name": "unet2d", "params": TINY}, {"name": "unet3d", "params": {**TINY, "members": 2}}, "ensemble"]
+    run = automed.fit(automed.Recipe(n_folds=2, n_jobs=1, rungs=specs, full_ladder=True), toy3d, tmp_path / "run",
+                      progress=False)
+    trainings = _result(run.folder, "unet3d")["details"]["trainings"]
+    assert [(t["fold"], t["member"], t["key"]) for t in trainings] == [(0, 0, "fold0"), (0, 1, "fold0_1")]
+    rung = automed.rungs.rung_class("unet3d", "segmentation").load(run.folder / "rungs/unet3d")
+    assert len(rung.models_) == 2 and (run.folder / "rungs/unet3d/model_fold0_1.pt").is_file()
+    image = np.random.default_rng(0).normal(size=(1, 16, 20, 16)).astype(np.float32)
+    each = [rung._mean_proba([m], rung.config_, image, rung.device_) for m in rung.models_]
+    assert not np.allclose(each[0], each[1])  # other seeds, other training cases
+    assert np.allclose(rung.predict_proba(image), np.mean(each, axis=0), atol=1e-6)
+    assert np.allclose(rung.predict_proba(image, fold=0), rung.predict_proba(image), atol=1e-6)
+    # every case one member validated on, the other trained on: the ensemble has none to choose on
+    ensemble = _result(run.folder, "ensemble")
+    assert ensemble["status"] == "skipped" and "one model per fold" in ensemble["reason"]
+
+
 def test_rung_that_cannot_fit_its_allotment_is_skipped_with_the_estimate(toy3d, tmp_path):
     slow = {**TINY, "min_epochs": 500, "max_epochs": 500, "iterations": 50, "widths": [32]}
     recipe = automed.Recipe(n_folds=2, n_jobs=1, budget_s=20, rungs=[{"name": "unet3d", "params": slow}])

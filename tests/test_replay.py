@@ -33,7 +33,7 @@ def test_realised_plan_records_each_rungs_plan_and_choice(searched_run):
     details = _rung(searched_run, "unet3d")["details"]
     assert details["search"]["n_trials"] == 2  # it searched
     assert unet3d["choice"]["replay_space"]["width"] == details["config"]["width"]
-    assert unet3d["choice"]["replay_epochs"] == {"0": details["trainings"][0]["planned_epochs"]}
+    assert unet3d["choice"]["replay_epochs"] == {"fold0": details["trainings"][0]["planned_epochs"]}
     assert unet3d["plan"]["settings"]["patch"] and realised["rungs"]["classical"]["choice"]["replay_config"]
     assert realised["rungs"]["unetpp"]["status"] == "skipped" and "plan" not in realised["rungs"]["unetpp"]
 

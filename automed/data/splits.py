@@ -16,8 +16,9 @@ log = logging.getLogger("automed")
 
 
 def inner_split(case_ids: Sequence[str], groups: Sequence[str | None], random_state: int = 0,
-                max_folds: int = 5) -> dict[str, list[str]]:
-    """The first of up to ``max_folds`` grouped folds of ``case_ids`` (a tuning split inside training cases).
+                max_folds: int = 5, fold: int = 0) -> dict[str, list[str]]:
+    """Fold ``fold`` (the first by default) of up to ``max_folds`` grouped folds of ``case_ids``
+    (a tuning split inside training cases); ``fold`` wraps around when there are fewer folds.
 
     Training cases of a single patient group can only be split apart; that is logged, and it
     touches tuning only, never the cases a rung is judged on.
@@ -30,7 +31,8 @@ def inner_split(case_ids: Sequence[str], groups: Sequence[str | None], random_st
         log.warning("the training cases belong to one patient group; the tuning split separates that group's cases")
         groups = [None] * len(case_ids)
         n_groups = len(set(case_ids))
-    return make_folds(case_ids, groups, min(max_folds, n_groups), random_state)[0]
+    folds = make_folds(case_ids, groups, min(max_folds, n_groups), random_state)
+    return folds[fold % len(folds)]
 
 
 def make_folds(case_ids: Sequence[str], groups: Sequence[str | None], n_folds: int,

@@ -55,7 +55,8 @@ def _choice(details: dict[str, Any]) -> dict[str, Any]:
     config = details.get("config")
     if isinstance(config, dict) and details.get("trainings"):  # a deep segmentation rung, one training per fold
         return {"replay_space": {**{k: config[k] for k in _TRAINING_KEYS if k in config}, **config.get("hp", {})},
-                "replay_epochs": {str(t["fold"]): t.get("planned_epochs") or t["epochs"] for t in details["trainings"]},
+                "replay_epochs": {t.get("key", f"fold{t['fold']}"): t.get("planned_epochs") or t["epochs"]
+                                  for t in details["trainings"]},
                 "n_trials": 0}
     if isinstance(config, dict) and details.get("training"):  # a deep classifier: members share their schedule
         first = details["training"][0]

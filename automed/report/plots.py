@@ -6,7 +6,7 @@ import io
 from typing import Any
 
 from automed.report.recommend import recommendation_of
-from automed.report.tables import comparison_metric, leaderboard_rows, metric_label
+from automed.report.tables import comparison_metric, leaderboard_rows, metric_label, training_label
 
 __all__ = ["dice_boxplot_png", "figure_png", "learning_curve_png", "pareto_front", "pareto_png", "pareto_points", "pyplot",
            "training_curves_png", "TRAINING_CURVES"]
@@ -102,7 +102,7 @@ def training_curves_png(rung: dict[str, Any]) -> bytes | None:
     loss_ax = ax.twinx() if any(t.get("train_loss") for t in trainings) else None
     for i, t in enumerate(trainings):
         colour = f"C{i % 10}"
-        label = f"fold {t['fold']}" if "fold" in t else f"seed {t.get('seed', i)}"
+        label = training_label(t, i)
         epochs = range(1, len(t["history"]) + 1)
         ax.plot(epochs, t["history"], "-o", color=colour, markersize=3, label=f"{label}: validation")
         if t.get("best_epoch") is not None and 0 <= t["best_epoch"] < len(t["history"]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from automed.report.tables import comparison_metric
+from automed.report.tables import comparison_metric, training_label
 
 __all__ = ["SMALL_SAMPLE", "chosen_configuration", "comparison_ids", "per_case_table", "realised_plan",
            "reproducibility_lines", "small_sample_warning"]
@@ -82,7 +82,7 @@ def realised_plan(rung: dict[str, Any]) -> Table | None:
     if not trainings:
         return None
     head = ["training", "epochs", "kept epoch", "stopped because", "batch", "seconds"]
-    rows = [[f"fold {t['fold']}" if "fold" in t else f"seed {t.get('seed', i)}", str(t.get("epochs", "—")),
+    rows = [[training_label(t, i), str(t.get("epochs", "—")),
              "—" if t.get("best_epoch") is None or t["best_epoch"] < 0 else str(t["best_epoch"] + 1),
              str(t.get("stop_reason", "—")), str(t.get("batch_size", "—")), _plain(t.get("seconds"))]
             for i, t in enumerate(trainings)]

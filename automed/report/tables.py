@@ -10,7 +10,7 @@ from automed.metrics import FOREGROUND, summarize
 
 __all__ = ["LIMITS", "best_rung", "case_scores", "comparison_metric", "format_ci", "format_gain", "leaderboard_rows",
            "meets_constraints", "metric_label", "paired_gain", "per_site_dice", "summarize_segmentation",
-           "vram_bytes"]
+           "training_label", "vram_bytes"]
 
 
 def summarize_segmentation(per_case: list[dict[str, Any]], classes: dict[int, str], include_background: bool,
@@ -167,6 +167,14 @@ def format_ci(mean: float | None, low: float | None, high: float | None, digits:
         return "—" if value is None else f"{value:.{digits}f}"
 
     return "—" if mean is None else f"{num(mean)} [{num(low)}, {num(high)}]"
+
+
+def training_label(training: dict[str, Any], index: int) -> str:
+    """``"fold 0"``, ``"fold 0, member 1"`` (a deep rung's trainings) or ``"seed 3"`` (a classifier's)."""
+    if "fold" not in training:
+        return f"seed {training.get('seed', index)}"
+    member = training.get("member", 0)
+    return f"fold {training['fold']}" + (f", member {member}" if member else "")
 
 
 def metric_label(name: str | None) -> str:

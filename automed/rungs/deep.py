@@ -13,7 +13,9 @@ Fitting, in order:
    training cases, pruned on per-epoch validation Dice. The first trial is a sound
    default. Interrupted trials continue from their last checkpoint;
 3. **final training** of the best configuration on the same inner split, with early
-   stopping on the inner validation cases (one per fold with ``cv: full``);
+   stopping on the inner validation cases (one per fold with ``cv: full``); with
+   ``members`` > 1, that many trainings per fold, each holding out another inner split,
+   averaged;
 4. **evaluation** on the comparison cases (fold 0's validation cases, or every fold),
    with mirrored test-time augmentation and post-processing chosen on the inner
    validation cases, never on the comparison cases.
@@ -122,13 +124,14 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         folds = context.folds if context.cv == "full" else context.folds[:1]
         return [(k, list(f["train"]), list(f["val"])) for k, f in enumerate(folds)]
 
-    def _inner(self, train_ids: list[str], context: FitContext) -> tuple[list[str], list[str]]:
-        """Inner training and validation cases (grouped) drawn from ``train_ids``."""
+    def _inner(self, train_ids: list[str], context: FitContext, member: int = 0) -> tuple[list[str], list[str]]:
+        """Inner training and validation cases (grouped) drawn from ``train_ids``; each ``member``
+        holds out another inner fold."""
         from automed.data.splits import inner_split
 
         groups = {c.case_id: c.group for c in context.dataset.cases}
         inner = inner_split(train_ids, [groups[c] for c in train_ids], context.random_state,
-                            max(2, round(1 / self.params.validation_fraction)))
+                            self.params.inner_folds, fold=member)
         cap = self.params.max_validation_cases  # cases over the cap go back to training
         return list(inner["train"]) + list(inner["val"])[cap:], list(inner["val"])[:cap]
 
@@ -162,28 +165,33 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         search_seconds = time.monotonic() - started
         config = self._config(space, plan.settings)
         # Search time left over (pruned or fast trials) goes to the final training; an overrun comes out of it.
-        final_s = final_seconds(plan.settings, search_seconds, len(evaluations))
+        members = self.params.members
+        final_s = final_seconds(plan.settings, search_seconds, len(evaluations) * members)
         started = time.monotonic()
-        trainings, models, inner_preds = [], [], []
+        trainings, fold_models, inner_preds = [], [], []
         for k, train_ids, _ in evaluations:
-            inner_train, inner_val = self._inner(train_ids, context)
-            folder = context.folder / "final" / f"fold{k}"
-            result, probe = self._train(config, final_s, volumes, inner_train, inner_val,
-                                        folder, context, device,
-                                        epochs=(plan.settings.get("replay_epochs") or {}).get(str(k),
-                                                                                          plan.settings.get("final_epochs")))
-            model = _load_model(config, fp, folder / "best.pt", device)
-            models.append(model)
-            trainings.append({"fold": k, **_result_dict(result), "est_train_vram_bytes": probe.train_memory_bytes,
-                              "flops_per_voxel": probe.flops_per_voxel})
-            inner_preds += [(self._predict_with([model], config, volumes[c].image, device), volumes[c].label)
-                            for c in inner_val]
+            fold_models.append([])
+            for m in range(members):
+                inner_train, inner_val = self._inner(train_ids, context, m)
+                key = _training_key(k, m)
+                folder = context.folder / "final" / key
+                result, probe = self._train(config, final_s, volumes, inner_train, inner_val, folder, context, device,
+                                            epochs=(plan.settings.get("replay_epochs") or {}).get(
+                                                key, plan.settings.get("final_epochs")), seed=context.random_state + m)
+                model = _load_model(config, fp, folder / "best.pt", device)
+                fold_models[-1].append(model)
+                trainings.append({"fold": k, "member": m, "key": key, **_result_dict(result),
+                                  "est_train_vram_bytes": probe.train_memory_bytes, "flops_per_voxel": probe.flops_per_voxel})
+                # each member's own held-out cases choose the post-processing: none of them trained on them
+                inner_preds += [(self._predict_with([model], config, volumes[c].image, device), volumes[c].label)
+                                for c in inner_val]
         final_fit_seconds = time.monotonic() - started
         steps, dice_raw, dice_pp = self._choose_postprocessing(inner_preds, fp.n_classes, context)
         per_case, seconds = evaluate_cases(
             context, evaluations, volumes,
-            lambda k, image: apply_postprocessing(self._predict_with([models[k]], config, image, device), steps))
-        self._save(context.folder, config, steps, fp, len(models))
+            lambda k, image: apply_postprocessing(self._predict_with(fold_models[k], config, image, device), steps))
+        self._save(context.folder, config, steps, fp, [_training_key(k, m) for k, _, _ in evaluations
+                                                       for m in range(members)])
         from automed.nets import count_parameters
 
         est = max(t["est_train_vram_bytes"] for t in trainings)
@@ -196,7 +204,7 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
                      "dice_inner_validation_after_postprocessing": dice_pp, "tta": self.params.tta,
                      "throughput": training_throughput(trainings, trainings[0]["flops_per_voxel"],
                                                        context.compute_peak)},
-            n_params=count_parameters(models[0]), predict_seconds_per_case=seconds,
+            n_params=count_parameters(fold_models[0][0]), predict_seconds_per_case=seconds,
             cost={"search_seconds": search_seconds, "final_fit_seconds": final_fit_seconds, "device": str(device),
                   "n_trials": search["n_trials"], "n_trials_pruned": search["n_pruned"],
                   "est_train_vram_bytes": est},
@@ -204,8 +212,9 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
 
     def _train(self, config: Any, seconds: float, volumes: dict[str, Any], train_ids: list[str],
                val_ids: list[str], folder: Path, context: FitContext, device: Any,
-               on_epoch: Any = None, epochs: int | None = None) -> tuple[Any, Any]:
-        """Probe ``config`` to size its schedule to ``seconds`` (or to fixed ``epochs``), then train.
+               on_epoch: Any = None, epochs: int | None = None, seed: int | None = None) -> tuple[Any, Any]:
+        """Probe ``config`` to size its schedule to ``seconds`` (or to fixed ``epochs``), then train
+        (seeded by ``seed``, by default the run's).
 
         The schedule is kept in ``schedule.json`` so a resumed training keeps it.
         """
@@ -214,9 +223,9 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         from automed.deep.volumes import SampleSource
 
         fp, p = context.fingerprint, self.params
+        seed = context.random_state if seed is None else seed
         source = SampleSource({c: volumes[c] for c in train_ids}, self._settings["axis"])
-        measured = probe(config, source, fp.n_channels, fp.n_classes, device, context.include_background,
-                         seed=context.random_state)
+        measured = probe(config, source, fp.n_channels, fp.n_classes, device, context.include_background, seed=seed)
         folder.mkdir(parents=True, exist_ok=True)
         saved = folder / "schedule.json"
         if saved.is_file():
@@ -231,7 +240,7 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         # With a time allotment, a hard stop in case the probe was optimistic; fixed epochs run to the end.
         deadline = None if epochs is not None else time.monotonic() + seconds * 1.25
         result = train(config, schedule, source, [volumes[c] for c in val_ids], self._settings["axis"],
-                       fp.n_classes, fp.n_channels, folder, context.random_state, device,
+                       fp.n_classes, fp.n_channels, folder, seed, device,
                        context.include_background, deadline, on_epoch)
         return result, measured
 
@@ -308,15 +317,15 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         first = 0 if context.include_background else 1
         return choose_postprocessing([p for p, _ in preds], [t for _, t in preds], n_classes, first_class=first)
 
-    def _save(self, folder: Path, config: Any, steps: list[dict[str, Any]], fingerprint: Any, n_models: int) -> None:
-        """``model.json`` plus one ``model_fold<k>.pt`` state dict per final training; checkpoints removed."""
-        for k in range(n_models):
-            shutil.copyfile(folder / "final" / f"fold{k}" / "best.pt", folder / f"model_fold{k}.pt")
+    def _save(self, folder: Path, config: Any, steps: list[dict[str, Any]], fingerprint: Any, keys: list[str]) -> None:
+        """``model.json`` plus one ``model_<key>.pt`` state dict per final training; checkpoints removed."""
+        for key in keys:
+            shutil.copyfile(folder / "final" / key / "best.pt", folder / f"model_{key}.pt")
         for checkpoints in ("final", "trials"):
             shutil.rmtree(folder / checkpoints, ignore_errors=True)
         write_record(folder / "model.json", self.params, config=_plain(config), settings=self._settings,
                      postprocessing=steps, n_classes=fingerprint.n_classes, n_channels=fingerprint.n_channels,
-                     n_models=n_models)
+                     n_models=len(keys), model_keys=keys)
 
     # -- prediction ----------------------------------------------------------------------
 
@@ -335,13 +344,14 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         rung.n_channels_ = meta["n_channels"]
         rung.device_ = pick_device()
         fp = _Shape(meta["n_channels"], meta["n_classes"])
-        rung.models_ = [_load_model(rung.config_, fp, folder / f"model_fold{k}.pt", rung.device_)
-                        for k in range(meta["n_models"])]
+        keys = meta.get("model_keys") or [_training_key(k, 0) for k in range(meta["n_models"])]  # older runs: one per fold
+        rung.models_ = [_load_model(rung.config_, fp, folder / f"model_{key}.pt", rung.device_) for key in keys]
         return rung
 
     def predict_proba(self, image: np.ndarray, fold: int | None = None) -> np.ndarray:
-        """Softmax ``(n_classes, *spatial)`` of a normalised image: every fold's model averaged, or one fold's."""
-        models = self.models_ if fold is None else [self.models_[fold]]
+        """Softmax ``(n_classes, *spatial)`` of a normalised image: every model averaged, or one fold's members."""
+        members = self.params.members
+        models = self.models_ if fold is None else self.models_[fold * members:(fold + 1) * members]
         return self._mean_proba(models, self.config_, image, self.device_)
 
     def predict(self, image: np.ndarray) -> np.ndarray:
@@ -369,6 +379,11 @@ def _new_model(config: Any, fingerprint: Any, device: Any) -> Any:
     from automed.nets import build_network
 
     return build_network(config, fingerprint.n_channels, fingerprint.n_classes).to(device)
+
+
+def _training_key(fold: int, member: int) -> str:
+    """The name of a final training's folder and weights: ``fold0``, then ``fold0_1``, ``fold0_2``... for more members."""
+    return f"fold{fold}" if member == 0 else f"fold{fold}_{member}"
 
 
 def _result_dict(result: Any) -> dict[str, Any]:

@@ -50,6 +50,11 @@ class DeepParams:
         Share of the training cases held out for early stopping and search.
     max_validation_cases : int
         Cap on those cases (validation runs every epoch).
+    members : int
+        Final trainings of the chosen configuration per evaluated fold, each holding out a different
+        inner validation split (its early-stopping cases) with its own seed; their softmax outputs
+        are averaged (nnU-Net's cross-validation ensemble). They share the final training's time,
+        and prediction costs ``members`` times as much.
     """
 
     n_trials: int = 4
@@ -70,6 +75,12 @@ class DeepParams:
     cpu_bfloat16: bool = False
     validation_fraction: float = 0.15
     max_validation_cases: int = 20
+    members: int = 1
+
+    @property
+    def inner_folds(self) -> int:
+        """Inner folds of a fold's training cases; each member holds one of them out."""
+        return max(2, round(1 / self.validation_fraction))
 
     def __post_init__(self) -> None:
         owner = "a deep rung"
@@ -78,6 +89,7 @@ class DeepParams:
         check_range(owner, "max_patch", self.max_patch, 0)
         check_range(owner, "validation_fraction", self.validation_fraction, 0.05, 0.5)
         check_range(owner, "max_validation_cases", self.max_validation_cases, 1)
+        check_range(owner, "members", self.members, 1, self.inner_folds)
         for name, values, low in (("widths", self.widths, 4), ("depths", self.depths, 2), ("batch_sizes", self.batch_sizes, 1)):
             for value in values:
                 check_range(owner, name, value, low)

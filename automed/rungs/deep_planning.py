@@ -40,12 +40,12 @@ class SegmentationPlanning:
             return skip
         measured, val_s, epoch_s = probe.default()
         budget, p = context.budget_s, self.params
-        n_evals = len(self._evaluations(context))
+        n_trainings = len(self._evaluations(context)) * p.members  # final trainings
         n_eval_cases = sum(len(v) for _, _, v in self._evaluations(context))
         tta_factor = 2 ** (2 if self.network_dims == 2 else 3) if p.tta else 1
-        reserve_s = 10.0 + n_eval_cases * val_s * tta_factor * 1.5
-        usable = None if budget is None else budget - reserve_s - PROBE_OVERHEAD_S * n_evals
-        while usable is not None and usable < p.min_epochs * epoch_s * n_evals and len(probe.settings["widths"]) and \
+        reserve_s = 10.0 + n_eval_cases * val_s * tta_factor * p.members * 1.5
+        usable = None if budget is None else budget - reserve_s - PROBE_OVERHEAD_S * n_trainings
+        while usable is not None and usable < p.min_epochs * epoch_s * n_trainings and len(probe.settings["widths"]) and \
                 probe.settings["widths"][0] > 8:
             old = probe.settings["widths"][0]
             probe.settings["widths"] = [old // 2]
@@ -63,15 +63,15 @@ class SegmentationPlanning:
             trial_s = settings["trial_epochs"] * epoch_s + PROBE_OVERHEAD_S
             final_s = p.max_epochs * epoch_s + PROBE_OVERHEAD_S
         else:
-            minimum = p.min_epochs * epoch_s * n_evals
+            minimum = p.min_epochs * epoch_s * n_trainings
             if usable < minimum:
                 need = budget - usable + minimum
                 return RungPlan(need, measured.train_memory_bytes, note, shrunk,
                                 skip_reason=f"estimated {minutes(need)} for the shortest training "
                                             f"({p.min_epochs} epochs) > the {minutes(budget)} allotted.")
-            n_trials, trial_s, final_s = split_time(usable, epoch_s, p, PROBE_OVERHEAD_S, shrunk, n_evals)
+            n_trials, trial_s, final_s = split_time(usable, epoch_s, p, PROBE_OVERHEAD_S, shrunk, n_trainings)
         settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
-        seconds = reserve_s + n_trials * trial_s + n_evals * final_s
+        seconds = reserve_s + n_trials * trial_s + n_trainings * final_s
         plan = RungPlan(seconds, measured.train_memory_bytes, note, shrunk, None, settings)
         save_plan(context.folder, plan)
         return plan

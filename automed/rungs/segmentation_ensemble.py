@@ -49,14 +49,18 @@ class SegmentationEnsembleRung(EnsembleRung):
 
     tasks = ("segmentation",)
     Params = SegmentationEnsembleParams
-    member_kind = "deep rungs"
+    member_kind = "deep rungs of one model per fold (members: 1)"
     record_fields = ("postprocessing",)
 
     def _eligible(self, result: dict[str, Any]) -> bool:
+        """A finished deep rung of one model per fold: a rung of several ``members`` holds out no
+        inner validation case from all of them, so nothing is left to choose the ensemble on."""
         from automed.rungs import rung_class
 
+        trainings = (result.get("details") or {}).get("trainings") or []
         return super()._eligible(result) and issubclass(rung_class(result["name"], "segmentation"),
-                                                        DeepSegmentationRung)
+                                                        DeepSegmentationRung) \
+            and not any(t.get("member", 0) for t in trainings)
 
     def _n_cases(self, context: FitContext, members: list[dict[str, Any]]) -> int:
         """Cases each member predicts, for the estimate: the inner validation cases (the members'
