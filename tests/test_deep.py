@@ -294,7 +294,7 @@ KILLER = textwrap.dedent('''
 
     original, calls = training.train, []
 
-    def train_then_die(*args):
+    def train_then_die(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:  # the second Optuna trial: SIGKILL once its second epoch is checkpointed
             report = args[12]
@@ -304,7 +304,7 @@ KILLER = textwrap.dedent('''
                 if epoch == 1:
                     os.kill(os.getpid(), signal.SIGKILL)
             args = args[:12] + (on_epoch,)
-        return original(*args)
+        return original(*args, **kwargs)
 
     training.train = train_then_die
     automed.fit(automed.Recipe.from_yaml(sys.argv[1]), sys.argv[2], sys.argv[3], progress=False)

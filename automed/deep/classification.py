@@ -213,13 +213,14 @@ def val_auc(y: np.ndarray, proba: np.ndarray) -> float:
 def train_classifier(config: ClassifierConfig, max_epochs: int, patience: int, train: tuple[np.ndarray, np.ndarray],
                      val: tuple[np.ndarray, np.ndarray], n_classes: int, folder: Path, seed: int, device: Any,
                      deadline: float | None = None, on_epoch: Callable[[int, float], None] | None = None,
-                     model: Any = None) -> LoopResult:
+                     model: Any = None, fit_seconds: float | None = None, epoch_cap: int | None = None) -> LoopResult:
     """Train (or continue from ``folder/last.pt``) a classifier; keep the epoch with the best validation AUC.
 
     The epochs go through :class:`~automed.deep.loop.EpochLoop`; an epoch here is one pass
     of (uniform or class-balanced) batches of augmented images. ``model`` replaces the
     network built from ``config`` (e.g. a pretrained encoder). On CUDA out of memory the
-    batch is retried in halves, the halved size kept and the event recorded (``state``).
+    batch is retried in halves, the halved size kept and the event recorded (``state``). With
+    ``fit_seconds`` the epochs are re-planned from the measured epoch time, up to ``epoch_cap``.
     """
     import torch
 
@@ -267,5 +268,6 @@ def train_classifier(config: ClassifierConfig, max_epochs: int, patience: int, t
     loop = EpochLoop(folder, {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler},
                      max_epochs, seed, run_epoch, lambda: val_auc(val[1], predict_proba(model, val[0], device)),
                      patience, deadline, on_epoch=on_epoch, label="validation AUC",
-                     extra_state={"batch_size": config.batch_size, "events": [], **dict.fromkeys(THROUGHPUT_FIELDS, 0)})
+                     extra_state={"batch_size": config.batch_size, "events": [], **dict.fromkeys(THROUGHPUT_FIELDS, 0)},
+                     fit_seconds=fit_seconds, epoch_cap=epoch_cap)
     return loop.run(device)

@@ -27,6 +27,9 @@ __all__ = ["EpochLoop", "LoopResult", "autocast", "cpu_layout", "resume", "save_
 
 log = logging.getLogger("automed")
 
+REPLAN_AFTER = 3  # epochs before the first re-plan of a time-fitted schedule (the first epoch runs slow: warm-up)
+REPLAN_WINDOW = 10  # a re-plan's epoch time is the median of this many latest epochs
+
 
 @dataclass
 class LoopResult:
@@ -97,6 +100,13 @@ class EpochLoop:
         The task's own fields of the saved state and their initial values.
     label : str
         What the score is, for the log.
+    fit_seconds : float, optional
+        Training seconds the schedule is fitted to. A plan made before training (from a probe of a
+        few steps) misjudges the steady epoch time, so after ``REPLAN_AFTER`` epochs, and again at
+        every quarter of the plan, ``max_epochs`` is re-planned from the median measured epoch time,
+        between the next epoch and ``epoch_cap``; the scheduler's horizon and ``patience`` follow.
+    epoch_cap : int, optional
+        The most epochs a re-plan may give (default: ``max_epochs``).
     """
 
     folder: Path
@@ -111,6 +121,8 @@ class EpochLoop:
     on_epoch: Callable[[int, float], None] | None = None
     extra_state: dict[str, Any] = field(default_factory=dict)
     label: str = "validation score"
+    fit_seconds: float | None = None
+    epoch_cap: int | None = None
 
     def run(self, device: Any) -> LoopResult:
         """Train, continuing from ``folder/last.pt`` when there is one."""
@@ -119,12 +131,16 @@ class EpochLoop:
         self.folder.mkdir(parents=True, exist_ok=True)
         last = self.folder / "last.pt"
         state = {"epoch": 0, "best_value": -math.inf, "best_epoch": -1, "history": [], "train_loss": [],
-                 "elapsed_s": 0.0, **self.extra_state}
+                 "elapsed_s": 0.0, "epoch_seconds": [], "replan": None, **self.extra_state}
         state = {**state, **(resume(last, device, self.on_epoch, **self.parts) or {})}  # older checkpoints lack new fields
+        self.epoch_cap = self.epoch_cap or self.max_epochs
+        if self.fit_seconds is not None and state["replan"] is not None:  # a resume keeps its re-plan
+            self.max_epochs, self.patience = state["replan"]
         started = time.monotonic() - state["elapsed_s"]
         model, scheduler = self.parts["model"], self.parts.get("scheduler")
         stop_reason = "max epochs"
-        for epoch in range(state["epoch"], self.max_epochs):
+        epoch = state["epoch"]
+        while epoch < self.max_epochs:
             now = time.monotonic()
             if (self.deadline is not None and now > self.deadline) or (
                     self.max_seconds is not None and now - started > self.max_seconds):
@@ -142,7 +158,9 @@ class EpochLoop:
                     state["best_value"], state["best_epoch"] = value, epoch
                     save_checkpoint({"model": model.state_dict()}, self.folder / "best.pt")
             state["history"].append(value)
+            state["epoch_seconds"].append(time.monotonic() - now)
             state["epoch"], state["elapsed_s"] = epoch + 1, time.monotonic() - started
+            self._replan(state, scheduler)
             save_checkpoint({**{name: part.state_dict() for name, part in self.parts.items()}, "state": state}, last)
             if epoch % 10 == 0 or epoch + 1 == self.max_epochs:
                 best = f" (best {state['best_value']:.4f} at {state['best_epoch'] + 1})" if self.score else ""
@@ -153,11 +171,33 @@ class EpochLoop:
             if self.patience is not None and epoch - state["best_epoch"] >= self.patience:
                 stop_reason = f"early stopping (no gain for {self.patience} epochs)"
                 break
+            epoch += 1
         history = list(state["history"])
         best = state["best_value"] if self.score is not None else (history[-1] if history else -math.inf)
         return LoopResult(best, state["best_epoch"], state["epoch"], history, time.monotonic() - started,
                           stop_reason, {k: state[k] for k in self.extra_state}, list(state["train_loss"]),
                           self.max_epochs)
+
+
+    def _replan(self, state: dict[str, Any], scheduler: Any) -> None:
+        """Fit ``max_epochs`` to ``fit_seconds`` from the measured epoch times (see the class docstring)."""
+        done = state["epoch"]
+        if self.fit_seconds is None or done < REPLAN_AFTER or not (
+                done == REPLAN_AFTER or done % max(1, self.max_epochs // 4) == 0):
+            return
+        epoch_s = float(np.median(state["epoch_seconds"][-REPLAN_WINDOW:]))
+        planned = int(np.clip(done + (self.fit_seconds - state["elapsed_s"]) // max(epoch_s, 1e-6), done + 1,
+                              self.epoch_cap))
+        if abs(planned - self.max_epochs) < max(2, 0.02 * self.max_epochs):
+            return
+        log.info("%s: re-planned from %d to %d epochs (%.1fs an epoch measured, %.0fs of %.0fs used)", self.folder.name,
+                 self.max_epochs, planned, epoch_s, state["elapsed_s"], self.fit_seconds)
+        if self.patience is not None:
+            self.patience = max(1, round(self.patience * planned / self.max_epochs))
+        if scheduler is not None:  # the decay ends at the new last epoch, continuing from the present rate
+            setattr(scheduler, "total_iters" if hasattr(scheduler, "total_iters") else "T_max", planned)
+        self.max_epochs = planned
+        state["replan"] = [planned, self.patience]
 
 
 def cpu_layout(value: Any, spatial_dims: int, device: Any) -> Any:

@@ -128,14 +128,16 @@ def validate(model: Any, volumes: list[Volume], config: NetConfig, axis: int | N
 def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list[Volume], axis: int | None,
           n_classes: int, in_channels: int, folder: Path, seed: int, device: Any, include_background: bool,
           deadline: float | None = None, on_epoch: Callable[[int, float], None] | None = None,
-          prefetch: int = PREFETCH_BATCHES) -> LoopResult:
+          prefetch: int = PREFETCH_BATCHES, fit_seconds: float | None = None, epoch_cap: int | None = None
+          ) -> LoopResult:
     """Train (or continue training) a network; ``folder`` receives ``best.pt`` and ``last.pt``.
 
     The epochs go through :class:`~automed.deep.loop.EpochLoop` (resume, checkpoints, early
     stopping); an epoch here is ``schedule.iterations`` steps on augmented patches, scored by
     validation Dice. With ``prefetch`` > 0, that many batches are drawn ahead on a background
     thread while the network trains (the same batches, in the same order, as drawn in turn).
-    On CUDA out of memory the batch is halved and training goes on.
+    On CUDA out of memory the batch is halved and training goes on. With ``fit_seconds`` the
+    epochs are re-planned from the measured epoch time, up to ``epoch_cap`` (see :class:`EpochLoop`).
     """
     import torch
 
@@ -181,7 +183,8 @@ def train(config: NetConfig, schedule: Schedule, source: SampleSource, val: list
                      schedule.max_epochs, seed, run_epoch,
                      lambda: validate(model, val, config, axis, n_classes, first_class, device),
                      schedule.patience, deadline, on_epoch=on_epoch, label="validation Dice",
-                     extra_state={"batch_size": config.batch_size, "events": [], **dict.fromkeys(THROUGHPUT_FIELDS, 0)})
+                     extra_state={"batch_size": config.batch_size, "events": [], **dict.fromkeys(THROUGHPUT_FIELDS, 0)},
+                     fit_seconds=fit_seconds, epoch_cap=epoch_cap)
     return loop.run(device)
 
 

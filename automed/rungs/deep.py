@@ -222,12 +222,14 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         from automed.deep.training import Schedule, train
         from automed.deep.volumes import SampleSource
 
+        began = time.monotonic()
         fp, p = context.fingerprint, self.params
         seed = context.random_state if seed is None else seed
         source = SampleSource({c: volumes[c] for c in train_ids}, self._settings["axis"])
         measured = probe(config, source, fp.n_channels, fp.n_classes, device, context.include_background, seed=seed)
         folder.mkdir(parents=True, exist_ok=True)
         saved = folder / "schedule.json"
+        timed = epochs is None
         if saved.is_file():
             schedule = Schedule(**json.loads(saved.read_text()))
         else:
@@ -237,11 +239,13 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
                 epochs = int(np.clip((seconds - PROBE_OVERHEAD_S) // max(epoch_s, 1e-6), p.min_epochs, p.max_epochs))
             schedule = Schedule(epochs, p.iterations, max(p.min_epochs, math.ceil(p.patience_fraction * epochs)))
             saved.write_text(json.dumps(asdict(schedule)))
-        # With a time allotment, a hard stop in case the probe was optimistic; fixed epochs run to the end.
-        deadline = None if epochs is not None else time.monotonic() + seconds * 1.25
+        # With a time allotment the epochs are re-planned from the measured epoch time, with a hard stop
+        # in case the steps slow down later; fixed epochs run to the end.
+        deadline = began + seconds * 1.25 if timed else None
         result = train(config, schedule, source, [volumes[c] for c in val_ids], self._settings["axis"],
                        fp.n_classes, fp.n_channels, folder, seed, device,
-                       context.include_background, deadline, on_epoch)
+                       context.include_background, deadline, on_epoch,
+                       fit_seconds=seconds - (time.monotonic() - began) if timed else None, epoch_cap=p.max_epochs)
         return result, measured
 
     def _search(self, context: FitContext, volumes: dict[str, Any], train_ids: list[str],

@@ -255,6 +255,7 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
 
         from automed.deep.classification import train_classifier
 
+        began = time.monotonic()
         n_classes = len(context.dataset.classes)
         x_train = arrays["train"][0]
         seconds_per_step, memory, _, flops_per_voxel = probe_training(self._network(config, n_classes), config,
@@ -263,6 +264,7 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         saved = folder / "schedule.json"
         p = self.params
         timed = context.budget_s is not None and not saved.is_file()
+        fitted = timed and epochs is None  # epochs from the probe: re-planned from the measured epoch time
         if saved.is_file():
             epochs = json.loads(saved.read_text())["epochs"]
         elif epochs is None:
@@ -275,7 +277,8 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         torch.manual_seed(seed)
         model = self._network(config, n_classes)
         result = train_classifier(config, epochs, patience, arrays["train"], arrays["val"], n_classes, folder, seed,
-                                  device, deadline, on_epoch, model=model)
+                                  device, deadline, on_epoch, model=model, epoch_cap=p.max_epochs,
+                                  fit_seconds=seconds - (time.monotonic() - began) if fitted else None)
         result.state["flops_per_voxel"] = flops_per_voxel
         return result, memory, model
 

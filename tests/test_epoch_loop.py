@@ -1,0 +1,83 @@
+"""The epoch loop's time-fitted schedule: epochs re-planned from the measured epoch time (a fake clock)."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from automed.deep import loop as loop_module  # noqa: E402
+from automed.deep.loop import EpochLoop  # noqa: E402
+
+
+class FakeClock:
+    """``time.monotonic`` that moves only when an epoch runs."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_loop(folder, clock, epoch_s, max_epochs, fit_seconds, epoch_cap=None, fail_at=None, cosine=False):
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs) if cosine  # classifiers'
+                 else torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=max_epochs, power=1.0))
+
+    def run_epoch(epoch, rng, state):
+        if epoch == fail_at:
+            raise KeyboardInterrupt  # a kill mid-training
+        optimizer.step()
+        clock.now += epoch_s
+        return 0.0
+
+    loop = EpochLoop(folder, {"model": model, "optimizer": optimizer, "scheduler": scheduler}, max_epochs, 0, run_epoch,
+                     score=lambda: 0.5, patience=max_epochs, fit_seconds=fit_seconds, epoch_cap=epoch_cap)
+    return loop, optimizer
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(loop_module.time, "monotonic", fake)
+    return fake
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+def test_faster_epochs_than_planned_fill_the_time(tmp_path, clock, cosine):
+    loop, optimizer = make_loop(tmp_path, clock, epoch_s=5.0, max_epochs=5, fit_seconds=100.0, epoch_cap=50,
+                                cosine=cosine)
+    result = loop.run(torch.device("cpu"))
+    assert result.epochs == result.max_epochs == 20  # 3 epochs of 5 s, then 85 s hold 17 more
+    assert result.stop_reason == "max epochs"
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)  # the decay ended at the new last epoch
+    assert clock.now - 1000.0 == pytest.approx(100.0)
+
+
+def test_slower_epochs_than_planned_end_the_schedule_in_time(tmp_path, clock):
+    loop, optimizer = make_loop(tmp_path, clock, epoch_s=10.0, max_epochs=30, fit_seconds=100.0)
+    result = loop.run(torch.device("cpu"))
+    assert result.epochs == result.max_epochs == 10
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_cap_bounds_a_replan(tmp_path, clock):
+    loop, _ = make_loop(tmp_path, clock, epoch_s=1.0, max_epochs=5, fit_seconds=100.0, epoch_cap=8)
+    assert loop.run(torch.device("cpu")).epochs == 8
+
+
+def test_fixed_epochs_are_not_replanned(tmp_path, clock):
+    loop, _ = make_loop(tmp_path, clock, epoch_s=1.0, max_epochs=5, fit_seconds=None, epoch_cap=50)
+    assert loop.run(torch.device("cpu")).epochs == 5
+
+
+def test_a_resumed_training_keeps_its_replan(tmp_path, clock):
+    loop, _ = make_loop(tmp_path, clock, epoch_s=5.0, max_epochs=5, fit_seconds=100.0, epoch_cap=50, fail_at=8)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run(torch.device("cpu"))
+    resumed, optimizer = make_loop(tmp_path, clock, epoch_s=5.0, max_epochs=5, fit_seconds=100.0, epoch_cap=50)
+    result = resumed.run(torch.device("cpu"))
+    assert result.epochs == result.max_epochs == 20
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
