@@ -48,8 +48,9 @@ def compute_peak(device: Any) -> dict[str, Any]:
     -------
     dict
         ``matmul_fp32_gflops`` (a 2048 x 2048 matrix product), ``conv3d_fp32_gflops`` (a 3x3x3
-        convolution of 32 channels on 2 x 32^3 voxels), ``matmul_bf16_gflops`` (None where
-        bfloat16 products are not supported), ``threads`` and ``device``.
+        convolution of 32 channels on 2 x 32^3 voxels), ``matmul_bf16_gflops`` and
+        ``conv3d_bf16_gflops`` (the same in bfloat16; None where it is not supported), ``threads``
+        and ``device``.
     """
     import torch
 
@@ -66,10 +67,12 @@ def compute_peak(device: Any) -> dict[str, Any]:
                 "conv3d_fp32_gflops": _best_rate(lambda: torch.nn.functional.conv3d(x, w, padding=1), conv_flops,
                                                  device)}
         try:
-            a16, b16 = a.bfloat16(), b.bfloat16()
+            a16, b16, x16, w16 = a.bfloat16(), b.bfloat16(), x.bfloat16(), w.bfloat16()
             peak["matmul_bf16_gflops"] = _best_rate(lambda: a16 @ b16, matmul_flops, device)
+            peak["conv3d_bf16_gflops"] = _best_rate(lambda: torch.nn.functional.conv3d(x16, w16, padding=1),
+                                                    conv_flops, device)
         except RuntimeError:  # no bfloat16 kernels on this device
-            peak["matmul_bf16_gflops"] = None
+            peak["matmul_bf16_gflops"] = peak["conv3d_bf16_gflops"] = None
     return {**peak, "threads": torch.get_num_threads(), "device": str(device)}
 
 
@@ -93,10 +96,11 @@ def step_flops(step: Callable[[], Any]) -> int:
 
 
 def training_throughput(trainings: list[dict[str, Any]], flops_per_voxel: float | None,
-                        peak: dict[str, Any] | None) -> dict[str, Any] | None:
+                        peak: dict[str, Any] | None, bfloat16: bool = False) -> dict[str, Any] | None:
     """Steps and voxels per second over ``trainings`` (their ``steps``, ``step_seconds``,
     ``data_seconds`` and ``voxels``), achieved GFLOP/s (from ``flops_per_voxel`` of a training
-    step) and its fraction of ``peak``'s fp32 matrix-product rate (and of its convolution rate).
+    step) and its fraction of ``peak``'s matrix-product rate (and of its convolution rate) in the
+    training's ``precision``: bfloat16 when it trained under CPU bfloat16 autocast, else fp32.
     None when no step was timed."""
     steps = sum(t.get("steps", 0) for t in trainings)
     compute_s = sum(t.get("step_seconds", 0.0) for t in trainings)
@@ -108,13 +112,13 @@ def training_throughput(trainings: list[dict[str, Any]], flops_per_voxel: float 
     out: dict[str, Any] = {
         "steps": steps, "steps_per_second": steps / total_s, "voxels_per_second": voxels / total_s,
         "data_share": data_s / total_s, "flops_per_voxel": flops_per_voxel,
-        "gflops_per_second": None, "fraction_of_matmul_peak": None, "fraction_of_conv_peak": None,
-        "peak": peak,
+        "gflops_per_second": None, "precision": "bf16" if bfloat16 else "fp32",
+        "fraction_of_matmul_peak": None, "fraction_of_conv_peak": None, "peak": peak,
     }
     if flops_per_voxel:
         achieved = flops_per_voxel * voxels / total_s / 1e9
         out["gflops_per_second"] = achieved
-        if peak:
-            out["fraction_of_matmul_peak"] = achieved / peak["matmul_fp32_gflops"]
-            out["fraction_of_conv_peak"] = achieved / peak["conv3d_fp32_gflops"]
+        for kind in ("matmul", "conv"):
+            rate = (peak or {}).get(f"{'conv3d' if kind == 'conv' else kind}_{out['precision']}_gflops")
+            out[f"fraction_of_{kind}_peak"] = achieved / rate if rate else None
     return out

@@ -176,8 +176,9 @@ def _throughput_sentence(t: dict[str, Any]) -> str:
     if t.get("gflops_per_second") is not None:
         text += f"; {_num(t['gflops_per_second'], 1)} GFLOP/s"
         if t.get("fraction_of_matmul_peak") is not None:
-            text += (f", {_num(100 * t['fraction_of_matmul_peak'], 1)}% of this device's measured fp32 matrix-product "
-                     f"peak ({_num(t['peak']['matmul_fp32_gflops'], 0)} GFLOP/s)")
+            precision = t.get("precision", "fp32")  # reports written before bfloat16 peaks were fp32
+            text += (f", {_num(100 * t['fraction_of_matmul_peak'], 1)}% of this device's measured {precision} "
+                     f"matrix-product peak ({_num(t['peak'][f'matmul_{precision}_gflops'], 0)} GFLOP/s)")
     return text + "."
 
 

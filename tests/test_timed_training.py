@@ -1,4 +1,4 @@
-"""The epoch loop's time-fitted schedule: epochs re-planned from the measured epoch time (a fake clock)."""
+"""Timed training: the epoch loop's time-fitted schedule (a fake clock) and throughput against its precision's peak."""
 
 from __future__ import annotations
 
@@ -81,3 +81,18 @@ def test_a_resumed_training_keeps_its_replan(tmp_path, clock):
     result = resumed.run(torch.device("cpu"))
     assert result.epochs == result.max_epochs == 20
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_throughput_is_judged_against_the_peak_of_its_precision():
+    from automed.deep.throughput import training_throughput
+
+    trainings = [{"steps": 10, "step_seconds": 9.0, "data_seconds": 1.0, "voxels": 10_000}]
+    peak = {"matmul_fp32_gflops": 100.0, "conv3d_fp32_gflops": 200.0, "matmul_bf16_gflops": 400.0,
+            "conv3d_bf16_gflops": None}
+    fp32 = training_throughput(trainings, 2e6, peak)
+    bf16 = training_throughput(trainings, 2e6, peak, bfloat16=True)
+    assert fp32["gflops_per_second"] == pytest.approx(2.0)  # 2e6 FLOP a voxel, 1000 voxels/s
+    assert fp32["precision"] == "fp32" and fp32["fraction_of_matmul_peak"] == pytest.approx(0.02)
+    assert fp32["fraction_of_conv_peak"] == pytest.approx(0.01)
+    assert bf16["precision"] == "bf16" and bf16["fraction_of_matmul_peak"] == pytest.approx(0.005)
+    assert bf16["fraction_of_conv_peak"] is None  # not measured on this device
