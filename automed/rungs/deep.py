@@ -2,7 +2,8 @@
 
 A deep rung (``unet2d``, ``unet3d``, ``unetpp``, ``segresnet``, ``dynunet``) is a registry entry
 naming its architecture and defaults; its parameters are in :mod:`automed.rungs.deep_params`
-and its planning in :mod:`automed.rungs.deep_planning`.
+its planning in :mod:`automed.rungs.deep_planning` and its saved models and prediction in
+:mod:`automed.rungs.deep_models`.
 Fitting, in order:
 
 1. **plan** (before the rung starts): timed probe steps estimate seconds per epoch and
@@ -28,7 +29,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,9 +39,9 @@ from automed.deep.throughput import THROUGHPUT_FIELDS, training_throughput
 from automed.models.search import finished_trials, open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 from automed.rungs.deep_evaluation import evaluate_cases
+from automed.rungs.deep_models import FittedSegmentationModels, load_model, plain_config, training_key
 from automed.rungs.deep_params import DeepParams
 from automed.rungs.deep_planning import PROBE_OVERHEAD_S, SegmentationPlanning
-from automed.rungs.records import read_record, write_record
 from automed.rungs.time_plan import final_seconds
 
 __all__ = ["DeepSegmentationRung"]
@@ -49,7 +50,7 @@ log = logging.getLogger("automed")
 COMMON_HYPERPARAMETERS = ("lr", "width", "batch_size", "loss", "augmentation")  # the rest belong to the architecture
 
 
-class DeepSegmentationRung(SegmentationPlanning, Rung):
+class DeepSegmentationRung(SegmentationPlanning, FittedSegmentationModels, Rung):
     """The MONAI segmentation rungs; a registry entry sets the class variables below
     (planning: :class:`~automed.rungs.deep_planning.SegmentationPlanning`)."""
 
@@ -173,12 +174,12 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
             fold_models.append([])
             for m in range(members):
                 inner_train, inner_val = self._inner(train_ids, context, m)
-                key = _training_key(k, m)
+                key = training_key(k, m)
                 folder = context.folder / "final" / key
                 result, probe = self._train(config, final_s, volumes, inner_train, inner_val, folder, context, device,
                                             epochs=(plan.settings.get("replay_epochs") or {}).get(
                                                 key, plan.settings.get("final_epochs")), seed=context.random_state + m)
-                model = _load_model(config, fp, folder / "best.pt", device)
+                model = load_model(config, fp, folder / "best.pt", device)
                 fold_models[-1].append(model)
                 trainings.append({"fold": k, "member": m, "key": key, **_result_dict(result),
                                   "est_train_vram_bytes": probe.train_memory_bytes, "flops_per_voxel": probe.flops_per_voxel})
@@ -190,14 +191,14 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         per_case, seconds = evaluate_cases(
             context, evaluations, volumes,
             lambda k, image: apply_postprocessing(self._predict_with(fold_models[k], config, image, device), steps))
-        self._save(context.folder, config, steps, fp, [_training_key(k, m) for k, _, _ in evaluations
+        self._save(context.folder, config, steps, fp, [training_key(k, m) for k, _, _ in evaluations
                                                        for m in range(members)])
         from automed.nets import count_parameters
 
         est = max(t["est_train_vram_bytes"] for t in trainings)
         return RungOutcome(
             per_case=per_case, postprocessing=steps,
-            details={"config": _plain(config), "search": search, "trainings": trainings,
+            details={"config": plain_config(config), "search": search, "trainings": trainings,
                      "slice_axis": plan.settings["axis"], "comparison_cases": "every fold's validation cases"
                      if context.cv == "full" else "validation cases of fold 0",
                      "dice_inner_validation_before_postprocessing": dice_raw,
@@ -296,22 +297,6 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
                  info["n_pruned"], best.value, space)
         return space, info
 
-    def _mean_proba(self, models: list[Any], config: Any, image: np.ndarray, device: Any) -> np.ndarray:
-        """Softmax ``(n_classes, *spatial)`` of ``image`` averaged over ``models`` (and mirrors with TTA)."""
-        from automed.deep.inference import predict_proba
-
-        total = None
-        for model in models:  # summed in place: each is n_classes x the image's size
-            proba = predict_proba(model, image, config.patch, self._settings["axis"], device, self.params.tta,
-                                  bfloat16=config.cpu_bfloat16)
-            total = proba if total is None else np.add(total, proba, out=total)
-        total /= len(models)
-        return total
-
-    def _predict_with(self, models: list[Any], config: Any, image: np.ndarray, device: Any) -> np.ndarray:
-        """Class map of ``image``: the argmax of :meth:`_mean_proba`."""
-        return self._mean_proba(models, config, image, device).argmax(axis=0).astype(np.uint8)
-
     def _choose_postprocessing(self, preds: list[tuple[np.ndarray, np.ndarray]], n_classes: int,
                                context: FitContext) -> tuple[list[dict[str, Any]], float | None, float | None]:
         """Connected-component steps kept only where they raise Dice on the inner validation cases."""
@@ -322,83 +307,8 @@ class DeepSegmentationRung(SegmentationPlanning, Rung):
         first = 0 if context.include_background else 1
         return choose_postprocessing([p for p, _ in preds], [t for _, t in preds], n_classes, first_class=first)
 
-    def _save(self, folder: Path, config: Any, steps: list[dict[str, Any]], fingerprint: Any, keys: list[str]) -> None:
-        """``model.json`` plus one ``model_<key>.pt`` state dict per final training; checkpoints removed."""
-        for key in keys:
-            shutil.copyfile(folder / "final" / key / "best.pt", folder / f"model_{key}.pt")
-        for checkpoints in ("final", "trials"):
-            shutil.rmtree(folder / checkpoints, ignore_errors=True)
-        write_record(folder / "model.json", self.params, config=_plain(config), settings=self._settings,
-                     postprocessing=steps, n_classes=fingerprint.n_classes, n_channels=fingerprint.n_channels,
-                     n_models=len(keys), model_keys=keys)
-
-    # -- prediction ----------------------------------------------------------------------
-
-    @classmethod
-    def load(cls, folder: Path) -> DeepSegmentationRung:
-        """The fitted rung in ``folder``; weights are read with ``torch.load(weights_only=True)``."""
-        from automed.deep.inference import pick_device
-        from automed.deep.training import config_from_dict
-
-        params, meta = read_record(folder / "model.json", DeepParams,
-                                   ("config", "settings", "postprocessing", "n_classes", "n_channels", "n_models"))
-        rung = cls(params)
-        rung._settings = meta["settings"]
-        rung.config_ = config_from_dict(meta["config"])
-        rung.postprocessing_ = meta["postprocessing"]
-        rung.n_channels_ = meta["n_channels"]
-        rung.device_ = pick_device()
-        fp = _Shape(meta["n_channels"], meta["n_classes"])
-        keys = meta.get("model_keys") or [_training_key(k, 0) for k in range(meta["n_models"])]  # older runs: one per fold
-        rung.models_ = [_load_model(rung.config_, fp, folder / f"model_{key}.pt", rung.device_) for key in keys]
-        return rung
-
-    def predict_proba(self, image: np.ndarray, fold: int | None = None) -> np.ndarray:
-        """Softmax ``(n_classes, *spatial)`` of a normalised image: every model averaged, or one fold's members."""
-        members = self.params.members
-        models = self.models_ if fold is None else self.models_[fold * members:(fold + 1) * members]
-        return self._mean_proba(models, self.config_, image, self.device_)
-
-    def predict(self, image: np.ndarray) -> np.ndarray:
-        from automed.models.postprocess import apply_postprocessing
-
-        pred = self.predict_proba(image).argmax(axis=0).astype(np.uint8)
-        return apply_postprocessing(pred, self.postprocessing_)
-
-
-@dataclass(frozen=True)
-class _Shape:
-    n_channels: int
-    n_classes: int
-
-
-def _load_model(config: Any, fingerprint: Any, path: Path, device: Any) -> Any:
-    import torch
-
-    model = _new_model(config, fingerprint, device)
-    model.load_state_dict(torch.load(path, map_location=device, weights_only=True)["model"])
-    return model.eval()
-
-
-def _new_model(config: Any, fingerprint: Any, device: Any) -> Any:
-    from automed.nets import build_network
-
-    return build_network(config, fingerprint.n_channels, fingerprint.n_classes).to(device)
-
-
-def _training_key(fold: int, member: int) -> str:
-    """The name of a final training's folder and weights: ``fold0``, then ``fold0_1``, ``fold0_2``... for more members."""
-    return f"fold{fold}" if member == 0 else f"fold{fold}_{member}"
-
-
 def _result_dict(result: Any) -> dict[str, Any]:
     return {"epochs": result.epochs, "planned_epochs": result.max_epochs, "best_epoch": result.best_epoch, "best_inner_dice": result.best_value,
             "seconds": result.seconds, "stop_reason": result.stop_reason, "batch_size": result.state["batch_size"],
             "events": result.state["events"], "history": result.history,
             "train_loss": result.train_loss, **{k: result.state[k] for k in THROUGHPUT_FIELDS}}
-
-
-def _plain(obj: Any) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(obj).items()}
-
-
