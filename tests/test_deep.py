@@ -133,6 +133,25 @@ def test_rung_that_cannot_fit_its_allotment_is_skipped_with_the_estimate(toy3d, 
     assert [s.split(" to ")[0] for s in result["shrunk"]] == ["width 32 -> 16", "width 16 -> 8"]
 
 
+def test_a_timed_final_training_runs_its_decay_to_the_end_while_trials_stop_early(toy3d, tmp_path, monkeypatch):
+    from automed.deep import training
+
+    schedules = {}
+    real_train = training.train
+
+    def spy(config, schedule, source, val, axis, n_classes, n_channels, folder, *args, **kwargs):
+        schedules[folder.parent.name] = schedule
+        return real_train(config, schedule, source, val, axis, n_classes, n_channels, folder, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train", spy)
+    params = {**TINY, "max_epochs": 12, "min_epochs": 2, "patience_fraction": 0.25}
+    recipe = automed.Recipe(n_folds=2, n_jobs=1, budget_s=300, rungs=[{"name": "unet2d", "params": params}])
+    run = automed.fit(recipe, toy3d, tmp_path / "run", progress=False)
+    assert _result(run.folder, "unet2d")["status"] == "done"
+    assert schedules["trials"].patience is not None  # a search trial that stops gaining frees the search's time
+    assert schedules["final"].patience is None  # the time is the final training's anyway: no early stop
+
+
 def test_memory_limit_shrinks_then_skips(toy3d, tmp_path):
     params = {**TINY, "batch_sizes": [2, 4], "widths": [8, 16]}
     recipe = automed.Recipe(n_folds=2, n_jobs=1, max_vram_bytes=2**20, rungs=[{"name": "unet3d", "params": params}])

@@ -54,11 +54,12 @@ class NetConfig:
 
 @dataclass(frozen=True)
 class Schedule:
-    """How long a training runs: epochs of ``iterations`` steps, stopped early after ``patience`` epochs."""
+    """How long a training runs: epochs of ``iterations`` steps, stopped early after ``patience`` epochs
+    without a validation gain (``None``: never)."""
 
     max_epochs: int
     iterations: int
-    patience: int
+    patience: int | None
 
 
 def build_loss(name: str, include_background: bool) -> Any:

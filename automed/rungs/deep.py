@@ -178,7 +178,8 @@ class DeepSegmentationRung(SegmentationPlanning, FittedSegmentationModels, Rung)
                 folder = context.folder / "final" / key
                 result, probe = self._train(config, final_s, volumes, inner_train, inner_val, folder, context, device,
                                             epochs=(plan.settings.get("replay_epochs") or {}).get(
-                                                key, plan.settings.get("final_epochs")), seed=context.random_state + m)
+                                                key, plan.settings.get("final_epochs")), seed=context.random_state + m,
+                                            early_stopping=False)
                 model = load_model(config, fp, folder / "best.pt", device)
                 fold_models[-1].append(model)
                 trainings.append({"fold": k, "member": m, "key": key, **_result_dict(result),
@@ -214,11 +215,14 @@ class DeepSegmentationRung(SegmentationPlanning, FittedSegmentationModels, Rung)
 
     def _train(self, config: Any, seconds: float, volumes: dict[str, Any], train_ids: list[str],
                val_ids: list[str], folder: Path, context: FitContext, device: Any,
-               on_epoch: Any = None, epochs: int | None = None, seed: int | None = None) -> tuple[Any, Any]:
+               on_epoch: Any = None, epochs: int | None = None, seed: int | None = None,
+               early_stopping: bool = True) -> tuple[Any, Any]:
         """Probe ``config`` to size its schedule to ``seconds`` (or to fixed ``epochs``), then train
         (seeded by ``seed``, by default the run's).
 
-        The schedule is kept in ``schedule.json`` so a resumed training keeps it.
+        Without ``early_stopping`` a timed training runs its poly decay to the end, as nnU-Net does;
+        its best inner-validation epoch is still the one kept. The schedule is kept in
+        ``schedule.json`` so a resumed training keeps it.
         """
         from automed.deep.probe import probe
         from automed.deep.training import Schedule, train
@@ -239,7 +243,8 @@ class DeepSegmentationRung(SegmentationPlanning, FittedSegmentationModels, Rung)
                        + len(val_ids) * self._settings["validation_seconds_per_case"])
             if epochs is None:
                 epochs = int(np.clip((seconds - PROBE_OVERHEAD_S) // max(epoch_s, 1e-6), p.min_epochs, p.max_epochs))
-            schedule = Schedule(epochs, p.iterations, max(p.min_epochs, math.ceil(p.patience_fraction * epochs)))
+            patience = max(p.min_epochs, math.ceil(p.patience_fraction * epochs))
+            schedule = Schedule(epochs, p.iterations, patience if early_stopping or not timed else None)
             saved.write_text(json.dumps(asdict(schedule)))
         # With a time allotment the epochs are re-planned from the measured epoch time, with a hard stop
         # in case the steps slow down later; fixed epochs run to the end.
