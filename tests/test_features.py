@@ -62,3 +62,13 @@ def test_radiomics_shape_features_need_a_mask():
     volume[3:9, 4:8, 2:10] = 200
     assert not any("shape" in k for k in radiomics_features(volume))
     assert radiomics_features(volume, volume > 0)["original_shape_VoxelVolume"] == 6 * 4 * 8
+
+
+def test_many_cases_sample_fewer_voxels_each_up_to_a_total_per_class():
+    from automed.rungs.classical_params import ClassicalParams
+
+    params = ClassicalParams()
+    assert params.samples_per_case(30) == 500  # 15,000 per class in all: under the cap
+    assert params.samples_per_case(200) == 150  # 30,000 per class in all
+    assert ClassicalParams(max_samples_per_class=100).samples_per_case(1000) == 10  # never under 10
+    assert ClassicalParams(n_samples_per_class=5000, max_samples_per_class=150_000).samples_per_case(30) == 5000

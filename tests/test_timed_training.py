@@ -96,3 +96,40 @@ def test_throughput_is_judged_against_the_peak_of_its_precision():
     assert fp32["fraction_of_conv_peak"] == pytest.approx(0.01)
     assert bf16["precision"] == "bf16" and bf16["fraction_of_matmul_peak"] == pytest.approx(0.005)
     assert bf16["fraction_of_conv_peak"] is None  # not measured on this device
+
+
+@pytest.mark.parametrize("bfloat16_share, chosen", [(0.6, True), (0.95, False)])
+def test_auto_precision_keeps_bfloat16_only_where_its_step_is_clearly_faster(tmp_path, monkeypatch, bfloat16_share,
+                                                                             chosen):
+    import dataclasses
+    import json
+
+    import automed
+    from automed.deep import probe as probe_module
+    from conftest import make_msd
+
+    real_probe = probe_module.probe
+
+    def probe_with_a_bfloat16_step_this_much_faster(config, *args, **kwargs):
+        measured = real_probe(config, *args, **kwargs)
+        share = bfloat16_share if config.cpu_bfloat16 else 1.0
+        return dataclasses.replace(measured, seconds_per_step=0.2 * share)
+
+    monkeypatch.setattr(probe_module, "probe", probe_with_a_bfloat16_step_this_much_faster)
+    params = {"n_trials": 0, "max_epochs": 1, "min_epochs": 1, "iterations": 2, "widths": [8], "depths": [3],
+              "batch_sizes": [2], "tta": False, "cpu_bfloat16": "auto"}
+    recipe = automed.Recipe(n_folds=2, n_jobs=1, rungs=[{"name": "unet3d", "params": params}])
+    run = automed.fit(recipe, make_msd(tmp_path / "msd", n_cases=6, shape=(16, 20, 16)), tmp_path / "run",
+                      progress=False)
+    result = json.loads((run.folder / "rungs/unet3d/result.json").read_text())
+    assert result["status"] == "done"
+    assert "cpu_bfloat16 auto: 0.200 s per step in fp32" in result["estimate"]["note"]
+    assert result["details"]["throughput"]["precision"] == ("bf16" if chosen else "fp32")
+
+
+def test_cpu_bfloat16_is_true_false_or_auto():
+    from automed.errors import RecipeError
+    from automed.rungs import rung_class
+
+    with pytest.raises(RecipeError, match="cpu_bfloat16"):
+        rung_class("unet3d", "segmentation").Params(cpu_bfloat16="yes")

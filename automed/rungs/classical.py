@@ -189,6 +189,7 @@ class ClassicalRung(Rung):
             details={"model": config, "background_weight": weight, "search": study_info,
                      "features": asdict(self.features_),
                      "n_features": self.features_.n_features(fp.n_channels, fp.dims),
+                     "samples_per_class_and_case": self.params.samples_per_case(fp.n_cases),
                      "auto_context": context_info,
                      "dice_before_postprocessing": dice_raw, "dice_after_postprocessing": dice_pp,
                      "final_model": "refitted on all cases"},

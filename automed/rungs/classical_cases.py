@@ -48,7 +48,7 @@ def prepare_case(rung: Any, case: Case, fingerprint: Any, channels_in_one_file: 
     image, coarse_label, coarse_roi = to_coarse(normalize(loaded.image, fingerprint), label, loaded.roi,
                                                 rung.grid_factors_)
     p = rung.params
-    index = sample_voxels(coarse_label, p.n_samples_per_class, p.background_ratio, p.boundary_fraction,
+    index = sample_voxels(coarse_label, p.samples_per_case(fingerprint.n_cases), p.background_ratio, p.boundary_fraction,
                           np.random.default_rng(seed), roi=coarse_roi)
     per_row = int(np.prod(coarse_label.shape[1:]))
     samples, slabs, start_of = [], [], index // per_row

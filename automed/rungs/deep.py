@@ -114,7 +114,8 @@ class DeepSegmentationRung(SegmentationPlanning, FittedSegmentationModels, Rung)
         cap = max(low, (self.params.max_patch or self.default_max_patch) // divisor * divisor)
         patch = tuple(max(low, min(cap, math.ceil(s / divisor) * divisor)) for s in settings["patch"])
         return NetConfig(self.architecture, self.network_dims, space["width"], hp, space["loss"], space["lr"],
-                         space["batch_size"], space["augmentation"], patch, cpu_bfloat16=self.params.cpu_bfloat16)
+                         space["batch_size"], space["augmentation"], patch,
+                         cpu_bfloat16=settings.get("cpu_bfloat16", self.params.cpu_bfloat16 is True))
 
 
     # -- splits ----------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from automed.rungs.records import save_plan, saved_plan
 __all__ = ["PROBE_OVERHEAD_S", "Prober", "SegmentationPlanning", "cuda_memory_limit"]
 
 PROBE_OVERHEAD_S = 5.0  # one probe (model build, a few steps) per trial and per final training
+#: ``cpu_bfloat16: auto`` keeps bfloat16 autocast where a training step is this many times as fast.
+BF16_MIN_SPEEDUP = 1.15
 
 
 class SegmentationPlanning:
@@ -38,6 +40,7 @@ class SegmentationPlanning:
         skip = self._fit_memory(probe, context, shrunk)
         if skip is not None:
             return skip
+        precision = probe.choose_precision()
         measured, val_s, epoch_s = probe.default()
         budget, p = context.budget_s, self.params
         n_trainings = len(self._evaluations(context)) * p.members  # final trainings
@@ -56,7 +59,7 @@ class SegmentationPlanning:
                         seconds_per_step=measured.seconds_per_step)
         note = (f"probe on {probe.device}: {measured.seconds_per_step:.3f} s per step of "
                 f"{self._default_space(settings)['batch_size']} samples, {val_s:.2f} s per validation image, "
-                f"{epoch_s:.1f} s per epoch")
+                f"{epoch_s:.1f} s per epoch" + (f"; {precision}" if precision else ""))
         if usable is None:  # no time limit: fixed epochs, as many as max_epochs allows
             n_trials = p.n_trials if p.n_trials >= 2 else 0
             settings.update(trial_epochs=max(p.max_epochs // 3, p.min_epochs), final_epochs=p.max_epochs)
@@ -163,6 +166,22 @@ class Prober:
         fp = self.context.fingerprint
         return probe(self.rung._config(space, self.settings), self.source, fp.n_channels, fp.n_classes, self.device,
                      self.context.include_background, seed=self.context.random_state)
+
+    def choose_precision(self) -> str | None:
+        """Under ``cpu_bfloat16: auto`` on a CPU, time the default configuration's step in fp32 and
+        under bfloat16 autocast and keep the faster (bfloat16 only ``BF16_MIN_SPEEDUP`` times as
+        fast); how it chose, or None where there was nothing to choose."""
+        choice = self.rung.params.cpu_bfloat16
+        self.settings["cpu_bfloat16"] = choice is True
+        if choice != "auto" or self.device.type != "cpu":
+            return None
+        space = self.rung._default_space(self.settings)
+        fp32 = self.measure(space).seconds_per_step
+        self.settings["cpu_bfloat16"] = True
+        bf16 = self.measure(space).seconds_per_step
+        self.settings["cpu_bfloat16"] = bool(bf16 * BF16_MIN_SPEEDUP <= fp32)
+        return (f"cpu_bfloat16 auto: {fp32:.3f} s per step in fp32, {bf16:.3f} s under bfloat16 autocast, "
+                f"so {'bfloat16' if self.settings['cpu_bfloat16'] else 'fp32'}")
 
     def default(self) -> tuple[Any, float, float]:
         """Probe of the default configuration, seconds per validation image and per epoch."""
