@@ -1,11 +1,12 @@
 """Benchmark the classical rung on real data: Dice per class, wall seconds, peak RSS.
 
 Runs ``automed.fit`` with the shipped recipes on ``../shared/data/hippocampus`` (3D MRI,
-200 cases, 5-fold CV) and ``../shared/data/isbi2012_em`` (2D EM, 30 images, 5-fold CV) and
-writes ``benchmarks/results/classical_segmentation.json``. Datasets that are absent are
-skipped and recorded as such.
+200 cases, 5-fold CV) and ``../shared/data/isbi2012_em`` (2D EM, 30 images, 5-fold CV), and
+the classical rung's default parameters on the hippocampus with ``--budget 6min``
+(``hippocampus_defaults``), and writes ``benchmarks/results/classical_segmentation.json``.
+Datasets that are absent are skipped and recorded as such.
 
-Usage: .venv/bin/python benchmarks/classical_segmentation.py [--only hippocampus|isbi2012_em]
+Usage: .venv/bin/python benchmarks/classical_segmentation.py [--only hippocampus|hippocampus_defaults|isbi2012_em]
 """
 
 from __future__ import annotations
@@ -13,22 +14,30 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import automed
 from _common import ROOT, run_and_record, timed_fit
+
 DATA = ROOT.parent / "shared" / "data"
+GOALS_3D = {"max_fit_seconds": 360, "max_peak_rss_bytes": 6e9, "min_mean_dice": 0.85}
+#: name: (dataset folder, recipe file or recipe, goals)
 CASES = {
-    "hippocampus": ("mri-3d.yaml", {"max_fit_seconds": 360, "max_peak_rss_bytes": 6e9, "min_mean_dice": 0.85}),
-    "isbi2012_em": ("microscopy-2d.yaml", {}),
+    "hippocampus": ("hippocampus", "mri-3d.yaml", GOALS_3D),
+    "hippocampus_defaults": ("hippocampus", automed.Recipe(task="segmentation", budget_s=360,
+                                                           rungs=[{"name": "classical"}]), GOALS_3D),
+    "isbi2012_em": ("isbi2012_em", "microscopy-2d.yaml", {}),
 }
 
 
-def run_one(name: str, recipe_file: str, goals: dict, workdir: Path) -> dict:
-    data = DATA / name
+def run_one(name: str, dataset: str, recipe_file: str | automed.Recipe, goals: dict, workdir: Path) -> dict:
+    data = DATA / dataset
     if not data.is_dir():
-        return {"dataset": name, "status": "skipped", "reason": f"{data} not found"}
+        return {"dataset": dataset, "status": "skipped", "reason": f"{data} not found"}
     run, recipe, wall = timed_fit(data, recipe_file, workdir / name)
     rung = run.report_["rungs"][0]
     result = {
-        "dataset": name, "status": "done", "recipe": recipe_file, "n_cases": run.report_["dataset"]["n_cases"],
+        "dataset": dataset, "status": "done",
+        "recipe": recipe_file if isinstance(recipe_file, str) else f"defaults, budget {recipe.budget_s:g} s",
+        "search": rung["details"]["search"], "n_cases": run.report_["dataset"]["n_cases"],
         "n_folds": recipe.n_folds, "mean_dice": rung["metric"]["mean"],
         "mean_dice_ci": [rung["metric"]["ci_low"], rung["metric"]["ci_high"]],
         "per_class_dice": {k: v["dice_mean"] for k, v in rung["per_class"].items()},
