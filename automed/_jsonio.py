@@ -7,14 +7,15 @@ import math
 from pathlib import Path
 from typing import Any
 
+from automed.data.atomic import write_text
+
 __all__ = ["write_json"]
 
 
 def write_json(path: Path, value: Any) -> None:
-    """Write ``value`` as JSON atomically (a kill mid-write never leaves half a file); NaN/Inf become null."""
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(_finite(value), indent=2, allow_nan=False, default=_jsonable))
-    tmp.replace(path)
+    """Write ``value`` as JSON atomically and checked (a kill or a full disk never leaves half a file;
+    see :func:`automed.data.atomic.write_text`); NaN/Inf become null."""
+    write_text(path, json.dumps(_finite(value), indent=2, allow_nan=False, default=_jsonable))
 
 
 def _finite(value: Any) -> Any:

@@ -7,6 +7,7 @@ configuration errors read the same way.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -34,10 +35,12 @@ def from_mapping(cls: type[T], values: Mapping[str, Any] | None, where: str) -> 
     RecipeError
         If a key is not a field of ``cls`` or a value is rejected by the class.
     """
+    if values is not None and not isinstance(values, Mapping):
+        as_written = list(values) if isinstance(values, tuple) else values  # a YAML list arrives as a tuple
+        raise RecipeError(f"{where}: expected a mapping of parameter names to values (YAML 'key: value' lines), "
+                          f"got {type(as_written).__name__} {shown(as_written)}.")
     values = dict(values or {})
-    if not isinstance(values, dict):
-        raise RecipeError(f"{where}: expected a mapping, got {type(values).__name__}.")
-    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    fields = set(inspect.signature(cls).parameters)  # the fields __init__ takes, InitVar aliases included
     unknown = sorted(set(values) - fields)
     if unknown:
         raise RecipeError(

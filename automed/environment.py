@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-import os
+import logging
 import platform
 import sys
+from functools import lru_cache
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-__all__ = ["automed_commit", "automed_version", "command_line", "hardware", "n_cores", "versions"]
+from automed.errors import RecipeError
+
+__all__ = ["automed_commit", "automed_version", "available_memory_bytes", "command_line", "hardware", "n_cores",
+           "resolve_n_jobs", "versions"]
+
+log = logging.getLogger("automed")
+
+# Memory one worker process needs: an idle loky worker holding numpy, SciPy, scikit-image, SimpleITK
+# and LightGBM measured 280 MiB resident; the rest is one case's arrays and features.
+WORKER_BYTES = 512 * 2**20
 
 PACKAGES = ("automed", "numpy", "scipy", "scikit-learn", "scikit-image", "lightgbm", "optuna",
             "SimpleITK", "torch", "monai", "pyradiomics-bhklab")
@@ -57,8 +68,64 @@ def versions() -> dict[str, str | None]:
 
 
 def n_cores() -> int:
-    """The cores this process may run on (its affinity where the platform tells it, else all)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """The cores this process may run on: its CPU affinity and, in a container, its cgroup CPU quota
+    (joblib's ``cpu_count``, which reads both)."""
+    from joblib import cpu_count
+
+    return cpu_count()
+
+
+def available_memory_bytes() -> int:
+    """Memory this process can still take: the machine's available memory, or less where a cgroup
+    (v2) memory limit of this process's container is closer."""
+    import psutil
+
+    available = int(psutil.virtual_memory().available)
+    # psutil reports the machine's memory, not a container's limit; cgroup v2 keeps it in two files
+    cgroup = Path("/sys/fs/cgroup")
+    try:
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            available = min(available, int(limit) - int((cgroup / "memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return max(0, available)
+
+
+def resolve_n_jobs(requested: int) -> int:
+    """The number of workers to run for a recipe's ``n_jobs``, capped at what this process has.
+
+    ``n_jobs`` follows joblib: ``-1`` is every core, ``-2`` every core but one, and so on. More workers
+    than cores only compete for them, and each worker needs memory (:data:`WORKER_BYTES`), so the
+    number is capped at the cores this process may use and at the workers its free memory holds,
+    with a warning that says so.
+
+    Raises
+    ------
+    RecipeError
+        If a negative ``n_jobs`` leaves no core (``-5`` on 2 cores).
+    """
+    cores = n_cores()
+    wanted = requested if requested > 0 else cores + 1 + requested
+    if wanted < 1:
+        raise RecipeError(f"n_jobs {requested} means all cores but {-requested - 1}, and this process may use {cores}; "
+                          "give -1 (all cores) or a number of workers >= 1.")
+    memory = available_memory_bytes()
+    fits = max(1, memory // WORKER_BYTES)
+    resolved = min(wanted, cores, fits)
+    if resolved < wanted:
+        why = [f"this process may use {cores} core(s) (its CPU affinity and cgroup quota)"] if cores < wanted else []
+        if fits < min(wanted, cores):
+            why.append(f"{memory / 2**30:.1f} GiB of free memory holds {fits} worker(s) of "
+                       f"{WORKER_BYTES / 2**30:.1f} GiB")
+        _warn_once(f"n_jobs {requested} asks for {wanted} workers; using {resolved}: {' and '.join(why)}.")
+    return resolved
+
+
+@lru_cache(maxsize=None)
+def _warn_once(message: str) -> None:
+    """Log ``message`` as a warning the first time only (the workers are resolved once per rung)."""
+    log.warning(message)
 
 
 def hardware() -> dict[str, Any]:

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from automed.data.atomic import folder_written_atomically
+from automed.data.atomic import file_written_atomically, folder_written_atomically
 from automed.environment import automed_version
 from automed.errors import AutomedError, RunFolderError
-from automed.ladder.outputs import EXPORT_RECORD, check_output_folder, refuse_overlap
+from automed.ladder.outputs import check_output_folder, refuse_overlap, write_output_record
 from automed.rungs.classical import CONTEXT_MODEL
 
 __all__ = ["FORMATS", "export_run"]
@@ -44,7 +44,8 @@ def export_run(run_folder: str | Path, out: str | Path, rung: str | None = None,
     run_folder : path
         A finished run.
     out : path
-        Folder to create (atomically); an earlier export there is replaced only with ``overwrite``.
+        Folder to create (atomically); an earlier export there is replaced only with ``overwrite``, and
+        only while it holds nothing but the files its ``automed_model.json`` lists (under ``written``).
     rung : str, optional
         Rung to export; default the report's recommended rung.
     format : {"onnx", "torchscript", "joblib"}
@@ -53,7 +54,7 @@ def export_run(run_folder: str | Path, out: str | Path, rung: str | None = None,
     Returns
     -------
     dict
-        The content of ``out/automed_model.json``.
+        The content of ``out/automed_model.json``: ``files`` the model files, ``written`` every file of ``out``.
 
     Raises
     ------
@@ -77,7 +78,8 @@ def export_run(run_folder: str | Path, out: str | Path, rung: str | None = None,
         if kind == "classical":
             files = [f for f in ("model.joblib", CONTEXT_MODEL) if (run_folder / "rungs" / name / f).is_file()]
             for file in files:
-                shutil.copyfile(run_folder / "rungs" / name / file, staging / file)
+                with file_written_atomically(staging / file) as tmp:
+                    shutil.copyfile(run_folder / "rungs" / name / file, tmp)
             second = f" and, for {CONTEXT_MODEL}, the first model's smoothed probabilities (see auto_context)"
             record.update(files=files, use=(
                 "joblib.load gives the fitted scikit-learn/LightGBM model; its inputs are automed's voxel features "
@@ -93,7 +95,7 @@ def export_run(run_folder: str | Path, out: str | Path, rung: str | None = None,
             record.update(files=files, **_network_contract(model, kind, report))
             if format == "onnx":
                 record["check"] = _check_onnx(model, name, kind, [staging / f for f in files], report, run_folder)
-        (staging / EXPORT_RECORD).write_text(json.dumps(record, indent=2, default=str))
+        record = write_output_record(staging, "export", record)
     log.info("exported rung %s of %s as %s into %s", name, run_folder, format, out)
     return record
 
@@ -149,15 +151,16 @@ def _write_network(net: Any, example: Any, path: Path, format: str) -> str:
 
     # the exporter warns that instance norm uses the input's statistics: that is what InstanceNorm without
     # running statistics does in eval mode too, so the warning is noise for these networks
-    with torch.no_grad(), warnings.catch_warnings():
+    # torch writes these files from C++, which may not report a full disk: checked after
+    with torch.no_grad(), warnings.catch_warnings(), file_written_atomically(path, trusted=False) as tmp:
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         if format == "onnx":
-            torch.onnx.export(net, (example,), str(path), dynamo=False, opset_version=ONNX_OPSET,
+            torch.onnx.export(net, (example,), str(tmp), dynamo=False, opset_version=ONNX_OPSET,
                               input_names=["image"], output_names=["logits"],
                               dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
         else:
-            torch.jit.trace(net, example).save(str(path))
+            torch.jit.trace(net, example).save(str(tmp))
     return path.name
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +122,9 @@ class Recipe:
         for anisotropic axes; None: every case on its own grid, as stored. A coarser grid is
         what makes large photographs or volumes affordable on a CPU.
     n_jobs : int
-        Worker processes/threads for feature extraction and models (-1: all cores).
+        Worker processes/threads for feature extraction and models; -1: all cores, -2: all but one
+        (joblib's convention). A fit uses no more workers than the cores and free memory it has
+        (:func:`automed.environment.resolve_n_jobs`), and records the number in ``run.json``.
     folds_file : str or None
         Segmentation: a JSON file of fixed folds in nnU-Net's ``splits_final.json`` layout
         (``[{"train": [...], "val": [...]}, ...]``), used instead of automed's own folds (so a
@@ -151,8 +153,13 @@ class Recipe:
     class_order : tuple of str
         Classification: every class name, in order (for ordinal grades, lowest first); empty:
         sorted names (MedMNIST's class numbers in numeric order).
-    rungs : tuple of RungSpec
-        The ladder, lowest rung first.
+    rungs : tuple of RungSpec or None
+        The ladder, lowest rung first; None: the task's default ladder.
+    budget : str or float, optional
+        The budget written for people (``"10min"``, ``"2h"``, seconds), as the YAML key ``budget``
+        and :func:`automed.fit` take it; sets ``budget_s``.
+    max_vram : str or int, optional
+        The training-memory limit written for people (``"8GB"``); sets ``max_vram_bytes``.
 
     Examples
     --------
@@ -180,9 +187,19 @@ class Recipe:
     label_fractions: tuple[float, ...] = ()
     ordinal: bool = False
     class_order: tuple[str, ...] = ()
-    rungs: tuple[RungSpec, ...] = field(default=())
+    rungs: tuple[RungSpec, ...] | None = None
+    budget: InitVar[str | float | None] = None
+    max_vram: InitVar[str | int | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, budget: str | float | None, max_vram: str | int | None) -> None:
+        if budget is not None:  # the human-friendly spelling of budget_s, as in a YAML recipe
+            if self.budget_s is not None:
+                raise RecipeError("Recipe: give either 'budget' or 'budget_s', not both.")
+            object.__setattr__(self, "budget_s", parse_duration(budget))
+        if max_vram is not None:
+            if self.max_vram_bytes is not None:
+                raise RecipeError("Recipe: give either 'max_vram' or 'max_vram_bytes', not both.")
+            object.__setattr__(self, "max_vram_bytes", parse_size(max_vram))
         check_choice("Recipe", "task", self.task, TASKS)
         check_choice("Recipe", "data_format", self.data_format, DATA_FORMATS[self.task])
         object.__setattr__(self, "metric", self.metric or METRICS[self.task][0])
@@ -199,8 +216,9 @@ class Recipe:
             check_range("Recipe", "budget_s", self.budget_s, 1)
         if not isinstance(self.include_background, bool):
             raise RecipeError(f"The 'include_background' parameter of Recipe must be true or false. Got {shown(self.include_background)} instead.")
-        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs == 0 or self.n_jobs < -1:
-            raise RecipeError(f"The 'n_jobs' parameter of Recipe must be -1 or an int >= 1. Got {shown(self.n_jobs)} instead.")
+        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs == 0:
+            raise RecipeError(f"The 'n_jobs' parameter of Recipe must be a number of workers >= 1, or -1 for all cores "
+                              f"(-2 all but one, as in joblib). Got {shown(self.n_jobs)} instead.")
         check_choice("Recipe", "cv", self.cv, CV_MODES)
         if self.folds_file is not None and (not isinstance(self.folds_file, str) or self.task != "segmentation"):
             raise RecipeError(f"The 'folds_file' parameter of Recipe must be the path of a JSON file of folds, and applies "
@@ -218,10 +236,13 @@ class Recipe:
             raise RecipeError("The 'label_fractions' parameter of Recipe applies to classification only.")
         object.__setattr__(self, "label_fractions", tuple(sorted(set(float(f) for f in self.label_fractions))))
         self._check_classes()
-        if isinstance(self.rungs, (str, dict)):
+        if self.rungs is not None and not isinstance(self.rungs, (list, tuple)):
             raise RecipeError(f"The 'rungs' parameter of Recipe must be a list, e.g. ['classical']. "
                               f"Got {shown(self.rungs)} instead.")
-        rungs = self.rungs or DEFAULT_RUNGS[self.task]
+        if self.rungs is not None and not self.rungs:
+            raise RecipeError("Recipe rungs: is empty; name at least one rung (e.g. classical) or leave it out for "
+                              "the default ladder.")
+        rungs = DEFAULT_RUNGS[self.task] if self.rungs is None else self.rungs
         specs = tuple(_resolve(_as_spec(r), self.task) for r in rungs)
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
@@ -269,16 +290,8 @@ class Recipe:
         if not isinstance(values, dict):
             raise RecipeError(f"A recipe must be a mapping, got {type(values).__name__}.")
         values = dict(values)
-        if "budget" in values:  # human-friendly alias: "budget: 10min"
-            if "budget_s" in values:
-                raise RecipeError("Recipe: give either 'budget' or 'budget_s', not both.")
-            values["budget_s"] = parse_duration(values.pop("budget"))
-        if "max_vram" in values:  # human-friendly alias: "max_vram: 8GB"
-            if "max_vram_bytes" in values:
-                raise RecipeError("Recipe: give either 'max_vram' or 'max_vram_bytes', not both.")
-            values["max_vram_bytes"] = parse_size(values.pop("max_vram"))
-        if isinstance(values.get("rungs"), (list, tuple)) or values.get("rungs", ()) is None:
-            values["rungs"] = tuple(_as_spec(r) for r in values["rungs"] or ())
+        if isinstance(values.get("rungs"), (list, tuple)):
+            values["rungs"] = tuple(_as_spec(r) for r in values["rungs"])
         return from_mapping(cls, values, "Recipe")
 
     def to_yaml(self, path: str | Path | None = None) -> str:
@@ -287,7 +300,9 @@ class Recipe:
 
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         if path is not None:
-            Path(path).write_text(text)
+            from automed.data.atomic import write_text
+
+            write_text(Path(path), text)
         return text
 
     @classmethod

@@ -84,6 +84,8 @@ class RungResult:
         Added by the judge: the metric on the comparison cases, and paired gains with CIs.
     stops_climb : str or None
         Why climbing stops after this rung (its gain was confidently below ``min_gain``).
+    checksums : dict or None
+        SHA-256 of each weight file the rung saved (:mod:`automed.rungs.fitted`); None in older runs.
     """
 
     name: str
@@ -104,13 +106,14 @@ class RungResult:
     gain_vs_prev: dict[str, Any] | None = None
     gain_vs_reference: dict[str, Any] | None = None
     stops_climb: str | None = None
+    checksums: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The flat JSON layout of ``result.json``."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("summary", "cost", "estimate")}
         out.update(self.summary, cost=None if self.cost is None else self.cost.to_dict(),
                    estimate=None if self.estimate is None else asdict(self.estimate), shrunk=list(self.shrunk))
-        for optional in ("gain_vs_reference", "stops_climb"):
+        for optional in ("gain_vs_reference", "stops_climb", "checksums"):
             if out[optional] is None:
                 del out[optional]
         return out

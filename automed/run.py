@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -67,6 +68,7 @@ class Run:
         within the limits, the best by score on the comparison cases, or a clearly cheaper rung that
         the best does not beat by more than the run's minimum gain (95% CI lower bound of the paired
         gain). Without limits this is ``report_["best_rung"]``, the rung the report and ``predict`` use.
+        A finished rung whose files are gone from the run folder is left out, with a warning naming it.
 
         Parameters
         ----------
@@ -82,18 +84,16 @@ class Run:
         Returns
         -------
         str or None
-            The rung's name; None when no finished rung meets the limits.
+            The rung's name; None when no finished rung (with its files) meets the limits.
         """
         gib = 2**30
         limits = {"max_vram_bytes": None if max_vram_gb is None else int(max_vram_gb * gib),
                   "max_fit_seconds": max_fit_seconds, "max_predict_seconds": max_predict_seconds,
                   "max_rss_bytes": None if max_memory_gb is None else int(max_memory_gb * gib)}
         limits = {key: value for key, value in limits.items() if value is not None}
-        if not limits:
-            return self.report_.get("best_rung")
-        from automed.report.recommend import recommend
+        from automed.ladder.choice import usable_best
 
-        return recommend(self.report_, limits)["rung"]
+        return usable_best(self.folder, self.report_, limits)
 
     def predict(self, inputs: str | Path | Sequence[str | Path], out: str | Path, rung: str | None = None,
                 split: str | None = None, overwrite: bool = False, tta: bool = True) -> list[Path]:
@@ -118,6 +118,9 @@ class Run:
         """
         from automed.ladder.predict import predict_run
 
+        _check_paths("Run.predict", "inputs", inputs, "an image file, a folder of images or a list of image files",
+                     listed=True)
+        _check_paths("Run.predict", "out", out, "the masks folder (segmentation) or CSV file (classification) to write")
         return predict_run(self.folder, inputs, out, rung=rung, split=split, overwrite=overwrite, tta=tta)
 
     def export(self, out: str | Path, rung: str | None = None, format: str = "onnx",
@@ -135,13 +138,15 @@ class Run:
         return f"Run({str(self.folder)!r}, best_rung={self.report_.get('best_rung')!r})"
 
 
-def fit(recipe: Recipe, data: str | Path, out: str | Path, budget: str | float | None = None,
-        overwrite: bool = False, progress: bool = True) -> Run:
+def fit(recipe: Recipe | dict[str, Any] | str | Path, data: str | Path, out: str | Path,
+        budget: str | float | None = None, overwrite: bool = False, progress: bool = True) -> Run:
     """Fit ``recipe`` on the dataset folder ``data`` and write the run folder ``out``.
 
     Parameters
     ----------
-    recipe : Recipe
+    recipe : Recipe, dict or path
+        The recipe, its mapping (:meth:`Recipe.from_dict`) or the path of its YAML file
+        (:meth:`Recipe.from_yaml`).
     data : path
         Dataset root (MSD, nnU-Net or images/ + labels/ folders).
     out : path
@@ -156,9 +161,36 @@ def fit(recipe: Recipe, data: str | Path, out: str | Path, budget: str | float |
     """
     from automed.ladder.runner import fit_run
 
+    if isinstance(recipe, dict):
+        recipe = Recipe.from_dict(recipe)
+    elif isinstance(recipe, (str, os.PathLike)):
+        recipe = Recipe.from_yaml(recipe)
+    elif not isinstance(recipe, Recipe):
+        raise TypeError(f"automed.fit: recipe must be an automed.Recipe, a dict of recipe keys or the path of a YAML "
+                        f"recipe; got {_type_name(recipe)}.")
+    _check_paths("automed.fit", "data", data, "the dataset folder (or a classification .npz or .csv file)")
+    _check_paths("automed.fit", "out", out, "the run folder to create")
     if budget is not None:
         recipe = recipe.replace(budget_s=parse_duration(budget))
     return Run.load(fit_run(recipe, data, out, overwrite=overwrite, progress=progress))
+
+
+def _check_paths(owner: str, name: str, value: Any, expected: str, listed: bool = False) -> None:
+    """Raise a one-sentence :class:`TypeError` unless ``value`` is a path (``listed``: or a list of paths)."""
+    for item in value if listed and isinstance(value, (list, tuple)) else [value]:
+        if not isinstance(item, (str, os.PathLike)):
+            hint = " (decode it with os.fsdecode)" if isinstance(item, bytes) else \
+                "; write an array in memory to an image file first" if hasattr(item, "__array__") else ""
+            raise TypeError(f"{owner}: {name} must be {expected}, as a str or pathlib.Path; "
+                            f"got {_type_name(item)}{hint}.")
+
+
+def _type_name(value: Any) -> str:
+    """``None`` or the qualified type name of ``value`` (``numpy.ndarray``), for an error message."""
+    if value is None:
+        return "None"
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__qualname__}"
 
 
 def replay(run_folder: str | Path, out: str | Path, data: str | Path | None = None, overwrite: bool = False,

@@ -152,6 +152,15 @@ def test_budget_too_small_is_said_up_front(tmp_path, task):
     assert not (tmp_path / "run").exists() and not (tmp_path / ".run.partial").exists()
 
 
+def test_budget_whose_shares_hold_no_rung_is_refused_with_the_budget_that_would(tmp_path):
+    data = make_msd(tmp_path / "data", n_cases=6)
+    fails(["fit", str(data), "--out", str(tmp_path / "run"), "--budget", "20s", "--rungs", "classical,unet2d",
+           "--folds", "2", "--quiet"], r"The budget \(20 s\) is too small to fit any rung of this ladder: every rung "
+                                        r"was skipped .* the cheapest, classical, would need a budget of about \d+min "
+                                        r"for its share\. Give a budget of at least \d+min", data)
+    assert not (tmp_path / "run").exists() and not (tmp_path / ".run.partial").exists()
+
+
 def test_rungs_option_naming_no_rung(tmp_path):
     data = make_msd(tmp_path / "data", n_cases=4)
     fails(["fit", str(data), "--out", str(tmp_path / "run"), "--rungs", ",", "--quiet"], r"--rungs ',' names no rung",
@@ -171,7 +180,7 @@ def test_classification_of_a_segmentation_folder(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("rungs:\n- name: classical\n  params: {models: lightgbm}\n",
      r"the 'models' parameter must be a list, e.g. \[lightgbm\] .*Got 'lightgbm' instead"),
-    ("rungs: classical\n", r"the 'rungs' parameter must be a list, e.g. \[classical\] .*Got 'classical' instead"),
+    ("rungs: classical\n", r"The 'rungs' parameter of Recipe must be a list, e.g. \['classical'\]\. Got 'classical' instead"),
 ])
 def test_recipe_string_where_a_list_is_expected(tmp_path, text, message):
     recipe = tmp_path / "recipe.yaml"
@@ -231,8 +240,8 @@ def test_empty_class_folder(tmp_path):
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda f: f.unlink(), r"model.joblib: the fitted classical rung cannot be loaded \(FileNotFoundError"),
-    (lambda f: f.write_bytes(f.read_bytes()[:100]), r"rungs/classical: the fitted classical rung cannot be loaded"),
+    (lambda f: f.unlink(), r"model.joblib: missing, so the classical rung cannot be used, and no other finished rung"),
+    (lambda f: f.write_bytes(f.read_bytes()[:100]), r"model.joblib: checksum does not match the one recorded at fit time"),
 ], ids=["deleted", "truncated"])
 def test_predict_with_a_damaged_model_file(fitted_run, tmp_path, damage, message):
     run = copy_run(fitted_run, tmp_path / "run")

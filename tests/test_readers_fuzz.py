@@ -132,3 +132,46 @@ def test_npz_contents_give_an_error_or_every_case(tmp_path, label_kind, sizes, s
         return
     assert len(dataset.cases) == sum(sizes)
     assert label_kind != "str" and all(sizes) and len({s for s in shapes}) == 1
+
+
+MHD_VALUES = st.sampled_from(["0", "-1", "1", "nan", "inf", "1e-30", "1e30", "100000", "abc", ""])
+
+
+@FUZZ
+@given(spacing=st.lists(MHD_VALUES, min_size=3, max_size=3), size=st.lists(MHD_VALUES, min_size=3, max_size=3))
+def test_a_metaimage_header_gives_an_error_naming_the_file_or_an_image(tmp_path, spacing, size):
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 5, 6), np.uint8)), str(folder / "ok.mhd"))
+    header = (folder / "ok.mhd").read_text()
+    path = folder / "fuzz.mhd"
+    path.write_text(header.replace("ElementSpacing = 1 1 1", f"ElementSpacing = {' '.join(spacing)}")
+                    .replace("DimSize = 6 5 4", f"DimSize = {' '.join(size)}"))
+    try:
+        image = read_image(path)
+    except DataError as exc:
+        assert "fuzz.mhd" in str(exc) and "Exception thrown" not in str(exc)
+        return
+    assert image.array.size > 0 and np.isfinite(image.geometry.spacing).all() and min(image.geometry.spacing) > 0
+
+
+@FUZZ
+@given(mode=st.sampled_from(["L", "LA", "P", "RGB", "RGBA", "I;16", "1"]), orientation=st.integers(1, 8),
+       alpha=st.sampled_from(["uniform", "varying"]))
+def test_a_picture_of_any_mode_and_orientation_reads_as_shown_or_names_the_file(tmp_path, mode, orientation, alpha):
+    from PIL import Image as PILImage
+
+    rng = np.random.default_rng(orientation)
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    grey = rng.integers(0, 4, (6, 9)).astype(np.uint8)
+    picture = PILImage.fromarray(grey * 60).convert(mode if mode != "LA" else "L")
+    if mode == "LA":
+        picture.putalpha(PILImage.fromarray(np.full_like(grey, 255) if alpha == "uniform" else grey * 60))
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    picture.save(folder / "fuzz.png", exif=exif)
+    try:
+        image = read_image(folder / "fuzz.png")
+    except DataError as exc:
+        assert "fuzz.png" in str(exc) and mode == "LA" and alpha == "varying"
+        return
+    assert image.array.shape[-2:] == ((9, 6) if orientation >= 5 else (6, 9))

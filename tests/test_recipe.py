@@ -95,7 +95,7 @@ def test_metric_must_suit_the_task():
     ({"task": "detection"}, "The 'task' parameter of Recipe must be one of"),
     ({"n_folds": 1}, "The 'n_folds' parameter of Recipe must be a number >= 2"),
     ({"n_folds": 2.5}, "The 'n_folds' parameter of Recipe must be an int"),
-    ({"n_jobs": 0}, "The 'n_jobs' parameter of Recipe must be -1 or an int >= 1"),
+    ({"n_jobs": 0}, "The 'n_jobs' parameter of Recipe must be a number of workers >= 1, or -1 for all cores"),
     ({"data_format": "dicomweb"}, "The 'data_format' parameter of Recipe must be one of"),
     ({"task": "segmentation", "data_format": "medmnist"}, "The 'data_format' parameter of Recipe must be one of"),
     ({"test_fraction": 0.9}, "The 'test_fraction' parameter of Recipe must be a number in"),

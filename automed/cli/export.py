@@ -13,7 +13,9 @@ from automed.cli._errors import clean_errors
 @click.option("--rung", help="Rung to export (default: the report's recommended rung).")
 @click.option("--format", "format_", type=click.Choice(["onnx", "torchscript", "joblib"]), default="onnx",
               show_default=True, help="onnx/torchscript for a deep rung, joblib for the classical rung.")
-@click.option("--overwrite", is_flag=True, help="Replace an earlier export in --out.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier export in --out; refused while --out holds any file its automed_model.json "
+                   "does not list (a file of yours is never deleted).")
 @clean_errors
 def export(run_folder: str, out: str, rung: str | None, format_: str, overwrite: bool) -> None:
     """Export a fitted rung of RUN_FOLDER with a JSON of everything needed to use it (channels, spacing,

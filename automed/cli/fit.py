@@ -96,6 +96,10 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
     if rungs is not None:
         changes["rungs"] = tuple(_pick_rungs(recipe, rungs, changes.get("task", recipe.task)))
     recipe = recipe.replace(**changes)
+    if n_folds is not None and recipe.folds_file is not None:  # --folds 5 is the default n_folds: check it here
+        from automed.data.splits import check_fold_count
+
+        check_fold_count(recipe.folds_file, None, n_folds)
     if pretrained:
         recipe = recipe.replace(rungs=_with_weights(recipe, pretrained))
     if unlabeled:
@@ -169,4 +173,5 @@ def _summarize(run: Any) -> None:
                    f"  fit {row['fit_seconds']:.0f}s  peak RSS {row['peak_rss_bytes'] / 2**30:.2f} GiB")
     click.echo(run.report_["recommendation"]["sentence"])
     click.echo(f"Run folder: {run.folder}  (report: {run.folder / 'report.html'})")
-    click.echo(f"Next: automed predict {run.folder} IMAGES --out PREDICTIONS")
+    if any(row["status"] == "done" for row in run.leaderboard()):
+        click.echo(f"Next: automed predict {run.folder} IMAGES --out PREDICTIONS")

@@ -6,6 +6,8 @@ pixels are read on demand by :func:`load_image`.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,10 +17,12 @@ import numpy as np
 from automed.data.io import image_suffix, read_image, strip_suffix
 from automed.errors import DataError
 
-__all__ = ["ClassificationDataset", "ImageCase", "detect_classification_format", "open_classification", "summarize",
-           "load_image", "load_mask", "read_npz", "scan_classification", "check_image_shapes", "channels_first", "with_channels", "MEDMNIST_SPLITS"]
+__all__ = ["ClassificationDataset", "ImageCase", "detect_classification_format", "natural_order", "open_classification",
+           "summarize", "load_image", "load_mask", "read_npz", "scan_classification", "check_image_shapes", "channels_first", "with_channels", "MEDMNIST_SPLITS"]
 
 MEDMNIST_SPLITS = ("train", "val", "test")
+
+log = logging.getLogger("automed")
 
 
 @dataclass(frozen=True)
@@ -78,18 +82,20 @@ def detect_classification_format(path: str | Path) -> str:
 
 
 def open_classification(path: str | Path, data_format: str = "auto", colour: bool = True,
-                        class_order: tuple[str, ...] = ()) -> ClassificationDataset:
+                        class_order: tuple[str, ...] = (), ordinal: bool = False) -> ClassificationDataset:
     """Read the cases of a classification dataset and check the labels allow stratification.
 
     ``colour``: colour photographs are read as their R, G and B channels (else as luminance);
     the first image decides whether the dataset is colour. ``class_order``: the classes in
-    this order (every one of them) instead of sorted.
+    this order (every one of them) instead of sorted. ``ordinal`` without a ``class_order``:
+    the grades in the natural order of their names (:func:`natural_order`).
 
     Raises
     ------
     DataError
         Missing keys or files, a missing label column, fewer than two classes, a class
-        with fewer than two images, or a ``class_order`` that does not name the classes.
+        with fewer than two images, a ``class_order`` that does not name the classes, or
+        ordinal classes whose names do not tell their order.
     """
     path = Path(path)
     fmt = detect_classification_format(path) if data_format == "auto" else data_format
@@ -111,7 +117,34 @@ def open_classification(path: str | Path, data_format: str = "auto", colour: boo
             raise DataError(f"{path}: the recipe's class_order {list(class_order)} does not name the dataset's classes "
                             f"{list(dataset.classes)} (each once).")
         dataset = replace(dataset, classes=tuple(class_order))
+    elif ordinal:
+        dataset = replace(dataset, classes=natural_order(dataset.classes, path))
+        log.info("ordinal classes, lowest first (the numbers in their names): %s; set class_order to change it",
+                 list(dataset.classes))
     return dataset
+
+
+def natural_order(classes: tuple[str, ...], where: str | Path) -> tuple[str, ...]:
+    """Grade names in the order of the numbers in them: ``grade_2`` before ``grade_10``.
+
+    The order is taken only when every name is the same text around its numbers (``grade_1``,
+    ``grade_10``; ``0``, ``1``, ``2``); otherwise the names do not say which grade is lower.
+
+    Raises
+    ------
+    DataError
+        If the names hold no number or differ in more than their numbers (``mild``, ``severe``;
+        ``G1``, ``G2a``) or two names hold the same numbers (``grade_2``, ``grade_02``), naming
+        ``where`` and asking for ``class_order``.
+    """
+    # the natsort package does this key; the rule that all names share one pattern needs the tokens anyway
+    tokens = {name: re.split(r"(\d+)", name) for name in classes}
+    patterns = {tuple(t for t in parts[::2]) for parts in tokens.values()}
+    numbers = {name: tuple(int(n) for n in parts[1::2]) for name, parts in tokens.items()}
+    if len(patterns) != 1 or not all(numbers.values()) or len(set(numbers.values())) < len(classes):
+        raise DataError(f"{where}: the ordinal classes {sorted(classes)} do not tell their order by a number in one "
+                        "naming pattern; list them lowest grade first in the recipe's class_order.")
+    return tuple(sorted(classes, key=numbers.__getitem__))
 
 
 def with_channels(dataset: ClassificationDataset, colour: bool) -> ClassificationDataset:

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from automed.data.io import COLOUR_CHANNELS, LUMINANCE, TWO_D_SUFFIXES, image_suffix, read_image, strip_suffix
+from automed.data.io import (COLOUR_CHANNELS, LUMINANCE, TWO_D_SUFFIXES, folder_problem, image_suffix, read_image,
+                              strip_suffix)
 from automed.data.manifest import open_manifest
 from automed.data.pairing import pair_by_name
 from automed.errors import DataError
@@ -214,6 +215,9 @@ def _open_nnunet(root: Path) -> Dataset:
     classes = _labels_mapping(meta, info["labels"], value_to_name=False)
     channel_names = _channel_names(meta, "channel_names", info["channel_names"])
     ending = info["file_ending"]
+    if not isinstance(ending, str) or not ending.startswith(".") or len(ending) < 2:
+        fix = f'write ".{ending}"' if isinstance(ending, str) and ending.strip(".") else 'e.g. ".nii.gz" or ".png"'
+        raise DataError(f"{meta}: file_ending {ending!r} must be a file suffix with its leading dot; {fix}.")
     images = sorted(p for p in (root / "imagesTr").glob(f"*{ending}") if not p.name.startswith("."))
     if not images and (found := visible_entries(root / "imagesTr")):
         raise DataError(f"{meta}: file_ending '{ending}' matches no file in imagesTr/, which holds e.g. "
@@ -282,9 +286,17 @@ def _open_folders(root: Path) -> Dataset:
     if pair is None:
         raise DataError(f"{root}: expected images/ and labels/ folders.")
     images_dir, labels_dir = pair
+    for folder in (p for p in visible_entries(images_dir) if p.is_dir()):
+        if problem := folder_problem(folder):  # a sub-folder of pictures is no case: say so, not "no label"
+            raise DataError(f"{folder}: {problem}")
     images = files_by_stem(visible_entries(images_dir))
     labels = pair_by_name(images, files_by_stem(visible_entries(labels_dir)), labels_dir)
-    roi_dir = next((root / d for d in ROI_DIRS if (root / d).is_dir()), None)
+    roi_dirs = [root / d for d in ROI_DIRS if (root / d).is_dir()]
+    if len(roi_dirs) > 1:
+        raise DataError(f"{root}: {' and '.join(d.name + '/' for d in roi_dirs)} each hold regions of interest, but a "
+                        "case has one region; keep one folder, or combine each image's masks into one (e.g. their "
+                        "intersection) in it.")
+    roi_dir = roi_dirs[0] if roi_dirs else None
     rois = pair_by_name(images, files_by_stem(visible_entries(roi_dir)), roi_dir, "ROI") if roi_dir else {}
     cases = tuple(Case(stem, (images[stem],), labels[stem], roi_path=rois.get(stem))
                   for stem in sorted(images, key=_natural_key))

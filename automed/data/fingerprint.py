@@ -140,13 +140,16 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
         index = np.flatnonzero(fg)
         index = rng.choice(index, min(N_INTENSITY_SAMPLES, index.size), replace=False)
         samples.append(image.reshape(image.shape[0], -1)[:, index])
-    warnings.extend(notes if len(notes) <= 3 else [f"{len(notes)} masks were corrected while reading, e.g. "
+    warnings.extend(notes if len(notes) <= 3 else [f"{len(notes)} notes on reading the files (masks were corrected while "
+                                                    "reading, pictures turned by their EXIF orientation, ...), e.g. "
                                                     + " ".join(notes[:2])])
     if len(dims_seen) > 1:
         problems.append(
             "2D and 3D images are mixed: " + " vs ".join(f"{p} is {d}D" for d, p in sorted(dims_seen.items()))
             + "; split them into separate datasets."
         )
+    if len(dims_seen) == 1 and _spacing_matters(dataset, target_spacing):
+        problems.extend(_implausible_spacings(records, {c.case_id: c for c in dataset.cases}))
     if not problems and records:
         grid, spacing_note = _working_grid(records, target_spacing, dataset, problems, warnings)
     if len(directions) > 1:
@@ -223,6 +226,28 @@ def compute_fingerprint(dataset: Dataset, random_state: int = 0, progress: bool 
     return fingerprint
 
 
+def _spacing_matters(dataset: Dataset, target_spacing: str | tuple[float, ...] | None) -> bool:
+    """Whether the cases' spacings are used: not for photographs on their own grids, whose spacing
+    comes from their dots per inch."""
+    photographs = all(image_suffix(p) in TWO_D_SUFFIXES for c in dataset.cases for p in c.image_paths)
+    return not photographs or isinstance(target_spacing, tuple)
+
+
+def _implausible_spacings(records: list[dict[str, Any]], cases: dict[str, Any]) -> list[str]:
+    """One problem per case whose spacing no imaging device records or that is far from the
+    median of the cases (:func:`automed.data.spacing.implausible_spacing`), in the file's axis order."""
+    from automed.data.spacing import implausible_spacing
+
+    stored = {rec["case_id"]: rec["spacing"][::-1] for rec in records}  # x-first, as the file's header
+    median = np.median(list(stored.values()), axis=0) if stored else None
+    found = []
+    for case_id, spacing in stored.items():
+        if reason := implausible_spacing(spacing, median):
+            found.append(f"{cases[case_id].image_paths[0]}: {reason}; set its spacing in millimetres as the other "
+                         "cases have it (a case saved in metres or micrometres reads so) or remove the case.")
+    return found
+
+
 def _working_grid(records: list[dict[str, Any]], target_spacing: str | tuple[float, ...] | None, dataset: Dataset,
                   problems: list[str], warnings: list[str]) -> tuple[tuple[float, ...] | None, str]:
     """The working grid's spacing and why, with each record's ``shape`` and ``spacing`` moved onto it
@@ -250,6 +275,11 @@ def _working_grid(records: list[dict[str, Any]], target_spacing: str | tuple[flo
     for rec in records:
         rec["native_shape"], rec["native_spacing"] = rec["shape"], rec["spacing"]
         rec["shape"], rec["spacing"] = list(grid_shape(rec["shape"], rec["spacing"], grid)), list(grid)
+        if min(rec["shape"]) < 2:
+            problems.append(f"{next(c for c in dataset.cases if c.case_id == rec['case_id']).image_paths[0]}: on the "
+                            f"working grid of spacing {list(grid)} the case shrinks from {rec['native_shape']} to "
+                            f"{rec['shape']} voxels, below 2 on some axis; check its spacing {rec['native_spacing']} "
+                            "(array axis order) or give a finer target_spacing.")
     return grid, note
 
 

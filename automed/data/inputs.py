@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from automed.data.dataset import Case, files_by_stem, group_channels, visible_entries
-from automed.data.io import image_suffix, strip_suffix
+from automed.data.io import folder_problem, image_suffix, strip_suffix
 from automed.errors import DataError
 
 __all__ = ["find_images", "listed_files"]
@@ -34,8 +34,23 @@ def find_images(path: str | Path | Sequence[str | Path], channel_names: tuple[st
     """Unlabelled cases to predict: one file, every image in a folder, or a list of files.
 
     With several channels each in its own file, files are grouped nnU-Net style
-    (``CASE_0000.ext``, ...).
+    (``CASE_0000.ext``, ...). A folder among them must be a DICOM series.
+
+    Raises
+    ------
+    DataError
+        Nothing to predict, a missing path, names that clash, or a folder among the images (listed,
+        or inside the folder given) that is no DICOM series, saying what it holds.
     """
+    cases = _find_cases(path, channel_names, channels_in_one_file)
+    for folder in sorted({p for case in cases for p in case.image_paths if p.is_dir()}):
+        if problem := folder_problem(folder):  # before anything is predicted
+            raise DataError(f"{folder}: {problem}")
+    return cases
+
+
+def _find_cases(path: str | Path | Sequence[str | Path], channel_names: tuple[str, ...],
+                channels_in_one_file: bool) -> list[Case]:
     if not isinstance(path, (str, Path)):
         files = listed_files(path)
         if len(channel_names) == 1 or channels_in_one_file:

@@ -9,7 +9,7 @@ import numpy as np
 
 from automed.data.dataset import Case
 from automed.data.io import Geometry, read_image
-from automed.data.masks import clean_mask
+from automed.data.masks import clean_mask, read_mask
 from automed.data.resample import grid_shape, resample_image, resample_labels, resampled_geometry
 from automed.errors import DataError
 
@@ -42,9 +42,16 @@ def load_image_channels(case: Case, n_channels: int, channels_in_one_file: bool 
         Unreadable file, NaN/Inf values, a 4D image where 3D is expected, channels
         that disagree in shape or geometry, or not ``n_channels`` of them.
     """
-    arrays, geometry = [], None
+    stacked, geometry, _ = _read_channels(case, n_channels, channels_in_one_file)
+    return stacked, geometry
+
+
+def _read_channels(case: Case, n_channels: int, channels_in_one_file: bool) -> tuple[np.ndarray, Geometry, tuple[str, ...]]:
+    """:func:`load_image_channels`, and what was done while reading the files (their notes)."""
+    arrays, geometry, notes = [], None, ()
     for path in case.image_paths:
         image = read_image(path, colour=not (channels_in_one_file and n_channels == 1))
+        notes += image.notes
         if image.colour and not channels_in_one_file:
             raise DataError(f"{path}: a colour (RGB) image, but {n_channels} grey channel(s) are expected (those "
                             "of the dataset's first case, or of the images the run was fitted on).")
@@ -78,7 +85,14 @@ def load_image_channels(case: Case, n_channels: int, channels_in_one_file: bool 
     if not np.isfinite(stacked).all():
         n_bad = int((~np.isfinite(stacked)).sum())
         raise DataError(f"{case.image_paths[0]}: image holds {n_bad} NaN or Inf value(s); fix or mask them first.")
-    return stacked, geometry
+    return stacked, geometry, notes
+
+
+def _read_as(notes: tuple[str, ...]) -> str:
+    """How the image was read, when that explains a shape its mask does not share (a picture turned by its
+    EXIF orientation, a TIFF's pages read as slices)."""
+    said = [n.split(": ", 1)[1].rstrip(".") for n in notes if "EXIF" in n or "pages" in n]
+    return f" (as read: {'; '.join(said)})" if said else ""
 
 
 def _direction_3d(direction: tuple[float, ...]) -> tuple[float, ...]:
@@ -100,22 +114,22 @@ def load_case(case: Case, n_channels: int, channels_in_one_file: bool = False,
         Any image problem (see :func:`load_image_channels`), a label or ROI whose shape or
         geometry differs from the image, a label with non-integer values, an empty ROI.
     """
-    image, geometry = load_image_channels(case, n_channels, channels_in_one_file)
+    image, geometry, notes = _read_channels(case, n_channels, channels_in_one_file)
     roi = None if case.roi_path is None else load_roi(case.roi_path, image.shape[1:], geometry)
     if case.label_path is None:
-        return on_grid(LoadedCase(case, image, None, geometry, roi=roi), target_spacing)
-    label_image = read_image(case.label_path)
+        return on_grid(LoadedCase(case, image, None, geometry, notes, roi=roi), target_spacing)
+    label_image = read_mask(case.label_path)
     path = case.label_path
     label, note = clean_mask(label_image.array, path)
     if label.shape != image.shape[1:]:
-        raise DataError(f"{path}: shape {label.shape} does not match image {image.shape[1:]}.")
+        raise DataError(f"{path}: shape {label.shape} does not match image {image.shape[1:]}{_read_as(notes)}.")
     if problem := geometry.mismatch(label_image.geometry):
         raise DataError(f"{path}: {problem}; resample the label onto the image grid.")
     if not np.isfinite(label).all() or (label.dtype.kind == "f" and not np.equal(np.mod(label, 1), 0).all()):
         raise DataError(f"{path}: label holds non-integer values; labels must be integer class values.")
     if label.min() < 0:
         raise DataError(f"{path}: label holds negative values; labels must be integer class values >= 0.")
-    notes = () if note is None else (note,)
+    notes += label_image.notes + (() if note is None else (note,))
     if roi is not None and (outside := int(np.count_nonzero(label[~roi]))):
         notes += (f"{path}: {outside} labelled voxel(s) lie outside the ROI {case.roi_path.name} and are ignored.",)
     if roi is not None:
@@ -142,7 +156,7 @@ def on_grid(loaded: LoadedCase, target_spacing: tuple[float, ...] | None) -> Loa
 
 def load_roi(path: Path, shape: tuple[int, ...], geometry: Geometry) -> np.ndarray:
     """A region-of-interest mask (non-zero inside; a JPEG one thresholded) checked against the image grid."""
-    roi_image = read_image(path)
+    roi_image = read_mask(path)
     mask, _ = clean_mask(roi_image.array, path)
     if mask.shape != shape:
         raise DataError(f"{path}: ROI shape {mask.shape} does not match image {shape}.")

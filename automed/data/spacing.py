@@ -15,12 +15,23 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["ANISOTROPY_RATIO", "choose_target_spacing", "spacing_spread"]
+__all__ = ["ANISOTROPY_RATIO", "choose_target_spacing", "implausible_spacing", "spacing_spread"]
 
 #: An axis counts as anisotropic when its spacing is over this many times the others' (nnU-Net's 3).
 ANISOTROPY_RATIO = 3.0
 #: Spacings that differ by less than this fraction count as the same.
 SPREAD_TOLERANCE = 0.05
+#: Bounds of a plausible voxel size in millimetres. Electron microscopy, the finest imaging in
+#: medical datasets, records pixels of a few nanometres (ISBI 2012 EM: 4 nm = 4e-6 mm), so 1e-6 mm
+#: (1 nm) leaves it room; no scanner or camera records voxels of 10 m (1e4 mm). Outside, the header
+#: is corrupt (1e-30) or its unit wrong.
+MIN_SPACING_MM = 1e-6
+MAX_SPACING_MM = 1e4
+#: A case whose spacing differs from the dataset's median on some axis by more than this factor is
+#: refused. Real datasets mix resolutions by up to about 10x (CT slices of 0.5 to 5 mm, MSD
+#: prostate 0.6 to 4 mm); a unit slip (metres or micrometres among millimetres) is 1000x. 100 keeps
+#: an order of magnitude of margin on both sides.
+MAX_SPACING_FACTOR = 100.0
 
 
 def choose_target_spacing(spacings: Sequence[Sequence[float]],
@@ -76,3 +87,30 @@ def spacing_spread(spacings: Sequence[Sequence[float]]) -> str | None:
     axes = [f"axis {a} from {low[a]:.3g} to {high[a]:.3g}" for a in range(spacing.shape[1])
             if high[a] > low[a] * (1 + SPREAD_TOLERANCE)]
     return "spacings differ across cases: " + ", ".join(axes) if axes else None
+
+
+def implausible_spacing(spacing: Sequence[float], median: Sequence[float]) -> str | None:
+    """Why ``spacing`` cannot be the voxel size of a case among cases of ``median`` spacing (both in
+    one axis order), as a clause, or None when it is plausible.
+
+    Examples
+    --------
+    >>> implausible_spacing((1.0, 1.0), (0.9, 1.2)) is None
+    True
+    >>> implausible_spacing((0.001, 0.001), (1.0, 1.0))
+    'spacing (0.001, 0.001) is 1000 times finer than the median spacing of the cases (1, 1)'
+    """
+    values = np.asarray(spacing, dtype=float)
+    shown = f"({', '.join(f'{s:.4g}' for s in values)})"
+    if not np.isfinite(values).all() or (values <= 0).any():
+        return f"spacing {shown} holds a value that is not a positive number"
+    if values.min() < MIN_SPACING_MM:
+        return f"spacing {shown} is below {MIN_SPACING_MM:g} mm, finer than any imaging device records"
+    if values.max() > MAX_SPACING_MM:
+        return f"spacing {shown} is above {MAX_SPACING_MM:g} mm, coarser than any imaging device records"
+    ratio = values / np.asarray(median, dtype=float)
+    worst = float(ratio.max() if ratio.max() >= 1 / ratio.min() else ratio.min())
+    if max(worst, 1 / worst) <= MAX_SPACING_FACTOR:
+        return None
+    return (f"spacing {shown} is {max(worst, 1 / worst):.0f} times {'coarser' if worst > 1 else 'finer'} than the "
+            f"median spacing of the cases ({', '.join(f'{s:.4g}' for s in median)})")

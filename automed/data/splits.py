@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import numpy as np
 
 from automed.errors import DataError
 
-__all__ = ["holdout_split", "inner_split", "label_subset", "make_folds", "read_folds", "stratified_folds"]
+__all__ = ["check_fold_count", "holdout_split", "inner_split", "label_subset", "load_folds", "make_folds", "read_folds",
+           "stratified_folds"]
 
 log = logging.getLogger("automed")
 
@@ -132,34 +134,45 @@ def label_subset(splits: dict, labels: dict[str, str], fraction: float, n_folds:
     return subset
 
 
-def read_folds(path: str | Path, case_ids: Sequence[str], groups: Sequence[str | None]) -> list[dict[str, list[str]]]:
+def read_folds(path: str | Path, case_ids: Sequence[str], groups: Sequence[str | None],
+               n_folds: int | None = None) -> list[dict[str, list[str]]]:
     """Folds fixed in a JSON file, in nnU-Net's ``splits_final.json`` layout:
     ``[{"train": [case ids], "val": [case ids]}, ...]`` (at least two folds).
 
     So automed can be judged on exactly the folds another tool (or an earlier study) used.
+    Every fold must hold every case of the dataset, in its train or its val list, and no case may
+    be validated in two folds; a case validated in none (training only) is allowed and logged.
+
+    Parameters
+    ----------
+    path : path
+        The folds file.
+    case_ids, groups : sequence
+        The dataset's case ids and their patient groups (None: the case is its own group).
+    n_folds : int, optional
+        The number of folds the user asked for; it must then be the file's.
 
     Raises
     ------
     DataError
-        If the file is not that layout, names a case the dataset lacks, has a fold with no
-        training or no validation case or with a case on both sides, or splits a patient
-        group between a fold's training and validation cases.
+        If the file is not that layout, has a different number of folds than ``n_folds``, names a
+        case the dataset lacks or a case twice in one list, has a fold with no training or no
+        validation case, with a case on both sides or that leaves a case out, repeats a fold,
+        validates a case in two folds, or splits a patient group between a fold's training and
+        validation cases.
     """
-    import json
-
+    folds = load_folds(path)
     path = Path(path)
-    try:
-        folds = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read the folds file ({type(exc).__name__}: {exc}).") from exc
-    if not (isinstance(folds, list) and len(folds) >= 2 and all(
-            isinstance(f, dict) and all(isinstance(f.get(k), list) and all(isinstance(c, str) for c in f[k])
-                                        for k in ("train", "val")) for f in folds)):
-        raise DataError(f"{path}: a folds file is a list of two or more {{\"train\": [case ids], \"val\": [case ids]}} "
-                        "objects (nnU-Net's splits_final.json).")
+    if n_folds is not None:
+        check_fold_count(path, folds, n_folds)
     known = set(case_ids)
     group_of = {c: g or f"case:{c}" for c, g in zip(case_ids, groups)}
+    validated_in: dict[str, int] = {}
     for k, fold in enumerate(folds):
+        for side in ("train", "val"):
+            repeated = sorted(c for c, n in Counter(fold[side]).items() if n > 1)
+            if repeated:
+                raise DataError(f"{path}: fold {k} lists case(s) {repeated[:5]} more than once in its {side} list.")
         train, val = set(fold["train"]), set(fold["val"])
         unknown = sorted((train | val) - known)
         if unknown:
@@ -171,4 +184,80 @@ def read_folds(path: str | Path, case_ids: Sequence[str], groups: Sequence[str |
         shared = sorted({group_of[c] for c in train} & {group_of[c] for c in val})
         if shared:
             raise DataError(f"{path}: fold {k} puts patient group(s) {shared[:5]} in both train and val (leakage).")
+        for j in range(k):
+            if set(folds[j]["val"]) == val:
+                raise DataError(f"{path}: fold {k} repeats fold {j} (the same validation cases); remove one of them.")
+        again = sorted(c for c in val if c in validated_in)
+        if again:
+            raise DataError(f"{path}: fold {k} validates case(s) {again[:5]} that fold {validated_in[again[0]]} "
+                            "validates already; a case belongs to the validation cases of one fold at most.")
+        validated_in.update(dict.fromkeys(val, k))
+    nowhere = sorted(known - {c for f in folds for c in f["train"] + f["val"]})
+    if nowhere:
+        raise DataError(f"{path}: case(s) {nowhere[:5]}{' ...' if len(nowhere) > 5 else ''} ({len(nowhere)} in all) "
+                        "of the dataset are in no fold; add them to the folds file or remove them from the dataset.")
+    for k, fold in enumerate(folds):
+        left_out = sorted(known - set(fold["train"]) - set(fold["val"]))
+        if left_out:
+            raise DataError(f"{path}: fold {k} leaves out case(s) {left_out[:5]} (in neither its train nor its val "
+                            "list); every fold must hold every case of the dataset.")
+    never = sorted(known - set(validated_in))
+    if never:
+        log.warning("%s: %d case(s) are validated in no fold, only trained on: %s", path, len(never), never[:5])
     return [{"train": sorted(f["train"]), "val": sorted(f["val"])} for f in folds]
+
+
+def check_fold_count(path: str | Path, folds: list[dict[str, list[str]]] | None, n_folds: int) -> None:
+    """Refuse a number of folds asked for (``n_folds``, ``--folds``) that is not the folds file's.
+
+    ``folds``: the file's folds when already loaded (None: load them).
+
+    Raises
+    ------
+    DataError
+        If the folds file at ``path`` does not have ``n_folds`` folds (or is not a folds file).
+    """
+    folds = load_folds(path) if folds is None else folds
+    if len(folds) != n_folds:
+        raise DataError(f"{path}: the folds file has {len(folds)} folds but {n_folds} were asked for (n_folds, "
+                        f"--folds); leave n_folds out, as the folds file sets it.")
+
+
+def load_folds(path: str | Path) -> list[dict[str, list[str]]]:
+    """The folds of a folds file as written, checked for nnU-Net's ``splits_final.json`` layout only.
+
+    Raises
+    ------
+    DataError
+        If the file cannot be read or is not a list of two or more ``{"train": [...], "val": [...]}``
+        objects of case-id strings.
+    """
+    import json
+
+    path = Path(path)
+    layout = "a folds file is a list of two or more {\"train\": [case ids], \"val\": [case ids]} objects " \
+             "(nnU-Net's splits_final.json)"
+    try:
+        folds = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the folds file ({type(exc).__name__}: {exc}).") from exc
+    if not isinstance(folds, list) or len(folds) < 2:
+        raise DataError(f"{path}: {layout}; it holds {_described(folds)}.")
+    for k, fold in enumerate(folds):
+        if not isinstance(fold, dict) or set(fold) != {"train", "val"}:
+            found = sorted(fold) if isinstance(fold, dict) else _described(fold)
+            raise DataError(f"{path}: fold {k} is {found}, not an object with the keys 'train' and 'val'; {layout}.")
+        for side in ("train", "val"):
+            if not isinstance(fold[side], list) or not all(isinstance(c, str) for c in fold[side]):
+                raise DataError(f"{path}: fold {k}'s {side} is {_described(fold[side])}, not a list of case-id "
+                                f"strings; {layout}.")
+    return folds
+
+
+def _described(value: object) -> str:
+    """What a parsed JSON value is, in JSON's words, for an error message."""
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)"
+    names = {dict: "an object", str: "a string", bool: "true or false", int: "a number", float: "a number",
+             type(None): "null"}
+    return names.get(type(value), type(value).__name__)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from automed.data.atomic import folder_written_atomically
+from automed.data.atomic import folder_written_atomically, write_text
 from automed.data.io import Geometry
 from automed.data.loading import load_case
 from automed.data.normalize import map_labels, normalize
@@ -102,7 +102,7 @@ def _store(volume: Volume, folder: Path) -> None:
             array = getattr(volume, name)
             if array is not None:
                 np.save(partial / f"{name}.npy", array)
-        (partial / _DONE).write_text(json.dumps({"case_id": volume.case_id, "geometry": asdict(volume.geometry)}))
+        write_text(partial / _DONE, json.dumps({"case_id": volume.case_id, "geometry": asdict(volume.geometry)}))
 
 
 def _open(folder: Path, case_id: str, spacing: tuple[float, ...]) -> Volume:

@@ -12,7 +12,7 @@ import numpy as np
 
 from automed.data.atomic import folder_written_atomically
 from automed.errors import AutomedError, DataError, RunFolderError
-from automed.ladder.outputs import PREDICTIONS_RECORD, check_output_folder, refuse_overlap
+from automed.ladder.outputs import check_output_folder, refuse_overlap, write_output_record
 
 __all__ = ["predict_run", "predict_classification"]
 
@@ -22,8 +22,8 @@ log = logging.getLogger("automed")
 def predict_run(run_folder: str | Path, inputs: str | Path | Sequence[str | Path], out: str | Path, rung: str | None = None,
                 overwrite: bool = False, progress: bool = True, split: str | None = None,
                 tta: bool = True) -> list[Path]:
-    """Write one mask per input image into ``out``, in the input's format and geometry
-    (for a classification run, the CSV of :func:`predict_classification`).
+    """Write one mask per input image into ``out``, in the input's format (where a mask can be written
+    in it: see :func:`automed.data.io.mask_suffix`) and geometry (for a classification run, the CSV of :func:`predict_classification`).
 
     Parameters
     ----------
@@ -34,8 +34,8 @@ def predict_run(run_folder: str | Path, inputs: str | Path | Sequence[str | Path
         used when the folder is a dataset), or a list of image files.
     out : path
         Output folder, written atomically. It must be absent or empty, or with ``overwrite`` a
-        folder of earlier predictions (it holds ``.automed-predictions.json``); it may not be,
-        contain or lie inside ``inputs`` or the run folder.
+        folder of earlier predictions holding nothing but what its ``.automed-predictions.json``
+        lists; it may not be, contain or lie inside ``inputs`` or the run folder.
     rung : str, optional
         Rung to use; defaults to the report's best rung.
     split : str, optional
@@ -54,7 +54,7 @@ def predict_run(run_folder: str | Path, inputs: str | Path | Sequence[str | Path
 
     from automed.data.inputs import find_images
     from automed.data.fingerprint import Fingerprint
-    from automed.data.io import image_suffix, write_image
+    from automed.data.io import mask_suffix, write_image
     from automed.data.loading import load_image_channels
     from automed.data.normalize import unmap_labels
 
@@ -76,20 +76,18 @@ def predict_run(run_folder: str | Path, inputs: str | Path | Sequence[str | Path
 
     written = []
     with folder_written_atomically(out) as staging:
-        (staging / PREDICTIONS_RECORD).write_text(json.dumps(
-            {"run": str(run_folder.resolve()), "rung": name, "inputs": [str(p.resolve()) for p in _paths(inputs)],
-             "n_cases": len(cases)}, indent=2))
         for case in tqdm(cases, desc=f"predict ({name})", unit="case", disable=not progress):
             image, geometry = load_image_channels(case, fingerprint.n_channels, in_one_file)
             if image.ndim - 1 != fingerprint.dims:
                 raise DataError(f"{case.image_paths[0]}: image is {image.ndim - 1}D but the run was fitted on "
                                 f"{fingerprint.dims}D images.")
             pred = _predict_on_grid(model, image, geometry, fingerprint, case.image_paths[0])
-            source = case.image_paths[0]
-            suffix = image_suffix(source) if source.is_file() and image_suffix(source) != ".dcm" else ".nii.gz"
-            name_out = f"{case.case_id}{suffix}"
+            name_out = f"{case.case_id}{mask_suffix(case.image_paths[0])}"
             write_image(unmap_labels(pred, fingerprint.label_mapping), geometry, staging / name_out)
             written.append(out / name_out)
+        write_output_record(staging, "predictions", {
+            "run": str(run_folder.resolve()), "rung": name, "inputs": [str(p.resolve()) for p in _paths(inputs)],
+            "n_cases": len(cases)})
     log.info("predicted %d case(s) with rung %s into %s", len(written), name, out)
     return written
 
@@ -125,6 +123,9 @@ def _predict_on_grid(model: Any, image: np.ndarray, geometry: Any, fingerprint: 
 
 def _open_run(run_folder: Path, rung: str | None) -> tuple[dict, str]:
     """The run's report and the name of the rung to predict with (a fitted one)."""
+    from automed.ladder.lock import refuse_if_locked
+
+    refuse_if_locked(run_folder)  # a fit --overwrite of it would replace the files being read
     report_path = run_folder / "report.json"
     if not report_path.is_file():
         raise RunFolderError(f"{run_folder}: no report.json; is this a finished automed run folder?")
@@ -134,7 +135,14 @@ def _open_run(run_folder: Path, rung: str | None) -> tuple[dict, str]:
     except (ValueError, KeyError, TypeError) as exc:
         raise RunFolderError(f"{report_path}: damaged ({type(exc).__name__}: {exc}); rebuild it with "
                              f"`automed report {run_folder}`.") from exc
-    name = rung or best
+    from automed.ladder.choice import usable_best
+    from automed.rungs.fitted import missing_files
+
+    name = rung or usable_best(run_folder, report)
+    if name is None and best is not None:
+        gone = missing_files(run_folder / "rungs" / best) or [run_folder / "rungs"]
+        raise RunFolderError(f"{gone[0]}: missing, so the {best} rung cannot be used, and no other finished rung has "
+                             "all its files; the run folder is damaged: fit again.")
     if name is None:
         raise RunFolderError(f"{run_folder}: no rung finished in this run, so there is nothing to predict with.")
     if name not in rungs:
@@ -143,19 +151,20 @@ def _open_run(run_folder: Path, rung: str | None) -> tuple[dict, str]:
         reason = rungs[name].get("reason") or "it did not finish"
         raise RunFolderError(f"{run_folder}: rung {name!r} was {rungs[name].get('status')} in this run ({reason}); "
                              f"fitted rungs: {sorted(n for n, r in rungs.items() if r.get('status') == 'done')}.")
-    if not (run_folder / "rungs" / name / "result.json").is_file():
-        raise RunFolderError(f"{run_folder / 'rungs' / name}: the rung's files are missing; the run folder is damaged.")
+    if gone := missing_files(run_folder / "rungs" / name):
+        raise RunFolderError(f"{gone[0]}: missing, so the {name} rung cannot be used; the run folder is damaged: "
+                             "predict with another --rung, or fit again.")
     return {**report, "task": task}, name
 
 
 def _load_rung(run_folder: Path, name: str, task: str, tta: bool = True):
     """The fitted rung ``name`` (with mirrored test-time augmentation switched off unless ``tta``);
     a missing or damaged model file is one clear error naming it."""
-    from automed.rungs import rung_class
+    from automed.rungs.fitted import load_fitted
 
     folder = run_folder / "rungs" / name
     try:
-        model = rung_class(name, task).load(folder)
+        model = load_fitted(name, task, folder)
     except AutomedError:
         raise
     except Exception as exc:  # unpickling and torch.load raise many types for one cause: a damaged file
@@ -181,7 +190,9 @@ def predict_classification(run_folder: str | Path, inputs: str | Path | Sequence
     (searched recursively), one image file or a list of image files.
     """
     import csv
+    import io
 
+    from automed.data.atomic import refuse_unwritable, write_text
     from automed.data.classification import ClassificationDataset, ImageCase, open_classification
     from automed.data.inputs import listed_files
     from automed.data.io import image_suffix, strip_suffix
@@ -198,6 +209,7 @@ def predict_classification(run_folder: str | Path, inputs: str | Path | Sequence
         raise RunFolderError(f"{out}: already exists; pass --overwrite or choose another --out.")
     if not out.parent.is_dir():
         raise RunFolderError(f"{out}: its folder {out.parent} does not exist.")
+    refuse_unwritable(out)
     summary = json.loads((run_folder / "fingerprint.json").read_text())
     n_channels = summary.get("n_channels", 1)
     # runs fitted before the channels were recorded read every colour image as its luminance
@@ -225,13 +237,12 @@ def predict_classification(run_folder: str | Path, inputs: str | Path | Sequence
     from automed.metrics import decide_classes
 
     labels = decide_classes(proba, model.threshold_)
-    tmp = out.with_name(f".{out.name}.partial")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["case", "label"] + [f"prob_{c}" for c in model.classes_])
-        for case, k, row in zip(cases, labels, proba):
-            writer.writerow([case.case_id, model.classes_[k]] + [f"{p:.6f}" for p in row])
-    tmp.replace(out)
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["case", "label"] + [f"prob_{c}" for c in model.classes_])
+    for case, k, row in zip(cases, labels, proba):
+        writer.writerow([case.case_id, model.classes_[k]] + [f"{p:.6f}" for p in row])
+    write_text(out, table.getvalue())
     log.info("classified %d case(s) with rung %s into %s", len(cases), name, out)
     return out
 

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ def reopen(recipe: Recipe, data: Path, folder: Path) -> tuple[Any, Any, dict[str
     if recipe.task == "classification":
         from automed.data.classification import open_classification
 
-        return open_classification(data, recipe.data_format, recipe.colour == "rgb", recipe.class_order), summary, splits
+        return open_classification(data, recipe.data_format, recipe.colour == "rgb", recipe.class_order,
+                                   recipe.ordinal), summary, splits
     from automed.data.dataset import open_dataset
     from automed.data.fingerprint import Fingerprint
 
@@ -48,14 +50,17 @@ def prepare_segmentation(recipe: Recipe, data: Path, progress: bool) -> tuple:
     from automed.data.splits import make_folds, read_folds
 
     dataset = open_dataset(data, recipe.data_format, recipe.colour == "rgb")
+    ids, groups = [c.case_id for c in dataset.cases], [c.group for c in dataset.cases]
+    if recipe.folds_file is not None:  # checked before the fingerprint's minutes of reading
+        # n_folds left at its default takes the file's number of folds; any other must be the file's
+        default_n_folds = next(f.default for f in fields(Recipe) if f.name == "n_folds")
+        folds = read_folds(recipe.folds_file, ids, groups,
+                           None if recipe.n_folds == default_n_folds else recipe.n_folds)
+        log.info("folds: %d, read from %s", len(folds), recipe.folds_file)
     fingerprint = compute_fingerprint(dataset, recipe.random_state, progress, recipe.target_spacing)
     log.info("dataset: %d cases, %dD, classes %s, format %s", fingerprint.n_cases, fingerprint.dims,
              fingerprint.classes, dataset.format)
-    ids, groups = [c.case_id for c in dataset.cases], [c.group for c in dataset.cases]
-    if recipe.folds_file is not None:
-        folds = read_folds(recipe.folds_file, ids, groups)
-        log.info("folds: %d, read from %s", len(folds), recipe.folds_file)
-    else:
+    if recipe.folds_file is None:
         with about(data):
             folds = make_folds(ids, groups, recipe.n_folds, recipe.random_state)
     splits = {"kind": "cv", "n_folds": len(folds), "random_state": recipe.random_state,
@@ -69,7 +74,8 @@ def prepare_classification(recipe: Recipe, data: Path, progress: bool) -> tuple:
     from automed.data.classification import open_classification, summarize
     from automed.data.splits import holdout_split, stratified_folds
 
-    dataset = open_classification(data, recipe.data_format, recipe.colour == "rgb", recipe.class_order)
+    dataset = open_classification(data, recipe.data_format, recipe.colour == "rgb", recipe.class_order,
+                                  recipe.ordinal)
     summary = summarize(dataset)
     log.info("dataset: %d images, %dD, classes %s, format %s", summary["n_cases"], summary["dims"],
              list(dataset.classes), dataset.format)

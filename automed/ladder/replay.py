@@ -77,18 +77,23 @@ def replay_inputs(run_folder: str | Path) -> tuple[Any, Path, dict[str, Any]]:
     Raises
     ------
     RunFolderError
-        If the folder is not a finished run, or was fitted before automed recorded realised plans.
+        If the folder is not a finished run, is being fitted, was fitted before automed recorded
+        realised plans, or its ``realised_plan.json`` is not the plan its rungs' own records describe
+        (truncated, edited): the whole plan is checked before anything is trained.
     """
     from automed.recipe import Recipe, RungSpec
 
+    from automed.ladder.lock import refuse_if_locked
+
     folder = Path(run_folder)
+    refuse_if_locked(folder)
     path = folder / REALISED_PLAN
     if not (folder / "report.json").is_file():
         raise RunFolderError(f"{folder}: not a finished automed run folder (no report.json); nothing to replay.")
     if not path.is_file():
         raise RunFolderError(f"{path}: missing; the run was fitted by an automed that did not record the plan it "
                              "realised, so it cannot be replayed. Refit it with this automed.")
-    realised = json.loads(path.read_text())
+    realised = _checked_realised_plan(folder, path)
     recipe = Recipe.from_yaml(folder / "recipe.yaml")
     kept, pins = [], {}
     for spec in recipe.rungs:
@@ -107,6 +112,58 @@ def replay_inputs(run_folder: str | Path) -> tuple[Any, Path, dict[str, Any]]:
     meta = json.loads((folder / "run.json").read_text())
     recipe = recipe.replace(rungs=tuple(kept), budget_s=None, full_ladder=True)
     return recipe, Path(meta["data"]), {"of": str(folder.resolve()), "plans": pins}
+
+
+def _checked_realised_plan(folder: Path, path: Path) -> dict[str, Any]:
+    """The realised plan in ``path``, checked against the one the run's own records (``recipe.yaml``, each
+    rung's ``result.json`` and ``plan.json``) give: a replay trains only a plan its run realised."""
+    from automed._jsonio import _finite, _jsonable  # the same conversion write_json applied to the file
+
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"{path}: not readable JSON ({exc}); the run folder is damaged. Refit the run, or restore "
+                             "the file.") from exc
+    try:
+        expected = json.loads(json.dumps(_finite(realised_plan(folder)), default=_jsonable))["rungs"]
+    except (ValueError, KeyError, TypeError) as exc:  # a damaged recipe.yaml or plan.json; result.json says itself
+        raise RunFolderError(f"{folder}: its recipe.yaml or a rung's plan.json cannot be read ({exc}); the run folder "
+                             "is damaged, so it cannot be replayed. Refit the run.") from exc
+    rungs = recorded.get("rungs") if isinstance(recorded, dict) else None
+    if not isinstance(rungs, dict):
+        raise RunFolderError(f"{path}: has no 'rungs' table; the file is damaged or was edited. Refit the run, or "
+                             "restore the file.")
+    for name in sorted(set(expected) | set(rungs)):
+        if name not in expected:
+            raise RunFolderError(f"{path}: rung {name!r} is not a rung of this run ({sorted(expected)}); the file was "
+                                 "edited or is damaged. Refit the run, or restore the file.")
+        if rungs.get(name) != expected[name]:
+            where = name if not isinstance(rungs.get(name), dict) else next(
+                (f"{name}.{key}" for key in sorted(set(expected[name]) | set(rungs[name]))
+                 if rungs[name].get(key) != expected[name].get(key)), name)
+            raise RunFolderError(f"{path}: the entry {where} differs from what the run's own records "
+                                 f"(rungs/{name}/) say it realised; the file was edited or is damaged. Refit the run, "
+                                 "or restore the file.")
+    return {**recorded, "rungs": expected}
+
+
+def check_replayed_data(replay: dict[str, Any], summary: dict[str, Any], data: Path) -> None:
+    """Raise if the dataset summarised in ``summary`` (``fingerprint.json``'s content) is not shaped like the
+    one the replayed run was fitted on: its dimensions, channels and classes.
+
+    Raises
+    ------
+    DataError
+        Naming ``data`` and what differs.
+    """
+    from automed.errors import DataError
+
+    source = Path(replay["of"])
+    fitted = json.loads((source / "fingerprint.json").read_text())
+    for key, what in (("dims", "dimensions"), ("n_channels", "channels"), ("classes", "classes")):
+        if key in fitted and key in summary and fitted[key] != summary[key]:
+            raise DataError(f"{data}: has {what} {summary[key]}, but the run it replays ({source}) was fitted on "
+                            f"{what} {fitted[key]}; replay it on the same kind of data.")
 
 
 def pinned_plan(rung_folder: Path) -> Any:

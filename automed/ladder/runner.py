@@ -19,19 +19,23 @@ from typing import Any
 
 from automed.errors import RecipeError, RunFolderError
 from automed.ladder.judge import judge
+from automed.ladder.lock import run_lock
 from automed.ladder.learning_curve import learning_curve
 from automed.ladder.outputs import check_output_folder, refuse_overlap
 from automed.ladder.preparation import comparison_cases, prepare_classification, prepare_segmentation, reopen
-from automed.ladder.replay import REALISED_PLAN, REPLAY, pinned_plan, realised_plan
-from automed.ladder.staging import STATE, Clock, run_staged, staging_folder, write_json
+from automed.ladder.replay import REALISED_PLAN, REPLAY, check_replayed_data, pinned_plan, realised_plan
+from automed.ladder.staging import STATE, Clock, foreign_files, run_staged, staging_folder, write_json
 from automed.recipe import Recipe
 from automed.results import RESULT, Cost, Estimate, RungResult, read_result, write_result
 from automed.rungs.base import VOLUME_CACHE, FitContext
+from automed.rungs.fitted import weight_checksums
 from automed.rungs.records import save_plan
 
 __all__ = ["fit_run", "resume_run"]
 
 log = logging.getLogger("automed")
+LISTING = "dataset_listing.json"
+"""The dataset's files and sizes when the fit started, for a resume to name what changed."""
 
 
 def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool = False, progress: bool = True,
@@ -58,18 +62,25 @@ def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool =
         Bad data or recipe; nothing is left behind.
     """
     out, data = Path(out), Path(data)
-    refuse_overlap(out, {"the dataset": data})
-    check_output_folder(out, overwrite, "run")
-    staging = staging_folder(out)
-    if staging.exists():
-        if not overwrite:
-            raise RunFolderError(f"{staging}: an interrupted fit of {out} is there; continue it with "
-                                 f"`automed fit --resume {out}` or pass --overwrite to start again.")
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    cache_from = out if out.is_dir() else None
-    return run_staged(out, lambda folder: _set_up(recipe, data, folder, progress, cache_from, replay),
-                      lambda folder, opened: _climb(folder, progress, opened))
+    inputs = {"the dataset": data}
+    if replay is not None:
+        inputs["the run it replays"] = Path(replay["of"])
+    refuse_overlap(out, inputs)
+    with run_lock(out):
+        check_output_folder(out, overwrite, "run")
+        if out.is_dir() and (foreign := foreign_files(out)):
+            raise RunFolderError(f"{out / foreign[0]}: not written by automed, so --overwrite will not replace the run "
+                                 f"folder holding it ({len(foreign)} such file(s)); move it out, or choose another --out.")
+        staging = staging_folder(out)
+        if staging.exists():
+            if not overwrite:
+                raise RunFolderError(f"{staging}: an interrupted fit of {out} is there; continue it with "
+                                     f"`automed fit --resume {out}` or pass --overwrite to start again.")
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        cache_from = out if out.is_dir() else None
+        return run_staged(out, lambda folder: _set_up(recipe, data, folder, progress, cache_from, replay),
+                          lambda folder, opened: _climb(folder, progress, opened))
 
 
 def resume_run(out: str | Path, progress: bool = True) -> Path:
@@ -83,32 +94,55 @@ def resume_run(out: str | Path, progress: bool = True) -> Path:
     """
     out = Path(out)
     staging = staging_folder(out)
-    if not (staging / STATE).is_file():
-        done = " (it is complete)" if (out / "report.json").is_file() else ""
-        raise RunFolderError(f"{out}: no interrupted fit to resume{done}; expected {staging}.")
-    return run_staged(out, None, lambda folder, opened: _climb(folder, progress, opened))
+    with run_lock(out):
+        if not (staging / STATE).is_file():
+            done = " (it is complete)" if (out / "report.json").is_file() else ""
+            raise RunFolderError(f"{out}: no interrupted fit to resume{done}; expected {staging}.")
+        _refuse_changed_data(out, staging)
+        return run_staged(out, None, lambda folder, opened: _climb(folder, progress, opened))
+
+
+def _refuse_changed_data(out: Path, staging: Path) -> None:
+    """Raise if the dataset an interrupted fit started on has changed files since (names or sizes)."""
+    from automed.data.listing import dataset_listing, listing_change, listing_checksum
+
+    meta = json.loads((staging / "run.json").read_text())
+    data, recorded = Path(meta["data"]), meta.get("dataset_listing")
+    if recorded is None or not data.exists():  # older runs record none; a missing dataset is reopen's to report
+        return
+    current = dataset_listing(data)
+    if listing_checksum(data, current)["sha256"] == recorded["sha256"]:
+        return
+    saved = staging / LISTING
+    change = listing_change(json.loads(saved.read_text()), current) if saved.is_file() else None
+    raise RunFolderError(f"{data}: {change or 'its files changed'} since the fit of {out} started, so resuming would "
+                         "mix two datasets; put the data back as it was and resume, or fit again with --overwrite.")
 
 
 def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from: Path | None,
             replay: dict[str, Any] | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """Check the rungs and the data, write the resolved recipe, fingerprint, splits and run.json;
     return the opened dataset, its fingerprint and the splits."""
-    from automed.data.listing import listing_checksum
+    from automed.data.listing import dataset_listing, listing_checksum
     from automed.environment import automed_commit, command_line, hardware, versions
 
     log.info("automed fit: %s -> %s", data, folder)
     rung_classes = _check_rungs(recipe)
     prepare = prepare_segmentation if recipe.task == "segmentation" else prepare_classification
     dataset, fingerprint, summary, splits, _ = prepare(recipe, data, progress)
+    if replay is not None:
+        check_replayed_data(replay, summary, data)
     recipe = recipe.replace(data_format=dataset.format, n_folds=splits.get("n_folds", recipe.n_folds))
     recipe.to_yaml(folder / "recipe.yaml")
+    listing = dataset_listing(data)
+    write_json(folder / LISTING, listing)
     write_json(folder / "fingerprint.json", summary)
     write_json(folder / "splits.json", splits)
     write_json(folder / "run.json", {
         "data": str(data.resolve()), "format": dataset.format, "seed": recipe.random_state,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hardware": hardware(), "versions": versions(), "automed_commit": automed_commit(),
-        "command_line": command_line(), "n_jobs": _n_jobs(recipe), "dataset_listing": listing_checksum(data),
+        "command_line": command_line(), "n_jobs": _n_jobs(recipe), "dataset_listing": listing_checksum(data, listing),
         "constraints": {"budget_s": recipe.budget_s, "max_vram_bytes": recipe.max_vram_bytes,
                         "min_gain": recipe.min_gain, "full_ladder": recipe.full_ladder, "cv": recipe.cv},
         "compute_peak": _compute_peak() if any(c.trains_networks for c in rung_classes) else None,
@@ -139,6 +173,7 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
     rung_classes = _check_rungs(recipe)
     done: list[dict[str, Any]] = []
     stopped: dict[str, str] = {}  # climb family -> why its climb stopped
+    shortfalls: dict[str, float] = {}  # rung skipped for want of time -> the budget its share would have needed
     refits = sum(f for f in recipe.label_fractions if f < 1)
     budget = None if recipe.budget_s is None else recipe.budget_s / (1 + refits)  # the rest: learning-curve refits
     try:
@@ -169,10 +204,12 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
             reserved = 0.0 if remaining is None else _reserved(pending, context, folder / "rungs")
             allotted = _allotment(remaining, [c for _, c in pending], reserved)
             result = _fit_rung(cls(spec.params), recipe, context(folder=rung_folder, budget_s=allotted), done, classes,
-                               comparison, remaining)
+                               comparison, remaining, shortfalls)
             if result["status"] == "done":
                 done.append(result)
             _note_stop(stopped, cls, result)
+        if not done and shortfalls:
+            _refuse_budget(recipe.budget_s, shortfalls)
         if recipe.label_fractions:
             learning_curve(folder, recipe, dataset, fingerprint, splits, done, _n_jobs(recipe), progress)
     finally:
@@ -224,9 +261,23 @@ def _check_rungs(recipe: Recipe) -> list[type]:
     return [rung_class(spec.name, recipe.task) for spec in recipe.rungs]
 
 
+def _refuse_budget(budget_s: float, shortfalls: dict[str, float]) -> None:
+    """Raise: no rung finished, and ``shortfalls`` (rung -> the budget its share would have needed)
+    were skipped for want of time. The fit is then removed, as a budget refused up front would be."""
+    cheapest = min(shortfalls, key=shortfalls.get)
+    needed = math.ceil(shortfalls[cheapest] / 60)
+    raise RecipeError(f"The budget ({budget_s:.0f} s) is too small to fit any rung of this ladder: every rung was "
+                      f"skipped (the log says why), and the cheapest, {cheapest}, would need a budget of about "
+                      f"{needed}min for its share. Give a budget of at least {needed}min, fewer rungs "
+                      f"(e.g. --rungs {cheapest}), or none.")
+
+
 def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[str, Any]], classes: list[int],
-              comparison: list[str], budget_left_s: float | None) -> dict[str, Any]:
+              comparison: list[str], budget_left_s: float | None, shortfalls: dict[str, float]) -> dict[str, Any]:
     """Plan, fit and judge one rung; write and return its ``result.json``.
+
+    A rung skipped because its plan needs more than its allotment is added to ``shortfalls``
+    with the budget (at this point of the fit) whose share would have held it.
 
     Raises
     ------
@@ -257,6 +308,8 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
     estimate = Estimate(plan.seconds, plan.train_memory_bytes, plan.note, context.budget_s)
     if plan.skip_reason is not None:
         log.info("rung %s: skipped: %s", rung.name, plan.skip_reason)
+        if None not in (least, context.budget_s, budget_left_s) and least > context.budget_s > 0:
+            shortfalls[rung.name] = least * budget_left_s / context.budget_s
         return _write_skipped(context.folder, rung.name, plan.skip_reason, estimate, plan.shrunk)
     summary = outcome.summary
     if summary is None:
@@ -282,7 +335,7 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
         rung.name, "done", None, summary["metric"], summary["per_class"],
         {k: v for k, v in summary.items() if k not in ("metric", "per_class")}, cost, estimate,
         (*plan.shrunk, *events), outcome.postprocessing, outcome.details, outcome.per_case,
-        outcome.validation_per_case)
+        outcome.validation_per_case, checksums=weight_checksums(context.folder))
     result = replace(result, **judge(result.to_dict(), done, classes, comparison, recipe))
     payload = write_result(context.folder, result)
     metric = summary["metric"]
@@ -321,6 +374,6 @@ def _compute_peak() -> dict[str, Any]:
 
 
 def _n_jobs(recipe: Recipe) -> int:
-    from automed.environment import n_cores
+    from automed.environment import resolve_n_jobs
 
-    return recipe.n_jobs if recipe.n_jobs > 0 else n_cores()
+    return resolve_n_jobs(recipe.n_jobs)

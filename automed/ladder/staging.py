@@ -5,6 +5,10 @@ its set-up is written. It is kept for ``automed fit --resume`` only where resumi
 help: after an interruption, or a failure from outside the fit's data and recipe (memory,
 disk, a crash). A fit stopped by its data or recipe removes it, since a resume would stop
 the same way.
+
+A finished run lists the files automed wrote in ``.automed-files.json``, so ``--overwrite``
+replaces only those: a run folder that holds anything else (a user's notes) is refused
+(:func:`foreign_files`), and a file added while the new fit ran is carried over into it.
 """
 
 from __future__ import annotations
@@ -21,10 +25,16 @@ from typing import Any, Callable
 from automed._jsonio import write_json
 from automed.errors import AutomedError
 
-__all__ = ["STATE", "Clock", "run_staged", "staging_folder", "write_json"]
+__all__ = ["MANIFEST", "STATE", "Clock", "foreign_files", "run_staged", "staging_folder", "write_json"]
 
 log = logging.getLogger("automed")
 STATE = "state.json"
+MANIFEST = ".automed-files.json"
+"""The files (relative paths) automed wrote into a finished run folder."""
+_OLDER_RUNS = ("recipe.yaml", "fingerprint.json", "splits.json", "run.json", "optuna.db", "realised_plan.json",
+               "replay.json", "automed.log", "report.json", "report.md", "report.html", "pareto.png",
+               "dice_boxplot.png", "learning_curve.png", "learning_curve.json", "dataset_listing.json", "rungs", "cache")
+"""What a run folder written before :data:`MANIFEST` holds at its top level (folders: all they hold)."""
 
 
 def staging_folder(out: Path) -> Path:
@@ -59,8 +69,28 @@ def run_staged(out: Path, set_up: Callable[[Path], Any] | None, climb: Callable[
         raise
     _detach_log(handler)
     (staging / STATE).unlink()
+    write_json(staging / MANIFEST, sorted(_files(staging)))
     _swap_into_place(staging, out)
     return out
+
+
+def foreign_files(out: Path) -> list[str]:
+    """The files in the run folder ``out`` that automed did not write (relative paths, sorted)."""
+    import json
+
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        try:
+            ours = set(json.loads(manifest.read_text())) | {MANIFEST}
+        except (OSError, ValueError, TypeError):
+            ours = set()  # damaged: every file counts as the user's, so nothing is replaced
+        return sorted(_files(out) - ours)
+    return sorted(f for f in _files(out) if f.split("/")[0] not in _OLDER_RUNS)
+
+
+def _files(folder: Path) -> set[str]:
+    """Every file under ``folder``, as paths relative to it."""
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir()}
 
 
 def _keep_or_remove(staging: Path, out: Path, exc: BaseException) -> None:
@@ -119,11 +149,25 @@ def _detach_log(handler: logging.Handler) -> None:
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:
-    """Rename the finished staging folder to ``out``, replacing an old run only now."""
-    if out.exists():
-        trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        out.rename(trash)
+    """Rename the finished staging folder to ``out``, replacing an old run only now; a file that is
+    not automed's (added while the fit ran) is carried over, or, where the new run has one of that
+    name, the old run is kept beside it."""
+    if not out.exists():
         staging.rename(out)
-        shutil.rmtree(trash, ignore_errors=True)
+        return
+    trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    out.rename(trash)
+    kept = False
+    for name in foreign_files(trash):
+        if (staging / name).exists():
+            kept = True
+            continue
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
+        (trash / name).rename(staging / name)
+        log.warning("%s: not written by automed; carried over into the new run", out / name)
+    staging.rename(out)
+    if kept:
+        log.warning("%s: the replaced run holds files automed did not write that the new run also has; "
+                    "it is kept there", trash)
     else:
-        staging.rename(out)
+        shutil.rmtree(trash, ignore_errors=True)

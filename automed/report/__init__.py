@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from automed.data.atomic import write_bytes
 from automed.errors import RunFolderError
 from automed.report.build import build_report
 from automed.report.overlays import write_overlays
@@ -34,11 +35,11 @@ def write_reports(run_folder: str | Path) -> dict:
         if png is None:
             (folder / name).unlink(missing_ok=True)
         else:
-            _replace(folder / name, png)
+            write_bytes(folder / name, png)
     write_overlays(report, folder)
     for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", to_markdown(report, folder)),
                        ("report.html", to_html(report, folder))):
-        _replace(folder / name, text.encode())
+        write_bytes(folder / name, text.encode())
     return report
 
 
@@ -55,10 +56,3 @@ def _refuse_losing_rungs(folder: Path) -> None:
         raise RunFolderError(f"{folder / 'rungs' / lost[0] / 'result.json'}: missing, although report.json records "
                              f"rung(s) {lost}; the run folder is damaged, so report.json is left as it is "
                              "(restore the rungs/ folder to rebuild it).")
-
-
-def _replace(path: Path, content: bytes) -> None:
-    """Write ``content`` to ``path`` atomically (a partial file never takes its place)."""
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(content)
-    tmp.replace(path)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from automed.data.atomic import write_bytes
 from automed.data.io import COLOUR_CHANNELS
 from automed.errors import AutomedError
 from automed.report.sections import comparison_ids
@@ -80,7 +81,7 @@ def write_overlays(report: dict[str, Any], folder: Path) -> dict[str, Path]:
             out.unlink(missing_ok=True)
             continue
         if panels:
-            out.write_bytes(_figure(panels, report["dataset"]["classes"], fingerprint.dims,
+            write_bytes(out, _figure(panels, report["dataset"]["classes"], fingerprint.dims,
                                     tuple(fingerprint.channel_names) == COLOUR_CHANNELS))
             written[rung["name"]] = out
     return written

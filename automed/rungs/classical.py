@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from automed.data.dataset import Case
-from automed.data.io import image_suffix, write_image
+from automed.data.io import mask_suffix, write_image
 from automed.data.loading import load_case
 from automed.data.normalize import normalize, unmap_labels
 from automed.data.spill import spill
@@ -315,7 +315,7 @@ class ClassicalRung(Rung):
             per_case.append({"case_id": case_id, "fold": fold_of[case_id],
                              "scores": {str(c): s for c, s in scores.items()}})
             label_path = cases[case_id].label_path
-            suffix = image_suffix(label_path) if label_path.is_file() else ".nii.gz"
+            suffix = mask_suffix(label_path)
             write_image(unmap_labels(pred, fp.label_mapping), store[case_id].geometry, out_dir / f"{case_id}{suffix}")
         return per_case
 

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from automed._jsonio import write_json
 from automed.deep.throughput import THROUGHPUT_FIELDS, training_throughput
 from automed.models.search import finished_trials, open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
@@ -246,7 +247,7 @@ class DeepSegmentationRung(SegmentationPlanning, FittedSegmentationModels, Rung)
                 epochs = int(np.clip((seconds - PROBE_OVERHEAD_S) // max(epoch_s, 1e-6), p.min_epochs, p.max_epochs))
             patience = max(p.min_epochs, math.ceil(p.patience_fraction * epochs))
             schedule = Schedule(epochs, p.iterations, patience if early_stopping or not timed else None)
-            saved.write_text(json.dumps(asdict(schedule)))
+            write_json(saved, asdict(schedule))
         # With a time allotment the epochs are re-planned from the measured epoch time, with a hard stop
         # in case the steps slow down later; fixed epochs run to the end.
         deadline = began + seconds * 1.25 if timed else None

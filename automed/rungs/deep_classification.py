@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from automed._jsonio import write_json
 from automed.deep.throughput import THROUGHPUT_FIELDS, training_throughput
 from automed.metrics import TEST_SCORES, choose_threshold, classification_summary, decide_classes
 from automed.models.search import finished_trials, open_study, optimize_within
@@ -270,7 +271,7 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         elif epochs is None:
             epoch_s = math.ceil(len(x_train) / config.batch_size) * seconds_per_step
             epochs = int(np.clip((seconds - PROBE_OVERHEAD_S) // max(epoch_s, 1e-6), p.min_epochs, p.max_epochs))
-        saved.write_text(json.dumps({"epochs": epochs}))
+        write_json(saved, {"epochs": epochs})
         patience = max(p.min_epochs, math.ceil(p.patience_fraction * epochs))
         deadline = time.monotonic() + seconds * slack if timed else None
         seed = context.random_state if seed is None else seed

@@ -20,7 +20,7 @@ def evaluate_cases(context: FitContext, evaluations: list, volumes: dict[str, An
     The masks go to ``oof/`` in the label's format. Returns the per-case records of
     :class:`RungOutcome` and the mean prediction seconds per case.
     """
-    from automed.data.io import image_suffix, write_image
+    from automed.data.io import mask_suffix, write_image
     from automed.data.normalize import unmap_labels
     from automed.metrics import segmentation_scores
 
@@ -40,6 +40,6 @@ def evaluate_cases(context: FitContext, evaluations: list, volumes: dict[str, An
             scores = segmentation_scores(pred, volume.label, fp.n_classes, volume.spacing)
             per_case.append({"case_id": case_id, "fold": k, "scores": {str(c): s for c, s in scores.items()}})
             label_path = cases[case_id].label_path
-            suffix = image_suffix(label_path) if label_path.is_file() else ".nii.gz"
+            suffix = mask_suffix(label_path)
             write_image(unmap_labels(pred, fp.label_mapping), volume.geometry, out / f"{case_id}{suffix}")
     return per_case, float(np.mean(seconds))

@@ -75,11 +75,11 @@ class EnsembleRung(Rung):
     @classmethod
     def load(cls, folder: Path) -> EnsembleRung:
         """The fitted ensemble saved in ``folder``, with its members loaded from their sibling folders."""
-        from automed.rungs import rung_class
+        from automed.rungs.fitted import load_fitted
 
         params, meta = read_record(folder / ENSEMBLE_RECORD, cls.Params, ("members", *cls.record_fields))
         rung = cls(dataclasses.replace(params, members=tuple(meta["members"])))
-        rung.members_ = [rung_class(name, cls.tasks[0]).load(folder.parent / name) for name in meta["members"]]
+        rung.members_ = [load_fitted(name, cls.tasks[0], folder.parent / name) for name in meta["members"]]
         for key in cls.record_fields:
             setattr(rung, f"{key}_", meta[key])
         return rung

@@ -103,12 +103,12 @@ class SegmentationEnsembleRung(EnsembleRung):
     def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
         from automed.deep.volumes import load_volumes
         from automed.models.postprocess import apply_postprocessing, choose_postprocessing
-        from automed.rungs import rung_class
+        from automed.rungs.fitted import load_fitted
 
         started = time.monotonic()
         fp = context.fingerprint
         results = self._members(context)
-        members = {r["name"]: rung_class(r["name"], "segmentation").load(context.folder.parent / r["name"])
+        members = {r["name"]: load_fitted(r["name"], "segmentation", context.folder.parent / r["name"])
                    for r in results}
         evaluations = DeepSegmentationRung._evaluations(context)
         inner = [m._inner(evaluations[0][1], context)[1] for m in members.values()]

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from automed._jsonio import write_json
 from automed._params import check_choice
 from automed.rungs.base import FitContext, RungPlan
 from automed.rungs.classifier_params import ClassifierTrainingParams, loss_choices
@@ -212,7 +213,7 @@ class TransferRung(DeepClassifierRung):
         p = self.params
         folder.mkdir(parents=True, exist_ok=True)
         epochs = epochs or p.max_epochs
-        (folder / "schedule.json").write_text(json.dumps({"epochs": epochs}))
+        write_json(folder / "schedule.json", {"epochs": epochs})
         seed = context.random_state if seed is None else seed
         torch.manual_seed(seed)
         head = torch.nn.Linear(features["train"][0].shape[1], n_classes)
