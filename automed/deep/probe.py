@@ -13,7 +13,7 @@ from automed.deep.loop import cpu_layout, train_step
 from automed.deep.training import CLIP_NORM, NetConfig, make_batch, training_loss
 from automed.deep.volumes import SampleSource
 
-__all__ = ["Probe", "probe", "time_steps", "training_memory"]
+__all__ = ["Probe", "memory_or_none", "probe", "time_steps", "training_memory"]
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,11 @@ class Probe:
     train_memory_bytes : int
         Estimated training memory: weights, gradients and the two AdamW moments
         (4 x parameter bytes), the activations autograd saved for backward in one
-        step (measured with saved-tensor hooks) and the input batch. fp32; AMP on a
-        GPU roughly halves the activations. On CUDA, the measured peak replaces the
+        step (measured with saved-tensor hooks, in the precision the step ran in) and
+        the input batch. On a CPU in fp32; under bfloat16 autocast the saved bytes were
+        0.57 to 0.58 of fp32's (unet3d, 16^3 and 48^3 patches, 2 cores), which is what
+        float16 AMP is expected to save on CUDA too (not yet measured on a GPU). On
+        CUDA the bytes are those of the AMP step, and the measured peak replaces the
         estimate when larger.
     peak_vram_bytes : int or None
         ``torch.cuda.max_memory_allocated`` during the probe on CUDA.
@@ -36,6 +39,9 @@ class Probe:
     flops_per_voxel : float or None
         Floating-point operations of a training step (forward and backward) per voxel of
         its input batch, as torch's FLOP counter counts them.
+    activation_bytes : int
+        Bytes autograd saved for backward in one step, plus its input batch (as measured,
+        in the precision the step ran in).
     """
 
     seconds_per_step: float
@@ -43,6 +49,7 @@ class Probe:
     peak_vram_bytes: int | None
     n_params: int
     flops_per_voxel: float | None = None
+    activation_bytes: int = 0
 
 
 def time_steps(step: Callable[[], int], device: Any, n_steps: int = 3
@@ -88,9 +95,26 @@ def training_memory(n_params: int, activation_bytes: int, peak: int | None) -> i
     return max(4 * 4 * n_params + activation_bytes, peak or 0)
 
 
+def memory_or_none(measure: Callable[[], int]) -> int | None:
+    """``measure()`` (a training-memory estimate from a probe), or None when its probe ran out of GPU
+    memory: a configuration that needs more than the card gives, whatever the limit."""
+    import torch
+
+    try:
+        return measure()
+    except torch.OutOfMemoryError:
+        pass
+    torch.cuda.empty_cache()  # out of the except block, which kept the failed step's tensors alive
+    return None
+
+
 def probe(config: NetConfig, source: SampleSource, in_channels: int, n_classes: int, device: Any,
-          include_background: bool, n_steps: int = 3, seed: int = 0) -> Probe:
-    """Time ``n_steps`` training steps of ``config`` on sampled patches after one accounted warm-up step."""
+          include_background: bool, n_steps: int = 3, seed: int = 0, amp: bool | None = None) -> Probe:
+    """Time ``n_steps`` training steps of ``config`` on sampled patches after one accounted warm-up step.
+
+    ``amp`` (default: on CUDA) trains the steps under float16 mixed precision, as training does;
+    ``amp=False`` on CUDA measures the fp32 steps (``benchmarks/gpu_check.py`` compares the two).
+    """
     import torch
 
     from automed.deep.augment import training_transform
@@ -102,17 +126,16 @@ def probe(config: NetConfig, source: SampleSource, in_channels: int, n_classes: 
     loss_fn = training_loss(config, include_background)
     transform = training_transform(config.patch, config.augmentation, seed)
     rng = np.random.default_rng(seed)
-    cuda = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    amp = device.type == "cuda" if amp is None else amp
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
     def step() -> int:
         images, labels = make_batch(source, transform, rng, config.batch_size, config.patch)
         train_step(model, optimizer, scaler, loss_fn, cpu_layout(images.to(device), config.spatial_dims, device),
-                   labels.to(device), cuda, CLIP_NORM,
-                   config.cpu_bfloat16)
+                   labels.to(device), amp, CLIP_NORM, config.cpu_bfloat16)
         return images.element_size() * images.nelement()
 
     seconds, activations, peak, flops = time_steps(step, device, n_steps)
     n_params = count_parameters(model)
     voxels = config.batch_size * int(np.prod(config.patch))
-    return Probe(seconds, training_memory(n_params, activations, peak), peak, n_params, flops / voxels)
+    return Probe(seconds, training_memory(n_params, activations, peak), peak, n_params, flops / voxels, activations)

@@ -38,6 +38,9 @@ class ClassifierPlanning:
         x_train = arrays["train"][0]
         space = self._default_space()
         config: ClassifierConfig = self._config(space, x_train.ndim - 2)
+        too_large = self._memory_limit_reason(context, space, x_train, device)
+        if too_large is not None:
+            return RungPlan(None, None, skip_reason=too_large)
         seconds_per_step, memory, model, _ = probe_training(self._network(config, len(context.dataset.classes)),
                                                           config, x_train, device)
         started = time.perf_counter()
@@ -69,6 +72,26 @@ class ClassifierPlanning:
         plan = RungPlan(10.0 + n_trials * trial_s + final_s + evaluation_s, memory, note, shrunk, None, settings)
         save_plan(context.folder, plan)
         return plan
+
+    def _memory_limit_reason(self, context: FitContext, space: dict[str, Any], x_train: np.ndarray,
+                             device: Any) -> str | None:
+        """Why the largest searched batch cannot train within the memory limit (``--max-vram``, else
+        90% of this process's share of the GPU), or None when it can or there is no limit."""
+        from automed.deep.probe import memory_or_none
+        from automed.rungs.deep_planning import cuda_memory_limit
+
+        limit = context.max_vram_bytes or cuda_memory_limit(device)
+        if limit is None:
+            return None
+        largest = max(self.params.batch_sizes)
+        config = self._config({**space, "batch_size": largest}, x_train.ndim - 2)
+        need = memory_or_none(lambda: probe_training(self._network(config, len(context.dataset.classes)), config,
+                                                     x_train, device)[1])
+        if need is not None and need <= limit:
+            return None
+        why = ("runs out of GPU memory in a training step" if need is None else
+               f"needs an estimated {need / 2**30:.1f} GiB to train, more than the {limit / 2**30:.1f} GiB limit")
+        return f"batch {largest} {why}; give the {self.name} rung smaller batch_sizes in the recipe."
 
 
 def probe_training(model: Any, config: Any, x_train: np.ndarray, device: Any) -> tuple[float, int, Any, float]:

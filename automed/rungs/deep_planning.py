@@ -87,15 +87,17 @@ class SegmentationPlanning:
         settings = probe.settings
         largest = {**self._default_space(settings), "width": settings["widths"][-1],
                    "batch_size": settings["batch_sizes"][-1], **self._architecture.largest(self.params)}
-        while (need := probe.measure(largest).train_memory_bytes) > limit:
+        while (need := probe.memory_needed(largest)) is None or need > limit:
             change = self._shrink_for_memory(settings, largest)
             if change is None:
-                return RungPlan(None, need, skip_reason=f"the smallest configuration needs an estimated "
-                                f"{need / 2**30:.1f} GiB to train, more than the {limit / 2**30:.1f} GiB limit.",
-                                shrunk=shrunk)
-            shrunk.append(f"{change} (estimated {need / 2**30:.1f} GiB > {limit / 2**30:.1f} GiB limit)")
+                return RungPlan(None, need, shrunk=shrunk, skip_reason=(
+                    "the smallest configuration ran out of GPU memory in a probe training step." if need is None else
+                    f"the smallest configuration needs an estimated {need / 2**30:.1f} GiB to train, more than the "
+                    f"{limit / 2**30:.1f} GiB limit."))
+            why = ("out of GPU memory in a probe step" if need is None else
+                   f"estimated {need / 2**30:.1f} GiB > {limit / 2**30:.1f} GiB limit")
+            shrunk.append(f"{change} ({why})")
         return None
-
 
     def _shrink_for_memory(self, settings: dict[str, Any], largest: dict[str, Any]) -> str | None:
         """Reduce the largest configuration one step: batch, then patch (3D), then width."""
@@ -167,6 +169,12 @@ class Prober:
         return probe(self.rung._config(space, self.settings), self.source, fp.n_channels, fp.n_classes, self.device,
                      self.context.include_background, seed=self.context.random_state)
 
+    def memory_needed(self, space: dict[str, Any]) -> int | None:
+        """Estimated training memory of ``space``; None when its probe ran out of GPU memory."""
+        from automed.deep.probe import memory_or_none
+
+        return memory_or_none(lambda: self.measure(space).train_memory_bytes)
+
     def choose_precision(self) -> str | None:
         """Under ``cpu_bfloat16: auto`` on a CPU, time the default configuration's step in fp32 and
         under bfloat16 autocast and keep the faster (bfloat16 only ``BF16_MIN_SPEEDUP`` times as
@@ -202,7 +210,12 @@ class Prober:
 
 
 def cuda_memory_limit(device: Any) -> int | None:
-    """90% of the GPU's memory on CUDA; no limit on CPU."""
+    """90% of the memory this process may take on the GPU (its share under
+    ``torch.cuda.set_per_process_memory_fraction``, all of it by default); no limit on CPU."""
     import torch
 
-    return int(torch.cuda.get_device_properties(device).total_memory * 0.9) if device.type == "cuda" else None
+    if device.type != "cuda":
+        return None
+    # torch.cuda.get_per_process_memory_fraction is recent: without it, the default share (all of it)
+    share = getattr(torch.cuda, "get_per_process_memory_fraction", lambda _: 1.0)(device)
+    return int(torch.cuda.get_device_properties(device).total_memory * share * 0.9)
