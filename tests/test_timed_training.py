@@ -116,6 +116,7 @@ def test_auto_precision_keeps_bfloat16_only_where_its_step_is_clearly_faster(tmp
         return dataclasses.replace(measured, seconds_per_step=0.2 * share)
 
     monkeypatch.setattr(probe_module, "probe", probe_with_a_bfloat16_step_this_much_faster)
+    monkeypatch.setattr("automed.deep.throughput.bfloat16_is_fast", lambda device: True)  # whatever this CPU has
     params = {"n_trials": 0, "max_epochs": 1, "min_epochs": 1, "iterations": 2, "widths": [8], "depths": [3],
               "batch_sizes": [2], "tta": False, "cpu_bfloat16": "auto"}
     recipe = automed.Recipe(n_folds=2, n_jobs=1, rungs=[{"name": "unet3d", "params": params}])
@@ -125,6 +126,54 @@ def test_auto_precision_keeps_bfloat16_only_where_its_step_is_clearly_faster(tmp
     assert result["status"] == "done"
     assert "cpu_bfloat16 auto: 0.200 s per step in fp32" in result["estimate"]["note"]
     assert result["details"]["throughput"]["precision"] == ("bf16" if chosen else "fp32")
+
+
+def test_without_fast_bfloat16_kernels_auto_precision_is_fp32_without_timing_a_bfloat16_step(tmp_path, monkeypatch):
+    import json
+
+    import automed
+    from automed.deep import probe as probe_module
+    from conftest import make_msd
+
+    real_probe = probe_module.probe
+    precisions = []
+
+    def recording_probe(config, *args, **kwargs):
+        precisions.append(config.cpu_bfloat16)
+        return real_probe(config, *args, **kwargs)
+
+    monkeypatch.setattr(probe_module, "probe", recording_probe)
+    monkeypatch.setattr("automed.deep.throughput.bfloat16_is_fast", lambda device: False)
+    params = {"n_trials": 0, "max_epochs": 1, "min_epochs": 1, "iterations": 2, "widths": [8], "depths": [3],
+              "batch_sizes": [2], "tta": False, "cpu_bfloat16": "auto"}
+    recipe = automed.Recipe(n_folds=2, n_jobs=1, rungs=[{"name": "unet3d", "params": params}])
+    run = automed.fit(recipe, make_msd(tmp_path / "msd", n_cases=6, shape=(16, 20, 16)), tmp_path / "run",
+                      progress=False)
+    result = json.loads((run.folder / "rungs/unet3d/result.json").read_text())
+    assert "bfloat16 convolutions are slower than fp32 on this CPU" in result["estimate"]["note"]
+    assert result["details"]["throughput"]["precision"] == "fp32" and True not in precisions
+
+
+def test_the_bfloat16_check_matches_a_timed_convolution_and_the_peak_follows_it():
+    import time
+
+    import torch
+
+    from automed.deep.throughput import bfloat16_is_fast, compute_peak
+
+    x, w = torch.randn(1, 16, 16, 16, 16), torch.randn(16, 16, 3, 3, 3)
+    seconds = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        torch.nn.functional.conv3d(x.to(dtype), w.to(dtype), padding=1)
+        started = time.perf_counter()
+        for _ in range(3):
+            torch.nn.functional.conv3d(x.to(dtype), w.to(dtype), padding=1)
+        seconds[dtype] = time.perf_counter() - started
+    fast = bfloat16_is_fast(torch.device("cpu"))
+    if seconds[torch.bfloat16] > 3 * seconds[torch.float32] or seconds[torch.bfloat16] * 3 < seconds[torch.float32]:
+        assert fast == (seconds[torch.bfloat16] < seconds[torch.float32])  # clear cases only: timing noise aside
+    peak = compute_peak(torch.device("cpu"))
+    assert (peak["conv3d_bf16_gflops"] is not None) == fast
 
 
 def test_cpu_bfloat16_is_true_false_or_auto():

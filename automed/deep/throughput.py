@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-__all__ = ["THROUGHPUT_FIELDS", "compute_peak", "count_step", "step_flops", "training_throughput"]
+__all__ = ["THROUGHPUT_FIELDS", "bfloat16_is_fast", "compute_peak", "count_step", "step_flops", "training_throughput"]
 
 #: What a training counts in its saved state for :func:`training_throughput`.
 THROUGHPUT_FIELDS = ("steps", "voxels", "data_seconds", "step_seconds")
 
 _MATMUL_N = 2048
 _CONV = (2, 32, 32)  # batch, channels, side of the 3D input of a 3x3x3 convolution
+_SMALL_CONV = (1, 16, 16)  # the same, small enough to time in bfloat16 on any CPU (a few tenths of a second at worst)
 
 
 def _best_rate(run: Callable[[], Any], flops: float, device: Any, repeats: int = 3) -> float:
@@ -39,6 +41,38 @@ def _best_rate(run: Callable[[], Any], flops: float, device: Any, repeats: int =
             torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - started)
     return flops / best / 1e9
+
+
+@lru_cache(maxsize=None)
+def _bfloat16_is_fast(device: str) -> bool:
+    import torch
+
+    if torch.device(device).type != "cpu":
+        return True  # GPUs that lack bfloat16 raise instead, which their callers catch
+    batch, channels, side = _SMALL_CONV
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, channels, side, side, side, generator=g)
+    w = torch.randn(channels, channels, 3, 3, 3, generator=g)
+    flops = 2.0 * batch * channels * channels * 27 * side ** 3
+    with torch.no_grad():
+        fp32 = _best_rate(lambda: torch.nn.functional.conv3d(x, w, padding=1), flops, torch.device(device), 1)
+        try:
+            x16, w16 = x.bfloat16(), w.bfloat16()
+            bf16 = _best_rate(lambda: torch.nn.functional.conv3d(x16, w16, padding=1), flops, torch.device(device), 1)
+        except RuntimeError:  # no bfloat16 kernels at all
+            return False
+    return bf16 >= fp32
+
+
+def bfloat16_is_fast(device: Any) -> bool:
+    """Whether a small bfloat16 3D convolution on ``device`` runs at least as fast as in fp32 (measured
+    once per device; always True on a GPU).
+
+    CPUs without bfloat16 instructions (AVX-512 BF16, AMX; e.g. an AVX2-only EPYC) run bfloat16
+    convolutions on a reference path ten to twenty times slower than fp32: there, timing a full-sized
+    bfloat16 convolution or training step would take minutes to learn that fp32 is faster.
+    """
+    return _bfloat16_is_fast(str(device))
 
 
 def compute_peak(device: Any) -> dict[str, Any]:
@@ -66,6 +100,9 @@ def compute_peak(device: Any) -> dict[str, Any]:
         peak = {"matmul_fp32_gflops": _best_rate(lambda: a @ b, matmul_flops, device),
                 "conv3d_fp32_gflops": _best_rate(lambda: torch.nn.functional.conv3d(x, w, padding=1), conv_flops,
                                                  device)}
+        if not bfloat16_is_fast(device):
+            return {**peak, "matmul_bf16_gflops": None, "conv3d_bf16_gflops": None,
+                    "threads": torch.get_num_threads(), "device": str(device)}
         try:
             a16, b16, x16, w16 = a.bfloat16(), b.bfloat16(), x.bfloat16(), w.bfloat16()
             peak["matmul_bf16_gflops"] = _best_rate(lambda: a16 @ b16, matmul_flops, device)

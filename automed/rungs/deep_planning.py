@@ -179,10 +179,15 @@ class Prober:
         """Under ``cpu_bfloat16: auto`` on a CPU, time the default configuration's step in fp32 and
         under bfloat16 autocast and keep the faster (bfloat16 only ``BF16_MIN_SPEEDUP`` times as
         fast); how it chose, or None where there was nothing to choose."""
+        from automed.deep.throughput import bfloat16_is_fast
+
         choice = self.rung.params.cpu_bfloat16
         self.settings["cpu_bfloat16"] = choice is True
         if choice != "auto" or self.device.type != "cpu":
             return None
+        if not bfloat16_is_fast(self.device):
+            return ("cpu_bfloat16 auto: bfloat16 convolutions are slower than fp32 on this CPU (no bfloat16 "
+                    "instructions), so fp32")
         space = self.rung._default_space(self.settings)
         fp32 = self.measure(space).seconds_per_step
         self.settings["cpu_bfloat16"] = True
