@@ -18,11 +18,12 @@ demo: $(BIN)/automed
 	$(BIN)/automed fit --task segmentation examples/hippocampus --out runs/demo --overwrite --budget 10min
 	@echo "Open runs/demo/report.html (or read runs/demo/report.md)."
 
+# the slowest tests are listed at the end of every run, so a test that grows slow is seen
 test: $(BIN)/automed
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 -q --durations=25
 
 test-all: $(BIN)/automed
-	$(BIN)/pytest -n 2 -q -m ''
+	$(BIN)/pytest -n 2 -q -m '' --durations=25
 
 benchmark: $(BIN)/automed
 	$(BIN)/python benchmarks/classical_segmentation.py

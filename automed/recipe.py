@@ -13,16 +13,6 @@ from automed.errors import RecipeError
 
 __all__ = ["Recipe", "RungSpec", "parse_duration", "parse_size"]
 
-TASKS = ("segmentation", "classification")
-DATA_FORMATS = {"segmentation": ("auto", "msd", "nnunet", "folders", "csv"),
-                "classification": ("auto", "medmnist", "class_folders", "csv")}
-METRICS = {"segmentation": ("dice",), "classification": ("auc", "balanced_accuracy", "accuracy", "qwk")}
-# The 3D U-Net is the last network climbed: on volumes it is the rung that gains most from more time,
-# and each rung's allotment is a share of what is left, so the last one inherits the time the rungs
-# below it left unused (a UNet++ skipped for time or a network stopped early). A UNet++ no better
-# than the 2D U-Net does not stop the 3D climb: 2D and 3D networks are separate climb families.
-DEFAULT_RUNGS = {"segmentation": ("classical", "unet2d", "unetpp", "unet3d", "ensemble"),
-                 "classification": ("classical",)}
 CV_MODES = ("fold0", "full")
 COLOURS = ("rgb", "grey")
 
@@ -92,7 +82,8 @@ class Recipe:
 
     Parameters
     ----------
-    task : {"segmentation", "classification"}
+    task : str
+        A registered task (:func:`automed.tasks.task_names`): ``"segmentation"`` or ``"classification"``.
     data_format : str
         Dataset layout; ``"auto"`` detects it. Segmentation: ``"msd"``, ``"nnunet"``,
         ``"folders"``, ``"csv"``; classification: ``"medmnist"``, ``"class_folders"``, ``"csv"``.
@@ -200,10 +191,13 @@ class Recipe:
             if self.max_vram_bytes is not None:
                 raise RecipeError("Recipe: give either 'max_vram' or 'max_vram_bytes', not both.")
             object.__setattr__(self, "max_vram_bytes", parse_size(max_vram))
-        check_choice("Recipe", "task", self.task, TASKS)
-        check_choice("Recipe", "data_format", self.data_format, DATA_FORMATS[self.task])
-        object.__setattr__(self, "metric", self.metric or METRICS[self.task][0])
-        check_choice("Recipe", "metric", self.metric, METRICS[self.task])
+        from automed.tasks import get_task, task_names
+
+        check_choice("Recipe", "task", self.task, tuple(task_names()))
+        task = get_task(self.task)
+        check_choice("Recipe", "data_format", self.data_format, task.data_formats)
+        object.__setattr__(self, "metric", self.metric or task.metrics[0])
+        check_choice("Recipe", "metric", self.metric, task.metrics)
         check_range("Recipe", "test_fraction", self.test_fraction, 0.05, 0.5)
         if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, int):
             raise RecipeError(f"The 'n_folds' parameter of Recipe must be an int >= 2. Got {shown(self.n_folds)} instead.")
@@ -220,9 +214,9 @@ class Recipe:
             raise RecipeError(f"The 'n_jobs' parameter of Recipe must be a number of workers >= 1, or -1 for all cores "
                               f"(-2 all but one, as in joblib). Got {shown(self.n_jobs)} instead.")
         check_choice("Recipe", "cv", self.cv, CV_MODES)
-        if self.folds_file is not None and (not isinstance(self.folds_file, str) or self.task != "segmentation"):
+        if self.folds_file is not None and (not isinstance(self.folds_file, str) or not self._reads("folds_file")):
             raise RecipeError(f"The 'folds_file' parameter of Recipe must be the path of a JSON file of folds, and applies "
-                              f"to segmentation only. Got {shown(self.folds_file)} for {self.task}.")
+                              f"to {_tasks_reading('folds_file')} only. Got {shown(self.folds_file)} for {self.task}.")
         check_choice("Recipe", "colour", self.colour, COLOURS)
         self._check_spacing()
         if self.max_vram_bytes is not None:
@@ -232,8 +226,9 @@ class Recipe:
             raise RecipeError(f"The 'full_ladder' parameter of Recipe must be true or false. Got {shown(self.full_ladder)} instead.")
         for fraction in self.label_fractions:
             check_range("Recipe", "label_fractions", fraction, 0.01, 1.0)
-        if self.label_fractions and self.task != "classification":
-            raise RecipeError("The 'label_fractions' parameter of Recipe applies to classification only.")
+        if self.label_fractions and not self._reads("label_fractions"):
+            raise RecipeError(f"The 'label_fractions' parameter of Recipe applies to {_tasks_reading('label_fractions')} "
+                              "only.")
         object.__setattr__(self, "label_fractions", tuple(sorted(set(float(f) for f in self.label_fractions))))
         self._check_classes()
         if self.rungs is not None and not isinstance(self.rungs, (list, tuple)):
@@ -242,7 +237,7 @@ class Recipe:
         if self.rungs is not None and not self.rungs:
             raise RecipeError("Recipe rungs: is empty; name at least one rung (e.g. classical) or leave it out for "
                               "the default ladder.")
-        rungs = DEFAULT_RUNGS[self.task] if self.rungs is None else self.rungs
+        rungs = task.default_rungs if self.rungs is None else self.rungs
         specs = tuple(_resolve(_as_spec(r), self.task) for r in rungs)
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
@@ -257,8 +252,9 @@ class Recipe:
                 isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0 for s in spacing):
             raise RecipeError(f"The 'target_spacing' parameter of Recipe must be a list of positive numbers, one per "
                               f"image axis (e.g. [2.5, 2.5]), 'auto' or null. Got {shown(spacing)} instead.")
-        if self.task != "segmentation":
-            raise RecipeError("The 'target_spacing' parameter of Recipe applies to segmentation only.")
+        if not self._reads("target_spacing"):
+            raise RecipeError(f"The 'target_spacing' parameter of Recipe applies to {_tasks_reading('target_spacing')} "
+                              "only.")
         object.__setattr__(self, "target_spacing", tuple(float(s) for s in spacing))
 
     def _check_classes(self) -> None:
@@ -270,11 +266,18 @@ class Recipe:
         object.__setattr__(self, "class_order", tuple(self.class_order))
         if len(set(self.class_order)) != len(self.class_order):
             raise RecipeError(f"Recipe class_order names a class twice: {list(self.class_order)}.")
-        if (self.ordinal or self.class_order) and self.task != "classification":
-            raise RecipeError("The 'ordinal' and 'class_order' parameters of Recipe apply to classification only.")
+        if (self.ordinal or self.class_order) and not (self._reads("ordinal") and self._reads("class_order")):
+            raise RecipeError(f"The 'ordinal' and 'class_order' parameters of Recipe apply to "
+                              f"{_tasks_reading('ordinal')} only.")
         if self.metric == "qwk" and not self.ordinal:
             raise RecipeError("Recipe metric 'qwk' (quadratic-weighted kappa) weighs errors by how many grades apart "
                               "they are, so it needs ordered classes: set 'ordinal: true' (and 'class_order').")
+
+    def _reads(self, option: str) -> bool:
+        """Whether this recipe's task reads the task-specific field ``option``."""
+        from automed.tasks import get_task
+
+        return option in get_task(self.task).recipe_options
 
     def replace(self, **changes: Any) -> Recipe:
         """A copy with some fields changed (validated again)."""
@@ -343,6 +346,13 @@ def _unique_keys_loader() -> type:
             return super().construct_mapping(node, deep)
 
     return UniqueKeyLoader
+
+
+def _tasks_reading(option: str) -> str:
+    """The names of the tasks that read the task-specific recipe field ``option``, for a message."""
+    from automed.tasks import get_task, task_names
+
+    return " and ".join(name for name in task_names() if option in get_task(name).recipe_options)
 
 
 def _as_spec(value: Any) -> RungSpec:

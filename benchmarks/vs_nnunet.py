@@ -216,7 +216,7 @@ def run_automed(minutes: int, work: Path, folds_file: Path, data: Path, val: lis
 
 def paired(entries: dict, base: str, new: str) -> dict:
     """Mean-Dice gain of stored result ``new`` over ``base``, paired on the cases both scored."""
-    from automed.report.tables import paired_gain
+    from automed.statistics import paired_gain
 
     def per_case(name: str) -> dict[str, float]:
         if name not in entries or "scores" not in entries[name]:

@@ -160,3 +160,23 @@ def fit_deep(root: Path, deep: dict[str, dict], **changes) -> Any:
     rungs = [{"name": "classical", "params": FAST_PARAMS}, *({"name": n, "params": p} for n, p in deep.items())]
     recipe = automed.Recipe(n_folds=2, n_jobs=1, full_ladder=True, rungs=rungs, **changes)
     return automed.fit(recipe, data, root / "run", progress=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``AUTOMED_FIT_LOG=FILE``, every end-to-end fit started appends its test's id to FILE (one line each),
+    so the default suite's fit count can be read off a run: ``sort FILE | uniq -c``."""
+    import os
+
+    log_path = os.environ.get("AUTOMED_FIT_LOG")
+    if not log_path:
+        return
+    from automed.ladder import runner
+
+    set_up = runner._set_up
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        with open(log_path, "a") as log:
+            log.write(os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0] + "\n")
+        return set_up(*args, **kwargs)
+
+    runner._set_up = counted

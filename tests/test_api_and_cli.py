@@ -119,6 +119,7 @@ def test_fit_2d_png_cli_and_predict_in_same_format(tmp_path):
     assert again.exit_code == 1 and "run folder already exists" in again.output
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_same_recipe_and_seed_same_result(fitted_run, tmp_path):
     data = tmp_path / "data"
     make_msd(data, n_cases=10)
@@ -129,6 +130,7 @@ def test_same_recipe_and_seed_same_result(fitted_run, tmp_path):
     assert first == second
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_overwrite_replaces_only_after_success(fitted_run, tmp_path):
     import shutil
 
@@ -149,6 +151,7 @@ def test_import_and_help_do_not_import_torch():
     assert "fit" in result.stdout
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_uncached_features_give_the_same_result(fitted_run, tmp_path):
     data = make_msd(tmp_path / "data", n_cases=10)
     recipe = automed.Recipe(task="segmentation", n_folds=2, n_jobs=1, rungs=[

@@ -49,6 +49,7 @@ def test_cli_predicts_several_files(fitted_run, tmp_path):
     assert "Wrote 2 mask(s)" in result.output
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_predict_with_a_skipped_rung_is_one_clear_error(tmp_path):
     data = make_folders_2d(tmp_path / "em", n_cases=6)
     recipe = automed.Recipe(n_folds=2, n_jobs=1, rungs=[{"name": "classical", "params": FAST_PARAMS},

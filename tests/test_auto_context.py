@@ -59,6 +59,7 @@ def test_context_columns_reach_every_slab_of_a_volume() -> None:
     assert ((whole[1].ravel() > 0.5) == labels.astype(bool)).mean() > 0.95
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 @pytest.mark.parametrize("auto_context", [True, False])
 def test_fit_records_both_stages_and_keeps_the_second_only_where_it_raises_dice(tmp_path, auto_context) -> None:
     import automed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 import automed
 from automed.data.io import read_image
@@ -21,6 +22,7 @@ def test_the_finest_axes_are_coarsened_first_until_the_case_fits():
     assert len(set(isotropic)) == 1 and np.prod(coarse_shape((128,) * 3, isotropic)) <= 100_000
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_a_rung_on_a_coarser_grid_is_scored_and_predicts_on_the_working_grid(tmp_path):
     data = make_msd(tmp_path / "msd", n_cases=6, shape=(20, 24, 20))
     params = dict(FAST_PARAMS, max_case_voxels=3000)

@@ -43,6 +43,7 @@ def test_a_trial_of_unknown_cost_is_taken_as_affordable() -> None:
     assert chosen.params["n_estimators"] == 350
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 @pytest.mark.parametrize("budget_s", [None, 600.0])
 def test_a_fit_records_each_trials_cost_and_why_its_configuration_was_chosen(tmp_path, budget_s) -> None:
     import automed

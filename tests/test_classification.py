@@ -72,6 +72,7 @@ def test_medmnist_official_split_end_to_end(tmp_path):
     assert float(rows[0]["prob_0"]) + float(rows[0]["prob_1"]) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_features_are_cached_in_the_run_folder(tmp_path, caplog):
     data = make_npz(tmp_path / "toy.npz", sizes=(30, 12, 12))
     automed.fit(_recipe(), data, tmp_path / "run", progress=False)
@@ -81,6 +82,7 @@ def test_features_are_cached_in_the_run_folder(tmp_path, caplog):
     assert "features read from cache" in caplog.text
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_class_folders_and_held_out_test(tmp_path):
     data = make_class_folders(tmp_path / "by_class")
     dataset = open_classification(data)
@@ -93,6 +95,7 @@ def test_class_folders_and_held_out_test(tmp_path):
     assert written[0].is_file()
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_manifest_with_mask_group_and_site(tmp_path):
     path = make_manifest(tmp_path / "m")
     dataset = open_classification(path)
@@ -154,6 +157,7 @@ def test_npz_without_expected_keys(tmp_path):
         open_classification(tmp_path / "bad.npz")
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_mixed_dimensionality_is_refused(tmp_path):
     data = make_class_folders(tmp_path / "d", n=12)
     write(np.zeros((8, 8, 8), np.float32), data / "benign" / "volume.nii.gz")
@@ -164,6 +168,7 @@ def test_mixed_dimensionality_is_refused(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_3d_volumes(tmp_path):
     data = make_npz(tmp_path / "vol.npz", shape=(12, 12, 12), sizes=(40, 12, 16))
     run = automed.fit(_recipe(), data, tmp_path / "run", progress=False)
@@ -214,6 +219,7 @@ def test_platt_scaling_never_inverts():
     assert model.predict_proba(X)[0, 1] == pytest.approx(0.9)
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_multiclass_grading(tmp_path):
     rng = np.random.default_rng(3)
     arrays = {}

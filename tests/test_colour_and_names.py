@@ -86,6 +86,7 @@ def test_gif_masks_and_images_read(tmp_path):
         read_image(tmp_path / "bad.gif")
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_colour_photographs_are_three_channels_and_colour_pays(tmp_path):
     data = make_colour_folders(tmp_path / "colour")
     dataset = open_dataset(data)
@@ -113,6 +114,7 @@ def test_colour_photographs_are_three_channels_and_colour_pays(tmp_path):
         run.predict(grey, tmp_path / "pred_grey")
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_a_grey_case_among_colour_ones_is_named(tmp_path):
     data = make_colour_folders(tmp_path / "mixed", n_cases=4)
     PILImage.fromarray(np.full((32, 32), 100, np.uint8)).save(data / "images" / "IMD002.png")
@@ -122,7 +124,7 @@ def test_a_grey_case_among_colour_ones_is_named(tmp_path):
 
 
 def test_a_colour_image_where_grey_is_expected_is_named(tmp_path):
-    from automed.data.dataset import Case
+    from automed.data.case import Case
     from automed.data.loading import load_image_channels
 
     image, _ = colour_case(np.random.default_rng(0))
@@ -148,6 +150,7 @@ def test_a_jpeg_mask_is_thresholded_with_a_warning_and_a_grey_image_as_mask_is_a
     assert any("masks/IMD001_lesion.jpg: mask holds" in p and "grey levels" in p for p in problems)
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_a_deep_rung_takes_the_three_colour_channels(tmp_path):
     import torch
 
@@ -174,6 +177,7 @@ def _manifest(tmp_path, n_cases=6, extra_columns=""):
     return tmp_path / "cases.csv", data
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_a_segmentation_manifest_gives_groups_and_per_site_scores(tmp_path):
     manifest, _ = _manifest(tmp_path)
     dataset = open_dataset(manifest)
@@ -204,6 +208,7 @@ def test_a_bad_segmentation_manifest_names_the_line(tmp_path, edit, message):
         open_dataset(manifest)
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_a_colour_npz_is_read_the_same_way_to_fit_and_to_predict(tmp_path):
     from conftest import FAST_CLASSIFICATION, images_with_discs
 
@@ -221,6 +226,7 @@ def test_a_colour_npz_is_read_the_same_way_to_fit_and_to_predict(tmp_path):
     assert len(written.read_text().splitlines()) == 31
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_a_region_of_interest_bounds_what_is_learnt_and_scored(tmp_path):
     from automed.data.fingerprint import scan_dataset
     from automed.data.io import read_image
@@ -254,6 +260,7 @@ def test_a_manifest_roi_column_names_a_missing_file(tmp_path):
         open_dataset(manifest)
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_nnunet_rgb_photographs_are_one_file_per_case(tmp_path):
     """nnU-Net's layout for natural images: channel_names R, G, B and one CASE_0000.png each."""
     rng = np.random.default_rng(0)

@@ -47,6 +47,7 @@ def _classical(**recipe):
                           rungs=[{"name": "classical", "params": FAST_CLASSIFICATION}], **recipe)
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_colour_pays_in_classification_and_predict_reads_as_fit_did(tmp_path):
     data = colour_npz(tmp_path / "colour.npz")
     run = automed.fit(_classical(), data, tmp_path / "run", progress=False)
@@ -102,6 +103,7 @@ def test_a_colour_image_given_to_a_grey_run_is_named(tmp_path, fitted_classifica
         automed.Run.load(fitted_classification_run).predict(tmp_path / "photo.png", tmp_path / "p.csv")
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_the_deep_classifier_takes_three_channels_standardised_one_by_one(tmp_path):
     data = colour_npz(tmp_path / "colour.npz", sizes=(24, 8, 16))
     tiny = {"n_trials": 0, "max_epochs": 1, "min_epochs": 1, "widths": [4], "depths": [1], "batch_sizes": [8]}
@@ -116,7 +118,7 @@ def test_the_deep_classifier_takes_three_channels_standardised_one_by_one(tmp_pa
 def test_channel_counts_other_than_one_or_three_are_mapped_to_rgb_for_imagenet_backbones():
     import torch
 
-    from automed.deep.transfer import TransferNet
+    from automed.nets.transfer_net import TransferNet
 
     backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     net = TransferNet(backbone, 16, 4, 2, in_channels=2)
@@ -140,6 +142,7 @@ def test_lab_features_tell_red_from_green_at_equal_luminance():
     assert lab_features(red, mask)["lab_L_hist_00"] == 0.0
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_photographs_are_scaled_to_0_1_and_filtered_in_lab_or_read_as_luminance(tmp_path):
     from automed.data.dataset import open_dataset
     from automed.data.fingerprint import compute_fingerprint

@@ -76,6 +76,7 @@ def test_unet2d_on_volumes_is_judged_against_classical_and_predicts(toy3d, tmp_p
     assert "unet2d" in (run.folder / "report.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_3d_network_skipped_on_2d_data_and_unetpp_runs(tmp_path):
     data = make_folders_2d(tmp_path / "em", n_cases=6)
     recipe = _recipe("unetpp", "unet3d", full_ladder=True, include_background=True)
@@ -90,6 +91,7 @@ def test_3d_network_skipped_on_2d_data_and_unetpp_runs(tmp_path):
     assert "unet3d" in (run.folder / "report.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_cv_full_trains_every_fold_and_predicts_with_their_average(toy3d, tmp_path):
     recipe = automed.Recipe(n_folds=2, n_jobs=1, cv="full", rungs=[{"name": "unet3d", "params": TINY}])
     run = automed.fit(recipe, toy3d, tmp_path / "run", progress=False)
@@ -104,6 +106,7 @@ def test_cv_full_trains_every_fold_and_predicts_with_their_average(toy3d, tmp_pa
     assert rung.predict(image).shape == (16, 20, 16)
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_members_hold_out_different_cases_and_predict_with_their_mean(toy3d, tmp_path):
     specs = [{"name": "unet2d", "params": TINY}, {"name": "unet3d", "params": {**TINY, "members": 2}}, "ensemble"]
     run = automed.fit(automed.Recipe(n_folds=2, n_jobs=1, rungs=specs, full_ladder=True), toy3d, tmp_path / "run",
@@ -122,6 +125,7 @@ def test_members_hold_out_different_cases_and_predict_with_their_mean(toy3d, tmp
     assert ensemble["status"] == "skipped" and "one model per fold" in ensemble["reason"]
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_rung_that_cannot_fit_its_allotment_is_skipped_with_the_estimate(toy3d, tmp_path):
     slow = {**TINY, "min_epochs": 500, "max_epochs": 500, "iterations": 50, "widths": [32]}
     recipe = automed.Recipe(n_folds=2, n_jobs=1, budget_s=20, rungs=[{"name": "unet3d", "params": slow}])
@@ -133,6 +137,7 @@ def test_rung_that_cannot_fit_its_allotment_is_skipped_with_the_estimate(toy3d, 
     assert [s.split(" to ")[0] for s in result["shrunk"]] == ["width 32 -> 16", "width 16 -> 8"]
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_a_timed_final_training_runs_its_decay_to_the_end_while_trials_stop_early(toy3d, tmp_path, monkeypatch):
     from automed.deep import training
 
@@ -152,6 +157,7 @@ def test_a_timed_final_training_runs_its_decay_to_the_end_while_trials_stop_earl
     assert schedules["final"].patience is None  # the time is the final training's anyway: no early stop
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_memory_limit_shrinks_then_skips(toy3d, tmp_path):
     params = {**TINY, "batch_sizes": [2, 4], "widths": [8, 16]}
     recipe = automed.Recipe(n_folds=2, n_jobs=1, max_vram_bytes=2**20, rungs=[{"name": "unet3d", "params": params}])
@@ -162,6 +168,7 @@ def test_memory_limit_shrinks_then_skips(toy3d, tmp_path):
     assert any(s.startswith("width 16 -> 8") for s in result["shrunk"])
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_climbing_stops_when_a_rung_is_confidently_no_better(toy3d, tmp_path):
     recipe = _recipe("unet2d", "unetpp")
     recipe = recipe.replace(rungs=(*recipe.rungs, "ensemble"))
@@ -187,6 +194,7 @@ def test_a_2d_network_losing_does_not_stop_the_3d_networks(toy3d, tmp_path):
     assert rung_class("unet3d", "segmentation").climb_family() not in stopped
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_ensemble_averages_the_deep_rungs_softmax_chosen_on_inner_validation(toy3d, tmp_path):
     from automed.data.fingerprint import Fingerprint
     from automed.data.io import read_image
@@ -227,6 +235,7 @@ def test_ensemble_averages_the_deep_rungs_softmax_chosen_on_inner_validation(toy
     assert np.array_equal(read_image(tmp_path / "pred" / f"{case_id}.nii.gz").array, expected)
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_on_2d_data_a_3d_rung_takes_no_share_of_the_budget(tmp_path):
     from types import SimpleNamespace
 
@@ -337,6 +346,7 @@ def _trials(db):
     return rows
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_sigkill_in_a_deep_rung_then_resume_recomputes_nothing(toy3d, tmp_path):
     params = {**TINY, "n_trials": 2, "min_epochs": 4, "max_epochs": 6}
     recipe = automed.Recipe(n_folds=2, n_jobs=1, full_ladder=True,
@@ -382,7 +392,7 @@ def test_slice_axis_is_the_coarsest_then_the_shortest():
 
 
 def test_paired_gain_uses_shared_cases_only():
-    from automed.report.tables import paired_gain
+    from automed.statistics import paired_gain
 
     gain = paired_gain({"a": 0.5, "b": 0.6, "c": 0.7}, {"a": 0.6, "b": 0.7, "d": 0.0})
     assert gain["n"] == 2 and gain["mean"] == pytest.approx(0.1)
@@ -426,6 +436,7 @@ def test_small_images_get_a_patch_that_keeps_two_voxels_at_the_deepest_level(dep
     assert network(torch.zeros(2, 1, *config.patch)).shape == (2, 3, *config.patch)
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_unet3d_trains_on_windows_of_larger_volumes_and_can_predict_without_mirroring(tmp_path, caplog):
     from automed.data.io import read_image
     from automed.ladder.predict import _load_rung

@@ -148,6 +148,7 @@ def test_balanced_sampling_draws_classes_evenly():
     assert sorted(np.concatenate(_batches(labels, 25, "uniform", np.random.default_rng(0)))) == list(range(100))
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_ssl_pretrains_on_unlabelled_images_and_is_set_beside_cnn(npz, tmp_path):
     from conftest import write
 
@@ -182,6 +183,7 @@ def test_pretraining_resumes_from_its_checkpoint(tmp_path):
     assert first["epochs"] == 2 and more["epochs"] == 4 and more["history"][:2] == first["history"]
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_label_fractions_refit_every_rung_and_draw_the_learning_curve(npz, tmp_path):
     from automed.data.splits import label_subset
 
@@ -202,6 +204,7 @@ def test_label_fractions_refit_every_rung_and_draw_the_learning_curve(npz, tmp_p
     assert sum(labels[c] == "a" for c in half["dev"]) == 19  # stratified
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_ensemble_averages_its_members_and_predicts_with_them(npz, tmp_path):
     from automed.metrics import choose_threshold
 
@@ -230,6 +233,7 @@ def test_ensemble_averages_its_members_and_predicts_with_them(npz, tmp_path):
         assert by_case[case["case_id"]] == pytest.approx(case["proba"], abs=1e-5)
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_ensemble_is_skipped_without_two_members(npz, tmp_path):
     recipe = automed.Recipe(task="classification", n_folds=3, n_jobs=1,
                             rungs=[{"name": "classical", "params": FAST}, "ensemble"])
@@ -238,6 +242,7 @@ def test_ensemble_is_skipped_without_two_members(npz, tmp_path):
     assert result["status"] == "skipped" and "two finished rungs" in result["reason"] and "classical" in result["reason"]
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_cnn_grades_three_classes_and_volumes(tmp_path):
     """Multi-class grading on 3D inputs: three disc brightnesses in 12^3 volumes."""
     rng = np.random.default_rng(0)

@@ -38,6 +38,7 @@ def test_a_bad_folds_file_is_refused_naming_the_file_and_the_fold(tmp_path, fold
     assert message in str(caught.value)
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_a_fit_is_judged_on_the_folds_of_the_file(tmp_path):
     data = make_msd(tmp_path / "data", n_cases=6)
     ids = sorted(p.name.removesuffix(".nii.gz") for p in (data / "imagesTr").iterdir())

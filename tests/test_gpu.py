@@ -60,6 +60,7 @@ def _out_of_memory_once(monkeypatch, module):
     return calls
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_segmentation_out_of_memory_halves_the_batch_records_it_and_finishes(toy3d, tmp_path, monkeypatch):
     import automed.deep.training
 
@@ -75,6 +76,7 @@ def test_segmentation_out_of_memory_halves_the_batch_records_it_and_finishes(toy
     assert "batch halved to 1" in (run.folder / "report.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_classification_out_of_memory_retries_the_batch_in_halves(tmp_path, monkeypatch):
     import automed.deep.classification
 
@@ -319,6 +321,7 @@ def _probe_out_of_memory_above(monkeypatch, batch_size):
     return tried
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_a_probe_out_of_gpu_memory_shrinks_the_plan_instead_of_failing(toy3d, tmp_path, monkeypatch):
     tried = _probe_out_of_memory_above(monkeypatch, 2)
     recipe = automed.Recipe(n_folds=2, n_jobs=1, max_vram="8GB",
@@ -329,6 +332,7 @@ def test_a_probe_out_of_gpu_memory_shrinks_the_plan_instead_of_failing(toy3d, tm
     assert rung["details"]["config"]["batch_size"] == 2
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_a_configuration_out_of_gpu_memory_at_its_smallest_is_skipped_with_the_reason(toy3d, tmp_path, monkeypatch):
     _probe_out_of_memory_above(monkeypatch, 0)
     recipe = automed.Recipe(n_folds=2, n_jobs=1, max_vram="8GB", rungs=[{"name": "unet3d", "params": TINY}])
@@ -339,6 +343,7 @@ def test_a_configuration_out_of_gpu_memory_at_its_smallest_is_skipped_with_the_r
     assert not (run.folder / "rungs" / "unet3d" / "final").exists()
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 @pytest.mark.parametrize(("limit", "out_of_memory", "reason"), [
     ("2MB", False, r"^batch 16 needs an estimated 0\.\d GiB to train, more than the 0\.0 GiB limit; give the cnn rung "
                    r"smaller batch_sizes in the recipe\.$"),
@@ -368,6 +373,7 @@ def test_a_classifier_over_the_memory_limit_is_skipped_with_the_fix(tmp_path, mo
     assert not (run.folder / "rungs" / "cnn" / "model.pt").exists()
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_a_classifier_within_the_memory_limit_trains(tmp_path):
     data = make_npz(tmp_path / "toy.npz", sizes=(40, 12, 16))
     recipe = automed.Recipe(task="classification", n_folds=3, n_jobs=1, max_vram="8GB",

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from automed.rungs import REGISTRY
+from automed.tasks import get_task
 from automed.rungs.classifier_params import DeepClassifierParams
 from automed.rungs.deep_params import DeepParams
 
 
 def _architectures(task: str) -> list[str]:
-    return sorted({entry[1]["architecture"] for entry in REGISTRY[task].values() if isinstance(entry, tuple)})
+    return sorted({entry[1]["architecture"] for entry in get_task(task).rungs.values() if isinstance(entry, tuple)})
 
 
 ARCHITECTURES = _architectures("segmentation")

@@ -86,6 +86,7 @@ def test_a_class_order_that_does_not_name_the_classes_is_an_error_naming_the_dat
         open_classification(data, class_order=("0", "1"))
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_an_ordinal_fit_searches_ordinal_models_and_reports_kappa(tmp_path):
     import optuna
 

@@ -455,6 +455,7 @@ def fit_reached(monkeypatch):
     monkeypatch.setattr(runner, "fit_run", stand_in)
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 @pytest.mark.parametrize("given", ["dict", "yaml path", "yaml str path", "recipe"])
 def test_fit_takes_a_recipe_its_dict_or_its_yaml_file(tmp_path, fit_reached, given):
     import automed

@@ -54,6 +54,7 @@ def test_replay_trains_the_same_models_without_searching(searched_run, tmp_path)
     assert "A replay of" in (again.folder / "report.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_replay_refuses_what_would_change_the_plan_and_old_runs(searched_run, tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["fit", "--replay", str(searched_run.folder), "--out", str(tmp_path / "x"),

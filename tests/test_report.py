@@ -13,13 +13,8 @@ from click.testing import CliRunner
 from automed.cli import main
 from automed.report import build_report, recommend, to_html, to_markdown, write_reports
 from automed.report.plots import pareto_front
-from automed.report.tables import (
-    best_rung,
-    case_scores,
-    leaderboard_rows,
-    paired_gain,
-    summarize_segmentation,
-)
+from automed.report.tables import best_rung, leaderboard_rows
+from automed.statistics import case_scores, paired_gain, summarize_segmentation
 
 CLASSES = {0: "background", 1: "left", 2: "right"}
 GIB = 2**30

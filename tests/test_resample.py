@@ -31,6 +31,7 @@ def test_labels_resample_class_by_class_and_geometry_keeps_the_extent():
     assert coarser.spacing == (2.0, 2.0) and coarser.origin == (0.5, 0.5)  # the first voxel's centre moved
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_a_fit_on_a_coarser_grid_predicts_on_each_inputs_own_grid(tmp_path):
     data = make_colour_folders(tmp_path / "photos", n_cases=6, side=64)
     recipe = automed.Recipe(n_folds=2, n_jobs=1, target_spacing=[2, 2],
@@ -49,6 +50,7 @@ def test_a_fit_on_a_coarser_grid_predicts_on_each_inputs_own_grid(tmp_path):
     assert np.mean(dice) > 0.8
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_the_deep_rungs_train_and_predict_on_the_working_grid(tmp_path):
     data = make_colour_folders(tmp_path / "photos", n_cases=4, side=48)
     tiny = {"n_trials": 0, "max_epochs": 1, "min_epochs": 1, "iterations": 2, "widths": [8], "depths": [3],

@@ -76,6 +76,7 @@ def test_a_second_fit_resume_or_overwrite_of_a_run_being_fitted_is_refused(small
     assert not (tmp_path / "pred").exists() and not (tmp_path / "exp").exists() and not (tmp_path / "again").exists()
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_the_lock_of_a_killed_fit_is_stale_and_the_next_fit_proceeds(small_run, tmp_path, holder):
     out = _copy(small_run, tmp_path)
     with pytest.raises(RunFolderError, match="is being fitted by process"):
@@ -168,9 +169,9 @@ def test_a_file_added_while_the_new_fit_ran_is_carried_over(small_run, tmp_path)
 
 def test_a_replay_never_writes_over_or_inside_the_run_it_replays(small_run, tmp_path):
     out = _copy(small_run, tmp_path)
-    fails(["fit", "--replay", str(out), "--out", str(out), "--overwrite"], rf"--out is the run it replays", out)
+    fails(["fit", "--replay", str(out), "--out", str(out), "--overwrite"], r"--out is the run it replays", out)
     fails(["fit", "--replay", str(out), "--out", str(out / "again"), "--overwrite"],
-          rf"--out lies inside the run it replays", out)
+          r"--out lies inside the run it replays", out)
     assert (out / "optuna.db").is_file() and (out / "automed.log").is_file()
 
 

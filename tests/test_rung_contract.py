@@ -18,7 +18,8 @@ import pytest
 
 import automed
 from automed.ladder.runner import resume_run
-from automed.rungs import REGISTRY, rung_class
+from automed.rungs import rung_class
+from automed.tasks import get_task, task_names
 from conftest import FAST_CLASSIFICATION, FAST_PARAMS, make_msd, make_npz
 
 SEGMENTATION_DEEP = {"n_trials": 2, "max_epochs": 2, "min_epochs": 1, "iterations": 2, "widths": [8],
@@ -34,7 +35,7 @@ PARAMS = {
 #: Rungs fitted below a rung that combines others.
 MEMBERS = {"segmentation": ["unet2d", "unetpp"], "classification": ["cnn"]}
 TRANSFER = {"vgg16", "inception_v3"}
-RUNGS = [(task, name) for task in REGISTRY for name in REGISTRY[task]]
+RUNGS = [(task, name) for task in task_names() for name in get_task(task).rungs]
 
 
 def params_of(task: str, name: str) -> dict:
@@ -101,7 +102,8 @@ def trial_states(db, name: str) -> list[tuple[int, str]]:
                            "WHERE s.study_name LIKE ? ORDER BY t.number", (f"{name}%",)).fetchall()
 
 
-@pytest.mark.parametrize("task, name", RUNGS)
+@pytest.mark.parametrize("task, name", [pytest.param(task, name, marks=() if name == "classical" else pytest.mark.slow)
+                                        for task, name in RUNGS])  # the whole matrix in `make test-all`
 def test_rung_contract(task, name, datasets, tmp_path, monkeypatch, offline):
     data = datasets[task]
     recipe = automed.Recipe(task=task, n_folds=2, n_jobs=1, full_ladder=True, budget_s=1800,
@@ -152,16 +154,12 @@ def test_rung_contract(task, name, datasets, tmp_path, monkeypatch, offline):
 
 @pytest.mark.parametrize("task, name", [r for r in RUNGS if r != ("classification", "classical") and r[1] not in TRANSFER])
 def test_a_plan_that_cannot_fit_its_allotment_is_a_skip_with_the_reason(task, name, datasets, tmp_path):
-    from automed.ladder.preparation import reopen
-
-    recipe = automed.Recipe(task=task, n_folds=2, n_jobs=1, rungs=[{"name": "classical",
-                                                                   "params": params_of(task, "classical")}])
-    run = automed.fit(recipe, data := datasets[task], tmp_path / "run", progress=False)
-    dataset, fingerprint, splits = reopen(automed.Recipe.from_yaml(run.folder / "recipe.yaml"), data, run.folder)
     from automed.rungs.base import FitContext
 
-    context = FitContext(dataset, fingerprint, splits["folds"], tmp_path / name, 0, 1, 0.5,
-                         f"sqlite:///{tmp_path / 'optuna.db'}", progress=False, splits=splits)
+    # the task's own preparation opens the data as a fit would, without fitting anything
+    prepared = get_task(task).prepare(automed.Recipe(task=task, n_folds=2, n_jobs=1), datasets[task], progress=False)
+    context = FitContext(prepared.dataset, prepared.fingerprint, prepared.splits["folds"], tmp_path / name, 0, 1, 0.5,
+                         f"sqlite:///{tmp_path / 'optuna.db'}", progress=False, splits=prepared.splits)
     cls = rung_class(name, task)
     plan = cls(cls.Params(**params_of(task, name))).plan(context)
     assert plan.skip_reason, plan

@@ -98,6 +98,7 @@ def test_throughput_is_judged_against_the_peak_of_its_precision():
     assert bf16["fraction_of_conv_peak"] is None  # not measured on this device
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 @pytest.mark.parametrize("bfloat16_share, chosen", [(0.6, True), (0.95, False)])
 def test_auto_precision_keeps_bfloat16_only_where_its_step_is_clearly_faster(tmp_path, monkeypatch, bfloat16_share,
                                                                              chosen):

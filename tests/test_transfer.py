@@ -33,7 +33,8 @@ ARCHS = {"vgg16": "automed.nets.vgg16:VGG16", "inception_v3": "automed.nets.ince
 def test_backbones_load_from_a_saved_state_dict(weights):
     import torch
 
-    from automed.deep.transfer import pretrained_state_dict, transfer_net
+    from automed.deep.transfer import pretrained_state_dict
+    from automed.nets.transfer_net import transfer_net
     from automed.nets import architecture
 
     for name, path in ARCHS.items():
@@ -52,7 +53,8 @@ def test_backbones_load_from_a_saved_state_dict(weights):
     ("inception_v3.pth", "vgg16", "does not hold vgg16 weights"),
 ])
 def test_wrong_or_corrupt_weights_fail_clearly(weights, file, arch, message):
-    from automed.deep.transfer import pretrained_state_dict, transfer_net
+    from automed.deep.transfer import pretrained_state_dict
+    from automed.nets.transfer_net import transfer_net
     from automed.nets import architecture
 
     with pytest.raises(DataError, match=message) as info:
@@ -70,6 +72,7 @@ def test_wrong_weights_file_exits_1_before_training(weights, tmp_path):
     assert not (tmp_path / "run").exists() and not (tmp_path / ".run.partial" / "rungs" / "vgg16" / "result.json").exists()
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_without_imagenet_weights_the_rung_is_skipped_or_labelled_scratch(monkeypatch, tmp_path):
     import urllib.error
 
@@ -87,6 +90,7 @@ def test_without_imagenet_weights_the_rung_is_skipped_or_labelled_scratch(monkey
     assert result["status"] == "skipped" and "could not be obtained" in result["reason"]
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_inception_frozen_transfer_fits_and_is_judged(weights, tmp_path):
     data = make_npz(tmp_path / "toy.npz", sizes=(40, 12, 20))
     params = {"weights": str(weights / "inception_v3.pth"), "modes": ["frozen"], "n_trials": 0, "max_epochs": 3,

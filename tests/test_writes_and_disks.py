@@ -420,6 +420,7 @@ def test_a_dicom_series_folder_gets_nifti_masks(tmp_path):
     assert mask_suffix(tmp_path) == ".nii.gz"
 
 
+@pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_a_dataset_with_gif_masks_fits_and_predicts_png_masks(tmp_path):
     """Vessel datasets ship GIF masks, which ITK cannot write: the out-of-fold and predicted masks are PNG."""
     import automed

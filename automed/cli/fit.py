@@ -7,11 +7,12 @@ from typing import Any
 import click
 
 from automed.cli._errors import clean_errors
+from automed.tasks import get_task, task_names
 
 
 @click.command()
 @click.argument("data", required=False, type=click.Path(path_type=str))
-@click.option("--task", type=click.Choice(["segmentation", "classification"]),
+@click.option("--task", type=click.Choice(task_names()),
               help="Task (default: the recipe's, else segmentation).")
 @click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False), help="YAML recipe (see recipes/).")
 @click.option("--out", type=click.Path(), help="Run folder to create.")
@@ -19,7 +20,7 @@ from automed.cli._errors import clean_errors
 @click.option("--replay", "replay", type=click.Path(),
               help="Train the plan this finished run realised again, without searching (DATA: default its data).")
 @click.option("--format", "data_format",
-              type=click.Choice(["auto", "msd", "nnunet", "folders", "medmnist", "class_folders", "csv"]),
+              type=click.Choice(list(dict.fromkeys(f for t in task_names() for f in get_task(t).data_formats))),
               help="Dataset layout (default: detect).")
 @click.option("--rungs", help="Comma-separated rungs to climb, e.g. classical,unet2d,unet3d.")
 @click.option("--folds", "n_folds", type=int, help="Cross-validation folds.")

@@ -301,7 +301,7 @@ def _open_class_folders(root: Path) -> ClassificationDataset:
 
 
 def _open_csv(path: Path) -> ClassificationDataset:
-    from automed.data.dataset import read_csv_rows
+    from automed.data.csv_rows import read_csv_rows
     from automed.data.manifest import resolve_listed
 
     cases, seen, line_of = [], set(), {}

@@ -6,38 +6,25 @@ photographs from grey images); images are opened by :mod:`automed.data.loading`.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from automed.data.case import Case
+from automed.data.csv_rows import read_csv_rows
 from automed.data.io import (COLOUR_CHANNELS, LUMINANCE, TWO_D_SUFFIXES, folder_problem, image_suffix, read_image,
                               strip_suffix)
 from automed.data.manifest import open_manifest
 from automed.data.pairing import pair_by_name
 from automed.errors import DataError
 
-__all__ = ["Case", "Dataset", "detect_format", "files_by_stem", "group_channels", "open_dataset", "read_csv_rows",
-           "visible_entries"]
+__all__ = ["Dataset", "detect_format", "files_by_stem", "group_channels", "open_dataset", "visible_entries"]
 
 IMAGE_DIRS = ("images", "imgs", "image")
 LABEL_DIRS = ("labels", "masks", "label", "mask")
 ROI_DIRS = ("rois", "roi", "fov")  # beside images/ and labels/: one region-of-interest mask per image
-
-
-@dataclass(frozen=True)
-class Case:
-    """One subject: its image file(s), one per channel, its label file and, optionally, a region of
-    interest (a field of view, a brain mask) outside which nothing is learnt or scored."""
-
-    case_id: str
-    image_paths: tuple[Path, ...]
-    label_path: Path | None = None
-    group: str | None = None
-    site: str | None = None
-    roi_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -330,28 +317,6 @@ def files_by_stem(files: list[Path]) -> dict[str, Path]:
 
 def _natural_key(text: str) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
-
-
-def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """``(line number, row)`` of a CSV file with a header holding ``required``; a spreadsheet's
-    byte-order mark is allowed, a repeated column name or text that is not UTF-8 is an error."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = [name.strip() for name in next(reader, [])]
-            rows = list(reader)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV.") from exc
-    except csv.Error as exc:
-        raise DataError(f"{path}: not a readable CSV file ({exc}).") from exc
-    repeated = sorted({name for name in header if header.count(name) > 1})
-    if repeated:
-        raise DataError(f"{path}: the header names the column(s) {repeated} more than once.")
-    missing = [name for name in required if name not in header]
-    if missing:
-        raise DataError(f"{path}: no {', '.join(repr(m) for m in missing)} column; the header is {header}.")
-    return [(number, dict(zip(header, row + [""] * (len(header) - len(row)))))  # short rows: empty trailing cells
-            for number, row in enumerate(rows, start=2) if any(v.strip() for v in row)]
 
 
 def _read_groups(root: Path, case_ids: set[str]) -> tuple[dict[str, str], dict[str, str]]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from automed.data.dataset import Case, files_by_stem, group_channels, visible_entries
+from automed.data.case import Case
+from automed.data.dataset import files_by_stem, group_channels, visible_entries
 from automed.data.io import folder_problem, image_suffix, strip_suffix
 from automed.errors import DataError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from automed.data.dataset import Case
+from automed.data.case import Case
 from automed.data.io import Geometry, read_image
 from automed.data.masks import clean_mask, read_mask
 from automed.data.resample import grid_shape, resample_image, resample_labels, resampled_geometry

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from automed.data.case import Case
+from automed.data.csv_rows import read_csv_rows
+from automed.data.io import strip_suffix
 from automed.errors import DataError
 
 __all__ = ["MANIFEST_COLUMNS", "open_manifest", "resolve_listed"]
@@ -18,7 +21,7 @@ __all__ = ["MANIFEST_COLUMNS", "open_manifest", "resolve_listed"]
 MANIFEST_COLUMNS = ("image", "label", "roi", "group", "site")
 
 
-def open_manifest(path: Path) -> list:
+def open_manifest(path: Path) -> list[Case]:
     """The cases listed in the manifest at ``path``.
 
     Raises
@@ -27,9 +30,6 @@ def open_manifest(path: Path) -> list:
         A missing column or file, an empty cell, a file listed twice, a case id twice,
         or a column automed does not read (naming the line where it matters).
     """
-    from automed.data.dataset import Case, read_csv_rows
-    from automed.data.io import strip_suffix
-
     rows = read_csv_rows(path, ("image", "label"))
     header = set(rows[0][1]) if rows else set()
     unknown = sorted(header - set(MANIFEST_COLUMNS))

@@ -1,10 +1,5 @@
-"""ImageNet transfer with torchvision backbones (VGG16, Inception-v3) on medical images.
-
-Images are resized to what the backbone expects. Colour photographs keep their R, G and B as
-the backbone's three channels; grey images are repeated to three; any other channel count
-is mapped to three by a learned 1 x 1 convolution that starts as the channels' mean. 3D
-volumes become 2.5D images: their three orthogonal central slices as the three channels.
-"""
+"""ImageNet weights for the torchvision backbones of :mod:`automed.nets.transfer_net`, and 3D volumes
+as 2.5D images (their three orthogonal central slices as the three channels)."""
 
 from __future__ import annotations
 
@@ -18,7 +13,7 @@ import torch.nn.functional as F
 from automed.errors import DataError
 from automed.nets.base import TransferArchitecture
 
-__all__ = ["WeightsUnavailable", "TransferNet", "orthogonal_slices", "pretrained_state_dict", "transfer_net"]
+__all__ = ["WeightsUnavailable", "orthogonal_slices", "pretrained_state_dict"]
 
 
 class WeightsUnavailable(Exception):
@@ -58,28 +53,6 @@ def pretrained_state_dict(arch: TransferArchitecture, weights: str) -> dict[str,
     return state
 
 
-def transfer_net(arch: TransferArchitecture, state: dict[str, Any] | None, source: str, n_classes: int,
-                 in_channels: int) -> TransferNet:
-    """The torchvision model of ``arch`` with ``state`` loaded (strictly; ``None``: random weights),
-    its ImageNet classifier removed and a new linear head for ``n_classes``.
-
-    Raises
-    ------
-    DataError
-        ``state`` (read from ``source``) does not hold this model's weights.
-    """
-    from torchvision.models import get_model
-
-    model = get_model(arch.torchvision_name, weights=None, **arch.model_options)
-    try:
-        if state is not None:
-            model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise DataError(f"{source}: does not hold {arch.torchvision_name} weights ({first[:200]}).") from exc
-    return TransferNet(arch.remove_classifier(model), arch.input_size, arch.n_features, n_classes, in_channels)
-
-
 def orthogonal_slices(volumes: np.ndarray) -> np.ndarray:
     """``(N, 1, D, H, W)`` volumes to ``(N, 3, S, S)`` images of their central slices (S: largest side)."""
     x = torch.from_numpy(volumes[:, 0])
@@ -88,36 +61,3 @@ def orthogonal_slices(volumes: np.ndarray) -> np.ndarray:
     planes = [x[:, d // 2], x[:, :, h // 2], x[:, :, :, w // 2]]
     resized = [F.interpolate(p[:, None], size=(side, side), mode="bilinear", align_corners=False) for p in planes]
     return torch.cat(resized, dim=1).numpy()
-
-
-class TransferNet(torch.nn.Module):
-    """Resize to the backbone's input size, channels to 3 (see the module), backbone, new linear head."""
-
-    def __init__(self, backbone: Any, input_size: int, n_features: int, n_classes: int, in_channels: int) -> None:
-        super().__init__()
-        self.backbone, self.size, self.in_channels = backbone, input_size, in_channels
-        self.head = torch.nn.Linear(n_features, n_classes)
-        self.to_rgb = None
-        if in_channels not in (1, 3):
-            self.to_rgb = torch.nn.Conv2d(in_channels, 3, kernel_size=1)
-            torch.nn.init.constant_(self.to_rgb.weight, 1.0 / in_channels)
-            torch.nn.init.zeros_(self.to_rgb.bias)
-
-    def features(self, x: Any) -> Any:
-        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        if self.in_channels == 1:
-            x = x.expand(-1, 3, -1, -1)
-        elif self.to_rgb is not None:
-            x = self.to_rgb(x)
-        return self.backbone(x)
-
-    def forward(self, x: Any) -> Any:
-        return self.head(self.features(x))
-
-    def param_groups(self, lr: float, backbone_factor: float) -> list[dict[str, Any]]:
-        """The backbone at ``lr * backbone_factor`` (frozen when 0), the head (and channel map) at ``lr``."""
-        new = list(self.head.parameters()) + (list(self.to_rgb.parameters()) if self.to_rgb is not None else [])
-        if backbone_factor == 0:
-            self.backbone.requires_grad_(False)
-            return [{"params": new, "lr": lr}]
-        return [{"params": list(self.backbone.parameters()), "lr": lr * backbone_factor}, {"params": new, "lr": lr}]

@@ -14,7 +14,7 @@ from automed.data.atomic import folder_written_atomically
 from automed.errors import AutomedError, DataError, RunFolderError
 from automed.ladder.outputs import check_output_folder, refuse_overlap, write_output_record
 
-__all__ = ["predict_run", "predict_classification"]
+__all__ = ["predict_classification", "predict_run", "predict_segmentation"]
 
 log = logging.getLogger("automed")
 
@@ -22,8 +22,9 @@ log = logging.getLogger("automed")
 def predict_run(run_folder: str | Path, inputs: str | Path | Sequence[str | Path], out: str | Path, rung: str | None = None,
                 overwrite: bool = False, progress: bool = True, split: str | None = None,
                 tta: bool = True) -> list[Path]:
-    """Write one mask per input image into ``out``, in the input's format (where a mask can be written
-    in it: see :func:`automed.data.io.mask_suffix`) and geometry (for a classification run, the CSV of :func:`predict_classification`).
+    """Predict ``inputs`` with a fitted rung through the run's task (its ``predictor``): for segmentation one mask
+    per input image into the folder ``out``, in the input's format (where a mask can be written in it: see
+    :func:`automed.data.io.mask_suffix`) and geometry; for classification the CSV of :func:`predict_classification`.
 
     Parameters
     ----------
@@ -50,6 +51,21 @@ def predict_run(run_folder: str | Path, inputs: str | Path | Sequence[str | Path
     list of Path
         The masks written.
     """
+    import importlib
+
+    from automed.tasks import get_task
+
+    report, name = _open_run(Path(run_folder), rung)
+    module, _, function = get_task(report["task"]).predictor.partition(":")
+    written = getattr(importlib.import_module(module), function)(
+        run_folder, inputs, out, rung=name, split=split, overwrite=overwrite, progress=progress, tta=tta)
+    return written if isinstance(written, list) else [written]
+
+
+def predict_segmentation(run_folder: str | Path, inputs: str | Path | Sequence[str | Path], out: str | Path,
+                         rung: str | None = None, split: str | None = None, overwrite: bool = False,
+                         progress: bool = True, tta: bool = True) -> list[Path]:
+    """Write one mask per input image into the folder ``out`` (see :func:`predict_run`)."""
     from tqdm.auto import tqdm
 
     from automed.data.inputs import find_images
@@ -60,15 +76,12 @@ def predict_run(run_folder: str | Path, inputs: str | Path | Sequence[str | Path
 
     run_folder, out = Path(run_folder), Path(out)
     report, name = _open_run(run_folder, rung)
-    if report["task"] == "classification":
-        return [predict_classification(run_folder, inputs, out, rung=name, split=split, overwrite=overwrite,
-                                       progress=progress, tta=tta)]
     if split is not None:
         raise DataError(f"{inputs}: --split applies to classification .npz inputs; {run_folder} is a segmentation run.")
     refuse_overlap(out, {**_inputs_named(inputs), "the run folder": run_folder})
     check_output_folder(out, overwrite, "predictions")
     fingerprint = Fingerprint.from_dict(json.loads((run_folder / "fingerprint.json").read_text()))
-    model = _load_rung(run_folder, name, report["task"], tta)
+    model = _load_rung(run_folder, name, "segmentation", tta)
     # runs fitted before the fingerprint recorded it: only MSD stored channels in one file
     in_one_file = fingerprint.channels_in_one_file or (report["dataset"]["format"] == "msd"
                                                        and fingerprint.n_channels > 1)

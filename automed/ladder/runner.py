@@ -22,7 +22,6 @@ from automed.ladder.judge import judge
 from automed.ladder.lock import run_lock
 from automed.ladder.learning_curve import learning_curve
 from automed.ladder.outputs import check_output_folder, refuse_overlap
-from automed.ladder.preparation import comparison_cases, prepare_classification, prepare_segmentation, reopen
 from automed.ladder.replay import REALISED_PLAN, REPLAY, check_replayed_data, pinned_plan, realised_plan
 from automed.ladder.staging import STATE, Clock, foreign_files, run_staged, staging_folder, write_json
 from automed.recipe import Recipe
@@ -30,6 +29,7 @@ from automed.results import RESULT, Cost, Estimate, RungResult, read_result, wri
 from automed.rungs.base import VOLUME_CACHE, FitContext
 from automed.rungs.fitted import weight_checksums
 from automed.rungs.records import save_plan
+from automed.tasks import Opened, get_task
 
 __all__ = ["fit_run", "resume_run"]
 
@@ -120,7 +120,7 @@ def _refuse_changed_data(out: Path, staging: Path) -> None:
 
 
 def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from: Path | None,
-            replay: dict[str, Any] | None = None) -> tuple[Any, Any, dict[str, Any]]:
+            replay: dict[str, Any] | None = None) -> Opened:
     """Check the rungs and the data, write the resolved recipe, fingerprint, splits and run.json;
     return the opened dataset, its fingerprint and the splits."""
     from automed.data.listing import dataset_listing, listing_checksum
@@ -128,15 +128,15 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from
 
     log.info("automed fit: %s -> %s", data, folder)
     rung_classes = _check_rungs(recipe)
-    prepare = prepare_segmentation if recipe.task == "segmentation" else prepare_classification
-    dataset, fingerprint, summary, splits, _ = prepare(recipe, data, progress)
+    prepared = get_task(recipe.task).prepare(recipe, data, progress)
+    dataset, splits = prepared.dataset, prepared.splits
     if replay is not None:
-        check_replayed_data(replay, summary, data)
+        check_replayed_data(replay, prepared.fingerprint_record, data)
     recipe = recipe.replace(data_format=dataset.format, n_folds=splits.get("n_folds", recipe.n_folds))
     recipe.to_yaml(folder / "recipe.yaml")
     listing = dataset_listing(data)
     write_json(folder / LISTING, listing)
-    write_json(folder / "fingerprint.json", summary)
+    write_json(folder / "fingerprint.json", prepared.fingerprint_record)
     write_json(folder / "splits.json", splits)
     write_json(folder / "run.json", {
         "data": str(data.resolve()), "format": dataset.format, "seed": recipe.random_state,
@@ -153,10 +153,10 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from
     if cache_from is not None and (cache_from / "cache").is_dir():
         shutil.copytree(cache_from / "cache", folder / "cache")
     write_json(folder / STATE, {"spent_s": 0.0})
-    return dataset, fingerprint, splits
+    return prepared.opened
 
 
-def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]] | None) -> None:
+def _climb(folder: Path, progress: bool, opened: Opened | None) -> None:
     """Fit every rung not yet done, in order, within the budget; stop climbing when gains stop.
 
     ``opened`` is the dataset, fingerprint and splits of a new fit; a resumed one reopens them.
@@ -164,12 +164,13 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
     from automed.report import write_reports
 
     recipe = Recipe.from_yaml(folder / "recipe.yaml")
+    task = get_task(recipe.task)
     meta = json.loads((folder / "run.json").read_text())
-    dataset, fingerprint, splits = opened or reopen(recipe, Path(meta["data"]), folder)
+    opened = opened or task.reopen(recipe, Path(meta["data"]), json.loads((folder / "fingerprint.json").read_text()),
+                                   json.loads((folder / "splits.json").read_text()))
+    dataset, fingerprint, splits = opened.dataset, opened.fingerprint, opened.splits
     clock = Clock(folder / STATE)
-    classes = [] if recipe.task == "classification" else [
-        c for c in sorted(fingerprint.classes) if recipe.include_background or c != 0]
-    comparison = comparison_cases(recipe, splits, dataset)
+    comparison = task.comparison_cases(recipe, opened)
     rung_classes = _check_rungs(recipe)
     done: list[dict[str, Any]] = []
     stopped: dict[str, str] = {}  # climb family -> why its climb stopped
@@ -203,7 +204,7 @@ def _climb(folder: Path, progress: bool, opened: tuple[Any, Any, dict[str, Any]]
                                        if c.applies_to(fingerprint)]
             reserved = 0.0 if remaining is None else _reserved(pending, context, folder / "rungs")
             allotted = _allotment(remaining, [c for _, c in pending], reserved)
-            result = _fit_rung(cls(spec.params), recipe, context(folder=rung_folder, budget_s=allotted), done, classes,
+            result = _fit_rung(cls(spec.params), recipe, context(folder=rung_folder, budget_s=allotted), done,
                                comparison, remaining, shortfalls)
             if result["status"] == "done":
                 done.append(result)
@@ -272,8 +273,8 @@ def _refuse_budget(budget_s: float, shortfalls: dict[str, float]) -> None:
                       f"(e.g. --rungs {cheapest}), or none.")
 
 
-def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[str, Any]], classes: list[int],
-              comparison: list[str], budget_left_s: float | None, shortfalls: dict[str, float]) -> dict[str, Any]:
+def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[str, Any]], comparison: list[str],
+              budget_left_s: float | None, shortfalls: dict[str, float]) -> dict[str, Any]:
     """Plan, fit and judge one rung; write and return its ``result.json``.
 
     A rung skipped because its plan needs more than its allotment is added to ``shortfalls``
@@ -286,7 +287,6 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
         more than the whole budget left (``budget_left_s``): nothing could be fitted within it.
     """
     from automed.ladder.cost import CostMeter
-    from automed.report.tables import per_site_dice, summarize_segmentation
 
     _clear_unresumable(rung, context)
     context.folder.mkdir(parents=True, exist_ok=True)
@@ -311,15 +311,7 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
         if None not in (least, context.budget_s, budget_left_s) and least > context.budget_s > 0:
             shortfalls[rung.name] = least * budget_left_s / context.budget_s
         return _write_skipped(context.folder, rung.name, plan.skip_reason, estimate, plan.shrunk)
-    summary = outcome.summary
-    if summary is None:
-        metric, per_class = summarize_segmentation(outcome.per_case, context.fingerprint.classes,
-                                                   recipe.include_background, recipe.random_state)
-        summary = {"metric": metric, "per_class": per_class}
-        sites = {c.case_id: c.site for c in context.dataset.cases if c.site}
-        if sites:
-            summary["per_site"] = per_site_dice(outcome.per_case, sites, context.fingerprint.classes,
-                                                recipe.include_background, recipe.random_state)
+    summary = get_task(recipe.task).summarize(outcome, context, recipe)
     device = outcome.cost.get("device", "cpu")
     on_gpu = device.startswith("cuda")
     cost = Cost.from_dict({
@@ -336,7 +328,7 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
         {k: v for k, v in summary.items() if k not in ("metric", "per_class")}, cost, estimate,
         (*plan.shrunk, *events), outcome.postprocessing, outcome.details, outcome.per_case,
         outcome.validation_per_case, checksums=weight_checksums(context.folder))
-    result = replace(result, **judge(result.to_dict(), done, classes, comparison, recipe))
+    result = replace(result, **judge(result.to_dict(), done, comparison, recipe, context.fingerprint))
     payload = write_result(context.folder, result)
     metric = summary["metric"]
     ci = "n/a" if metric["ci_low"] is None else f"{metric['ci_low']:.4f}, {metric['ci_high']:.4f}"

@@ -79,8 +79,8 @@ class TransferArchitecture(ClassifierArchitecture):
         """``model`` with its ImageNet classifier (and any auxiliary head) replaced by identity."""
 
     def build(self, spatial_dims: int, in_channels: int, n_classes: int, hp: dict[str, Any]) -> Any:
-        """The backbone with random weights (a pretrained one comes from :func:`automed.deep.transfer.transfer_net`)."""
-        from automed.deep.transfer import transfer_net
+        """The backbone with random weights (a pretrained one comes from :func:`automed.nets.transfer_net.transfer_net`)."""
+        from automed.nets.transfer_net import transfer_net
 
         return transfer_net(self, None, "random initialisation", n_classes, in_channels)
 

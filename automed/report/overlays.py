@@ -14,7 +14,8 @@ from automed.data.atomic import write_bytes
 from automed.data.io import COLOUR_CHANNELS
 from automed.errors import AutomedError
 from automed.report.sections import comparison_ids
-from automed.report.tables import case_scores, comparison_metric
+from automed.report.tables import comparison_metric
+from automed.statistics import case_scores
 
 __all__ = ["OVERLAYS", "chosen_cases", "write_overlays"]
 

@@ -7,15 +7,14 @@ from typing import Any
 from automed.report.tables import (
     LIMITS,
     best_rung,
-    case_scores,
     comparison_metric,
     format_ci,
     format_gain,
     meets_constraints,
     metric_label,
-    paired_gain,
     vram_bytes,
 )
+from automed.statistics import case_scores, paired_gain
 
 __all__ = ["DEFAULT_MIN_GAIN", "recommend", "recommendation_of"]
 

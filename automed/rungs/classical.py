@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from automed.data.dataset import Case
+from automed.data.case import Case
 from automed.data.io import mask_suffix, write_image
 from automed.data.loading import load_case
 from automed.data.normalize import normalize, unmap_labels

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from automed.data.dataset import Case
+from automed.data.case import Case
 from automed.data.io import Geometry
 from automed.data.loading import load_case
 from automed.data.normalize import map_labels, normalize

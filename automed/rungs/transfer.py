@@ -13,7 +13,6 @@ presented as transfer.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -100,7 +99,7 @@ class TransferRung(DeepClassifierRung):
         return super()._config({**space, "augmentation": augmentation}, 2)
 
     def _network(self, config: Any, n_classes: int, pretrained: bool = True) -> Any:
-        from automed.deep.transfer import transfer_net
+        from automed.nets.transfer_net import transfer_net
 
         state = self._state if pretrained else None
         return transfer_net(self._architecture, state, self.params.weights, n_classes, self.in_channels_)

@@ -1,0 +1,113 @@
+"""The Task protocol: everything that differs between segmentation, classification and any later task.
+
+The runner, the judge, predict, the recipe's validation and the CLI ask the task of a run
+(:func:`automed.tasks.get_task`) instead of comparing task names. A task module imports only
+light packages at module level, so reading a recipe never imports torch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from automed.errors import DataError
+
+if TYPE_CHECKING:
+    from automed.recipe import Recipe
+    from automed.rungs.base import FitContext, RungOutcome
+
+__all__ = ["Opened", "Prepared", "Task", "about"]
+
+GainOver = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+"""The paired gain of the rung being judged over a finished rung's ``result.json`` content (None: no shared case)."""
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A run's dataset as its rungs see it: the dataset, its fingerprint and the splits record."""
+
+    dataset: Any
+    fingerprint: Any
+    splits: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Prepared(Opened):
+    """What a new fit opens: :class:`Opened` plus the fingerprint as ``fingerprint.json`` holds it."""
+
+    fingerprint_record: dict[str, Any]
+
+    @property
+    def opened(self) -> Opened:
+        return Opened(self.dataset, self.fingerprint, self.splits)
+
+
+class Task(ABC):
+    """One kind of problem automed fits a ladder for.
+
+    Subclasses declare their facts as class attributes and implement how their data is opened,
+    judged and predicted; :func:`automed.tasks.register_task` makes one known by its ``name``.
+
+    Attributes
+    ----------
+    name : str
+        The recipe's ``task``.
+    data_formats : tuple of str
+        Dataset layouts the task reads, ``"auto"`` (detect) first.
+    metrics : tuple of str
+        Metrics a recipe may judge and tune by, the default first.
+    default_rungs : tuple of str
+        The ladder when a recipe names none, lowest rung first.
+    rungs : mapping
+        Rung name -> ``"module:Class"``, or ``("module:Class", settings)`` for a rung that is a
+        configuration of a shared implementation (see :mod:`automed.rungs`).
+    recipe_options : frozenset of str
+        The task-specific recipe fields this task reads; another task's are refused.
+    predictor : str
+        ``"module:function"`` writing predictions for new inputs, called as
+        ``function(run_folder, inputs, out, rung=..., split=..., overwrite=..., progress=..., tta=...)``.
+    """
+
+    name: ClassVar[str]
+    data_formats: ClassVar[tuple[str, ...]]
+    metrics: ClassVar[tuple[str, ...]]
+    default_rungs: ClassVar[tuple[str, ...]]
+    rungs: ClassVar[Mapping[str, str | tuple[str, dict[str, Any]]]]
+    recipe_options: ClassVar[frozenset[str]] = frozenset()
+    predictor: ClassVar[str]
+
+    @abstractmethod
+    def prepare(self, recipe: Recipe, data: Path, progress: bool) -> Prepared:
+        """Open ``data`` for a new fit: the dataset, its fingerprint and the splits (folds and any test cases)."""
+
+    @abstractmethod
+    def reopen(self, recipe: Recipe, data: Path, fingerprint_record: dict[str, Any],
+               splits: dict[str, Any]) -> Opened:
+        """Open ``data`` again for a resumed fit, with the fingerprint and splits recorded at set-up."""
+
+    @abstractmethod
+    def comparison_cases(self, recipe: Recipe, opened: Opened) -> list[str]:
+        """The cases every rung is judged on; never a case any rung tuned on."""
+
+    @abstractmethod
+    def summarize(self, outcome: RungOutcome, context: FitContext, recipe: Recipe) -> dict[str, Any]:
+        """The rung's headline ``metric`` (with its CI), ``per_class`` and any other summary fields."""
+
+    @abstractmethod
+    def comparison(self, result: dict[str, Any], comparison_cases: list[str], recipe: Recipe,
+                   fingerprint: Any) -> tuple[dict[str, Any], GainOver]:
+        """The metric of ``result`` (a ``result.json`` content) on ``comparison_cases`` as the judge records it
+        (``{"metric", "cases", "n", "case_ids"}``), and the paired gain of ``result`` over another rung's."""
+
+
+@contextmanager
+def about(data: Path) -> Iterator[None]:
+    """Errors about the dataset as a whole (too few cases for the splits) start with its path."""
+    try:
+        yield
+    except DataError as exc:
+        raise DataError(f"{data}: {exc}") from exc

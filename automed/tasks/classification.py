@@ -1,0 +1,105 @@
+"""Classification: one label per image, judged on held-out test cases that tuning never sees."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from automed.tasks.base import GainOver, Opened, Prepared, Task, about
+
+if TYPE_CHECKING:
+    from automed.recipe import Recipe
+    from automed.rungs.base import FitContext, RungOutcome
+
+__all__ = ["Classification"]
+
+log = logging.getLogger("automed")
+
+_DEEP_CLASSIFIER = "automed.rungs.deep_classification:DeepClassifierRung"
+_TRANSFER = "automed.rungs.transfer:TransferRung"
+
+
+class Classification(Task):
+    """Image-level labels (MedMNIST, class folders, CSV), judged by AUC or another recipe metric on a test split."""
+
+    name = "classification"
+    data_formats = ("auto", "medmnist", "class_folders", "csv")
+    metrics = ("auc", "balanced_accuracy", "accuracy", "qwk")
+    default_rungs = ("classical",)
+    rungs = {
+        "classical": "automed.rungs.classical_classification:ClassicalClassifierRung",
+        "cnn": (_DEEP_CLASSIFIER, {"architecture": "automed.nets.resnet:ResNet"}),
+        "ssl": ("automed.rungs.ssl:SSLRung", {"architecture": "automed.nets.resnet:ResNet"}),
+        "vgg16": (_TRANSFER, {"architecture": "automed.nets.vgg16:VGG16"}),
+        "inception_v3": (_TRANSFER, {"architecture": "automed.nets.inception_v3:InceptionV3"}),
+        "ensemble": "automed.rungs.classification_ensemble:ClassificationEnsembleRung",
+    }
+    recipe_options = frozenset({"label_fractions", "ordinal", "class_order"})
+    predictor = "automed.ladder.predict:predict_classification"
+
+    def prepare(self, recipe: Recipe, data: Path, progress: bool) -> Prepared:
+        from automed.data.classification import summarize
+        from automed.data.splits import holdout_split, stratified_folds
+
+        dataset = self._open(recipe, data)
+        summary = summarize(dataset)
+        log.info("dataset: %d images, %dD, classes %s, format %s", summary["n_cases"], summary["dims"],
+                 list(dataset.classes), dataset.format)
+        with about(data):
+            if dataset.official_split:
+                by_split = {s: sorted(c.case_id for c in dataset.cases if c.split == s)
+                            for s in ("train", "val", "test")}
+                dev = by_split["train"] + by_split["val"]
+                labels = {c.case_id: c.label for c in dataset.cases}
+                folds = stratified_folds(dev, [labels[c] for c in dev], dev, recipe.n_folds, recipe.random_state)
+                splits = {"kind": "official", **by_split, "dev": sorted(dev), "folds": folds}
+            else:
+                splits = holdout_split([c.case_id for c in dataset.cases], [c.label for c in dataset.cases],
+                                       [c.group for c in dataset.cases], recipe.test_fraction, recipe.n_folds,
+                                       recipe.random_state)
+        return Prepared(dataset, summary, splits, summary)
+
+    def reopen(self, recipe: Recipe, data: Path, fingerprint_record: dict[str, Any],
+               splits: dict[str, Any]) -> Opened:
+        return Opened(self._open(recipe, data), fingerprint_record, splits)
+
+    def comparison_cases(self, recipe: Recipe, opened: Opened) -> list[str]:
+        return list(opened.splits["test"])
+
+    def summarize(self, outcome: RungOutcome, context: FitContext, recipe: Recipe) -> dict[str, Any]:
+        if outcome.summary is None:
+            raise TypeError(f"a classification rung's outcome carries its summary; {outcome!r} has none")
+        return outcome.summary
+
+    def comparison(self, result: dict[str, Any], comparison_cases: list[str], recipe: Recipe,
+                   fingerprint: Any) -> tuple[dict[str, Any], GainOver]:
+        judged = {"metric": result["metric"], "cases": "held-out test cases", "n": result["metric"]["n"],
+                  "case_ids": [c["case_id"] for c in result["per_case"]]}
+        return judged, partial(_gain, result=result, recipe=recipe)
+
+    @staticmethod
+    def _open(recipe: Recipe, data: Path) -> Any:
+        from automed.data.classification import open_classification
+
+        return open_classification(data, recipe.data_format, recipe.colour == "rgb", recipe.class_order,
+                                   recipe.ordinal)
+
+
+def _gain(base: dict[str, Any], result: dict[str, Any], recipe: Recipe) -> dict[str, Any] | None:
+    """Paired bootstrap difference of the recipe's metric on the test cases both rungs scored."""
+    import numpy as np
+
+    from automed.metrics import paired_classification_gain
+
+    theirs = {c["case_id"]: c for c in base["per_case"]}
+    mine = [c for c in result["per_case"] if c["case_id"] in theirs]
+    if not mine:
+        return None
+    classes = list(result["per_class"])  # class names in the dataset's order
+    y = np.array([classes.index(c["label"]) for c in mine])
+    gain = paired_classification_gain(y, np.array([theirs[c["case_id"]]["proba"] for c in mine]),
+                                      np.array([c["proba"] for c in mine]), base.get("threshold"),
+                                      result.get("threshold"), recipe.metric, recipe.random_state)
+    return {"vs": base["name"], **gain}
