@@ -75,7 +75,7 @@ def export_run(run_folder: str | Path, out: str | Path, rung: str | None = None,
     record = {"automed": automed_version(), "run": str(run_folder.resolve()), "rung": name, "task": report["task"],
               "format": format, "classes": report["dataset"]["classes"], **_preprocessing(fingerprint)}
     with folder_written_atomically(out) as staging:
-        if kind == "classical":
+        if kind == "pipeline":
             files = [f for f in ("model.joblib", CONTEXT_MODEL) if (run_folder / "rungs" / name / f).is_file()]
             for file in files:
                 with file_written_atomically(staging / file) as tmp:
@@ -105,18 +105,18 @@ def report_rung(report: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _kind(model: Any, name: str, format: str) -> str:
-    """``"segmentation"``, ``"classification"`` (deep networks) or ``"classical"``; raises where ``format`` cannot hold it."""
-    if getattr(model, "members_", None) is not None and not hasattr(model, "config_"):
+    """``"segmentation"`` or ``"classification"`` (networks) or ``"pipeline"``, as the rung declares
+    (:attr:`automed.rungs.base.Rung.export_as`); raises where it cannot be exported or ``format`` cannot hold it."""
+    rung = type(model)
+    if rung.combines_others:
         raise RunFolderError(f"rung {name!r} combines other rungs' models, which no single {format} file holds; "
                              f"export its members one by one (--rung NAME).")
-    if hasattr(model, "models_") and hasattr(model, "config_"):
-        kind = "segmentation"
-    elif hasattr(model, "members_") and hasattr(model, "config_"):
-        kind = "classification"
-    else:
-        kind = "classical"
-    if (kind == "classical") != (format == "joblib"):
-        if kind == "classical":
+    if rung.export_as is None:
+        raise RunFolderError(f"rung {name!r} ({rung.__name__}) declares no export; use it through automed: "
+                             "automed.load(RUN).predict(...) or `automed predict RUN ...`.")
+    kind = rung.export_as.removesuffix("_network")
+    if (kind == "pipeline") != (format == "joblib"):
+        if kind == "pipeline":
             raise RunFolderError(f"rung {name!r} is a classical pipeline (hand-made image features, then a "
                                  f"scikit-learn/LightGBM model) and cannot be exported to {format}: ONNX and TorchScript "
                                  "hold networks, not scikit-image/pyradiomics feature extraction. Use --format joblib.")

@@ -6,13 +6,13 @@ from typing import Any
 
 import click
 
+from automed.cli._choices import DATA_FORMATS, TASKS
 from automed.cli._errors import clean_errors
-from automed.tasks import get_task, task_names
 
 
 @click.command()
 @click.argument("data", required=False, type=click.Path(path_type=str))
-@click.option("--task", type=click.Choice(task_names()),
+@click.option("--task", type=TASKS,
               help="Task (default: the recipe's, else segmentation).")
 @click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False), help="YAML recipe (see recipes/).")
 @click.option("--out", type=click.Path(), help="Run folder to create.")
@@ -20,7 +20,7 @@ from automed.tasks import get_task, task_names
 @click.option("--replay", "replay", type=click.Path(),
               help="Train the plan this finished run realised again, without searching (DATA: default its data).")
 @click.option("--format", "data_format",
-              type=click.Choice(list(dict.fromkeys(f for t in task_names() for f in get_task(t).data_formats))),
+              type=DATA_FORMATS,
               help="Dataset layout (default: detect).")
 @click.option("--rungs", help="Comma-separated rungs to climb, e.g. classical,unet2d,unet3d.")
 @click.option("--folds", "n_folds", type=int, help="Cross-validation folds.")
@@ -85,7 +85,7 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
         return
     if data is None or out is None:
         raise click.UsageError("DATA and --out are required (or --resume RUN).")
-    recipe = automed.Recipe.from_yaml(recipe_path) if recipe_path else automed.Recipe(task=task or "segmentation")
+    recipe = automed.Recipe.from_yaml(recipe_path) if recipe_path else (automed.Recipe(task=task) if task else automed.Recipe())
     changes = {"task": task, "data_format": data_format, "n_folds": n_folds, "folds_file": folds_file,
                "random_state": random_state,
                "budget_s": parse_duration(budget), "n_jobs": n_jobs, "cv": cv, "max_vram_bytes": parse_size(max_vram),

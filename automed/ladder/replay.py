@@ -2,8 +2,8 @@
 and schedule that were chosen, without searching and without a time budget.
 
 Every fit ends by writing ``realised_plan.json``: per rung, the plan it followed (``plan.json``:
-grid, patch, batch sizes, epochs) and what it chose (the configuration, the epochs each final
-training was scheduled for, the number of seed models). ``automed fit --replay RUN`` reads it,
+grid, patch, batch sizes, epochs) and what it chose, as the rung says (:meth:`automed.rungs.base.Rung.chosen`:
+the configuration, the epochs each final training was scheduled for, the number of seed models). ``automed fit --replay RUN`` reads it,
 keeps the rungs that finished, and pins each one's plan (:func:`pinned_plan`), so a busier or
 faster machine trains the same model instead of a differently shrunk one.
 """
@@ -23,7 +23,6 @@ __all__ = ["REALISED_PLAN", "REPLAY", "pinned_plan", "realised_plan", "replay_in
 REALISED_PLAN = "realised_plan.json"
 REPLAY = "replay.json"
 """In a replaying run folder: the run it replays and the plan pinned for each rung."""
-_TRAINING_KEYS = ("lr", "width", "batch_size", "loss", "augmentation", "sampling", "mode")
 
 
 def realised_plan(folder: Path) -> dict[str, Any]:
@@ -31,6 +30,7 @@ def realised_plan(folder: Path) -> dict[str, Any]:
     import yaml
 
     from automed.environment import automed_version
+    from automed.rungs import rung_class
 
     recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
     rungs = {}
@@ -45,27 +45,9 @@ def realised_plan(folder: Path) -> dict[str, Any]:
             plan = json.loads((rung_folder / "plan.json").read_text())
             plan.pop("automed", None)
             entry["plan"] = plan
-            entry["choice"] = _choice(result.get("details") or {})
+            entry["choice"] = rung_class(spec["name"], recipe["task"]).chosen(result.get("details") or {})
         rungs[spec["name"]] = entry
     return {"automed": automed_version(), "run": str(folder.resolve()), "rungs": rungs}
-
-
-def _choice(details: dict[str, Any]) -> dict[str, Any]:
-    """What a rung chose, in the settings its ``fit`` reads from a pinned plan."""
-    config = details.get("config")
-    if isinstance(config, dict) and details.get("trainings"):  # a deep segmentation rung, one training per fold
-        return {"replay_space": {**{k: config[k] for k in _TRAINING_KEYS if k in config}, **config.get("hp", {})},
-                "replay_epochs": {t.get("key", f"fold{t['fold']}"): t.get("planned_epochs") or t["epochs"]
-                                  for t in details["trainings"]},
-                "n_trials": 0}
-    if isinstance(config, dict) and details.get("training"):  # a deep classifier: members share their schedule
-        first = details["training"][0]
-        return {"replay_space": {**{k: config[k] for k in _TRAINING_KEYS if k in config}, **config.get("hp", {})},
-                "final_epochs": first.get("planned_epochs") or first["epochs"], "n_trials": 0,
-                "n_models": len(details["training"])}
-    if isinstance(details.get("model"), dict):  # a classical rung
-        return {"replay_config": details["model"]}
-    return {}  # an ensemble chooses again among the replayed members
 
 
 def replay_inputs(run_folder: str | Path) -> tuple[Any, Path, dict[str, Any]]:

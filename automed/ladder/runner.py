@@ -28,7 +28,7 @@ from automed.recipe import Recipe
 from automed.results import RESULT, Cost, Estimate, RungResult, read_result, write_result
 from automed.rungs.base import VOLUME_CACHE, FitContext
 from automed.rungs.fitted import weight_checksums
-from automed.rungs.records import save_plan
+from automed.rungs.records import save_plan, saved_plan
 from automed.tasks import Opened, get_task
 
 __all__ = ["fit_run", "resume_run"]
@@ -293,7 +293,8 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
     log.info("rung %s: planning (allotted %s)", rung.name,
              "no limit" if context.budget_s is None else f"{context.budget_s / 60:.1f} min")
     with CostMeter() as meter:
-        plan = pinned_plan(context.folder) or rung.plan(context)
+        # a replay pins the plan its source realised; a resumed fit follows the plan it made before the interruption
+        plan = pinned_plan(context.folder) or saved_plan(context.folder) or rung.plan(context)
         save_plan(context.folder, plan)  # what the rung follows, for a resume and a replay
         least = plan.min_seconds if plan.min_seconds is not None else None if plan.skip_reason else plan.seconds
         if not done and None not in (least, budget_left_s) and least > budget_left_s:

@@ -8,10 +8,10 @@ from pathlib import Path
 from automed.data.atomic import write_bytes
 from automed.errors import RunFolderError
 from automed.report.build import build_report
-from automed.report.overlays import write_overlays
-from automed.report.plots import TRAINING_CURVES, dice_boxplot_png, learning_curve_png, pareto_png, training_curves_png
+from automed.report.plots import TRAINING_CURVES, learning_curve_png, pareto_png, training_curves_png
 from automed.report.recommend import recommend
 from automed.report.render import to_html, to_markdown
+from automed.report.task_report import task_report
 
 __all__ = ["build_report", "recommend", "to_html", "to_markdown", "write_reports"]
 
@@ -20,15 +20,16 @@ def write_reports(run_folder: str | Path) -> dict:
     """(Re)build ``report.json`` from the run folder's files and render it to Markdown and HTML.
 
     Also writes the figures ``report.md`` links to (and ``report.html`` embeds): ``pareto.png``
-    (metric vs compute), ``dice_boxplot.png``, ``learning_curve.png`` and, per rung,
-    ``rungs/<name>/training_curves.png`` and ``rungs/<name>/overlays.png``; a stale figure is
-    removed when there is nothing to plot.
+    (metric vs compute), ``learning_curve.png``, the task's figures (segmentation: ``dice_boxplot.png``)
+    and, per rung, ``rungs/<name>/training_curves.png`` and the task's pictures (segmentation:
+    ``rungs/<name>/overlays.png``); a stale figure is removed when there is nothing to plot.
     """
     folder = Path(run_folder)
     _refuse_losing_rungs(folder)
     report = build_report(folder)
-    figures = {"pareto.png": pareto_png(report), "dice_boxplot.png": dice_boxplot_png(report),
-               "learning_curve.png": learning_curve_png(report)}
+    task = task_report(report)
+    figures = {"pareto.png": pareto_png(report), "learning_curve.png": learning_curve_png(report),
+               **{figure.file: figure.png for figure in task.figures(report)}}
     figures.update({f"rungs/{r['name']}/{TRAINING_CURVES}": training_curves_png(r) for r in report["rungs"]
                     if (folder / "rungs" / r["name"]).is_dir()})
     for name, png in figures.items():
@@ -36,7 +37,7 @@ def write_reports(run_folder: str | Path) -> dict:
             (folder / name).unlink(missing_ok=True)
         else:
             write_bytes(folder / name, png)
-    write_overlays(report, folder)
+    task.write_rung_figures(report, folder)
     for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", to_markdown(report, folder)),
                        ("report.html", to_html(report, folder))):
         write_bytes(folder / name, text.encode())

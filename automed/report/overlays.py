@@ -50,8 +50,6 @@ def write_overlays(report: dict[str, Any], folder: Path) -> dict[str, Path]:
     working grid. A rung whose files or data cannot be read gets no picture (logged): the report
     is still written.
     """
-    if report["task"] != "segmentation":
-        return {}
     from automed.data.fingerprint import Fingerprint
 
     scored = [int(k) for k, name in report["dataset"]["classes"].items()

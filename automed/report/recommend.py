@@ -14,7 +14,7 @@ from automed.report.tables import (
     metric_label,
     vram_bytes,
 )
-from automed.statistics import case_scores, paired_gain
+from automed.report.task_report import task_report
 
 __all__ = ["DEFAULT_MIN_GAIN", "recommend", "recommendation_of"]
 
@@ -63,10 +63,11 @@ def recommend(report: dict[str, Any], limits: dict[str, Any] | None = None) -> d
         head = "No finished rung meets the constraints" if finished else "No rung finished"
         return {"rung": None, "sentence": "; ".join([head, *notes]) + "."}
     by_name = {r["name"]: r for r in rungs}
+    task = task_report(report)
     best = chosen = by_name[best_name]
     gain_of_best = None
     for rung in sorted(_cheaper(rungs, best, applied), key=lambda r: r["cost"]["fit_seconds"]):
-        gain = _paired(report, base=rung, new=best)
+        gain = task.paired_gain(report, base=rung, new=best)
         if gain is not None and gain["ci_low"] is not None and gain["ci_low"] <= min_gain:
             chosen, gain_of_best = rung, gain
             break
@@ -92,37 +93,13 @@ def _cheaper(rungs: list[dict[str, Any]], best: dict[str, Any], limits: dict[str
             and (r.get("cost") or {}).get("fit_seconds") is not None and r["cost"]["fit_seconds"] <= CHEAPER * limit]
 
 
-def _paired(report: dict[str, Any], base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
-    """Paired gain ``new - base`` on their shared cases; None where the scores cannot be paired.
-
-    Segmentation: recomputed from the per-case scores. Classification (AUC is not a per-case
-    score): the paired bootstrap gain the runner stored in ``new`` against ``base``, if any.
-    """
-    if report["task"] == "classification":
-        stored = (new.get(key) for key in ("gain_vs_baseline", "gain_vs_prev", "gain_vs_reference"))
-        return next((g for g in stored if g and g.get("vs") == base["name"] and g.get("mean") is not None), None)
-    classes = (comparison_metric(new) or {}).get("classes")
-    if report["task"] != "segmentation" or not classes or not (_has_scores(base) and _has_scores(new)):
-        return None
-    scored = [int(key) for key, name in report["dataset"]["classes"].items() if name in classes]
-    return paired_gain(case_scores(base["per_case"], scored), case_scores(new["per_case"], scored),
-                       report.get("seed") or 0)
-
-
-def _has_scores(rung: dict[str, Any]) -> bool:
-    per_case = rung.get("per_case") or []
-    return bool(per_case) and all("scores" in case for case in per_case)
-
-
 def _score_text(report: dict[str, Any], rung: dict[str, Any]) -> str:
     """``"Dice 0.884 [0.871, 0.896] on 40 validation cases of fold 0"``."""
     comparison, metric = rung.get("comparison") or {}, comparison_metric(rung)
     if comparison.get("metric"):
         where = f"{comparison.get('n', metric.get('n'))} {comparison.get('cases') or 'comparison cases'}"
-    elif report["task"] == "classification":
-        where = f"{metric.get('n')} held-out test cases"
-    else:
-        where = f"{metric.get('n')} cases ({report['n_folds']}-fold cross-validation)"
+    else:  # runs that recorded no comparison
+        where = task_report(report).scored_cases(report, metric)
     return f"{metric_label(metric.get('name'))} {format_ci(metric['mean'], metric.get('ci_low'), metric.get('ci_high'))} on {where}"
 
 

@@ -7,22 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from automed.report.overlays import OVERLAYS
-from automed.report.plots import TRAINING_CURVES, dice_boxplot_png, learning_curve_png, pareto_png, pareto_points
+from automed.report.plots import TRAINING_CURVES, learning_curve_png, pareto_png, pareto_points
+from automed.report.recommend import recommendation_of
 from automed.report.sections import (
     chosen_configuration,
-    per_case_table,
     realised_plan,
     reproducibility_lines,
     small_sample_warning,
 )
-from automed.report.recommend import recommendation_of
-from automed.report.tables import format_ci, format_gain, leaderboard_rows, metric_label
+from automed.report.tables import format_ci, format_gain, format_number, leaderboard_rows, metric_label
+from automed.report.task_report import Section, task_report
 
 __all__ = ["to_html", "to_markdown"]
 
 
-def _num(value: Any, digits: int = 3) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
+_num = format_number
 
 
 def _bytes(value: Any) -> str:
@@ -44,27 +43,6 @@ def _constraints_sentence(report: dict[str, Any]) -> str | None:
     if report.get("stopped_early"):
         text += f" The ladder stopped early: {report['stopped_early'].rstrip('.')}."
     return text.strip() or None
-
-
-def _dataset_sentence(report: dict[str, Any]) -> str:
-    ds = report["dataset"]
-    classes = list(ds["classes"].values())
-    if report["task"] == "classification":
-        order = "ordered grades, lowest first" if _ordinal(report) else "unordered"
-        channels = {1: "grey", 3: "colour (R, G, B)"}.get(ds.get("n_channels", 1), f"{ds.get('n_channels')} channels")
-        if ds.get("colour_as_luminance"):
-            channels = "colour read as luminance"
-        return (f"Dataset `{ds['path']}` ({ds['format']}): {ds['n_cases']} images, {ds['dims']}D, {channels}, "
-                f"classes {classes} ({order}), counts {ds['class_counts']}, "
-                f"{'official' if ds['official_split'] else 'held-out'} test split"
-                f"{', ROI masks given' if ds.get('has_masks') else ''}.")
-    roi = (f" {ds['n_cases_with_roi']} case(s) have a region of interest: nothing is learnt, segmented or scored "
-           "outside it." if ds.get("n_cases_with_roi") else "")
-    why = ds.get("spacing_note") or "the recipe's target_spacing"
-    grid = (f" The working grid has spacing {ds['target_spacing']} ({why}): the shapes above, fitting and the scores are on that grid; cases stored on another "
-            "are resampled onto it, and their predictions back onto their own grid." if ds.get("target_spacing") else "")
-    return (f"Dataset `{ds['path']}` ({ds['format']}): {ds['n_cases']} cases, {ds['dims']}D, {ds['modality']}, "
-            f"classes {classes}, median shape {ds['median_shape']}, median spacing {ds['median_spacing']}.{roi}{grid}")
 
 
 def _leaderboard(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -182,58 +160,6 @@ def _throughput_sentence(t: dict[str, Any]) -> str:
     return text + "."
 
 
-def _per_class(rung: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    stats = rung.get("per_class") or {}
-    if any("recall" in v for v in stats.values()):
-        return (["class", "recall", "precision", "n (test)"],
-                [[name, _num(v["recall"]), _num(v["precision"]), str(v["n"])] for name, v in stats.items()])
-    head = ["class", "Dice [95% CI]", "HD95 mm [95% CI]", "HD95 undefined"]
-    rows = [[name, _ci(s["dice_mean"], s["dice_ci_low"], s["dice_ci_high"]),
-             _ci(s["hd95_mean"], s["hd95_ci_low"], s["hd95_ci_high"], 2), str(s["hd95_n_undefined"])]
-            for name, s in stats.items()]
-    return head, rows
-
-
-def _classification_tables(rung: dict[str, Any], classes: list[str],
-                           ordinal: bool = False) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
-    """Test scores (with quadratic-weighted kappa for ordered classes), confusion matrix, per-site
-    scores and top features of a classification rung."""
-    test = rung["test"]
-    keys = ("auc", "accuracy", "balanced_accuracy") + (("qwk",) if ordinal and "qwk" in test else ())
-    names = {"qwk": "quadratic-weighted kappa"}
-    tables = [("Test set", (["metric", "value [95% CI]"],
-                            [[names.get(k, k), _ci(test[k]["mean"], test[k]["ci_low"], test[k]["ci_high"])]
-                             for k in keys]))]
-    tables.append(("Confusion matrix (rows: truth, columns: prediction)",
-                   (["truth \\ predicted"] + classes,
-                    [[c] + [str(v) for v in row] for c, row in zip(classes, test["confusion_matrix"])])))
-    if rung.get("per_site"):
-        tables.append(("Per site", (["site", "n", "AUC [95% CI]", "accuracy"],
-                                    [[site, str(v["n"]), _ci(v["auc"]["mean"], v["auc"]["ci_low"], v["auc"]["ci_high"]),
-                                      _num(v["accuracy"]["mean"])] for site, v in rung["per_site"].items()])))
-    if rung.get("top_features"):
-        tables.append(("Top features", (["feature", "importance"],
-                                        [[f["feature"], _num(f["importance"])] for f in rung["top_features"][:10]])))
-    return tables
-
-
-def _ordinal(report: dict[str, Any]) -> bool:
-    return bool((report.get("recipe") or {}).get("ordinal"))
-
-
-def _segmentation_tables(rung: dict[str, Any]) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
-    """Per-site Dice of a segmentation rung, when the cases name their site."""
-    if not rung.get("per_site"):
-        return []
-    return [("Per site", (["site", "n", "Dice [95% CI]"],
-                          [[site, str(m["n"]), _ci(m["mean"], m["ci_low"], m["ci_high"])]
-                           for site, m in rung["per_site"].items()]))]
-
-
-def _postprocessing_text(steps: list[dict[str, Any]], classes: dict[str, str]) -> str:
-    return ", ".join(f"{s['op']} on {classes.get(str(s['class']), s['class'])}" for s in steps) or "none helped"
-
-
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
@@ -245,47 +171,35 @@ def to_markdown(report: dict[str, Any], folder: Path | None = None) -> str:
     reproducibility.
 
     Figures are linked as the files :func:`automed.report.write_reports` writes beside the report
-    (``pareto.png``, ``dice_boxplot.png``, ``rungs/<name>/*.png``); with ``folder`` only those present are linked.
+    (``pareto.png``, the task's figures, ``rungs/<name>/*.png``); with ``folder`` only those present are linked.
     """
-    ds = report["dataset"]
+    task = task_report(report)
     chosen = recommendation_of(report)
     summary = chosen["sentence"]
     if chosen["rung"] is not None:
         summary = summary.replace(f"Use {chosen['rung']}:", f"Use **{chosen['rung']}**:", 1)
     warning = small_sample_warning(report)
     parts = [f"# automed report: {report['task']}", summary, warning and f"**{warning}**", _constraints_sentence(report),
-             _dataset_sentence(report), "## Leaderboard", _md_table(*_leaderboard(report)), _leaderboard_note(report)]
+             task.describe_dataset(report), "## Leaderboard", _md_table(*_leaderboard(report)),
+             _leaderboard_note(report)]
     if pareto_points(report):
         parts.append("![metric vs compute: score on the comparison cases against fit seconds](pareto.png)")
-    if _present(folder, "dice_boxplot.png"):
-        parts.append("![Dice per case on the comparison cases, per class and rung](dice_boxplot.png)")
+    parts += [f"![{figure.caption}]({figure.file})" for figure in task.figures(report) if _present(folder, figure.file)]
     if report.get("learning_curve"):
         parts += ["## Learning curve", _md_table(*_learning_curve(report)),
                   "![test metric against the fraction of labelled cases](learning_curve.png)"]
-    per_case = per_case_table(report)
+    per_case = task.per_case(report)
     if per_case:
-        parts += ["## Per case", _per_case_note(report), _md_table(*per_case)]
+        parts += ["## Per case", per_case[0], _md_table(*per_case[1])]
     for rung in report["rungs"]:
         if rung["status"] != "done":
             continue
-        parts += [f"## {rung['name']}: per class, {_own_cases(rung)}", _md_table(*_per_class(rung)), *_rung_notes(rung)]
-        if report["task"] == "classification":
-            if rung.get("threshold") is not None:
-                parts.append(f"Decision threshold on p({list(ds['classes'].values())[1]}), chosen on development "
-                             f"predictions (never the test cases): {rung['threshold']:.3f}.")
-            for title, table in _classification_tables(rung, list(ds["classes"].values()), _ordinal(report)):
-                parts += [f"### {title}", _md_table(*table)]
-            if rung.get("gradcam"):
-                parts += ["### Grad-CAM: where the network looked (test cases)",
-                          " ".join(f"![{g['case_id']}: true {g['label']}, predicted {g['predicted']}]"
-                                   f"(rungs/{rung['name']}/{g['file']})" for g in rung["gradcam"])]
-        else:
-            chosen_steps = _postprocessing_text(rung.get("postprocessing") or [], ds["classes"])
-            parts.append(f"Post-processing chosen by cross-validation: {chosen_steps}.")
-            for title, table in _segmentation_tables(rung):
-                parts += [f"### {title}", _md_table(*table)]
-        for title, table in _configuration_tables(rung):
-            parts += [f"### {title}", _md_table(*table)]
+        table = task.rung_table(report, rung)
+        parts += [f"## {task.rung_title(rung)}", table and _md_table(*table), *_rung_notes(rung)]
+        for section in task.rung_sections(report, rung) + _configuration_sections(rung):
+            parts += [section.title and f"### {section.title}", section.text,
+                      section.table and _md_table(*section.table),
+                      " ".join(f"![{caption}]({path})" for caption, path in section.images)]
         for name, caption in ((TRAINING_CURVES, "training curves"), (OVERLAYS, OVERLAY_CAPTION)):
             if _present(folder, f"rungs/{rung['name']}/{name}"):
                 parts.append(f"![{rung['name']}: {caption}](rungs/{rung['name']}/{name})")
@@ -300,52 +214,44 @@ def _present(folder: Path | None, name: str) -> bool:
     return folder is not None and (folder / name).is_file()
 
 
-def _own_cases(rung: dict[str, Any]) -> str:
-    """``"on its 30 evaluated cases"``: which cases the per-class table is computed on."""
-    n = (rung.get("metric") or {}).get("n")
-    return f"on its {n} evaluated cases" if n is not None else "on its evaluated cases"
-
-
-def _per_case_note(report: dict[str, Any]) -> str:
-    cases = next(((r.get("comparison") or {}).get("cases") for r in report["rungs"]
-                  if (r.get("comparison") or {}).get("cases")), "comparison cases")
-    return f"Dice / HD95 (mm) per case and scored class, on the {cases}; trace the box plot's outliers here."
-
-
-def _configuration_tables(rung: dict[str, Any]) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
+def _configuration_sections(rung: dict[str, Any]) -> list[Section]:
     """The chosen hyperparameters and the realised training plan, where the rung records them."""
     tables = [("Chosen configuration", chosen_configuration(rung)), ("Realised plan", realised_plan(rung))]
-    return [(title, table) for title, table in tables if table]
+    return [Section(title, table=table) for title, table in tables if table]
 
 
 def to_html(report: dict[str, Any], folder: Path | None = None) -> str:
-    """Self-contained HTML page (plots embedded), rendered from the report dict and, for Grad-CAM
-    overlays, the PNG files in the run ``folder``."""
+    """Self-contained HTML page (plots embedded), rendered from the report dict and, for pictures a rung
+    wrote (training curves, overlays, Grad-CAM), the PNG files in the run ``folder``."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("automed.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]))
-    classes = report["dataset"]["classes"]
-    rungs = [{"name": r["name"], "cases": _own_cases(r), "table": _per_class(r), "notes": _rung_notes(r),
-              "configuration": _configuration_tables(r),
+    task = task_report(report)
+    rungs = [{"name": r["name"], "title": task.rung_title(r), "table": task.rung_table(report, r),
+              "notes": _rung_notes(r), "sections": [_embedded(s, folder) for s in task.rung_sections(report, r)
+                                                    + _configuration_sections(r)],
               "curves": _base64(_file(folder, f"rungs/{r['name']}/{TRAINING_CURVES}")),
-              "overlays": _base64(_file(folder, f"rungs/{r['name']}/{OVERLAYS}")),
-              "postprocessing": _postprocessing_text(r.get("postprocessing") or [], classes),
-              "extra": (_classification_tables(r, list(classes.values()), _ordinal(report))
-                        if report["task"] == "classification"
-                        else _segmentation_tables(r)),
-              "threshold": r.get("threshold"), "gradcam": _gradcam_images(r, folder)}
+              "overlays": _base64(_file(folder, f"rungs/{r['name']}/{OVERLAYS}"))}
              for r in report["rungs"] if r["status"] == "done"]
+    per_case = task.per_case(report)
     return env.get_template("report.html").render(
         report=report, summary=recommendation_of(report)["sentence"], constraints=_constraints_sentence(report),
-        warning=small_sample_warning(report), per_case=per_case_table(report), per_case_note=_per_case_note(report),
+        warning=small_sample_warning(report), per_case=per_case and per_case[1], per_case_note=per_case and per_case[0],
         reproducibility=reproducibility_lines(report), overlay_caption=OVERLAY_CAPTION,
-        dataset=_dataset_sentence(report).replace("`", ""), leaderboard=_leaderboard(report),
-        leaderboard_note=_leaderboard_note(report), rungs=rungs,
-        pareto=_base64(pareto_png(report)), plot=_base64(dice_boxplot_png(report)),
+        dataset=task.describe_dataset(report).replace("`", ""), leaderboard=_leaderboard(report),
+        leaderboard_note=_leaderboard_note(report), rungs=rungs, pareto=_base64(pareto_png(report)),
+        figures=[{"caption": f.caption, "png": _base64(f.png)} for f in task.figures(report) if f.png is not None],
         learning_curve=_learning_curve(report) if report.get("learning_curve") else None,
         learning_curve_png=_base64(learning_curve_png(report)),
     )
+
+
+def _embedded(section: Section, folder: Path | None) -> dict[str, Any]:
+    """A section for the HTML template: its pictures read from the run ``folder`` as base64 (missing ones left out)."""
+    images = [{"caption": caption, "png": _base64(_file(folder, path))} for caption, path in section.images
+              if _present(folder, path)]
+    return {"title": section.title, "text": section.text, "table": section.table, "images": images}
 
 
 def _learning_curve(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -361,19 +267,6 @@ def _learning_curve(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]
                          f"{_ci(metric.get('mean'), metric.get('ci_low'), metric.get('ci_high'))} (n={point['n_dev']})")
         rows.append([name] + cells)
     return head, rows
-
-
-def _gradcam_images(rung: dict[str, Any], folder: Path | None) -> list[dict[str, str]]:
-    """Grad-CAM overlays of a rung as ``{"caption", "png"}`` (base64), from the files in ``folder``."""
-    if folder is None:
-        return []
-    images = []
-    for entry in rung.get("gradcam") or []:
-        path = folder / "rungs" / rung["name"] / entry["file"]
-        if path.is_file():
-            images.append({"caption": f"{entry['case_id']}: true {entry['label']}, predicted {entry['predicted']}",
-                           "png": _base64(path.read_bytes())})
-    return images
 
 
 def _file(folder: Path | None, name: str) -> bytes | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from automed.report.tables import comparison_metric, training_label
 
-__all__ = ["SMALL_SAMPLE", "chosen_configuration", "comparison_ids", "per_case_table", "realised_plan",
+__all__ = ["SMALL_SAMPLE", "Table", "chosen_configuration", "comparison_ids", "evaluated_cases", "realised_plan",
            "reproducibility_lines", "small_sample_warning"]
 
 SMALL_SAMPLE = 20
@@ -23,6 +23,12 @@ def comparison_ids(rung: dict[str, Any]) -> list[str]:
     return list(recorded) if recorded else [case["case_id"] for case in rung.get("per_case") or []]
 
 
+def evaluated_cases(rung: dict[str, Any]) -> str:
+    """``"on its 30 evaluated cases"``: which cases a rung's own metric and tables are computed on."""
+    n = (rung.get("metric") or {}).get("n")
+    return f"on its {n} evaluated cases" if n is not None else "on its evaluated cases"
+
+
 def small_sample_warning(report: dict[str, Any]) -> str | None:
     """A warning when the rungs are compared on fewer than :data:`SMALL_SAMPLE` cases; else None."""
     ns = [(rung.get("comparison") or {}).get("n", (comparison_metric(rung) or {}).get("n"))
@@ -32,33 +38,6 @@ def small_sample_warning(report: dict[str, Any]) -> str | None:
         return None
     return (f"Small sample: the rungs are compared on {min(ns)} case(s). The confidence intervals are wide and a "
             "recommendation made on so few cases can change with more data; treat small gains as unresolved.")
-
-
-def per_case_table(report: dict[str, Any]) -> Table | None:
-    """Rows: the comparison cases; columns: each finished segmentation rung's Dice / HD95 (mm) per scored class."""
-    if report["task"] != "segmentation":
-        return None
-    rungs = [r for r in report["rungs"] if r["status"] == "done" and r.get("per_case")
-             and all("scores" in c for c in r["per_case"])]
-    if not rungs:
-        return None
-    classes = report["dataset"]["classes"]
-    scored = comparison_metric(rungs[0]).get("classes") or list(classes.values())
-    keys = [(key, name) for key, name in classes.items() if name in scored]
-    ids = sorted(set().union(*(comparison_ids(r) for r in rungs)))
-    by_rung = {r["name"]: {c["case_id"]: c for c in r["per_case"]} for r in rungs}
-    head = ["case"] + [f"{r['name']} {name} Dice / HD95" for r in rungs for _, name in keys]
-    rows = []
-    for case_id in ids:
-        cells = [case_id]
-        for rung in rungs:
-            case = by_rung[rung["name"]].get(case_id)
-            for key, _ in keys:
-                score = None if case is None else case["scores"].get(key)
-                cells.append("—" if score is None else f"{score['dice']:.3f} / " + (
-                    "—" if score.get("hd95") is None else f"{score['hd95']:.1f}"))
-        rows.append(cells)
-    return head, rows
 
 
 def chosen_configuration(rung: dict[str, Any]) -> Table | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LIMITS", "best_rung", "comparison_metric", "format_ci", "format_gain", "leaderboard_rows", "meets_constraints",
-           "metric_label", "training_label", "vram_bytes"]
+__all__ = ["LIMITS", "best_rung", "comparison_metric", "format_ci", "format_gain", "format_number", "leaderboard_rows",
+           "meets_constraints", "metric_label", "training_label", "vram_bytes"]
 
 
 def comparison_metric(rung: dict[str, Any]) -> dict[str, Any] | None:
@@ -109,6 +109,11 @@ def training_label(training: dict[str, Any], index: int) -> str:
 def metric_label(name: str | None) -> str:
     """How a metric is written for people: ``"dice"`` -> ``"Dice"``, ``"auc"`` -> ``"AUC"``."""
     return {"dice": "Dice", "auc": "AUC"}.get(name or "", name or "metric")
+
+
+def format_number(value: float | None, digits: int = 3) -> str:
+    """``value`` to ``digits`` decimals; a dash where unknown."""
+    return "—" if value is None else f"{value:.{digits}f}"
 
 
 def format_gain(mean: float | None, low: float | None, high: float | None, digits: int = 3) -> str:

@@ -87,8 +87,9 @@ class FitContext:
 
 @dataclass(frozen=True)
 class RungPlan:
-    """A rung's cost estimate for its time allotment, made before it starts (kept in ``plan.json``
-    by :func:`automed.rungs.records.save_plan`, so a resumed fit follows it).
+    """A rung's cost estimate for its time allotment, made before it starts. The runner alone keeps it
+    (``plan.json``, :func:`automed.rungs.records.save_plan`) and hands it back to :meth:`Rung.fit` on a
+    resumed fit or a replay, without calling :meth:`Rung.plan` again.
 
     Attributes
     ----------
@@ -171,6 +172,10 @@ class Rung(ABC):
     trains_networks: ClassVar[bool] = False
     #: Whether the rung combines finished rungs (an ensemble): it runs even after climbing stopped.
     combines_others: ClassVar[bool] = False
+    #: How :mod:`automed.export` writes the fitted rung: ``"pipeline"`` (its joblib files, used through
+    #: automed), ``"segmentation_network"`` or ``"classification_network"`` (ONNX or TorchScript networks);
+    #: None: it cannot be exported.
+    export_as: ClassVar[str | None] = None
 
     def __init__(self, params: Any = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -195,7 +200,9 @@ class Rung(ABC):
     def plan(self, context: FitContext) -> RungPlan:
         """Estimate the cost for ``context.budget_s`` (the allotment); shrink or skip to fit it.
 
-        The default makes no estimate; rungs that can measure their cost override it.
+        Called once per fit: a resumed fit or a replay gets the saved plan from the runner instead, so
+        :meth:`fit` must not rely on state this method sets. The default makes no estimate; rungs that
+        can measure their cost override it.
         """
         return RungPlan(seconds=None, note="no estimate")
 
@@ -218,6 +225,13 @@ class Rung(ABC):
     @abstractmethod
     def load(cls, folder: Path) -> Rung:
         """A fitted rung from the folder :meth:`fit` wrote."""
+
+    @classmethod
+    def chosen(cls, details: dict[str, Any]) -> dict[str, Any]:
+        """What a fitted rung chose, from its ``details``, as the plan settings :meth:`fit` follows on a replay
+        (``automed fit --replay``, :mod:`automed.ladder.replay`). The default, ``{}``, chooses again (an
+        ensemble chooses among its replayed members)."""
+        return {}
 
 
 def case_probabilities(case_ids: Sequence[str], y: Sequence[int], proba: Any,

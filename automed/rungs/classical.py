@@ -72,6 +72,7 @@ class ClassicalRung(Rung):
 
     name = "classical"
     tasks = ("segmentation",)
+    export_as = "pipeline"
     Params = ClassicalParams
     # The baseline every deep rung is judged against: twice a light rung's share, so a tight budget
     # coarsens its grid only when the data are large (what it leaves unused goes to the rungs above).
@@ -331,6 +332,11 @@ class ClassicalRung(Rung):
                      grid_factors=list(self.grid_factors_))
 
     # -- prediction ----------------------------------------------------------------------
+
+    @classmethod
+    def chosen(cls, details: dict[str, Any]) -> dict[str, Any]:
+        """The model configuration its search chose."""
+        return {"replay_config": details["model"]} if isinstance(details.get("model"), dict) else {}
 
     @classmethod
     def load(cls, folder: Path) -> ClassicalRung:

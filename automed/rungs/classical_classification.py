@@ -121,6 +121,7 @@ class ClassicalClassifierRung(Rung):
 
     name = "classical"
     tasks = ("classification",)
+    export_as = "pipeline"
     Params = ClassicalClassifierParams
 
     def search_space(self, trial: Any, ordinal: bool = False) -> dict[str, Any]:
@@ -289,6 +290,11 @@ class ClassicalClassifierRung(Rung):
                      classes=list(classes))
 
     # -- prediction ----------------------------------------------------------------------
+
+    @classmethod
+    def chosen(cls, details: dict[str, Any]) -> dict[str, Any]:
+        """The model configuration its search chose."""
+        return {"replay_config": details["model"]} if isinstance(details.get("model"), dict) else {}
 
     @classmethod
     def load(cls, folder: Path) -> ClassicalClassifierRung:

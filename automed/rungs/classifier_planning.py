@@ -14,7 +14,6 @@ import numpy as np
 
 from automed.rungs.base import FitContext, RungPlan
 from automed.rungs.time_plan import split_time
-from automed.rungs.records import save_plan, saved_plan
 
 __all__ = ["PROBE_OVERHEAD_S", "ClassifierPlanning", "probe_training"]
 
@@ -27,9 +26,6 @@ class ClassifierPlanning:
 
     def plan(self, context: FitContext) -> RungPlan:
         """Time a few training steps of the default configuration and size trials and epochs."""
-        saved = saved_plan(context.folder)
-        if saved is not None:
-            return saved
         from automed.deep.classification import ClassifierConfig, predict_proba
         from automed.deep.inference import pick_device
 
@@ -70,7 +66,6 @@ class ClassifierPlanning:
             n_trials, trial_s, final_s = split_time(usable, epoch_s, p, PROBE_OVERHEAD_S, shrunk)
         settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
         plan = RungPlan(10.0 + n_trials * trial_s + final_s + evaluation_s, memory, note, shrunk, None, settings)
-        save_plan(context.folder, plan)
         return plan
 
     def _memory_limit_reason(self, context: FitContext, space: dict[str, Any], x_train: np.ndarray,

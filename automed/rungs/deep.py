@@ -56,6 +56,7 @@ class DeepSegmentationRung(SegmentationPlanning, FittedSegmentationModels, Rung)
     (planning: :class:`~automed.rungs.deep_planning.SegmentationPlanning`)."""
 
     tasks = ("segmentation",)
+    export_as = "segmentation_network"
     Params = DeepParams
     cost_weight = 2.0
     resumable = True
@@ -79,6 +80,18 @@ class DeepSegmentationRung(SegmentationPlanning, FittedSegmentationModels, Rung)
     def climb_family(cls) -> str:
         """The 2D networks, or the 3D ones."""
         return f"{cls.network_dims}D networks"
+
+    @classmethod
+    def chosen(cls, details: dict[str, Any]) -> dict[str, Any]:
+        """The configuration, and the epochs each final training (one per fold or member) was scheduled for."""
+        config, trainings = details.get("config"), details.get("trainings")
+        if not (isinstance(config, dict) and trainings):
+            return {}
+        return {"replay_space": {**{k: config[k] for k in COMMON_HYPERPARAMETERS if k in config},
+                                 **config.get("hp", {})},
+                "replay_epochs": {t.get("key", f"fold{t['fold']}"): t.get("planned_epochs") or t["epochs"]
+                                  for t in trainings},
+                "n_trials": 0}
 
     def search_space(self, trial: Any) -> dict[str, Any]:
         settings = self._settings

@@ -58,6 +58,7 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
     :class:`~automed.rungs.classifier_planning.ClassifierPlanning`)."""
 
     tasks = ("classification",)
+    export_as = "classification_network"
     Params = DeepClassifierParams
     cost_weight = 2.0
     resumable = True
@@ -333,6 +334,17 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
                      input_shape=list(self.input_shape_))
 
     # -- prediction ----------------------------------------------------------------------
+
+    @classmethod
+    def chosen(cls, details: dict[str, Any]) -> dict[str, Any]:
+        """The configuration and the schedule its members shared, and how many members."""
+        config, trainings = details.get("config"), details.get("training")
+        if not (isinstance(config, dict) and trainings):
+            return {}
+        first = trainings[0]
+        return {"replay_space": {**{k: config[k] for k in _TRAINING_KEYS if k in config}, **config.get("hp", {})},
+                "final_epochs": first.get("planned_epochs") or first["epochs"], "n_trials": 0,
+                "n_models": len(details["training"])}
 
     @classmethod
     def load(cls, folder: Path) -> DeepClassifierRung:

@@ -14,7 +14,6 @@ import numpy as np
 
 from automed.rungs.base import FitContext, RungPlan
 from automed.rungs.time_plan import minutes, split_time
-from automed.rungs.records import save_plan, saved_plan
 
 __all__ = ["PROBE_OVERHEAD_S", "Prober", "SegmentationPlanning", "cuda_memory_limit"]
 
@@ -29,9 +28,6 @@ class SegmentationPlanning:
 
     def plan(self, context: FitContext) -> RungPlan:
         """Probe the default configuration; shrink it to the memory limit and the allotment, or skip."""
-        saved = saved_plan(context.folder)
-        if saved is not None:
-            return saved
         fp = context.fingerprint
         if not self.applies_to(fp):
             return RungPlan(None, note="not probed", skip_reason="a 3D network needs 3D images; this dataset is 2D.")
@@ -76,7 +72,6 @@ class SegmentationPlanning:
         settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
         seconds = reserve_s + n_trials * trial_s + n_trainings * final_s
         plan = RungPlan(seconds, measured.train_memory_bytes, note, shrunk, None, settings)
-        save_plan(context.folder, plan)
         return plan
 
     def _fit_memory(self, probe: Prober, context: FitContext, shrunk: list[str]) -> RungPlan | None:

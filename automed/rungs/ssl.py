@@ -21,7 +21,6 @@ from automed.errors import DataError
 from automed.rungs.base import FitContext, RungOutcome, RungPlan
 from automed.rungs.classifier_params import DeepClassifierParams
 from automed.rungs.deep_classification import DeepClassifierRung
-from automed.rungs.records import save_plan, saved_plan
 
 __all__ = ["SSLParams", "SSLRung"]
 
@@ -62,9 +61,6 @@ class SSLRung(DeepClassifierRung):
 
     def plan(self, context: FitContext) -> RungPlan:
         """The ``cnn`` plan for the whole allotment, with ``pretrain_fraction`` of the final training moved to pretraining."""
-        saved = saved_plan(context.folder)
-        if saved is not None:
-            return saved
         self._space = self._reference_space(context)
         plan = super().plan(context)
         if plan.skip_reason is not None:
@@ -76,7 +72,6 @@ class SSLRung(DeepClassifierRung):
         if "final_epochs" in settings:
             settings["pretrain_epochs"] = self.params.pretrain_epochs
         plan = replace(plan, settings=settings, note=f"{plan.note}; {pretrain_s / 60:.1f} min of pretraining")
-        save_plan(context.folder, plan)
         return plan
 
     def _reference_space(self, context: FitContext) -> dict[str, Any]:

@@ -23,11 +23,10 @@ import numpy as np
 
 from automed._jsonio import write_json
 from automed._params import check_choice
-from automed.rungs.base import FitContext, RungPlan
+from automed.rungs.base import FitContext, RungOutcome, RungPlan
 from automed.rungs.classifier_params import ClassifierTrainingParams, loss_choices
 from automed.rungs.classifier_planning import PROBE_OVERHEAD_S, probe_training
 from automed.rungs.deep_classification import DeepClassifierRung
-from automed.rungs.records import save_plan, saved_plan
 
 __all__ = ["TransferParams", "TransferRung"]
 
@@ -113,10 +112,6 @@ class TransferRung(DeepClassifierRung):
 
     def plan(self, context: FitContext) -> RungPlan:
         """Obtain the weights, time feature extraction and a fine-tuning step, size the search."""
-        saved = saved_plan(context.folder)
-        if saved is not None:
-            self._load_weights(saved.settings)
-            return saved
         settings: dict[str, Any] = {}
         skip = self._load_weights(settings)
         if skip is not None:
@@ -171,8 +166,14 @@ class TransferRung(DeepClassifierRung):
                 f"{finetune_epoch_s:.1f} s per epoch")
         plan = RungPlan(extract_s + 10 + n_trials * trial_s + final_s if budget else None, memory, note, shrunk,
                         None, settings)
-        save_plan(context.folder, plan)
         return plan
+
+    def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
+        """As the other deep classifiers; a resumed or replayed fit follows a saved plan without planning, so the
+        weights its plan chose are loaded here."""
+        if plan is not None and not hasattr(self, "_state"):
+            self._load_weights(plan.settings)
+        return super().fit(context, plan)
 
     def _input_size(self) -> int:
         return self._architecture.input_size

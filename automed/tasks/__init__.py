@@ -11,7 +11,7 @@ from automed.tasks.base import Opened, Prepared, Task
 from automed.tasks.classification import Classification
 from automed.tasks.segmentation import Segmentation
 
-__all__ = ["Opened", "Prepared", "Task", "get_task", "register_task", "task_names"]
+__all__ = ["Opened", "Prepared", "Task", "get_task", "register_task", "all_data_formats", "task_names", "unregister_task"]
 
 _TASKS: dict[str, Task] = {}
 
@@ -22,6 +22,12 @@ def register_task(task: Task) -> Task:
         raise TypeError(f"register_task takes a Task instance; got {task!r}.")
     _TASKS[task.name] = task
     return task
+
+
+def unregister_task(name: str) -> None:
+    """Forget the task registered as ``name`` (a task defined for a test or a session); unknown names are an error."""
+    get_task(name)
+    del _TASKS[name]
 
 
 def get_task(name: str) -> Task:
@@ -40,6 +46,11 @@ def get_task(name: str) -> Task:
 def task_names() -> list[str]:
     """The registered tasks' names, in registration order."""
     return list(_TASKS)
+
+
+def all_data_formats() -> list[str]:
+    """Every registered task's dataset layouts, ``auto`` first, each once."""
+    return list(dict.fromkeys(f for task in _TASKS.values() for f in task.data_formats))
 
 
 register_task(Segmentation())

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from automed.recipe import Recipe
     from automed.rungs.base import FitContext, RungOutcome
 
-__all__ = ["Opened", "Prepared", "Task", "about"]
+__all__ = ["Inspection", "Opened", "Prepared", "Task", "about"]
 
 GainOver = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 """The paired gain of the rung being judged over a finished rung's ``result.json`` content (None: no shared case)."""
@@ -46,6 +46,17 @@ class Prepared(Opened):
         return Opened(self.dataset, self.fingerprint, self.splits)
 
 
+@dataclass(frozen=True)
+class Inspection:
+    """What ``automed inspect`` found in a dataset: lines describing it, its fingerprint as JSON, and the problems
+    (each would stop a fit) and warnings, one sentence each."""
+
+    lines: list[str]
+    record: dict[str, Any] | None
+    problems: list[str]
+    warnings: list[str]
+
+
 class Task(ABC):
     """One kind of problem automed fits a ladder for.
 
@@ -58,6 +69,8 @@ class Task(ABC):
         The recipe's ``task``.
     data_formats : tuple of str
         Dataset layouts the task reads, ``"auto"`` (detect) first.
+    data_suffixes : tuple of str
+        Suffixes of a dataset path (a single file) that name this task when a command is given none.
     metrics : tuple of str
         Metrics a recipe may judge and tune by, the default first.
     default_rungs : tuple of str
@@ -70,6 +83,10 @@ class Task(ABC):
     predictor : str
         ``"module:function"`` writing predictions for new inputs, called as
         ``function(run_folder, inputs, out, rung=..., split=..., overwrite=..., progress=..., tta=...)``.
+    report_sections : str
+        ``"module:Class"`` of the :class:`automed.report.task_report.TaskReport` that writes the task's parts
+        of the report (its dataset sentence, a rung's tables and pictures, paired gains); the default's
+        suit a task whose rungs report one score with a CI.
     """
 
     name: ClassVar[str]
@@ -77,8 +94,10 @@ class Task(ABC):
     metrics: ClassVar[tuple[str, ...]]
     default_rungs: ClassVar[tuple[str, ...]]
     rungs: ClassVar[Mapping[str, str | tuple[str, dict[str, Any]]]]
+    data_suffixes: ClassVar[tuple[str, ...]] = ()
     recipe_options: ClassVar[frozenset[str]] = frozenset()
     predictor: ClassVar[str]
+    report_sections: ClassVar[str] = "automed.report.task_report:TaskReport"
 
     @abstractmethod
     def prepare(self, recipe: Recipe, data: Path, progress: bool) -> Prepared:
@@ -88,6 +107,22 @@ class Task(ABC):
     def reopen(self, recipe: Recipe, data: Path, fingerprint_record: dict[str, Any],
                splits: dict[str, Any]) -> Opened:
         """Open ``data`` again for a resumed fit, with the fingerprint and splits recorded at set-up."""
+
+    def inspect(self, data: Path, data_format: str) -> Inspection:
+        """Open ``data`` as a fit would and describe it, listing its problems; fits nothing.
+
+        The default opens it as :meth:`prepare` does: a problem is the error that would stop the fit.
+        """
+        from automed.errors import AutomedError
+        from automed.recipe import Recipe
+
+        try:
+            prepared = self.prepare(Recipe(task=self.name, data_format=data_format), data, progress=False)
+        except AutomedError as exc:
+            return Inspection([], None, [str(exc)], [])
+        record = prepared.fingerprint_record
+        return Inspection([f"{data}: {len(prepared.dataset.cases)} cases, {prepared.dataset.format} layout"],
+                          record, [], [])
 
     @abstractmethod
     def comparison_cases(self, recipe: Recipe, opened: Opened) -> list[str]:

@@ -7,7 +7,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automed.tasks.base import GainOver, Opened, Prepared, Task, about
+from automed.tasks.base import GainOver, Inspection, Opened, Prepared, Task, about
 
 if TYPE_CHECKING:
     from automed.recipe import Recipe
@@ -36,8 +36,10 @@ class Classification(Task):
         "inception_v3": (_TRANSFER, {"architecture": "automed.nets.inception_v3:InceptionV3"}),
         "ensemble": "automed.rungs.classification_ensemble:ClassificationEnsembleRung",
     }
+    data_suffixes = (".npz", ".csv")
     recipe_options = frozenset({"label_fractions", "ordinal", "class_order"})
     predictor = "automed.ladder.predict:predict_classification"
+    report_sections = "automed.report.classification:ClassificationReport"
 
     def prepare(self, recipe: Recipe, data: Path, progress: bool) -> Prepared:
         from automed.data.classification import summarize
@@ -60,6 +62,20 @@ class Classification(Task):
                                        [c.group for c in dataset.cases], recipe.test_fraction, recipe.n_folds,
                                        recipe.random_state)
         return Prepared(dataset, summary, splits, summary)
+
+    def inspect(self, data: Path, data_format: str) -> Inspection:
+        from automed.data.classification import open_classification, scan_classification, summarize
+
+        dataset = open_classification(data, data_format)
+        problems = scan_classification(dataset)
+        if problems:
+            return Inspection([], None, problems, [])
+        summary = summarize(dataset)
+        colour = " (colour: R, G, B)" if summary["n_channels"] == 3 else ""
+        return Inspection([f"{data}: {summary['n_cases']} images, {summary['dims']}D, {summary['n_channels']} "
+                           f"channel(s){colour}, classes {list(summary['classes'].values())}, counts "
+                           f"{summary['class_counts']}, {'official' if summary['official_split'] else 'no official'} "
+                           "test split"], summary, [], [])
 
     def reopen(self, recipe: Recipe, data: Path, fingerprint_record: dict[str, Any],
                splits: dict[str, Any]) -> Opened:

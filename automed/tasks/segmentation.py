@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automed.tasks.base import GainOver, Opened, Prepared, Task, about
+from automed.tasks.base import GainOver, Inspection, Opened, Prepared, Task, about
 
 if TYPE_CHECKING:
     from automed.recipe import Recipe
@@ -51,6 +51,7 @@ class Segmentation(Task):
     }
     recipe_options = frozenset({"folds_file", "target_spacing"})
     predictor = "automed.ladder.predict:predict_segmentation"
+    report_sections = "automed.report.segmentation:SegmentationReport"
 
     def prepare(self, recipe: Recipe, data: Path, progress: bool) -> Prepared:
         from automed.data.dataset import open_dataset
@@ -76,6 +77,29 @@ class Segmentation(Task):
                   "grouped": any(groups), "folds": folds,
                   "folds_file": None if recipe.folds_file is None else str(Path(recipe.folds_file).resolve())}
         return Prepared(dataset, fingerprint, splits, fingerprint.to_dict())
+
+    def inspect(self, data: Path, data_format: str) -> Inspection:
+        import numpy as np
+
+        from automed.data.dataset import open_dataset
+        from automed.data.fingerprint import scan_dataset
+
+        dataset = open_dataset(data, data_format)
+        fp, problems, warnings = scan_dataset(dataset)
+        if fp is None:
+            return Inspection([], None, problems, warnings)
+        native = [r.get("native_spacing", r["spacing"]) for r in fp.cases]
+        grid = f"{list(fp.target_spacing)} ({fp.spacing_note})" if fp.target_spacing else f"as stored ({fp.spacing_note})"
+        lines = [f"{data}: {dataset.format} layout, {fp.n_cases} cases, {fp.dims}D, {fp.n_channels} channel(s) "
+                 f"{list(fp.channel_names)}, modality {fp.modality} -> normalisation "
+                 + ", ".join(f"{n}: {s}" for n, s in zip(fp.channel_names, fp.channel_normalization)),
+                 f"classes {fp.classes}; voxel fractions "
+                 + ", ".join(f"{k}: {v:.4f}" for k, v in fp.class_voxel_fraction.items())]
+        if any(raw != cls for raw, cls in fp.label_mapping.items()):
+            lines.append(f"label values mapped {fp.label_mapping}")
+        lines.append(f"stored: median spacing {[round(float(s), 3) for s in np.median(native, axis=0)]}; working grid: "
+                     f"median shape {list(fp.median_shape)}, spacing {grid}")
+        return Inspection(lines, fp.to_dict(), problems, warnings)
 
     def reopen(self, recipe: Recipe, data: Path, fingerprint_record: dict[str, Any],
                splits: dict[str, Any]) -> Opened:
