@@ -82,3 +82,16 @@ def test_a_run_json_without_what_a_report_needs_names_the_file_and_the_version(f
     (out / "run.json").write_text(json.dumps(meta))
     with pytest.raises(RunFolderError, match=r"run.json: written by automed 0.0.9, lacks \['hardware'\]"):
         write_reports(out)
+
+
+def test_a_run_record_round_trips_and_keeps_a_newer_versions_fields(tmp_path):
+    from automed.run_record import RunRecord, read_run, write_run
+
+    record = RunRecord("/data", "msd", 0, "2026-12-05T00:00:00+00:00", {"n_cores": 2}, {"automed": "0.1.0"},
+                       constraints={"budget_s": 60.0}, fit_seconds=12.5, extra={"workers": ["a"]})
+    write_run(tmp_path, record)
+    assert json.loads((tmp_path / "run.json").read_text())["workers"] == ["a"]
+    assert read_run(tmp_path) == record
+    (tmp_path / "run.json").write_text("[1, 2")
+    with pytest.raises(RunFolderError, match=r"run.json: not JSON"):
+        read_run(tmp_path)

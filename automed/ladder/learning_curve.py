@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from automed.ladder.staging import write_json
 from automed.recipe import Recipe
-from automed.rungs.base import FitContext
+from automed.results import RESULT, Cost, RungResult, read_result, write_result
+from automed.rungs.base import FitContext, Rung
+from automed.tasks import get_task
 
 __all__ = ["learning_curve"]
 
@@ -22,8 +24,9 @@ def learning_curve(folder: Path, recipe: Recipe, dataset: Any, summary: Any, spl
     """Refit every finished rung on stratified fractions of the development cases; write ``learning_curve.json``.
 
     Each refit is allotted the rung's own fit time times the fraction and keeps only its
-    ``result.json`` (in ``rungs/<rung>/fractions/<fraction>/``, with its per-case predictions for
-    rungs that combine others); finished refits are kept on resume.
+    ``result.json`` (in ``rungs/<rung>/fractions/<fraction>/``: the same record as a rung's, with
+    ``fraction`` and ``n_dev``, and the per-case predictions that rungs combining others read);
+    finished refits are kept on resume.
     """
     from automed.data.splits import label_subset
     from automed.rungs import rung_class
@@ -39,7 +42,7 @@ def learning_curve(folder: Path, recipe: Recipe, dataset: Any, summary: Any, spl
                 curve[rung["name"]].append({"fraction": 1.0, "n_dev": len(splits["dev"]), "metric": rung["metric"]})
                 continue
             out = folder / "rungs" / rung["name"] / "fractions" / f"{fraction:g}"
-            if not (out / "result.json").is_file():
+            if not (out / RESULT).is_file():
                 shutil.rmtree(out, ignore_errors=True)
                 log.info("learning curve: %s on %.0f%% of the labelled cases", rung["name"], 100 * fraction)
                 allotted = None if recipe.budget_s is None else rung["cost"]["fit_seconds"] * fraction
@@ -47,25 +50,37 @@ def learning_curve(folder: Path, recipe: Recipe, dataset: Any, summary: Any, spl
                                      allotted, f"sqlite:///{folder / f'optuna-fraction-{fraction:g}.db'}", progress,
                                      splits=subset, cache_folder=folder / "cache", metric=recipe.metric,
                                      ordinal=recipe.ordinal, finished=tuple(refitted))
-                instance = rung_class(rung["name"], recipe.task)(specs[rung["name"]].params)
                 out.mkdir(parents=True)
-                plan = instance.plan(context)
-                entry: dict[str, Any] = {"name": rung["name"], "fraction": fraction, "n_dev": len(subset["dev"])}
-                if plan.skip_reason is not None:
-                    entry["skipped"] = plan.skip_reason
-                else:
-                    outcome = instance.fit(context, plan)
-                    entry.update(metric=outcome.summary["metric"], per_case=outcome.per_case,
-                                 validation_per_case=outcome.validation_per_case, cost=None)
+                result = _refit(rung_class(rung["name"], recipe.task)(specs[rung["name"]].params), context, recipe,
+                                {"fraction": fraction, "n_dev": len(subset["dev"])})
                 for item in out.iterdir():  # keep the score and predictions, not the models
                     if item.is_dir():
                         shutil.rmtree(item)
                     else:
                         item.unlink()
-                write_json(out / "result.json", entry)
-            entry = json.loads((out / "result.json").read_text())
-            if "metric" in entry:
+                write_result(out, result)
+            entry = read_result(out)
+            point = {"fraction": entry["fraction"], "n_dev": entry["n_dev"]}
+            if entry["status"] == "done":
                 refitted.append(entry)
-            curve[rung["name"]].append({k: entry[k] for k in ("fraction", "n_dev", "metric", "skipped") if k in entry})
+                point["metric"] = entry["metric"]
+            else:
+                point["skipped"] = entry["reason"]
+            curve[rung["name"]].append(point)
     write_json(folder / "learning_curve.json", {"metric": recipe.metric, "fractions": list(recipe.label_fractions),
                                                  "cases": "held-out test cases", "rungs": curve})
+
+
+def _refit(rung: Rung, context: FitContext, recipe: Recipe, where: dict[str, Any]) -> RungResult:
+    """Plan and fit ``rung`` on a fraction of the labels (``where``: the fraction and its development cases) as a
+    :class:`~automed.results.RungResult` like any rung's, skipped where its plan says so."""
+    plan = rung.plan(context)
+    if plan.skip_reason is not None:
+        return RungResult(rung.name, "skipped", plan.skip_reason, summary=where)
+    start = time.perf_counter()
+    outcome = rung.fit(context, plan)
+    summary = get_task(recipe.task).summarize(outcome, context, recipe)
+    extra = {k: v for k, v in summary.items() if k not in ("metric", "per_class")}
+    return RungResult(rung.name, "done", None, summary["metric"], summary["per_class"], {**extra, **where},
+                      Cost(time.perf_counter() - start), per_case=outcome.per_case,
+                      validation_per_case=outcome.validation_per_case)

@@ -31,6 +31,7 @@ def realised_plan(folder: Path) -> dict[str, Any]:
 
     from automed.environment import automed_version
     from automed.rungs import rung_class
+    from automed.rungs.records import saved_plan
 
     recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
     rungs = {}
@@ -41,10 +42,9 @@ def realised_plan(folder: Path) -> dict[str, Any]:
             continue
         result = read_result(rung_folder)
         entry: dict[str, Any] = {"status": result["status"]}
-        if result["status"] == "done" and (rung_folder / "plan.json").is_file():
-            plan = json.loads((rung_folder / "plan.json").read_text())
-            plan.pop("automed", None)
-            entry["plan"] = plan
+        plan = saved_plan(rung_folder) if result["status"] == "done" else None
+        if plan is not None:
+            entry["plan"] = dataclasses.asdict(plan)
             entry["choice"] = rung_class(spec["name"], recipe["task"]).chosen(result.get("details") or {})
         rungs[spec["name"]] = entry
     return {"automed": automed_version(), "run": str(folder.resolve()), "rungs": rungs}
@@ -64,6 +64,7 @@ def replay_inputs(run_folder: str | Path) -> tuple[Any, Path, dict[str, Any]]:
         (truncated, edited): the whole plan is checked before anything is trained.
     """
     from automed.recipe import Recipe, RungSpec
+    from automed.run_record import read_run
 
     from automed.ladder.lock import refuse_if_locked
 
@@ -91,9 +92,8 @@ def replay_inputs(run_folder: str | Path) -> tuple[Any, Path, dict[str, Any]]:
         kept.append(RungSpec(spec.name, params))
     if not kept:
         raise RunFolderError(f"{folder}: no rung finished in this run, so there is nothing to replay.")
-    meta = json.loads((folder / "run.json").read_text())
     recipe = recipe.replace(rungs=tuple(kept), budget_s=None, full_ladder=True)
-    return recipe, Path(meta["data"]), {"of": str(folder.resolve()), "plans": pins}
+    return recipe, Path(read_run(folder).data), {"of": str(folder.resolve()), "plans": pins}
 
 
 def _checked_realised_plan(folder: Path, path: Path) -> dict[str, Any]:

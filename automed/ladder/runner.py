@@ -26,6 +26,7 @@ from automed.ladder.replay import REALISED_PLAN, REPLAY, check_replayed_data, pi
 from automed.ladder.staging import STATE, Clock, foreign_files, run_staged, staging_folder, write_json
 from automed.recipe import Recipe
 from automed.results import RESULT, Cost, Estimate, RungResult, read_result, write_result
+from automed.run_record import RunRecord, read_run, write_run
 from automed.rungs.base import VOLUME_CACHE, FitContext
 from automed.rungs.fitted import weight_checksums
 from automed.rungs.records import save_plan, saved_plan
@@ -106,8 +107,8 @@ def _refuse_changed_data(out: Path, staging: Path) -> None:
     """Raise if the dataset an interrupted fit started on has changed files since (names or sizes)."""
     from automed.data.listing import dataset_listing, listing_change, listing_checksum
 
-    meta = json.loads((staging / "run.json").read_text())
-    data, recorded = Path(meta["data"]), meta.get("dataset_listing")
+    meta = read_run(staging)
+    data, recorded = Path(meta.data), meta.dataset_listing
     if recorded is None or not data.exists():  # older runs record none; a missing dataset is reopen's to report
         return
     current = dataset_listing(data)
@@ -138,16 +139,14 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from
     write_json(folder / LISTING, listing)
     write_json(folder / "fingerprint.json", prepared.fingerprint_record)
     write_json(folder / "splits.json", splits)
-    write_json(folder / "run.json", {
-        "data": str(data.resolve()), "format": dataset.format, "seed": recipe.random_state,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "hardware": hardware(), "versions": versions(), "automed_commit": automed_commit(),
-        "command_line": command_line(), "n_jobs": _n_jobs(recipe), "dataset_listing": listing_checksum(data, listing),
-        "constraints": {"budget_s": recipe.budget_s, "max_vram_bytes": recipe.max_vram_bytes,
-                        "min_gain": recipe.min_gain, "full_ladder": recipe.full_ladder, "cv": recipe.cv},
-        "compute_peak": _compute_peak() if any(c.trains_networks for c in rung_classes) else None,
-        "replay_of": None if replay is None else replay["of"],
-    })
+    write_run(folder, RunRecord(
+        str(data.resolve()), dataset.format, recipe.random_state,
+        datetime.now(timezone.utc).isoformat(timespec="seconds"), hardware(), versions(), automed_commit(),
+        command_line(), _n_jobs(recipe), listing_checksum(data, listing),
+        {"budget_s": recipe.budget_s, "max_vram_bytes": recipe.max_vram_bytes, "min_gain": recipe.min_gain,
+         "full_ladder": recipe.full_ladder, "cv": recipe.cv},
+        _compute_peak() if any(c.trains_networks for c in rung_classes) else None,
+        None if replay is None else replay["of"]))
     if replay is not None:
         write_json(folder / REPLAY, replay)
     if cache_from is not None and (cache_from / "cache").is_dir():
@@ -165,8 +164,8 @@ def _climb(folder: Path, progress: bool, opened: Opened | None) -> None:
 
     recipe = Recipe.from_yaml(folder / "recipe.yaml")
     task = get_task(recipe.task)
-    meta = json.loads((folder / "run.json").read_text())
-    opened = opened or task.reopen(recipe, Path(meta["data"]), json.loads((folder / "fingerprint.json").read_text()),
+    meta = read_run(folder)
+    opened = opened or task.reopen(recipe, Path(meta.data), json.loads((folder / "fingerprint.json").read_text()),
                                    json.loads((folder / "splits.json").read_text()))
     dataset, fingerprint, splits = opened.dataset, opened.fingerprint, opened.splits
     clock = Clock(folder / STATE)
@@ -198,7 +197,7 @@ def _climb(folder: Path, progress: bool, opened: Opened | None) -> None:
                               progress=progress, splits=splits, cache_folder=folder / "cache", metric=recipe.metric,
                               include_background=recipe.include_background, cv=recipe.cv,
                               max_vram_bytes=recipe.max_vram_bytes, ordinal=recipe.ordinal, finished=tuple(done),
-                              compute_peak=meta.get("compute_peak"))
+                              compute_peak=meta.compute_peak)
             # the rungs still to fit that can fit this data (a 3D rung on 2D images cannot), this one first
             pending = [(spec, cls)] + [(s, c) for s, c in zip(recipe.rungs[i + 1:], rung_classes[i + 1:])
                                        if c.applies_to(fingerprint)]
@@ -217,12 +216,11 @@ def _climb(folder: Path, progress: bool, opened: Opened | None) -> None:
         clock.stop()
     # the memory-mapped training cases are a full copy of the data: kept for a resume, not after
     shutil.rmtree(folder / "cache" / VOLUME_CACHE, ignore_errors=True)
-    meta["fit_seconds"] = clock.spent()
-    meta["stopped_early"] = "; ".join(stopped.values()) or None
-    write_json(folder / "run.json", meta)
+    meta = replace(meta, fit_seconds=clock.spent(), stopped_early="; ".join(stopped.values()) or None)
+    write_run(folder, meta)
     write_json(folder / REALISED_PLAN, realised_plan(folder))
     write_reports(folder)
-    log.info("done in %.1fs", meta["fit_seconds"])
+    log.info("done in %.1fs", meta.fit_seconds)
 
 
 def _reserved(to_fit: list[tuple[Any, type]], context: Any, rungs_folder: Path) -> float:

@@ -9,11 +9,11 @@ from typing import Any
 from automed.errors import RunFolderError
 from automed.report.recommend import recommend
 from automed.results import RESULT, read_result
+from automed.run_record import read_run
 
 __all__ = ["build_report"]
 
 REQUIRED = ("recipe.yaml", "fingerprint.json", "splits.json", "run.json")
-RUN_FIELDS = ("data", "format", "hardware", "versions", "seed", "created_at")
 
 
 def build_report(folder: Path) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def build_report(folder: Path) -> dict[str, Any]:
         raise RunFolderError(f"{folder}: not a complete automed run folder (missing {', '.join(missing)}).")
     recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
     fingerprint = json.loads((folder / "fingerprint.json").read_text())
-    run = _run_record(folder / "run.json")
+    run = read_run(folder)
     rungs = []
     for spec in recipe["rungs"]:
         rung_folder = folder / "rungs" / spec["name"]
@@ -46,23 +46,23 @@ def build_report(folder: Path) -> dict[str, Any]:
                           "per_class": None, "cost": None, "postprocessing": None})
     report = {
         "task": recipe["task"],
-        "dataset": {"path": run["data"], "format": run["format"],
+        "dataset": {"path": run.data, "format": run.format,
                     **{k: v for k, v in fingerprint.items() if k not in ("cases", "intensity")}},
-        "hardware": run["hardware"],
-        "compute_peak": run.get("compute_peak"),
-        "versions": run["versions"],
-        "automed_commit": run.get("automed_commit"),
-        "command_line": run.get("command_line"),
-        "n_jobs": run.get("n_jobs"),
-        "dataset_listing": run.get("dataset_listing"),
-        "replay_of": run.get("replay_of"),
-        "seed": run["seed"],
-        "created_at": run["created_at"],
-        "fit_seconds": run.get("fit_seconds"),
+        "hardware": run.hardware,
+        "compute_peak": run.compute_peak,
+        "versions": run.versions,
+        "automed_commit": run.automed_commit,
+        "command_line": run.command_line,
+        "n_jobs": run.n_jobs,
+        "dataset_listing": run.dataset_listing,
+        "replay_of": run.replay_of,
+        "seed": run.seed,
+        "created_at": run.created_at,
+        "fit_seconds": run.fit_seconds,
         "n_folds": recipe["n_folds"],
         "recipe": recipe,
-        "constraints": run.get("constraints"),
-        "stopped_early": run.get("stopped_early"),
+        "constraints": run.constraints,
+        "stopped_early": run.stopped_early,
         "rungs": rungs,
         "learning_curve": (json.loads((folder / "learning_curve.json").read_text())
                            if (folder / "learning_curve.json").is_file() else None),
@@ -70,17 +70,3 @@ def build_report(folder: Path) -> dict[str, Any]:
     report["recommendation"] = recommend(report)
     report["best_rung"] = report["recommendation"]["rung"]
     return report
-
-
-def _run_record(path: Path) -> dict[str, Any]:
-    """``run.json``, with the fields a report needs (versions before they were all recorded are named)."""
-    try:
-        run = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunFolderError(f"{path}: not JSON ({exc}); the run folder is damaged.") from exc
-    missing = [k for k in RUN_FIELDS if k not in run]
-    if missing:
-        written_by = (run.get("versions") or {}).get("automed") or "a version before 0.1.0"
-        raise RunFolderError(f"{path}: written by automed {written_by}, lacks {missing}; refit the run with this "
-                             "automed.")
-    return run
