@@ -21,7 +21,7 @@ from automed.data.atomic import file_written_atomically, folder_written_atomical
 from automed.environment import automed_version
 from automed.errors import AutomedError, RunFolderError
 from automed.ladder.outputs import check_output_folder, refuse_overlap, write_output_record
-from automed.rungs.classical import CONTEXT_MODEL
+from automed.rungs.segmentation.classical import CONTEXT_MODEL
 
 __all__ = ["FORMATS", "export_run"]
 

@@ -77,7 +77,7 @@ def plain_pyradiomics(images: np.ndarray) -> float:
 def throughput(file: str, n_cases: int) -> dict:
     """Cases per second: plain sequential pyradiomics vs automed's parallel extraction (all cores)."""
     from automed.data.classification import open_classification
-    from automed.rungs.classical_classification import ClassicalClassifierParams, ClassicalClassifierRung
+    from automed.rungs.classification.classical import ClassicalClassifierParams, ClassicalClassifierRung
 
     data = MEDMNIST / file
     if not data.is_file():

@@ -178,7 +178,7 @@ def memory_table(ladder: dict[str, Any], device: Any, tiny: bool) -> list[dict[s
     from automed.deep.training import NetConfig, config_from_dict
     from automed.nets import architecture
     from automed.rungs import rung_class
-    from automed.rungs.deep_params import DeepParams
+    from automed.rungs.segmentation.deep_params import DeepParams
 
     table = []
     for name, rung in ladder["rungs"].items():

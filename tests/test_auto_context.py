@@ -88,7 +88,7 @@ def test_fit_records_both_stages_and_keeps_the_second_only_where_it_raises_dice(
 
 def test_context_sigmas_are_checked() -> None:
     from automed.errors import RecipeError
-    from automed.rungs.classical import ClassicalRung
+    from automed.rungs.segmentation.classical import ClassicalRung
 
     with pytest.raises(RecipeError, match="context_sigmas"):
         ClassicalRung.Params(context_sigmas=(0.0,))

@@ -9,7 +9,7 @@ import pytest
 
 import automed
 from automed.data.io import read_image
-from automed.rungs.classical_grid import coarse_shape, coarsening_factors
+from automed.rungs.segmentation.classical_grid import coarse_shape, coarsening_factors
 from conftest import FAST_PARAMS, make_msd
 
 
@@ -44,7 +44,7 @@ def test_a_tight_allotment_coarsens_the_grid_or_skips_with_the_reason(tmp_path):
     from automed.data.fingerprint import compute_fingerprint
     from automed.data.splits import make_folds
     from automed.rungs.base import FitContext
-    from automed.rungs.classical import CORE_SECONDS_PER_VOXEL, FINE_SECONDS_PER_VOXEL_CLASS, ClassicalRung
+    from automed.rungs.segmentation.classical import CORE_SECONDS_PER_VOXEL, FINE_SECONDS_PER_VOXEL_CLASS, ClassicalRung
 
     data = make_msd(tmp_path / "msd", n_cases=4, shape=(40, 48, 40))
     dataset = open_dataset(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from automed.rungs.classical_search import affordable_trial
+from automed.rungs.segmentation.classical_search import affordable_trial
 from conftest import FAST_PARAMS, make_msd
 
 

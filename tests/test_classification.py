@@ -240,8 +240,8 @@ def test_multiclass_grading(tmp_path):
 
 
 def test_nonzero_roi_adds_shape_features(tmp_path):
-    from automed.rungs.classical_classification import ClassicalClassifierParams
-    from automed.rungs.classical_classification_features import case_features
+    from automed.rungs.classification.classical import ClassicalClassifierParams
+    from automed.rungs.classification.classical_features import case_features
     from automed.data.classification import ImageCase
 
     volume = np.zeros((12, 12, 12), np.float32)

@@ -300,7 +300,7 @@ def test_ensemble_averages_the_members_that_score_best_on_validation(tmp_path):
     from types import SimpleNamespace
 
     from automed.rungs.base import FitContext
-    from automed.rungs.classification_ensemble import ClassificationEnsembleRung as EnsembleRung
+    from automed.rungs.classification.ensemble import ClassificationEnsembleRung as EnsembleRung
 
     rng = np.random.default_rng(0)
     y_val, y_test = rng.integers(0, 2, 40), rng.integers(0, 2, 30)

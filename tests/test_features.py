@@ -65,7 +65,7 @@ def test_radiomics_shape_features_need_a_mask():
 
 
 def test_many_cases_sample_fewer_voxels_each_up_to_a_total_per_class():
-    from automed.rungs.classical_params import ClassicalParams
+    from automed.rungs.segmentation.classical_params import ClassicalParams
 
     params = ClassicalParams()
     assert params.samples_per_case(30) == 500  # 15,000 per class in all: under the cap

@@ -129,7 +129,7 @@ def test_gpu_check_without_its_data_says_which_is_missing(tmp_path):
 def test_cuda_memory_limit_is_nine_tenths_of_this_process_share(monkeypatch):
     import torch
 
-    from automed.rungs.deep_planning import cuda_memory_limit
+    from automed.deep.probe import cuda_memory_limit
 
     assert cuda_memory_limit(torch.device("cpu")) is None
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: type("P", (), {"total_memory": 10 * 2**30}))
@@ -352,8 +352,7 @@ def test_a_configuration_out_of_gpu_memory_at_its_smallest_is_skipped_with_the_r
 def test_a_classifier_over_the_memory_limit_is_skipped_with_the_fix(tmp_path, monkeypatch, limit, out_of_memory, reason):
     import torch
 
-    import automed.rungs.classifier_planning as planning
-    import automed.rungs.deep_classification  # noqa: F401  (binds the real probe_training before the patch)
+    import automed.rungs.classification.deep as planning  # where the cnn rung's plan probes its training
 
     real = planning.probe_training
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from automed.tasks import get_task
-from automed.rungs.classifier_params import DeepClassifierParams
-from automed.rungs.deep_params import DeepParams
+from automed.rungs.classification.deep_params import DeepClassifierParams
+from automed.rungs.segmentation.deep_params import DeepParams
 
 
 def _architectures(task: str) -> list[str]:

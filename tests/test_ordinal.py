@@ -108,7 +108,7 @@ def test_the_deep_rungs_search_the_ordinal_loss_for_ordered_classes():
     import torch
 
     from automed.deep.classification import build_loss
-    from automed.rungs.classifier_params import DeepClassifierParams, loss_choices
+    from automed.rungs.classification.deep_params import DeepClassifierParams, loss_choices
 
     params = DeepClassifierParams()
     assert "emd" not in loss_choices(params, False) and loss_choices(params, True)[-1] == "emd"

@@ -112,7 +112,7 @@ def _fast_recipe() -> automed.Recipe:
 
 
 def test_a_rung_failing_on_bad_data_leaves_no_partial_and_keeps_the_old_run(fitted_run, tmp_path, monkeypatch):
-    from automed.rungs.classical import ClassicalRung
+    from automed.rungs.segmentation.classical import ClassicalRung
 
     out = copy_run(fitted_run, tmp_path / "run")
     before = snapshot(out)
@@ -129,7 +129,7 @@ def test_a_rung_failing_on_bad_data_leaves_no_partial_and_keeps_the_old_run(fitt
 
 
 def test_an_unexpected_crash_keeps_the_partial_for_resume(tmp_path, monkeypatch, caplog):
-    from automed.rungs.classical import ClassicalRung
+    from automed.rungs.segmentation.classical import ClassicalRung
 
     data = make_msd(tmp_path / "data", n_cases=4)
     real_fit = ClassicalRung.fit

@@ -154,7 +154,7 @@ def test_the_automatic_grid_follows_nnunets_rule_and_leaves_photographs_alone(tm
     from automed.data.dataset import open_dataset
     from automed.data.fingerprint import compute_fingerprint
     from automed.data.spacing import choose_target_spacing
-    from automed.rungs import classical_grid
+    from automed.rungs.segmentation import classical_grid
 
     for module in (spacing, normalize, classical_grid):
         assert doctest.testmod(module).failed == 0

@@ -112,7 +112,7 @@ def test_scratch_fallback_is_labelled_and_only_fine_tunes(monkeypatch):
     from torchvision.models import get_model_weights
 
     from automed.rungs import rung_class
-    from automed.rungs.transfer import TransferParams
+    from automed.rungs.classification.transfer import TransferParams
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no internet")

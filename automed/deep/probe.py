@@ -13,7 +13,7 @@ from automed.deep.loop import cpu_layout, train_step
 from automed.deep.training import CLIP_NORM, NetConfig, make_batch, training_loss
 from automed.deep.volumes import SampleSource
 
-__all__ = ["Probe", "memory_or_none", "probe", "time_steps", "training_memory"]
+__all__ = ["Probe", "cuda_memory_limit", "memory_or_none", "probe", "time_steps", "training_memory"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,18 @@ def training_memory(n_params: int, activation_bytes: int, peak: int | None) -> i
     """Weights, gradients and the two AdamW moments (4 x fp32 parameter bytes) plus one step's
     activations and input; the measured CUDA peak when larger."""
     return max(4 * 4 * n_params + activation_bytes, peak or 0)
+
+
+def cuda_memory_limit(device: Any) -> int | None:
+    """90% of the memory this process may take on the GPU (its share under
+    ``torch.cuda.set_per_process_memory_fraction``, all of it by default); no limit on CPU."""
+    import torch
+
+    if device.type != "cuda":
+        return None
+    # torch.cuda.get_per_process_memory_fraction is recent: without it, the default share (all of it)
+    share = getattr(torch.cuda, "get_per_process_memory_fraction", lambda _: 1.0)(device)
+    return int(torch.cuda.get_device_properties(device).total_memory * share * 0.9)
 
 
 def memory_or_none(measure: Callable[[], int]) -> int | None:

@@ -12,7 +12,7 @@ __all__ = ["Architecture", "ClassifierArchitecture", "TransferArchitecture", "co
 class Architecture(ABC):
     """A segmentation network family; ``width`` (first-level channels) is common to all, the rest is its own ``hp``.
 
-    ``params`` below are the rung's :class:`~automed.rungs.deep_params.DeepParams` (``depths`` is the
+    ``params`` below are the rung's :class:`~automed.rungs.segmentation.deep_params.DeepParams` (``depths`` is the
     searched number of resolution levels for the architectures that have a choice).
     """
 
@@ -45,7 +45,7 @@ class Architecture(ABC):
 class ClassifierArchitecture(ABC):
     """An image classification network family; its hyperparameters ``hp`` are its own.
 
-    ``params`` below are the rung's :class:`~automed.rungs.classifier_params.DeepClassifierParams`.
+    ``params`` below are the rung's :class:`~automed.rungs.classification.deep_params.DeepClassifierParams`.
     """
 
     def search_space(self, trial: Any, params: Any) -> dict[str, Any]:

@@ -4,6 +4,10 @@ An entry is ``"module:Class"``, or ``("module:Class", settings)`` for a rung tha
 configuration of a shared implementation: the settings become class attributes of a
 subclass made here, so e.g. ``unet3d`` is data, not a module. Rung modules import only
 light packages at module level so that reading a recipe never imports torch or LightGBM.
+
+What every rung shares is here (:mod:`~automed.rungs.base`: the protocol; :mod:`~automed.rungs.records`,
+:mod:`~automed.rungs.fitted`, :mod:`~automed.rungs.time_plan`, :mod:`~automed.rungs.ensemble`); each task's
+rungs are a sub-package named after it (:mod:`automed.rungs.segmentation`, :mod:`automed.rungs.classification`).
 """
 
 from __future__ import annotations

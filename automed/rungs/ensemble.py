@@ -5,8 +5,8 @@ AutoGluon, nnU-Net's configuration ensembles). No member weights are fitted: on 
 of tens of cases fitted weights overfit. What is learned is which members to average (two or
 more; a handful of candidate sets, not a continuum of weights), on validation cases every member
 predicted without training on them. An ensemble needs all its members to predict, so its cost
-is theirs. The task adapters (:mod:`~automed.rungs.classification_ensemble`,
-:mod:`~automed.rungs.segmentation_ensemble`) score a combination and predict.
+is theirs. The task adapters (:mod:`~automed.rungs.classification.ensemble`,
+:mod:`~automed.rungs.segmentation.ensemble`) score a combination and predict.
 """
 
 from __future__ import annotations

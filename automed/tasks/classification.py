@@ -17,8 +17,8 @@ __all__ = ["Classification"]
 
 log = logging.getLogger("automed")
 
-_DEEP_CLASSIFIER = "automed.rungs.deep_classification:DeepClassifierRung"
-_TRANSFER = "automed.rungs.transfer:TransferRung"
+_DEEP_CLASSIFIER = "automed.rungs.classification.deep:DeepClassifierRung"
+_TRANSFER = "automed.rungs.classification.transfer:TransferRung"
 
 
 class Classification(Task):
@@ -29,12 +29,12 @@ class Classification(Task):
     metrics = ("auc", "balanced_accuracy", "accuracy", "qwk")
     default_rungs = ("classical",)
     rungs = {
-        "classical": "automed.rungs.classical_classification:ClassicalClassifierRung",
+        "classical": "automed.rungs.classification.classical:ClassicalClassifierRung",
         "cnn": (_DEEP_CLASSIFIER, {"architecture": "automed.nets.resnet:ResNet"}),
-        "ssl": ("automed.rungs.ssl:SSLRung", {"architecture": "automed.nets.resnet:ResNet"}),
+        "ssl": ("automed.rungs.classification.ssl:SSLRung", {"architecture": "automed.nets.resnet:ResNet"}),
         "vgg16": (_TRANSFER, {"architecture": "automed.nets.vgg16:VGG16"}),
         "inception_v3": (_TRANSFER, {"architecture": "automed.nets.inception_v3:InceptionV3"}),
-        "ensemble": "automed.rungs.classification_ensemble:ClassificationEnsembleRung",
+        "ensemble": "automed.rungs.classification.ensemble:ClassificationEnsembleRung",
     }
     data_suffixes = (".npz", ".csv")
     recipe_options = frozenset({"label_fractions", "ordinal", "class_order"})

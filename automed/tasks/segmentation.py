@@ -18,7 +18,7 @@ __all__ = ["Segmentation"]
 
 log = logging.getLogger("automed")
 
-_DEEP = "automed.rungs.deep:DeepSegmentationRung"
+_DEEP = "automed.rungs.segmentation.deep:DeepSegmentationRung"
 
 
 class Segmentation(Task):
@@ -33,7 +33,7 @@ class Segmentation(Task):
     # than the 2D U-Net does not stop the 3D climb: 2D and 3D networks are separate climb families.
     default_rungs = ("classical", "unet2d", "unetpp", "unet3d", "ensemble")
     rungs = {
-        "classical": "automed.rungs.classical:ClassicalRung",
+        "classical": "automed.rungs.segmentation.classical:ClassicalRung",
         # 3D volumes are segmented slice by slice along the coarsest axis, with 3D post-processing
         "unet2d": (_DEEP, {"architecture": "automed.nets.unet:UNet", "network_dims": 2, "batch_voxels": 2**18,
                            "default_max_patch": 256}),
@@ -47,7 +47,7 @@ class Segmentation(Task):
                               "batch_voxels": 2**18, "default_max_patch": 128, "cost_weight": 6.0}),
         "dynunet": (_DEEP, {"architecture": "automed.nets.dynunet:DynUNet", "network_dims": 3,
                             "batch_voxels": 2**18, "default_max_patch": 128, "cost_weight": 6.0}),
-        "ensemble": "automed.rungs.segmentation_ensemble:SegmentationEnsembleRung",
+        "ensemble": "automed.rungs.segmentation.ensemble:SegmentationEnsembleRung",
     }
     recipe_options = frozenset({"folds_file", "target_spacing"})
     predictor = "automed.ladder.predict:predict_segmentation"

@@ -1,9 +1,9 @@
 """What the deep segmentation rungs share: Optuna search, final training, evaluation, prediction.
 
 A deep rung (``unet2d``, ``unet3d``, ``unetpp``, ``segresnet``, ``dynunet``) is a registry entry
-naming its architecture and defaults; its parameters are in :mod:`automed.rungs.deep_params`
-its planning in :mod:`automed.rungs.deep_planning` and its saved models and prediction in
-:mod:`automed.rungs.deep_models`.
+naming its architecture and defaults; its parameters are in :mod:`automed.rungs.segmentation.deep_params`,
+the probe it plans with in :mod:`automed.rungs.segmentation.deep_planning` and its saved networks' files in
+:mod:`automed.rungs.segmentation.deep_models`.
 Fitting, in order:
 
 1. **plan** (before the rung starts): timed probe steps estimate seconds per epoch and
@@ -36,14 +36,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from automed._jsonio import write_json
+from automed.deep.probe import cuda_memory_limit
 from automed.deep.throughput import THROUGHPUT_FIELDS, training_throughput
 from automed.models.search import finished_trials, open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
-from automed.rungs.deep_evaluation import evaluate_cases
-from automed.rungs.deep_models import FittedSegmentationModels, load_model, plain_config, training_key
-from automed.rungs.deep_params import DeepParams
-from automed.rungs.deep_planning import PROBE_OVERHEAD_S, SegmentationPlanning
-from automed.rungs.time_plan import final_seconds
+from automed.rungs.segmentation.deep_evaluation import evaluate_cases
+from automed.rungs.segmentation.deep_models import NetworkShape, load_model, plain_config, training_key
+from automed.rungs.segmentation.deep_params import DeepParams
+from automed.rungs.segmentation.deep_planning import PROBE_OVERHEAD_S, Prober
+from automed.rungs.records import read_record, write_record
+from automed.rungs.time_plan import final_seconds, minutes, split_time
 
 __all__ = ["DeepSegmentationRung"]
 
@@ -51,9 +53,8 @@ log = logging.getLogger("automed")
 COMMON_HYPERPARAMETERS = ("lr", "width", "batch_size", "loss", "augmentation")  # the rest belong to the architecture
 
 
-class DeepSegmentationRung(SegmentationPlanning, FittedSegmentationModels, Rung):
-    """The MONAI segmentation rungs; a registry entry sets the class variables below
-    (planning: :class:`~automed.rungs.deep_planning.SegmentationPlanning`)."""
+class DeepSegmentationRung(Rung):
+    """The MONAI segmentation rungs; a registry entry sets the class variables below."""
 
     tasks = ("segmentation",)
     export_as = "segmentation_network"
@@ -131,6 +132,120 @@ class DeepSegmentationRung(SegmentationPlanning, FittedSegmentationModels, Rung)
                          space["batch_size"], space["augmentation"], patch,
                          cpu_bfloat16=settings.get("cpu_bfloat16", self.params.cpu_bfloat16 is True))
 
+
+    # -- planning ------------------------------------------------------------------------
+
+
+    def plan(self, context: FitContext) -> RungPlan:
+        """Probe the default configuration; shrink it to the memory limit and the allotment, or skip."""
+        fp = context.fingerprint
+        if not self.applies_to(fp):
+            return RungPlan(None, note="not probed", skip_reason="a 3D network needs 3D images; this dataset is 2D.")
+        probe = Prober(self, context)
+        shrunk: list[str] = []
+        skip = self._fit_memory(probe, context, shrunk)
+        if skip is not None:
+            return skip
+        precision = probe.choose_precision()
+        measured, val_s, epoch_s = probe.default()
+        budget, p = context.budget_s, self.params
+        n_trainings = len(self._evaluations(context)) * p.members  # final trainings
+        n_eval_cases = sum(len(v) for _, _, v in self._evaluations(context))
+        tta_factor = 2 ** (2 if self.network_dims == 2 else 3) if p.tta else 1
+        reserve_s = 10.0 + n_eval_cases * val_s * tta_factor * p.members * 1.5
+        usable = None if budget is None else budget - reserve_s - PROBE_OVERHEAD_S * n_trainings
+        while usable is not None and usable < p.min_epochs * epoch_s * n_trainings and len(probe.settings["widths"]) and \
+                probe.settings["widths"][0] > 8:
+            old = probe.settings["widths"][0]
+            probe.settings["widths"] = [old // 2]
+            shrunk.append(f"width {old} -> {old // 2} to fit {p.min_epochs} epochs in {minutes(budget)}")
+            measured, val_s, epoch_s = probe.default()
+        settings = probe.settings
+        settings.update(epoch_seconds=epoch_s, validation_seconds_per_case=val_s, device=str(probe.device),
+                        seconds_per_step=measured.seconds_per_step)
+        note = (f"probe on {probe.device}: {measured.seconds_per_step:.3f} s per step of "
+                f"{self._default_space(settings)['batch_size']} samples, {val_s:.2f} s per validation image, "
+                f"{epoch_s:.1f} s per epoch" + (f"; {precision}" if precision else ""))
+        if usable is None:  # no time limit: fixed epochs, as many as max_epochs allows
+            n_trials = p.n_trials if p.n_trials >= 2 else 0
+            settings.update(trial_epochs=max(p.max_epochs // 3, p.min_epochs), final_epochs=p.max_epochs)
+            trial_s = settings["trial_epochs"] * epoch_s + PROBE_OVERHEAD_S
+            final_s = p.max_epochs * epoch_s + PROBE_OVERHEAD_S
+        else:
+            minimum = p.min_epochs * epoch_s * n_trainings
+            if usable < minimum:
+                need = budget - usable + minimum
+                return RungPlan(need, measured.train_memory_bytes, note, shrunk,
+                                skip_reason=f"estimated {minutes(need)} for the shortest training "
+                                            f"({p.min_epochs} epochs) > the {minutes(budget)} allotted.")
+            n_trials, trial_s, final_s = split_time(usable, epoch_s, p, PROBE_OVERHEAD_S, shrunk, n_trainings)
+        settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
+        seconds = reserve_s + n_trials * trial_s + n_trainings * final_s
+        plan = RungPlan(seconds, measured.train_memory_bytes, note, shrunk, None, settings)
+        return plan
+
+    def _fit_memory(self, probe: Prober, context: FitContext, shrunk: list[str]) -> RungPlan | None:
+        """Shrink the largest searchable configuration until its training fits the memory limit."""
+        limit = context.max_vram_bytes or cuda_memory_limit(probe.device)
+        if limit is None:
+            return None
+        settings = probe.settings
+        largest = {**self._default_space(settings), "width": settings["widths"][-1],
+                   "batch_size": settings["batch_sizes"][-1], **self._architecture.largest(self.params)}
+        while (need := probe.memory_needed(largest)) is None or need > limit:
+            change = self._shrink_for_memory(settings, largest)
+            if change is None:
+                return RungPlan(None, need, shrunk=shrunk, skip_reason=(
+                    "the smallest configuration ran out of GPU memory in a probe training step." if need is None else
+                    f"the smallest configuration needs an estimated {need / 2**30:.1f} GiB to train, more than the "
+                    f"{limit / 2**30:.1f} GiB limit."))
+            why = ("out of GPU memory in a probe step" if need is None else
+                   f"estimated {need / 2**30:.1f} GiB > {limit / 2**30:.1f} GiB limit")
+            shrunk.append(f"{change} ({why})")
+        return None
+
+    def _shrink_for_memory(self, settings: dict[str, Any], largest: dict[str, Any]) -> str | None:
+        """Reduce the largest configuration one step: batch, then patch (3D), then width."""
+        batches, widths = settings["batch_sizes"], settings["widths"]
+        if len(batches) > 1 or batches[0] > 1:
+            old = batches[-1]
+            settings["batch_sizes"] = batches[:-1] if len(batches) > 1 else [max(1, old // 2)]
+            largest["batch_size"] = settings["batch_sizes"][-1]
+            return f"batch {old} -> {largest['batch_size']}"
+        patch = settings["patch"]
+        if self.network_dims == 3 and max(patch) > 32:
+            new = [max(16, int(s * 0.75) // 16 * 16) for s in patch]  # multiples of 16 stay as the message says
+            settings["patch"] = new
+            return f"patch {patch} -> {new}"
+        if len(widths) > 1 or widths[0] > 8:
+            old = widths[-1]
+            settings["widths"] = widths[:-1] if len(widths) > 1 else [old // 2]
+            largest["width"] = settings["widths"][-1]
+            return f"width {old} -> {largest['width']}"
+        return None
+
+    def _default_batch_sizes(self, patch: list[int]) -> list[int]:
+        """The power of two nearest ``batch_voxels / patch voxels`` (2 to 32), and half of it."""
+        largest = int(np.clip(2 ** round(math.log2(self.batch_voxels / np.prod(patch))), 2, 32))
+        return [largest // 2, largest]
+
+    def _axis(self, fingerprint: Any) -> int | None:
+        from automed.deep.volumes import slice_axis
+
+        return slice_axis(fingerprint) if self.network_dims == 2 and fingerprint.dims == 3 else None
+
+    def _patch(self, fingerprint: Any, axis: int | None) -> list[int]:
+        """Median image size (the slice plane for 2D on 3D), capped, as nnU-Net plans its patch.
+
+        Larger images are cropped in training and tiled in inference. Each configuration rounds
+        the patch up to its network's size divisor (see ``_config``), so a shallower network
+        trains on a tighter patch.
+        """
+        shapes = np.asarray([r["shape"] for r in fingerprint.cases])
+        if axis is not None:
+            shapes = np.delete(shapes, axis, axis=1)
+        cap = self.params.max_patch or self.default_max_patch
+        return [int(min(cap, math.ceil(s))) for s in np.median(shapes, axis=0)]
 
     # -- splits ----------------------------------------------------------------------------
 
@@ -326,6 +441,69 @@ class DeepSegmentationRung(SegmentationPlanning, FittedSegmentationModels, Rung)
             return [], None, None
         first = 0 if context.include_background else 1
         return choose_postprocessing([p for p, _ in preds], [t for _, t in preds], n_classes, first_class=first)
+
+    # -- saved models and prediction ------------------------------------------------------
+
+    def _mean_proba(self, models: list[Any], config: Any, image: np.ndarray, device: Any) -> np.ndarray:
+        """Softmax ``(n_classes, *spatial)`` of ``image`` averaged over ``models`` (and mirrors with TTA)."""
+        from automed.deep.inference import predict_proba
+
+        total = None
+        for model in models:  # summed in place: each is n_classes x the image's size
+            proba = predict_proba(model, image, config.patch, self._settings["axis"], device, self.params.tta,
+                                  bfloat16=config.cpu_bfloat16)
+            total = proba if total is None else np.add(total, proba, out=total)
+        total /= len(models)
+        return total
+
+    def _predict_with(self, models: list[Any], config: Any, image: np.ndarray, device: Any) -> np.ndarray:
+        """Class map of ``image``: the argmax of :meth:`_mean_proba`."""
+        return self._mean_proba(models, config, image, device).argmax(axis=0).astype(np.uint8)
+
+    def _save(self, folder: Path, config: Any, steps: list[dict[str, Any]], fingerprint: Any, keys: list[str]) -> None:
+        """``model.json`` plus one ``model_<key>.pt`` state dict per final training; checkpoints removed."""
+        for key in keys:
+            shutil.copyfile(folder / "final" / key / "best.pt", folder / f"model_{key}.pt")
+        for checkpoints in ("final", "trials"):
+            shutil.rmtree(folder / checkpoints, ignore_errors=True)
+        write_record(folder / "model.json", self.params, config=plain_config(config), settings=self._settings,
+                     postprocessing=steps, n_classes=fingerprint.n_classes, n_channels=fingerprint.n_channels,
+                     n_models=len(keys), model_keys=keys)
+
+    # -- prediction ----------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, folder: Path) -> Any:
+        """The fitted rung in ``folder``; weights are read with ``torch.load(weights_only=True)``."""
+        from automed.deep.inference import pick_device
+        from automed.deep.training import config_from_dict
+
+        params, meta = read_record(folder / "model.json", DeepParams,
+                                   ("config", "settings", "postprocessing", "n_classes", "n_channels", "n_models"))
+        rung = cls(params)
+        rung._settings = meta["settings"]
+        rung.config_ = config_from_dict(meta["config"])
+        rung.postprocessing_ = meta["postprocessing"]
+        rung.n_channels_ = meta["n_channels"]
+        rung.device_ = pick_device()
+        fp = NetworkShape(meta["n_channels"], meta["n_classes"])
+        keys = meta.get("model_keys") or [training_key(k, 0) for k in range(meta["n_models"])]  # older runs: one per fold
+        rung.models_ = [load_model(rung.config_, fp, folder / f"model_{key}.pt", rung.device_) for key in keys]
+        return rung
+
+    def predict_proba(self, image: np.ndarray, fold: int | None = None) -> np.ndarray:
+        """Softmax ``(n_classes, *spatial)`` of a normalised image: every model averaged, or one fold's members."""
+        members = self.params.members
+        models = self.models_ if fold is None else self.models_[fold * members:(fold + 1) * members]
+        return self._mean_proba(models, self.config_, image, self.device_)
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """Class map of a normalised image, post-processed as chosen in the fit."""
+        from automed.models.postprocess import apply_postprocessing
+
+        pred = self.predict_proba(image).argmax(axis=0).astype(np.uint8)
+        return apply_postprocessing(pred, self.postprocessing_)
+
 
 def _result_dict(result: Any) -> dict[str, Any]:
     return {"epochs": result.epochs, "planned_epochs": result.max_epochs, "best_epoch": result.best_epoch, "best_inner_dice": result.best_value,

@@ -42,7 +42,7 @@ def search_space(trial: Any, models: Sequence[str]) -> dict[str, Any]:
 
 def search_configuration(rung: Any, context: FitContext, cases: dict[str, Any], store: dict[str, Any],
                          budget_s: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The best configuration of ``rung`` (a :class:`~automed.rungs.classical.ClassicalRung` whose
+    """The best configuration of ``rung`` (a :class:`~automed.rungs.segmentation.classical.ClassicalRung` whose
     training cases are prepared in ``store``) and what the search did, within ``budget_s`` times the
     rung's ``tuning_fraction``."""
     import optuna

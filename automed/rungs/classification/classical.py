@@ -30,7 +30,7 @@ from automed.metrics import TEST_SCORES, THRESHOLDS, choose_threshold, classific
 from automed.models.search import open_study, optimize_within
 from automed.models.tabular import PlattCalibrated, feature_importances
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
-from automed.rungs.classical_classification_features import cached_features, features_of, where
+from automed.rungs.classification.classical_features import cached_features, features_of, where
 from automed.rungs.records import read_record, write_record
 
 __all__ = ["ClassicalClassifierParams", "ClassicalClassifierRung"]

@@ -1,13 +1,13 @@
 """Rung 0, ``classical``: per-voxel filter-bank features + LightGBM / Random Forest.
 
-Fitting, in order (on the rung's own grid, :mod:`automed.rungs.classical_grid`, coarser than the
+Fitting, in order (on the rung's own grid, :mod:`automed.rungs.segmentation.classical_grid`, coarser than the
 working grid for cases over ``max_case_voxels`` or when the allotment demands it; probabilities
 are interpolated back onto the working grid for every decision and score):
 
 1. features of every training case, with class-balanced voxel sampling;
 2. an Optuna search (model family and hyperparameters) on an inner split of fold 0's
    training cases, so fold 0's validation cases never influence tuning
-   (:mod:`automed.rungs.classical_search`);
+   (:mod:`automed.rungs.segmentation.classical_search`);
 3. K-fold cross-validation with the best configuration, giving out-of-fold (OOF)
    probabilities for every case;
 4. auto-context (:mod:`automed.features.context`): a second stage with the same configuration,
@@ -37,10 +37,10 @@ from automed.data.spill import spill
 from automed.features.context import n_context_features
 from automed.models.classical import decide, mean_dice
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
-from automed.rungs.classical_cases import CaseData, inside, prepare_case, spilled
-from automed.rungs.classical_grid import coarse_shape, coarsening_factors, to_coarse, to_fine
-from automed.rungs.classical_params import ClassicalParams
-from automed.rungs.classical_search import search_configuration, search_space
+from automed.rungs.segmentation.classical_cases import CaseData, inside, prepare_case, spilled
+from automed.rungs.segmentation.classical_grid import coarse_shape, coarsening_factors, to_coarse, to_fine
+from automed.rungs.segmentation.classical_params import ClassicalParams
+from automed.rungs.segmentation.classical_search import search_configuration, search_space
 from automed.rungs.records import read_record, write_record
 from automed.workers import process_pool
 

@@ -16,7 +16,7 @@ from automed.data.loading import load_case
 from automed.data.normalize import map_labels, normalize
 from automed.data.spill import spill
 from automed.rungs.base import FitContext
-from automed.rungs.classical_grid import to_coarse
+from automed.rungs.segmentation.classical_grid import to_coarse
 
 __all__ = ["CaseData", "inside", "prepare_case", "spilled"]
 

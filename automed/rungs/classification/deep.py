@@ -1,7 +1,7 @@
 """What the deep classification rungs share: Optuna search, final training, test scores, prediction.
 
-Their parameters are in :mod:`automed.rungs.classifier_params`, their planning in
-:mod:`automed.rungs.classifier_planning`.
+Their parameters are in :mod:`automed.rungs.classification.deep_params`, their planning in
+:mod:`automed.rungs.classification.deep_planning`.
 
 Fitting, in order:
 
@@ -41,10 +41,10 @@ from automed.deep.throughput import THROUGHPUT_FIELDS, training_throughput
 from automed.metrics import TEST_SCORES, choose_threshold, classification_summary, decide_classes
 from automed.models.search import finished_trials, open_study, optimize_within
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
-from automed.rungs.classifier_params import DeepClassifierParams, loss_choices
-from automed.rungs.classifier_planning import PROBE_OVERHEAD_S, ClassifierPlanning, probe_training
+from automed.rungs.classification.deep_params import DeepClassifierParams, loss_choices
+from automed.rungs.classification.deep_planning import PROBE_OVERHEAD_S, probe_training
 from automed.rungs.records import read_record, write_record
-from automed.rungs.time_plan import final_seconds
+from automed.rungs.time_plan import final_seconds, split_time
 
 __all__ = ["DeepClassifierRung"]
 
@@ -53,9 +53,8 @@ log = logging.getLogger("automed")
 _TRAINING_KEYS = ("lr", "batch_size", "loss", "sampling", "augmentation", "mode")
 
 
-class DeepClassifierRung(ClassifierPlanning, Rung):
-    """The torch classification rungs; the registry sets ``architecture`` (planning:
-    :class:`~automed.rungs.classifier_planning.ClassifierPlanning`)."""
+class DeepClassifierRung(Rung):
+    """The torch classification rungs; the registry sets ``architecture``."""
 
     tasks = ("classification",)
     export_as = "classification_network"
@@ -133,6 +132,73 @@ class DeepClassifierRung(ClassifierPlanning, Rung):
         """Network input from ``(N, C, *spatial)`` images (transfer rungs turn volumes into 2.5D)."""
         return images
 
+
+    # -- planning ------------------------------------------------------------------------
+
+
+    def plan(self, context: FitContext) -> RungPlan:
+        """Time a few training steps of the default configuration and size trials and epochs."""
+        from automed.deep.classification import ClassifierConfig, predict_proba
+        from automed.deep.inference import pick_device
+
+        device = pick_device()
+        arrays = self._arrays(context)
+        x_train = arrays["train"][0]
+        space = self._default_space()
+        config: ClassifierConfig = self._config(space, x_train.ndim - 2)
+        too_large = self._memory_limit_reason(context, space, x_train, device)
+        if too_large is not None:
+            return RungPlan(None, None, skip_reason=too_large)
+        seconds_per_step, memory, model, _ = probe_training(self._network(config, len(context.dataset.classes)),
+                                                          config, x_train, device)
+        started = time.perf_counter()
+        predict_proba(model, arrays["val"][0], device)
+        val_s = time.perf_counter() - started
+        epoch_s = math.ceil(len(x_train) / config.batch_size) * seconds_per_step + val_s
+        p, budget, shrunk = self.params, context.budget_s, []
+        # after training, each final model scores the validation and test cases, mirrored with TTA
+        mirrors = 2 ** (x_train.ndim - 2) if p.tta else 1
+        n_val = len(arrays["val"][0])
+        evaluation_s = val_s * (n_val + len(arrays["test"][0])) / max(1, n_val) * mirrors
+        note = (f"probe on {device}: {seconds_per_step:.3f} s per step of {config.batch_size} images, "
+                f"{epoch_s:.1f} s per epoch, {evaluation_s:.0f} s per model to score the validation and test cases")
+        settings: dict[str, Any] = {"epoch_seconds": epoch_s, "device": str(device),
+                                    "evaluation_seconds": evaluation_s}
+        if budget is None:
+            n_trials = p.n_trials if p.n_trials >= 2 else 0
+            settings.update(trial_epochs=max(p.max_epochs // 3, p.min_epochs), final_epochs=p.max_epochs)
+            trial_s = settings["trial_epochs"] * epoch_s + PROBE_OVERHEAD_S
+            final_s = p.max_epochs * epoch_s + PROBE_OVERHEAD_S
+        else:
+            usable = budget - 10.0 - PROBE_OVERHEAD_S - evaluation_s
+            if usable < p.min_epochs * epoch_s:
+                need = p.min_epochs * epoch_s + 10.0
+                return RungPlan(need, memory, note, shrunk, skip_reason=f"estimated {need / 60:.1f} min for the "
+                                f"shortest training ({p.min_epochs} epochs) > the {budget / 60:.1f} min allotted.")
+            n_trials, trial_s, final_s = split_time(usable, epoch_s, p, PROBE_OVERHEAD_S, shrunk)
+        settings.update(n_trials=n_trials, trial_seconds=trial_s, final_seconds=final_s)
+        plan = RungPlan(10.0 + n_trials * trial_s + final_s + evaluation_s, memory, note, shrunk, None, settings)
+        return plan
+
+    def _memory_limit_reason(self, context: FitContext, space: dict[str, Any], x_train: np.ndarray,
+                             device: Any) -> str | None:
+        """Why the largest searched batch cannot train within the memory limit (``--max-vram``, else
+        90% of this process's share of the GPU), or None when it can or there is no limit."""
+        from automed.deep.probe import memory_or_none
+        from automed.deep.probe import cuda_memory_limit
+
+        limit = context.max_vram_bytes or cuda_memory_limit(device)
+        if limit is None:
+            return None
+        largest = max(self.params.batch_sizes)
+        config = self._config({**space, "batch_size": largest}, x_train.ndim - 2)
+        need = memory_or_none(lambda: probe_training(self._network(config, len(context.dataset.classes)), config,
+                                                     x_train, device)[1])
+        if need is not None and need <= limit:
+            return None
+        why = ("runs out of GPU memory in a training step" if need is None else
+               f"needs an estimated {need / 2**30:.1f} GiB to train, more than the {limit / 2**30:.1f} GiB limit")
+        return f"batch {largest} {why}; give the {self.name} rung smaller batch_sizes in the recipe."
 
     # -- fitting ---------------------------------------------------------------------------
 

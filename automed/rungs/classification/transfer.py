@@ -24,9 +24,9 @@ import numpy as np
 from automed._jsonio import write_json
 from automed._params import check_choice
 from automed.rungs.base import FitContext, RungOutcome, RungPlan
-from automed.rungs.classifier_params import ClassifierTrainingParams, loss_choices
-from automed.rungs.classifier_planning import PROBE_OVERHEAD_S, probe_training
-from automed.rungs.deep_classification import DeepClassifierRung
+from automed.rungs.classification.deep_params import ClassifierTrainingParams, loss_choices
+from automed.rungs.classification.deep_planning import PROBE_OVERHEAD_S, probe_training
+from automed.rungs.classification.deep import DeepClassifierRung
 
 __all__ = ["TransferParams", "TransferRung"]
 
@@ -36,7 +36,7 @@ MODES = ("frozen", "finetune")
 @dataclass(frozen=True)
 class TransferParams(ClassifierTrainingParams):
     """Parameters of a transfer rung: those of
-    :class:`~automed.rungs.classifier_params.ClassifierTrainingParams` (augmentation applies
+    :class:`~automed.rungs.classification.deep_params.ClassifierTrainingParams` (augmentation applies
     to fine-tuning only; one final model by default, since every member keeps a whole
     backbone; images kept up to 299 pixels a side, Inception-v3's input) plus:
 

@@ -19,8 +19,8 @@ import numpy as np
 from automed._params import check_range
 from automed.errors import DataError
 from automed.rungs.base import FitContext, RungOutcome, RungPlan
-from automed.rungs.classifier_params import DeepClassifierParams
-from automed.rungs.deep_classification import DeepClassifierRung
+from automed.rungs.classification.deep_params import DeepClassifierParams
+from automed.rungs.classification.deep import DeepClassifierRung
 
 __all__ = ["SSLParams", "SSLRung"]
 

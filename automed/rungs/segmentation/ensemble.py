@@ -18,8 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from automed.rungs.base import FitContext, RungOutcome, RungPlan
-from automed.rungs.deep import DeepSegmentationRung
-from automed.rungs.deep_evaluation import evaluate_cases
+from automed.rungs.segmentation.deep import DeepSegmentationRung
+from automed.rungs.segmentation.deep_evaluation import evaluate_cases
 from automed.rungs.ensemble import EnsembleRung, members_cost
 
 __all__ = ["SegmentationEnsembleParams", "SegmentationEnsembleRung"]

@@ -41,7 +41,7 @@ class ClassicalParams:
     n_trials : int
         Optuna trials at most (the first is a sound LightGBM default). With a time allotment the
         configuration kept is the best whose projected cost for the rest of the rung fits what is
-        left (:func:`automed.rungs.classical_search.affordable_trial`).
+        left (:func:`automed.rungs.segmentation.classical_search.affordable_trial`).
     n_tuning_cases : int
         Validation cases scored per trial (full volumes).
     tuning_fraction : float
