@@ -9,7 +9,7 @@ from typing import Any
 
 from automed.data.atomic import write_text
 
-__all__ = ["write_json"]
+__all__ = ["flat_with_extra", "from_flat_with_extra", "write_json"]
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -37,3 +37,20 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def flat_with_extra(record: Any) -> dict[str, Any]:
+    """A dataclass record with an ``extra`` dict as one flat dict: its fields, then ``extra``'s entries beside them."""
+    from dataclasses import asdict
+
+    values = asdict(record)
+    return {**{k: v for k, v in values.items() if k != "extra"}, **values["extra"]}
+
+
+def from_flat_with_extra(cls: type, values: dict[str, Any]) -> Any:
+    """Inverse of :func:`flat_with_extra`: the entries that are not fields of ``cls`` go to ``extra``."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)} - {"extra"}
+    return cls(**{k: v for k, v in values.items() if k in known},
+               extra={k: v for k, v in values.items() if k not in known})

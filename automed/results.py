@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from automed._jsonio import write_json
+from automed._jsonio import flat_with_extra, from_flat_with_extra, write_json
 from automed.environment import automed_version
 from automed.errors import RunFolderError
 
@@ -60,14 +60,11 @@ class Cost:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        return {**{k: v for k, v in values.items() if k != "extra"}, **values["extra"]}
+        return flat_with_extra(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Cost:
-        known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(**{k: v for k, v in values.items() if k in known},
-                   extra={k: v for k, v in values.items() if k not in known})
+        return from_flat_with_extra(cls, values)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ through :func:`read_run`, so a damaged file or one from a version that lacked a 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from automed._jsonio import write_json
+from automed._jsonio import flat_with_extra, from_flat_with_extra, write_json
 from automed.errors import RunFolderError
 
 __all__ = ["RUN", "RunRecord", "read_run", "write_run"]
@@ -66,8 +66,7 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The flat JSON layout of ``run.json``."""
-        values = asdict(self)
-        return {**{k: v for k, v in values.items() if k != "extra"}, **values["extra"]}
+        return flat_with_extra(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunRecord:
@@ -75,9 +74,7 @@ class RunRecord:
         missing = [k for k in REQUIRED if k not in values]
         if missing:
             raise KeyError(missing)
-        known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(**{k: v for k, v in values.items() if k in known},
-                   extra={k: v for k, v in values.items() if k not in known})
+        return from_flat_with_extra(cls, values)
 
 
 def write_run(folder: Path, record: RunRecord) -> None:

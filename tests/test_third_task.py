@@ -226,8 +226,10 @@ def test_the_third_task_fits_is_judged_and_reported(fitted):
     assert ridge["comparison"]["cases"] == "held-out test cases"
     splits = json.loads((run.folder / "splits.json").read_text())
     assert set(ridge["comparison"]["case_ids"]) == set(splits["test"]) and set(splits["test"]).isdisjoint(splits["dev"])
-    for name in ("report.md", "report.html"):
-        assert "ridge" in (run.folder / name).read_text()
+    markdown = (run.folder / "report.md").read_text()
+    assert ": 40 cases." in markdown and "## ridge, on its 8 evaluated cases" in markdown  # the default TaskReport
+    assert "per class" not in markdown and "Dice" not in markdown  # nothing of another task's report
+    assert "ridge, on its 8 evaluated cases" in (run.folder / "report.html").read_text()
     assert run.leaderboard()[0]["rung"] == "ridge"
 
 

@@ -124,6 +124,20 @@ def test_scratch_fallback_is_labelled_and_only_fine_tunes(monkeypatch):
     assert "NOT transfer" in rung._initialisation
 
 
+def test_a_resumed_or_replayed_plan_loads_its_weights_in_fit(weights, monkeypatch):
+    """The runner hands a saved or pinned plan to fit without calling plan(), where the weights were loaded."""
+    from automed.rungs import rung_class
+    from automed.rungs.base import RungPlan
+    from automed.rungs.classification.deep import DeepClassifierRung
+    from automed.rungs.classification.transfer import TransferParams
+
+    seen = {}
+    monkeypatch.setattr(DeepClassifierRung, "fit", lambda rung, context, plan=None: seen.setdefault("state", rung._state))
+    rung = rung_class("vgg16", "classification")(TransferParams(weights=str(weights / "vgg16.pth")))
+    rung.fit(None, RungPlan(60.0, settings={"modes": ["frozen"]}))
+    assert set(seen["state"]) and rung._modes == ("frozen",)
+
+
 @pytest.mark.slow
 def test_vgg16_fine_tuning_trains_the_backbone(weights, tmp_path):
     import torch

@@ -21,15 +21,8 @@ from automed.report.task_report import Section, task_report
 __all__ = ["to_html", "to_markdown"]
 
 
-_num = format_number
-
-
 def _bytes(value: Any) -> str:
     return "—" if value is None else f"{value / 2**30:.2f} GiB"
-
-
-def _ci(mean: Any, low: Any, high: Any, digits: int = 3) -> str:
-    return format_ci(mean, low, high, digits)
 
 
 def _constraints_sentence(report: dict[str, Any]) -> str | None:
@@ -52,12 +45,12 @@ def _leaderboard(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     head = ["rung", "metric [95% CI]", "n", f"gain vs {baseline} [95% CI]", "gain vs previous best [95% CI]",
             "fit s (search + final)", "core-h / GPU-h", "trials (pruned)", "params", "peak RSS",
             "peak / est. train VRAM", "predict s/case", "status"]
-    cells = [[r["rung"], _ci(r["comparison_mean"], r["comparison_ci_low"], r["comparison_ci_high"]),
+    cells = [[r["rung"], format_ci(r["comparison_mean"], r["comparison_ci_low"], r["comparison_ci_high"]),
               "—" if r["comparison_n"] is None else str(r["comparison_n"]), _gain(r, "gain_vs_baseline"), _gain(r, "gain_vs_prev", with_name=True), _fit_cell(r),
-              _pair(_num(r["core_hours"], 2), _num(r["gpu_hours"], 2)), _trials_cell(r),
+              _pair(format_number(r["core_hours"], 2), format_number(r["gpu_hours"], 2)), _trials_cell(r),
               "—" if r["n_params"] is None else f"{r['n_params']:,}", _bytes(r["peak_rss_bytes"]),
               _pair(_bytes(r["peak_vram_bytes"]), _bytes(r["est_train_vram_bytes"])),
-              _num(r["predict_seconds_per_case"], 2),
+              format_number(r["predict_seconds_per_case"], 2),
               r["status"] + (f": {r['reason']}" if r["reason"] else "")] for r in rows]
     keep = [j for j, h in enumerate(head) if h in ("rung", "metric [95% CI]", "status")
             or any(row[j] != "—" for row in cells)]
@@ -83,10 +76,10 @@ def _gain(row: dict[str, Any], key: str, with_name: bool = False) -> str:
 
 def _fit_cell(row: dict[str, Any]) -> str:
     """``"840 (600 + 240)"``: fit seconds, with search and final-fit seconds where known."""
-    total = _num(row["fit_seconds"], 0)
+    total = format_number(row["fit_seconds"], 0)
     if row["search_seconds"] is None and row["final_fit_seconds"] is None:
         return total
-    return f"{total} ({_num(row['search_seconds'], 0)} + {_num(row['final_fit_seconds'], 0)})"
+    return f"{total} ({format_number(row['search_seconds'], 0)} + {format_number(row['final_fit_seconds'], 0)})"
 
 
 def _trials_cell(row: dict[str, Any]) -> str:
@@ -131,13 +124,13 @@ def _rung_notes(rung: dict[str, Any]) -> list[str]:
     compared = (rung.get("comparison") or {}).get("metric") or {}
     if compared and metric.get("mean") is not None and compared.get("n") != metric.get("n"):
         notes.append(f"On its own {metric.get('n')} evaluated cases: {metric_label(metric.get('name'))} "
-                     f"{_ci(metric['mean'], metric.get('ci_low'), metric.get('ci_high'))}.")
+                     f"{format_ci(metric['mean'], metric.get('ci_low'), metric.get('ci_high'))}.")
     if estimate.get("seconds") is not None or estimate.get("train_vram_bytes") is not None:
         vram, peak = estimate.get("train_vram_bytes"), cost.get("peak_vram_bytes")
         note = f" ({estimate['note'].rstrip('.')})" if estimate.get("note") else ""
-        notes.append(f"Estimated before fitting: {_num(estimate.get('seconds'), 0)} s"
+        notes.append(f"Estimated before fitting: {format_number(estimate.get('seconds'), 0)} s"
                      + ("" if vram is None else f", {_bytes(vram)} training VRAM") + f"{note}; measured: "
-                     + f"{_num(cost.get('fit_seconds'), 0)} s" + ("" if peak is None else f", peak VRAM {_bytes(peak)}")
+                     + f"{format_number(cost.get('fit_seconds'), 0)} s" + ("" if peak is None else f", peak VRAM {_bytes(peak)}")
                      + ".")
     if rung.get("shrunk"):
         notes.append(f"Shrunk to fit: {'; '.join(rung['shrunk'])}.")
@@ -148,15 +141,15 @@ def _rung_notes(rung: dict[str, Any]) -> list[str]:
 
 def _throughput_sentence(t: dict[str, Any]) -> str:
     """Training throughput: steps and voxels per second, the data path's share, share of peak."""
-    text = (f"Training throughput: {_num(t['steps_per_second'], 2)} steps/s, "
-            f"{_num(t['voxels_per_second'] / 1e6, 2)} M voxels/s over {t['steps']} steps; drawing batches took "
-            f"{_num(100 * t['data_share'], 0)}% of step time")
+    text = (f"Training throughput: {format_number(t['steps_per_second'], 2)} steps/s, "
+            f"{format_number(t['voxels_per_second'] / 1e6, 2)} M voxels/s over {t['steps']} steps; drawing batches took "
+            f"{format_number(100 * t['data_share'], 0)}% of step time")
     if t.get("gflops_per_second") is not None:
-        text += f"; {_num(t['gflops_per_second'], 1)} GFLOP/s"
+        text += f"; {format_number(t['gflops_per_second'], 1)} GFLOP/s"
         if t.get("fraction_of_matmul_peak") is not None:
             precision = t.get("precision", "fp32")  # reports written before bfloat16 peaks were fp32
-            text += (f", {_num(100 * t['fraction_of_matmul_peak'], 1)}% of this device's measured {precision} "
-                     f"matrix-product peak ({_num(t['peak'][f'matmul_{precision}_gflops'], 0)} GFLOP/s)")
+            text += (f", {format_number(100 * t['fraction_of_matmul_peak'], 1)}% of this device's measured {precision} "
+                     f"matrix-product peak ({format_number(t['peak'][f'matmul_{precision}_gflops'], 0)} GFLOP/s)")
     return text + "."
 
 
@@ -264,7 +257,7 @@ def _learning_curve(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]
         for point in points:
             metric = point.get("metric") or {}
             cells.append("skipped" if point.get("skipped") else
-                         f"{_ci(metric.get('mean'), metric.get('ci_low'), metric.get('ci_high'))} (n={point['n_dev']})")
+                         f"{format_ci(metric.get('mean'), metric.get('ci_low'), metric.get('ci_high'))} (n={point['n_dev']})")
         rows.append([name] + cells)
     return head, rows
 
