@@ -6,6 +6,7 @@ import dataclasses
 import re
 from dataclasses import InitVar, dataclass
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from automed._params import check_choice, check_range, from_mapping, shown, to_mapping
@@ -282,6 +283,55 @@ class Recipe:
     def replace(self, **changes: Any) -> Recipe:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    def with_rungs(self, names: Sequence[str]) -> Recipe:
+        """A copy climbing the rungs ``names`` (lowest first), keeping the parameters this recipe gives them.
+
+        Raises
+        ------
+        RecipeError
+            If ``names`` is empty or names a rung the task does not have.
+        """
+        if not names:
+            raise RecipeError("names no rung; give rung names, e.g. classical,unet2d.")
+        configured = {spec.name: spec for spec in self.rungs}
+        return self.replace(rungs=tuple(configured.get(name, name) for name in names))
+
+    def with_rung_params(self, name: str, **values: Any) -> Recipe:
+        """A copy with ``values`` set on the parameters of the rung ``name``.
+
+        Raises
+        ------
+        RecipeError
+            If the ladder does not climb ``name``, or a value is refused by the rung's parameters.
+        """
+        if name not in {spec.name for spec in self.rungs}:
+            raise RecipeError(f"applies to the {name} rung, which this ladder "
+                              f"({', '.join(s.name for s in self.rungs)}) does not climb.")
+        return self.replace(rungs=tuple(RungSpec(s.name, dataclasses.replace(s.params, **values))
+                                        if s.name == name else s for s in self.rungs))
+
+    def with_pretrained_weights(self, files: Mapping[str | None, str]) -> Recipe:
+        """A copy whose transfer rungs start from the state dicts ``files``: rung name -> file, or
+        ``None`` -> the file of every transfer rung not named.
+
+        Raises
+        ------
+        RecipeError
+            If the ladder climbs no transfer rung, or ``files`` names a rung that is not one of its transfer rungs.
+        """
+        takes_weights = [s.name for s in self.rungs if hasattr(s.params, "weights")]
+        if not takes_weights:
+            raise RecipeError(f"applies to the transfer rungs (vgg16, inception_v3), which this ladder "
+                              f"({', '.join(s.name for s in self.rungs)}) does not climb.")
+        unknown = set(files) - {None, *takes_weights}
+        if unknown:
+            raise RecipeError(f"names {sorted(unknown)}, not transfer rungs of this ladder ({takes_weights}).")
+        recipe = self
+        for name in takes_weights:
+            if (path := files.get(name, files.get(None))) is not None:
+                recipe = recipe.with_rung_params(name, weights=path)
+        return recipe
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict with every default written out."""

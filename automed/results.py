@@ -105,6 +105,16 @@ class RungResult:
     stops_climb: str | None = None
     checksums: dict[str, str] | None = None
 
+    @property
+    def done(self) -> bool:
+        """Whether the rung finished (else it was skipped)."""
+        return self.status == "done"
+
+    @property
+    def comparison_mean(self) -> float | None:
+        """The judged metric's mean on the comparison cases (None before judging or when undefined)."""
+        return None if self.comparison is None else self.comparison["metric"]["mean"]
+
     def to_dict(self) -> dict[str, Any]:
         """The flat JSON layout of ``result.json``."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("summary", "cost", "estimate")}
@@ -135,15 +145,14 @@ class RungResult:
                    shrunk=tuple(values.get("shrunk") or ()))
 
 
-def write_result(folder: Path, result: RungResult) -> dict[str, Any]:
-    """Write ``result`` to ``folder/result.json`` atomically, with this automed's version; return its dict."""
-    payload = result.to_dict()
-    write_json(folder / RESULT, {"automed": automed_version(), **payload})
-    return payload
+def write_result(folder: Path, result: RungResult) -> RungResult:
+    """Write ``result`` to ``folder/result.json`` atomically, with this automed's version; return it."""
+    write_json(folder / RESULT, {"automed": automed_version(), **result.to_dict()})
+    return result
 
 
-def read_result(folder: Path) -> dict[str, Any]:
-    """The result in ``folder/result.json``, checked, as its flat dict.
+def read_result(folder: Path) -> RungResult:
+    """The result in ``folder/result.json``, checked.
 
     Raises
     ------
@@ -155,7 +164,7 @@ def read_result(folder: Path) -> dict[str, Any]:
     try:
         values = json.loads(path.read_text())
         written_by = f"automed {values.get('automed') or 'before 0.1.0'}"
-        return RungResult.from_dict(values).to_dict()
+        return RungResult.from_dict(values)
     except FileNotFoundError as exc:
         raise RunFolderError(f"{path}: missing; the run folder is damaged.") from exc
     except json.JSONDecodeError as exc:

@@ -16,6 +16,7 @@ import automed
 import automed.rungs
 from automed.cli import main
 from automed.errors import RunFolderError
+from automed.results import Cost, RungResult
 from conftest import FAST_PARAMS, make_folders_2d, make_msd
 
 TINY = {"n_trials": 2, "max_epochs": 3, "min_epochs": 1, "iterations": 2, "widths": [8], "depths": [3],
@@ -188,7 +189,8 @@ def test_a_2d_network_losing_does_not_stop_the_3d_networks(toy3d, tmp_path):
     from automed.rungs import rung_class
 
     stopped = {}
-    _note_stop(stopped, rung_class("unet2d", "segmentation"), {"stops_climb": "climbing stopped after unet2d"})
+    _note_stop(stopped, rung_class("unet2d", "segmentation"),
+               RungResult("unet2d", "done", stops_climb="climbing stopped after unet2d"))
     assert set(stopped) == {"2D networks"}
     assert rung_class("unetpp", "segmentation").climb_family() in stopped
     assert rung_class("unet3d", "segmentation").climb_family() not in stopped
@@ -269,9 +271,9 @@ def test_rungs_below_an_ensemble_hold_back_its_estimate_instead_of_sharing_with_
     assert _allotment(50.0, [unet2d], 80.0) == 0.0
 
     # unet2d finished, predicting 0.5 s per case: the pending deep rungs are expected to predict as fast
-    finished = ({"name": "classical", "cost": {"predict_seconds_per_case": 9.0}},
-                {"name": "unet2d", "cost": {"predict_seconds_per_case": 0.5},
-                 "details": {"search": {"inner_validation_cases": 5}}})
+    finished = (RungResult("classical", "done", cost=Cost(1.0, predict_seconds_per_case=9.0)),
+                RungResult("unet2d", "done", cost=Cost(1.0, predict_seconds_per_case=0.5),
+                           details={"search": {"inner_validation_cases": 5}}))
     folds = [{"train": ["a", "b", "c"], "val": ["d", "e"]}, {"train": ["d", "e"], "val": ["a", "b", "c"]}]
     context = FitContext(None, None, folds, tmp_path / "ensemble", 0, 1, None, "", finished=finished)
     n_cases = 5 + 2  # unet2d's inner validation cases + fold 0's comparison cases

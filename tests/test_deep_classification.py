@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import automed
+from automed.results import Cost, RungResult
 from test_classification import FAST, make_npz
 
 RESNET = "automed.nets.resnet:ResNet"
@@ -292,8 +293,8 @@ def _member(name, val_scores, test_scores, y_val, y_test):
     def records(prefix, y, scores):
         return [{"case_id": f"{prefix}{i}", "label": "ab"[k], "proba": [1 - p, p]} for i, (k, p) in
                 enumerate(zip(y, scores))]
-    return {"name": name, "cost": {"fit_seconds": 1.0, "n_params": 10, "device": "cpu"},
-            "validation_per_case": records("v", y_val, val_scores), "per_case": records("t", y_test, test_scores)}
+    return RungResult(name, "done", cost=Cost(1.0, n_params=10, device="cpu"),
+                      validation_per_case=records("v", y_val, val_scores), per_case=records("t", y_test, test_scores))
 
 
 def test_ensemble_averages_the_members_that_score_best_on_validation(tmp_path):
@@ -318,8 +319,8 @@ def test_ensemble_averages_the_members_that_score_best_on_validation(tmp_path):
     assert set(outcome.details["selection"]) == {"good+noise", "good+also_good", "noise+also_good",
                                                  "good+noise+also_good"}
     assert outcome.details["selection"]["good+also_good"] == max(outcome.details["selection"].values())
-    assert outcome.per_case[0]["proba"] == pytest.approx(np.mean([finished[0]["per_case"][0]["proba"],
-                                                                  finished[2]["per_case"][0]["proba"]], axis=0))
+    assert outcome.per_case[0]["proba"] == pytest.approx(np.mean([finished[0].per_case[0]["proba"],
+                                                                  finished[2].per_case[0]["proba"]], axis=0))
     assert outcome.cost["fit_seconds"] == 2.0
     everyone = EnsembleRung(EnsembleRung.Params(select=False)).fit(context)
     assert everyone.details["members"] == ["good", "noise", "also_good"]

@@ -68,7 +68,7 @@ def test_options_that_would_be_ignored(tmp_path, fitted_run):
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"")
     fails(["fit", str(data), "--out", str(tmp_path / "run"), "--rungs", "classical", "--pretrained-weights",
-            str(weights)], r"--pretrained-weights applies to the transfer rungs", data, exit_code=2)
+            str(weights)], r"--pretrained-weights '.*w.pth' applies to the transfer rungs", data, exit_code=2)
     fails(["fit", "--task", "classification", str(data), "--out", str(tmp_path / "run"), "--rungs", "vgg16",
             "--pretrained-weights", str(tmp_path / "missing.pth")], r"missing.pth: file not found", data, exit_code=2)
 

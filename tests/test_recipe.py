@@ -125,3 +125,28 @@ def test_yaml_errors_name_the_file(tmp_path):
         Recipe.from_yaml(path)
     with pytest.raises(RecipeError, match="missing.yaml: recipe file not found"):
         Recipe.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_a_recipe_picks_its_rungs_keeping_their_parameters():
+    recipe = Recipe(rungs=[{"name": "classical", "params": {"models": ["random_forest"]}}, "unet2d"])
+    picked = recipe.with_rungs(["unet2d", "classical", "unet3d"])
+    assert [s.name for s in picked.rungs] == ["unet2d", "classical", "unet3d"]
+    assert picked.rungs[1].params.models == ("random_forest",) and picked.rungs[2].params == Recipe(
+        rungs=["unet3d"]).rungs[0].params
+    with pytest.raises(RecipeError, match="names no rung"):
+        recipe.with_rungs([])
+    with pytest.raises(RecipeError, match="Unknown rung 'unet9d'"):
+        recipe.with_rungs(["unet9d"])
+
+
+def test_a_recipe_sets_one_rungs_parameters_and_the_transfer_rungs_weights(tmp_path):
+    recipe = Recipe(task="classification", rungs=["classical", "ssl", "vgg16", "inception_v3"])
+    assert recipe.with_rung_params("ssl", unlabeled=str(tmp_path)).rungs[1].params.unlabeled == str(tmp_path)
+    with pytest.raises(RecipeError, match=r"applies to the ssl rung, which this ladder \(classical\) does not climb"):
+        Recipe(task="classification", rungs=["classical"]).with_rung_params("ssl", unlabeled=str(tmp_path))
+    weights = recipe.with_pretrained_weights({"vgg16": "v.pth", None: "any.pth"})
+    assert [getattr(s.params, "weights", None) for s in weights.rungs] == [None, None, "v.pth", "any.pth"]
+    with pytest.raises(RecipeError, match=r"names \['ssl'\], not transfer rungs"):
+        recipe.with_pretrained_weights({"ssl": "v.pth"})
+    with pytest.raises(RecipeError, match="applies to the transfer rungs"):
+        Recipe(task="classification", rungs=["classical", "cnn"]).with_pretrained_weights({None: "v.pth"})

@@ -22,12 +22,12 @@ def finished() -> RungResult:
 
 
 def test_a_result_round_trips_with_its_version_and_flat_layout(tmp_path):
-    payload = write_result(tmp_path, finished())
+    assert write_result(tmp_path, finished()) == finished()
     written = json.loads((tmp_path / "result.json").read_text())
     assert written["automed"] and written["threshold"] == 0.4 and written["cost"]["pretrain_seconds"] == 3.0
     assert "stops_climb" not in written and written["shrunk"] == ["trials 6 -> 4"]
-    assert read_result(tmp_path) == payload
-    assert RungResult.from_dict(payload) == finished()
+    assert read_result(tmp_path) == finished()
+    assert RungResult.from_dict(written) == finished()
 
 
 def test_a_result_of_an_older_layout_loads(tmp_path):
@@ -36,7 +36,7 @@ def test_a_result_of_an_older_layout_loads(tmp_path):
            "estimate": {"seconds": 2.0}, "shrunk": [], "postprocessing": [], "per_case": []}
     (tmp_path / "result.json").write_text(json.dumps(old))
     loaded = read_result(tmp_path)
-    assert loaded["cost"]["fit_seconds"] == 3.0 and loaded["estimate"]["note"] == ""
+    assert loaded.cost.fit_seconds == 3.0 and loaded.estimate.note == "" and loaded.done
 
 
 @pytest.mark.parametrize("edit, message", [

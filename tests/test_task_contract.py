@@ -34,6 +34,7 @@ def test_a_task_declares_consistent_facts(name):
     assert recipe.metric == task.metrics[0] and [s.name for s in recipe.rungs] == list(task.default_rungs)
     for rung in task.rungs:
         assert rung_class(rung, name).Params  # every registry entry imports and has a parameter schema
+        assert issubclass(rung_class(rung, name), task.fitted_model)  # and predicts as the task's predictor calls
     assert task.predictor.count(":") == 1
 
 

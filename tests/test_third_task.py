@@ -12,7 +12,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pytest
@@ -20,6 +20,7 @@ import pytest
 import automed
 from automed.data.splits import make_folds
 from automed.errors import AutomedError
+from automed.results import RungResult
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 from automed.tasks import Opened, Prepared, Task, register_task, task_names, unregister_task
 
@@ -66,6 +67,13 @@ def r2_with_ci(truth: np.ndarray, prediction: np.ndarray, random_state: int) -> 
                                                          for _ in range(N_BOOTSTRAP))]
     return {"name": "r2", "mean": float(r2_score(truth, prediction)), "ci_low": float(np.percentile(draws, 2.5)),
             "ci_high": float(np.percentile(draws, 97.5)), "n": len(truth)}
+
+
+@runtime_checkable
+class RegressionModel(Protocol):
+    """What the regression predictor calls on a fitted rung."""
+
+    def predict(self, images: np.ndarray) -> np.ndarray: ...
 
 
 class RidgeRung(Rung):
@@ -123,6 +131,7 @@ class Regression(Task):
     default_rungs = ("ridge",)
     rungs = {"ridge": f"{__name__}:RidgeRung"}
     predictor = f"{__name__}:predict_regression"
+    fitted_model = RegressionModel
 
     def prepare(self, recipe: automed.Recipe, data: Path, progress: bool) -> Prepared:
         dataset = open_images(data)
@@ -146,20 +155,20 @@ class Regression(Task):
     def summarize(self, outcome: RungOutcome, context: FitContext, recipe: automed.Recipe) -> dict[str, Any]:
         return outcome.summary
 
-    def comparison(self, result: dict[str, Any], comparison_cases: list[str], recipe: automed.Recipe,
+    def comparison(self, result: RungResult, comparison_cases: list[str], recipe: automed.Recipe,
                    fingerprint: Any) -> tuple[dict[str, Any], Any]:
-        judged = {"metric": result["metric"], "cases": "held-out test cases", "n": len(result["per_case"]),
-                  "case_ids": [c["case_id"] for c in result["per_case"]]}
+        judged = {"metric": result.metric, "cases": "held-out test cases", "n": len(result.per_case),
+                  "case_ids": [c["case_id"] for c in result.per_case]}
 
-        def gain_over(base: dict[str, Any]) -> dict[str, Any] | None:
-            theirs = {c["case_id"]: c["prediction"] for c in base["per_case"]}
-            mine = [c for c in result["per_case"] if c["case_id"] in theirs]
+        def gain_over(base: RungResult) -> dict[str, Any] | None:
+            theirs = {c["case_id"]: c["prediction"] for c in base.per_case}
+            mine = [c for c in result.per_case if c["case_id"] in theirs]
             if not mine:
                 return None
             truth = np.array([c["target"] for c in mine])
             new = r2_with_ci(truth, np.array([c["prediction"] for c in mine]), recipe.random_state)
             old = r2_with_ci(truth, np.array([theirs[c["case_id"]] for c in mine]), recipe.random_state)
-            return {"vs": base["name"], "mean": new["mean"] - old["mean"], "ci_low": None, "ci_high": None}
+            return {"vs": base.name, "mean": new["mean"] - old["mean"], "ci_low": None, "ci_high": None}
 
         return judged, gain_over
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -94,17 +96,17 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
     changes = {k: v for k, v in changes.items() if v is not None}
     if "task" in changes and changes["task"] != recipe.task and recipe_path:
         raise click.UsageError(f"--task {task} contradicts the recipe's task '{recipe.task}'.")
-    if rungs is not None:
-        changes["rungs"] = tuple(_pick_rungs(recipe, rungs, changes.get("task", recipe.task)))
     recipe = recipe.replace(**changes)
     if n_folds is not None and recipe.folds_file is not None:  # --folds 5 is the default n_folds: check it here
         from automed.data.splits import check_fold_count
 
         check_fold_count(recipe.folds_file, None, n_folds)
-    if pretrained:
-        recipe = recipe.replace(rungs=_with_weights(recipe, pretrained))
-    if unlabeled:
-        recipe = recipe.replace(rungs=_with_param(recipe, "ssl", unlabeled=unlabeled))
+    with _option("--rungs", rungs):
+        recipe = recipe.with_rungs([n.strip() for n in rungs.split(",") if n.strip()]) if rungs is not None else recipe
+    with _option("--pretrained-weights", " ".join(pretrained)):
+        recipe = recipe.with_pretrained_weights(_weight_files(pretrained)) if pretrained else recipe
+    with _option("--unlabeled", unlabeled):
+        recipe = recipe.with_rung_params("ssl", unlabeled=unlabeled) if unlabeled else recipe
     _summarize(automed.fit(recipe, data, out, overwrite=overwrite, progress=not quiet))
 
 
@@ -115,52 +117,26 @@ def _fractions(text: str) -> tuple[float, ...]:
         raise click.UsageError(f"--label-fractions takes numbers like 0.1,0.25,1.0; got {text!r}.") from exc
 
 
-def _with_param(recipe: Any, name: str, **values: Any) -> tuple[Any, ...]:
-    """The recipe's rungs with ``values`` set on the rung called ``name``."""
-    import dataclasses
+@contextmanager
+def _option(flag: str, value: str | None) -> Iterator[None]:
+    """A recipe's refusal of what the option ``flag`` asked for is a usage error naming the option and ``value``."""
+    from automed.errors import RecipeError
 
-    from automed.recipe import RungSpec
-
-    if name not in {s.name for s in recipe.rungs}:
-        raise click.UsageError(f"the option applies to the {name} rung, which this ladder does not climb.")
-    return tuple(RungSpec(s.name, dataclasses.replace(s.params, **values)) if s.name == name else s
-                 for s in recipe.rungs)
+    try:
+        yield
+    except RecipeError as exc:
+        raise click.UsageError(f"{flag} {value!r} {exc}") from exc
 
 
-def _with_weights(recipe: Any, pretrained: tuple[str, ...]) -> tuple[Any, ...]:
-    """The recipe's rungs with ``weights`` set on the transfer rungs named (or all, for a bare FILE)."""
-    import dataclasses
-
-    from automed.recipe import RungSpec
-
+def _weight_files(pretrained: tuple[str, ...]) -> dict[str | None, str]:
+    """``--pretrained-weights`` items, ``RUNG=FILE`` or a bare ``FILE`` (every transfer rung), as rung -> file."""
     from pathlib import Path
 
-    files = dict(item.split("=", 1) if "=" in item else ("*", item) for item in pretrained)
+    files: dict[str | None, str] = dict(item.split("=", 1) if "=" in item else (None, item) for item in pretrained)
     for path in files.values():
         if not Path(path).is_file():
             raise click.UsageError(f"--pretrained-weights {path}: file not found.")
-    if not any(hasattr(s.params, "weights") for s in recipe.rungs):
-        raise click.UsageError(f"--pretrained-weights applies to the transfer rungs (vgg16, inception_v3), which "
-                               f"this ladder ({', '.join(s.name for s in recipe.rungs)}) does not climb.")
-    rungs = []
-    for spec in recipe.rungs:
-        path = files.get(spec.name, files.get("*"))
-        if path is not None and hasattr(spec.params, "weights"):
-            spec = RungSpec(spec.name, dataclasses.replace(spec.params, weights=path))
-        rungs.append(spec)
-    unknown = set(files) - {"*"} - {s.name for s in recipe.rungs if hasattr(s.params, "weights")}
-    if unknown:
-        raise click.UsageError(f"--pretrained-weights names {sorted(unknown)}, not transfer rungs of this ladder.")
-    return tuple(rungs)
-
-
-def _pick_rungs(recipe: Any, names: str, task: str) -> list[Any]:
-    """The named rungs, keeping the recipe's parameters for rungs it configures."""
-    configured = {spec.name: spec for spec in recipe.rungs} if task == recipe.task else {}
-    picked = [configured.get(name.strip(), name.strip()) for name in names.split(",") if name.strip()]
-    if not picked:
-        raise click.UsageError(f"--rungs {names!r} names no rung; give a comma-separated list, e.g. classical,unet2d.")
-    return picked
+    return files
 
 
 def _summarize(run: Any) -> None:

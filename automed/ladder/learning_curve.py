@@ -20,7 +20,7 @@ log = logging.getLogger("automed")
 
 
 def learning_curve(folder: Path, recipe: Recipe, dataset: Any, summary: Any, splits: dict[str, Any],
-                   done: list[dict[str, Any]], n_jobs: int, progress: bool) -> None:
+                   done: list[RungResult], n_jobs: int, progress: bool) -> None:
     """Refit every finished rung on stratified fractions of the development cases; write ``learning_curve.json``.
 
     Each refit is allotted the rung's own fit time times the fraction and keeps only its
@@ -33,25 +33,25 @@ def learning_curve(folder: Path, recipe: Recipe, dataset: Any, summary: Any, spl
 
     labels = {c.case_id: c.label for c in dataset.cases}
     specs = {s.name: s for s in recipe.rungs}
-    curve: dict[str, list[dict[str, Any]]] = {r["name"]: [] for r in done}
+    curve: dict[str, list[dict[str, Any]]] = {r.name: [] for r in done}
     for fraction in recipe.label_fractions:
         subset = label_subset(splits, labels, fraction, recipe.n_folds, recipe.random_state)
-        refitted: list[dict[str, Any]] = []
+        refitted: list[RungResult] = []
         for rung in done:
             if fraction >= 1:
-                curve[rung["name"]].append({"fraction": 1.0, "n_dev": len(splits["dev"]), "metric": rung["metric"]})
+                curve[rung.name].append({"fraction": 1.0, "n_dev": len(splits["dev"]), "metric": rung.metric})
                 continue
-            out = folder / "rungs" / rung["name"] / "fractions" / f"{fraction:g}"
+            out = folder / "rungs" / rung.name / "fractions" / f"{fraction:g}"
             if not (out / RESULT).is_file():
                 shutil.rmtree(out, ignore_errors=True)
-                log.info("learning curve: %s on %.0f%% of the labelled cases", rung["name"], 100 * fraction)
-                allotted = None if recipe.budget_s is None else rung["cost"]["fit_seconds"] * fraction
+                log.info("learning curve: %s on %.0f%% of the labelled cases", rung.name, 100 * fraction)
+                allotted = None if recipe.budget_s is None else rung.cost.fit_seconds * fraction
                 context = FitContext(dataset, summary, subset["folds"], out, recipe.random_state, n_jobs,
                                      allotted, f"sqlite:///{folder / f'optuna-fraction-{fraction:g}.db'}", progress,
                                      splits=subset, cache_folder=folder / "cache", metric=recipe.metric,
                                      ordinal=recipe.ordinal, finished=tuple(refitted))
                 out.mkdir(parents=True)
-                result = _refit(rung_class(rung["name"], recipe.task)(specs[rung["name"]].params), context, recipe,
+                result = _refit(rung_class(rung.name, recipe.task)(specs[rung.name].params), context, recipe,
                                 {"fraction": fraction, "n_dev": len(subset["dev"])})
                 for item in out.iterdir():  # keep the score and predictions, not the models
                     if item.is_dir():
@@ -60,13 +60,13 @@ def learning_curve(folder: Path, recipe: Recipe, dataset: Any, summary: Any, spl
                         item.unlink()
                 write_result(out, result)
             entry = read_result(out)
-            point = {"fraction": entry["fraction"], "n_dev": entry["n_dev"]}
-            if entry["status"] == "done":
+            point = {"fraction": entry.summary["fraction"], "n_dev": entry.summary["n_dev"]}
+            if entry.done:
                 refitted.append(entry)
-                point["metric"] = entry["metric"]
+                point["metric"] = entry.metric
             else:
-                point["skipped"] = entry["reason"]
-            curve[rung["name"]].append(point)
+                point["skipped"] = entry.reason
+            curve[rung.name].append(point)
     write_json(folder / "learning_curve.json", {"metric": recipe.metric, "fractions": list(recipe.label_fractions),
                                                  "cases": "held-out test cases", "rungs": curve})
 

@@ -41,11 +41,11 @@ def realised_plan(folder: Path) -> dict[str, Any]:
             rungs[spec["name"]] = {"status": "not run"}
             continue
         result = read_result(rung_folder)
-        entry: dict[str, Any] = {"status": result["status"]}
-        plan = saved_plan(rung_folder) if result["status"] == "done" else None
+        entry: dict[str, Any] = {"status": result.status}
+        plan = saved_plan(rung_folder) if result.done else None
         if plan is not None:
             entry["plan"] = dataclasses.asdict(plan)
-            entry["choice"] = rung_class(spec["name"], recipe["task"]).chosen(result.get("details") or {})
+            entry["choice"] = rung_class(spec["name"], recipe["task"]).chosen(result.details)
         rungs[spec["name"]] = entry
     return {"automed": automed_version(), "run": str(folder.resolve()), "rungs": rungs}
 

@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -24,6 +24,7 @@ from automed.ladder.learning_curve import learning_curve
 from automed.ladder.outputs import check_output_folder, refuse_overlap
 from automed.ladder.replay import REALISED_PLAN, REPLAY, check_replayed_data, pinned_plan, realised_plan
 from automed.ladder.staging import STATE, Clock, foreign_files, run_staged, staging_folder, write_json
+from automed.library_warnings import logged_once
 from automed.recipe import Recipe
 from automed.results import RESULT, Cost, Estimate, RungResult, read_result, write_result
 from automed.run_record import RunRecord, read_run, write_run
@@ -81,7 +82,7 @@ def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool =
         staging.mkdir(parents=True)
         cache_from = out if out.is_dir() else None
         return run_staged(out, lambda folder: _set_up(recipe, data, folder, progress, cache_from, replay),
-                          lambda folder, opened: _climb(folder, progress, opened))
+                          lambda folder, started: _climb(folder, progress, started))
 
 
 def resume_run(out: str | Path, progress: bool = True) -> Path:
@@ -100,7 +101,7 @@ def resume_run(out: str | Path, progress: bool = True) -> Path:
             done = " (it is complete)" if (out / "report.json").is_file() else ""
             raise RunFolderError(f"{out}: no interrupted fit to resume{done}; expected {staging}.")
         _refuse_changed_data(out, staging)
-        return run_staged(out, None, lambda folder, opened: _climb(folder, progress, opened))
+        return run_staged(out, None, lambda folder, started: _climb(folder, progress, started))
 
 
 def _refuse_changed_data(out: Path, staging: Path) -> None:
@@ -120,10 +121,19 @@ def _refuse_changed_data(out: Path, staging: Path) -> None:
                          "mix two datasets; put the data back as it was and resume, or fit again with --overwrite.")
 
 
+@dataclass(frozen=True)
+class _Started:
+    """What the climb of a fit starts from: the resolved recipe, the run record and the opened dataset."""
+
+    recipe: Recipe
+    record: RunRecord
+    opened: Opened
+
+
 def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from: Path | None,
-            replay: dict[str, Any] | None = None) -> Opened:
+            replay: dict[str, Any] | None = None) -> _Started:
     """Check the rungs and the data, write the resolved recipe, fingerprint, splits and run.json;
-    return the opened dataset, its fingerprint and the splits."""
+    return them with the opened dataset."""
     from automed.data.listing import dataset_listing, listing_checksum
     from automed.environment import automed_commit, command_line, hardware, versions
 
@@ -139,39 +149,47 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from
     write_json(folder / LISTING, listing)
     write_json(folder / "fingerprint.json", prepared.fingerprint_record)
     write_json(folder / "splits.json", splits)
-    write_run(folder, RunRecord(
+    record = RunRecord(
         str(data.resolve()), dataset.format, recipe.random_state,
         datetime.now(timezone.utc).isoformat(timespec="seconds"), hardware(), versions(), automed_commit(),
         command_line(), _n_jobs(recipe), listing_checksum(data, listing),
         {"budget_s": recipe.budget_s, "max_vram_bytes": recipe.max_vram_bytes, "min_gain": recipe.min_gain,
          "full_ladder": recipe.full_ladder, "cv": recipe.cv},
         _compute_peak() if any(c.trains_networks for c in rung_classes) else None,
-        None if replay is None else replay["of"]))
+        None if replay is None else replay["of"])
+    write_run(folder, record)
     if replay is not None:
         write_json(folder / REPLAY, replay)
     if cache_from is not None and (cache_from / "cache").is_dir():
         shutil.copytree(cache_from / "cache", folder / "cache")
     write_json(folder / STATE, {"spent_s": 0.0})
-    return prepared.opened
+    return _Started(recipe, record, prepared.opened)
 
 
-def _climb(folder: Path, progress: bool, opened: Opened | None) -> None:
+def _reopen(folder: Path) -> _Started:
+    """What :func:`_set_up` wrote in the staging ``folder`` of an interrupted fit, with its dataset reopened."""
+    recipe = Recipe.from_yaml(folder / "recipe.yaml")
+    record = read_run(folder)
+    opened = get_task(recipe.task).reopen(recipe, Path(record.data),
+                                          json.loads((folder / "fingerprint.json").read_text()),
+                                          json.loads((folder / "splits.json").read_text()))
+    return _Started(recipe, record, opened)
+
+
+def _climb(folder: Path, progress: bool, started: _Started | None) -> None:
     """Fit every rung not yet done, in order, within the budget; stop climbing when gains stop.
 
-    ``opened`` is the dataset, fingerprint and splits of a new fit; a resumed one reopens them.
+    ``started`` is what a new fit's set-up returned; a resumed fit reopens it from the staging folder.
     """
     from automed.report import write_reports
 
-    recipe = Recipe.from_yaml(folder / "recipe.yaml")
-    task = get_task(recipe.task)
-    meta = read_run(folder)
-    opened = opened or task.reopen(recipe, Path(meta.data), json.loads((folder / "fingerprint.json").read_text()),
-                                   json.loads((folder / "splits.json").read_text()))
+    started = started or _reopen(folder)
+    recipe, meta, opened, task = started.recipe, started.record, started.opened, get_task(started.recipe.task)
     dataset, fingerprint, splits = opened.dataset, opened.fingerprint, opened.splits
     clock = Clock(folder / STATE)
     comparison = task.comparison_cases(recipe, opened)
     rung_classes = _check_rungs(recipe)
-    done: list[dict[str, Any]] = []
+    done: list[RungResult] = []
     stopped: dict[str, str] = {}  # climb family -> why its climb stopped
     shortfalls: dict[str, float] = {}  # rung skipped for want of time -> the budget its share would have needed
     refits = sum(f for f in recipe.label_fractions if f < 1)
@@ -181,7 +199,7 @@ def _climb(folder: Path, progress: bool, opened: Opened | None) -> None:
             rung_folder = folder / "rungs" / spec.name
             if (rung_folder / RESULT).is_file():
                 result = read_result(rung_folder)
-                if result["status"] == "done":
+                if result.done:
                     done.append(result)
                 _note_stop(stopped, cls, result)
                 continue
@@ -202,10 +220,13 @@ def _climb(folder: Path, progress: bool, opened: Opened | None) -> None:
             pending = [(spec, cls)] + [(s, c) for s, c in zip(recipe.rungs[i + 1:], rung_classes[i + 1:])
                                        if c.applies_to(fingerprint)]
             reserved = 0.0 if remaining is None else _reserved(pending, context, folder / "rungs")
+            rung = cls(spec.params)
             allotted = _allotment(remaining, [c for _, c in pending], reserved)
-            result = _fit_rung(cls(spec.params), recipe, context(folder=rung_folder, budget_s=allotted), done,
+            if allotted is None:
+                allotted = rung.default_allotment()
+            result = _fit_rung(rung, recipe, context(folder=rung_folder, budget_s=allotted), done,
                                comparison, remaining, shortfalls)
-            if result["status"] == "done":
+            if result.done:
                 done.append(result)
             _note_stop(stopped, cls, result)
         if not done and shortfalls:
@@ -234,10 +255,10 @@ def _reserved(to_fit: list[tuple[Any, type]], context: Any, rungs_folder: Path) 
     return total
 
 
-def _note_stop(stopped: dict[str, str], cls: type, result: dict[str, Any]) -> None:
+def _note_stop(stopped: dict[str, str], cls: type, result: RungResult) -> None:
     """Record in ``stopped`` that the climb of ``cls``'s family stops, when ``result`` says so."""
-    if result.get("stops_climb"):
-        stopped.setdefault(cls.climb_family(), result["stops_climb"])
+    if result.stops_climb:
+        stopped.setdefault(cls.climb_family(), result.stops_climb)
 
 
 def _allotment(remaining: float | None, to_fit: list[type], reserved: float) -> float | None:
@@ -271,8 +292,8 @@ def _refuse_budget(budget_s: float, shortfalls: dict[str, float]) -> None:
                       f"(e.g. --rungs {cheapest}), or none.")
 
 
-def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[str, Any]], comparison: list[str],
-              budget_left_s: float | None, shortfalls: dict[str, float]) -> dict[str, Any]:
+def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[RungResult], comparison: list[str],
+              budget_left_s: float | None, shortfalls: dict[str, float]) -> RungResult:
     """Plan, fit and judge one rung; write and return its ``result.json``.
 
     A rung skipped because its plan needs more than its allotment is added to ``shortfalls``
@@ -303,7 +324,8 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
             log.info("rung %s: %s; estimated %s%s", rung.name, plan.note or "no estimate",
                      "?" if plan.seconds is None else f"{plan.seconds / 60:.1f} min",
                      "".join(f"; {s}" for s in plan.shrunk))
-            outcome = rung.fit(context, plan)
+            with logged_once(f"rung {rung.name}") as library_warnings:
+                outcome = rung.fit(context, plan)
     estimate = Estimate(plan.seconds, plan.train_memory_bytes, plan.note, context.budget_s)
     if plan.skip_reason is not None:
         log.info("rung %s: skipped: %s", rung.name, plan.skip_reason)
@@ -325,20 +347,22 @@ def _fit_rung(rung: Any, recipe: Recipe, context: FitContext, done: list[dict[st
     result = RungResult(
         rung.name, "done", None, summary["metric"], summary["per_class"],
         {k: v for k, v in summary.items() if k not in ("metric", "per_class")}, cost, estimate,
-        (*plan.shrunk, *events), outcome.postprocessing, outcome.details, outcome.per_case,
+        (*plan.shrunk, *events), outcome.postprocessing,
+        {**outcome.details, "library_warnings": library_warnings} if library_warnings else outcome.details,
+        outcome.per_case,
         outcome.validation_per_case, checksums=weight_checksums(context.folder))
-    result = replace(result, **judge(result.to_dict(), done, comparison, recipe, context.fingerprint))
-    payload = write_result(context.folder, result)
+    result = write_result(context.folder,
+                          replace(result, **judge(result, done, comparison, recipe, context.fingerprint)))
     metric = summary["metric"]
     ci = "n/a" if metric["ci_low"] is None else f"{metric['ci_low']:.4f}, {metric['ci_high']:.4f}"
     mean = "undefined" if metric["mean"] is None else f"{metric['mean']:.4f}"  # e.g. AUC on one class
     log.info("rung %s: %s %s [%s] in %.1fs, peak RSS %.2f GB", rung.name, metric["name"], mean, ci,
              meter.seconds_, meter.peak_rss_bytes_ / 1e9)
-    return payload
+    return result
 
 
 def _write_skipped(folder: Path, name: str, reason: str, estimate: Estimate | None = None,
-                   shrunk: list[str] | None = None) -> dict[str, Any]:
+                   shrunk: list[str] | None = None) -> RungResult:
     folder.mkdir(parents=True, exist_ok=True)
     return write_result(folder, RungResult(name, "skipped", reason, estimate=estimate, shrunk=tuple(shrunk or ())))
 

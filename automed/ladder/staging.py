@@ -46,8 +46,8 @@ def run_staged(out: Path, set_up: Callable[[Path], Any] | None, climb: Callable[
     """Run ``set_up`` (a new fit; ``None`` to resume) and ``climb`` in the staging folder of ``out``,
     then put it in place of ``out``; the log goes to ``automed.log`` inside it.
 
-    ``climb(folder, opened)`` receives what ``set_up`` returned (``None`` on a resume), so a
-    new fit does not open its data twice.
+    ``climb(folder, started)`` receives what ``set_up`` returned (``None`` on a resume), so a
+    new fit neither opens its data twice nor reads back what it has just written.
 
     Returns
     -------
@@ -57,12 +57,12 @@ def run_staged(out: Path, set_up: Callable[[Path], Any] | None, climb: Callable[
     staging = staging_folder(out)
     handler = _attach_log(staging / "automed.log")
     try:
-        opened = None
+        started = None
         if set_up is not None:
-            opened = set_up(staging)
+            started = set_up(staging)
         else:
             log.info("automed fit --resume %s", out)
-        climb(staging, opened)
+        climb(staging, started)
     except BaseException as exc:
         _detach_log(handler)
         _keep_or_remove(staging, out, exc)

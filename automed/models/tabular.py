@@ -6,9 +6,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MODELS", "PlattCalibrated", "build_tabular_classifier", "feature_importances", "suggest_config"]
+__all__ = ["LOGISTIC_MAX_ITER", "MODELS", "PlattCalibrated", "build_tabular_classifier", "feature_importances",
+           "suggest_config"]
 
 MODELS = ("lightgbm", "random_forest", "logistic", "svm")
+LOGISTIC_MAX_ITER = 300
+"""Iterations a logistic regression may take. With an L1 share, saga creeps on for thousands of iterations on a few
+hundred standardised image features. Measured on BreastMNIST's 780 images (593 features, 3-fold out-of-fold AUC, 2
+cores): 300 iterations take 4.5 s per 3 fits at every C and L1 share tried, 3,000 take 9 to 36 s, and the AUC differs
+by at most 0.008 (300 was the better at C=3). One that stops here says so once in the log (``ConvergenceWarning``)."""
 
 
 def suggest_config(trial: Any, models: tuple[str, ...], ordinal: bool = False) -> dict[str, Any]:
@@ -85,7 +91,7 @@ def build_tabular_classifier(config: dict[str, Any], random_state: int, n_jobs: 
         return make_pipeline(StandardScaler(), CalibratedClassifierCV(svc, method="sigmoid", cv=3, ensemble=False))
     return make_pipeline(StandardScaler(), LogisticRegression(
         C=params["C"], l1_ratio=params["l1_ratio"], solver="lbfgs" if params["l1_ratio"] == 0 else "saga",
-        max_iter=3000, class_weight=class_weight,
+        max_iter=LOGISTIC_MAX_ITER, class_weight=class_weight,
         random_state=random_state))
 
 

@@ -40,7 +40,7 @@ def build_report(folder: Path) -> dict[str, Any]:
     for spec in recipe["rungs"]:
         rung_folder = folder / "rungs" / spec["name"]
         if (rung_folder / RESULT).is_file():
-            rungs.append(read_result(rung_folder))
+            rungs.append(read_result(rung_folder).to_dict())
         else:
             rungs.append({"name": spec["name"], "status": "not run", "reason": None, "metric": None,
                           "per_class": None, "cost": None, "postprocessing": None})

@@ -134,6 +134,12 @@ def _rung_notes(rung: dict[str, Any]) -> list[str]:
                      + ".")
     if rung.get("shrunk"):
         notes.append(f"Shrunk to fit: {'; '.join(rung['shrunk'])}.")
+    if details.get("stage_seconds"):
+        notes.append("Where its time went: " + ", ".join(f"{stage} {format_number(s, 0)} s"
+                                                         for stage, s in details["stage_seconds"].items()) + ".")
+    if details.get("library_warnings"):
+        notes.append("Library warnings (each logged once in automed.log): " + "; ".join(
+            f"{w['category']} x{w['count']}: {w['message'][:120]}" for w in details["library_warnings"][:3]) + ".")
     if details.get("throughput"):
         notes.append(_throughput_sentence(details["throughput"]))
     return notes

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
+from automed.results import RungResult
+
 
 __all__ = ["FitContext", "Rung", "RungOutcome", "RungPlan", "VOLUME_CACHE", "case_probabilities"]
 
@@ -43,8 +45,8 @@ class FitContext:
     ordinal : bool
         Classification: the classes are ordered grades (lowest first); rungs also search
         ordinal models.
-    finished : tuple of dict
-        ``result.json`` of every rung finished so far, in ladder order (for rungs that
+    finished : tuple of RungResult
+        The result of every rung finished so far, in ladder order (for rungs that
         combine others, e.g. ``ensemble``).
     compute_peak : dict or None
         The device's measured dense throughput (:func:`automed.deep.throughput.compute_peak`),
@@ -67,7 +69,7 @@ class FitContext:
     cv: str = "fold0"
     max_vram_bytes: int | None = None
     ordinal: bool = False
-    finished: tuple[dict[str, Any], ...] = ()
+    finished: tuple[RungResult, ...] = ()
     compute_peak: dict[str, Any] | None = None
 
     @property
@@ -205,6 +207,13 @@ class Rung(ABC):
         can measure their cost override it.
         """
         return RungPlan(seconds=None, note="no estimate")
+
+    def default_allotment(self) -> float | None:
+        """Seconds the rung allots itself when the fit has no time budget (None: it takes what it takes).
+
+        A baseline is meant to be the cheap first answer: the classical rungs bound themselves by default.
+        """
+        return None
 
     def reserve_seconds(self, context: FitContext, pending: Sequence[str]) -> float:
         """Seconds the runner holds back for this rung while the rungs ``pending`` below it fit.

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from automed.results import Cost, RungResult
 from automed.rungs.base import FitContext, Rung, RungPlan
 from automed.rungs.records import read_record, write_record
 
@@ -40,21 +41,21 @@ class EnsembleRung(Rung):
     def search_space(self, trial: Any) -> dict[str, Any]:
         return {}
 
-    def _eligible(self, result: dict[str, Any]) -> bool:
+    def _eligible(self, result: RungResult) -> bool:
         """Whether a finished rung's result can be averaged by this ensemble."""
-        return result["name"] != self.name
+        return result.name != self.name
 
-    def _members(self, context: FitContext) -> list[dict[str, Any]]:
+    def _members(self, context: FitContext) -> list[RungResult]:
         """Results of the finished rungs it may average: its ``members``, else every eligible one."""
-        finished = {r["name"]: r for r in context.finished if self._eligible(r)}
+        finished = {r.name: r for r in context.finished if self._eligible(r)}
         names = self.params.members or tuple(finished)
         return [finished[n] for n in names if n in finished]
 
-    def _too_few(self, members: list[dict[str, Any]]) -> RungPlan | None:
+    def _too_few(self, members: list[RungResult]) -> RungPlan | None:
         """The skip plan when fewer than two members finished."""
         if len(members) >= 2:
             return None
-        found = ", ".join(m["name"] for m in members) or "none"
+        found = ", ".join(m.name for m in members) or "none"
         return RungPlan(None, note="not planned",
                         skip_reason=f"an ensemble needs two finished {self.member_kind} (found: {found}).")
 
@@ -85,21 +86,21 @@ class EnsembleRung(Rung):
         return rung
 
 
-def members_cost(costs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Cost fields of a rung that needs all its members: times and parameters add up, memory is the largest."""
+def members_cost(costs: list[Cost]) -> dict[str, Any]:
+    """Cost fields of a rung that needs all its members (their costs): times add up, memory is the largest."""
     return {"fit_seconds": total(costs, "fit_seconds"), "core_hours": total(costs, "core_hours"),
             "gpu_hours": total(costs, "gpu_hours"), "peak_rss_bytes": _largest(costs, "peak_rss_bytes"),
             "peak_vram_bytes": _largest(costs, "peak_vram_bytes"),
             "est_train_vram_bytes": _largest(costs, "est_train_vram_bytes"),
-            "device": next((c["device"] for c in costs if str(c.get("device")).startswith("cuda")), "cpu")}
+            "device": next((c.device for c in costs if str(c.device).startswith("cuda")), "cpu")}
 
 
-def total(costs: list[dict[str, Any]], key: str) -> float | None:
-    """The sum of ``key`` over ``costs`` that have it (None when none has)."""
-    values = [c[key] for c in costs if c.get(key) is not None]
+def total(costs: list[Cost], key: str) -> float | None:
+    """The sum of the field ``key`` over ``costs`` that have it (None when none has)."""
+    values = [getattr(c, key) for c in costs if getattr(c, key) is not None]
     return sum(values) if values else None
 
 
-def _largest(costs: list[dict[str, Any]], key: str) -> float | None:
-    values = [c[key] for c in costs if c.get(key) is not None]
+def _largest(costs: list[Cost], key: str) -> float | None:
+    values = [getattr(c, key) for c in costs if getattr(c, key) is not None]
     return max(values) if values else None

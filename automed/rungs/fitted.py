@@ -45,7 +45,7 @@ def verify_weights(folder: Path) -> None:
     """
     from automed.results import read_result
 
-    recorded = read_result(folder).get("checksums")
+    recorded = read_result(folder).checksums
     if recorded is None:
         log.warning("%s: no weight checksums recorded (fitted by an older automed); its files are loaded unchecked.",
                     folder)
@@ -60,25 +60,36 @@ def verify_weights(folder: Path) -> None:
 
 
 def load_fitted(name: str, task: str, folder: Path) -> Any:
-    """The fitted rung ``name`` saved in ``folder``, its weights verified first (:func:`verify_weights`)."""
+    """The fitted rung ``name`` saved in ``folder``, its weights verified first (:func:`verify_weights`).
+
+    Raises
+    ------
+    TypeError
+        If the loaded rung does not predict as ``task``'s fitted models do (its ``fitted_model`` protocol).
+    """
     from automed.rungs import rung_class
+    from automed.tasks import get_task
 
     cls = rung_class(name, task)
     verify_weights(folder)
-    return cls.load(folder)
+    model = cls.load(folder)
+    protocol = get_task(task).fitted_model
+    if not isinstance(model, protocol):
+        raise TypeError(f"the {task} rung {name} ({cls.__qualname__}) does not implement {protocol.__qualname__}")
+    return model
 
 
 def missing_files(folder: Path) -> list[str]:
     """The files a finished rung in ``folder`` needs to be loaded that are gone: its ``result.json``, the weight
     files it records, and an ensemble's members' files."""
-    from automed.results import RESULT
+    from automed.results import RESULT, read_result
     from automed.rungs.ensemble import ENSEMBLE_RECORD
 
     if not (folder / RESULT).is_file():
         return [str(folder / RESULT)]
     try:
-        recorded = json.loads((folder / RESULT).read_text()).get("checksums")
-    except (OSError, ValueError, AttributeError):
+        recorded = read_result(folder).checksums
+    except RunFolderError:
         return []  # damaged rather than missing: loading it says so
     gone = [str(folder / n) for n in sorted(recorded or {}) if not (folder / n).is_file()]
     if (folder / ENSEMBLE_RECORD).is_file():

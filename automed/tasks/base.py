@@ -18,12 +18,13 @@ from automed.errors import DataError
 
 if TYPE_CHECKING:
     from automed.recipe import Recipe
+    from automed.results import RungResult
     from automed.rungs.base import FitContext, RungOutcome
 
 __all__ = ["Inspection", "Opened", "Prepared", "Task", "about"]
 
-GainOver = Callable[[dict[str, Any]], "dict[str, Any] | None"]
-"""The paired gain of the rung being judged over a finished rung's ``result.json`` content (None: no shared case)."""
+GainOver = Callable[["RungResult"], "dict[str, Any] | None"]
+"""The paired gain of the rung being judged over a finished rung's result (None: no shared case)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ class Task(ABC):
     predictor : str
         ``"module:function"`` writing predictions for new inputs, called as
         ``function(run_folder, inputs, out, rung=..., split=..., overwrite=..., progress=..., tta=...)``.
+    fitted_model : type
+        The :class:`typing.Protocol` (runtime-checkable) every fitted rung of the task satisfies: what its
+        predictor calls. :func:`automed.rungs.fitted.load_fitted` refuses a rung that does not.
     report_sections : str
         ``"module:Class"`` of the :class:`automed.report.task_report.TaskReport` that writes the task's parts
         of the report (its dataset sentence, a rung's tables and pictures, paired gains); the default's
@@ -97,6 +101,7 @@ class Task(ABC):
     data_suffixes: ClassVar[tuple[str, ...]] = ()
     recipe_options: ClassVar[frozenset[str]] = frozenset()
     predictor: ClassVar[str]
+    fitted_model: ClassVar[type]
     report_sections: ClassVar[str] = "automed.report.task_report:TaskReport"
 
     @abstractmethod
@@ -133,9 +138,9 @@ class Task(ABC):
         """The rung's headline ``metric`` (with its CI), ``per_class`` and any other summary fields."""
 
     @abstractmethod
-    def comparison(self, result: dict[str, Any], comparison_cases: list[str], recipe: Recipe,
+    def comparison(self, result: RungResult, comparison_cases: list[str], recipe: Recipe,
                    fingerprint: Any) -> tuple[dict[str, Any], GainOver]:
-        """The metric of ``result`` (a ``result.json`` content) on ``comparison_cases`` as the judge records it
+        """The metric of ``result`` on ``comparison_cases`` as the judge records it
         (``{"metric", "cases", "n", "case_ids"}``), and the paired gain of ``result`` over another rung's."""
 
 

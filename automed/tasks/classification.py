@@ -5,20 +5,29 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from automed.tasks.base import GainOver, Inspection, Opened, Prepared, Task, about
 
 if TYPE_CHECKING:
     from automed.recipe import Recipe
+    from automed.results import RungResult
     from automed.rungs.base import FitContext, RungOutcome
 
-__all__ = ["Classification"]
+__all__ = ["Classification", "ClassificationModel"]
 
 log = logging.getLogger("automed")
 
 _DEEP_CLASSIFIER = "automed.rungs.classification.deep:DeepClassifierRung"
 _TRANSFER = "automed.rungs.classification.transfer:TransferRung"
+
+
+@runtime_checkable
+class ClassificationModel(Protocol):
+    """A fitted classification rung as :func:`~automed.ladder.predict.predict_classification` uses it."""
+
+    def predict_proba(self, dataset: Any, cases: list[Any], n_jobs: int = 1, progress: bool = False) -> Any:
+        """Class probabilities of ``cases`` of ``dataset``, shape ``(n_cases, n_classes)`` in the dataset's order."""
 
 
 class Classification(Task):
@@ -27,7 +36,7 @@ class Classification(Task):
     name = "classification"
     data_formats = ("auto", "medmnist", "class_folders", "csv")
     metrics = ("auc", "balanced_accuracy", "accuracy", "qwk")
-    default_rungs = ("classical",)
+    default_rungs = ("classical", "cnn", "ssl", "vgg16", "inception_v3", "ensemble")
     rungs = {
         "classical": "automed.rungs.classification.classical:ClassicalClassifierRung",
         "cnn": (_DEEP_CLASSIFIER, {"architecture": "automed.nets.resnet:ResNet"}),
@@ -39,6 +48,7 @@ class Classification(Task):
     data_suffixes = (".npz", ".csv")
     recipe_options = frozenset({"label_fractions", "ordinal", "class_order"})
     predictor = "automed.ladder.predict:predict_classification"
+    fitted_model = ClassificationModel
     report_sections = "automed.report.classification:ClassificationReport"
 
     def prepare(self, recipe: Recipe, data: Path, progress: bool) -> Prepared:
@@ -89,10 +99,10 @@ class Classification(Task):
             raise TypeError(f"a classification rung's outcome carries its summary; {outcome!r} has none")
         return outcome.summary
 
-    def comparison(self, result: dict[str, Any], comparison_cases: list[str], recipe: Recipe,
+    def comparison(self, result: RungResult, comparison_cases: list[str], recipe: Recipe,
                    fingerprint: Any) -> tuple[dict[str, Any], GainOver]:
-        judged = {"metric": result["metric"], "cases": "held-out test cases", "n": result["metric"]["n"],
-                  "case_ids": [c["case_id"] for c in result["per_case"]]}
+        judged = {"metric": result.metric, "cases": "held-out test cases", "n": result.metric["n"],
+                  "case_ids": [c["case_id"] for c in result.per_case]}
         return judged, partial(_gain, result=result, recipe=recipe)
 
     @staticmethod
@@ -103,19 +113,19 @@ class Classification(Task):
                                    recipe.ordinal)
 
 
-def _gain(base: dict[str, Any], result: dict[str, Any], recipe: Recipe) -> dict[str, Any] | None:
+def _gain(base: RungResult, result: RungResult, recipe: Recipe) -> dict[str, Any] | None:
     """Paired bootstrap difference of the recipe's metric on the test cases both rungs scored."""
     import numpy as np
 
     from automed.metrics import paired_classification_gain
 
-    theirs = {c["case_id"]: c for c in base["per_case"]}
-    mine = [c for c in result["per_case"] if c["case_id"] in theirs]
+    theirs = {c["case_id"]: c for c in base.per_case}
+    mine = [c for c in result.per_case if c["case_id"] in theirs]
     if not mine:
         return None
-    classes = list(result["per_class"])  # class names in the dataset's order
+    classes = list(result.per_class)  # class names in the dataset's order
     y = np.array([classes.index(c["label"]) for c in mine])
     gain = paired_classification_gain(y, np.array([theirs[c["case_id"]]["proba"] for c in mine]),
-                                      np.array([c["proba"] for c in mine]), base.get("threshold"),
-                                      result.get("threshold"), recipe.metric, recipe.random_state)
-    return {"vs": base["name"], **gain}
+                                      np.array([c["proba"] for c in mine]), base.summary.get("threshold"),
+                                      result.summary.get("threshold"), recipe.metric, recipe.random_state)
+    return {"vs": base.name, **gain}

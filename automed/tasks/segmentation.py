@@ -6,19 +6,28 @@ import logging
 from dataclasses import fields
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from automed.tasks.base import GainOver, Inspection, Opened, Prepared, Task, about
 
 if TYPE_CHECKING:
     from automed.recipe import Recipe
+    from automed.results import RungResult
     from automed.rungs.base import FitContext, RungOutcome
 
-__all__ = ["Segmentation"]
+__all__ = ["Segmentation", "SegmentationModel"]
 
 log = logging.getLogger("automed")
 
 _DEEP = "automed.rungs.segmentation.deep:DeepSegmentationRung"
+
+
+@runtime_checkable
+class SegmentationModel(Protocol):
+    """A fitted segmentation rung as :func:`~automed.ladder.predict.predict_segmentation` uses it."""
+
+    def predict(self, image: Any) -> Any:
+        """The class-index map of a normalised image ``(channels, *spatial)`` on its working grid."""
 
 
 class Segmentation(Task):
@@ -51,6 +60,7 @@ class Segmentation(Task):
     }
     recipe_options = frozenset({"folds_file", "target_spacing"})
     predictor = "automed.ladder.predict:predict_segmentation"
+    fitted_model = SegmentationModel
     report_sections = "automed.report.segmentation:SegmentationReport"
 
     def prepare(self, recipe: Recipe, data: Path, progress: bool) -> Prepared:
@@ -129,25 +139,25 @@ class Segmentation(Task):
                                                 recipe.random_state)
         return summary
 
-    def comparison(self, result: dict[str, Any], comparison_cases: list[str], recipe: Recipe,
+    def comparison(self, result: RungResult, comparison_cases: list[str], recipe: Recipe,
                    fingerprint: Any) -> tuple[dict[str, Any], GainOver]:
         from automed.metrics import summarize
         from automed.statistics import case_scores
 
         classes = [c for c in sorted(fingerprint.classes) if recipe.include_background or c != 0]
         shared = set(comparison_cases)
-        scores = {k: v for k, v in case_scores(result["per_case"], classes).items() if k in shared}
-        metric = {"name": result["metric"]["name"], "classes": result["metric"]["classes"],
+        scores = {k: v for k, v in case_scores(result.per_case, classes).items() if k in shared}
+        metric = {"name": result.metric["name"], "classes": result.metric["classes"],
                   **summarize(list(scores.values()), recipe.random_state)}
         cases = "every case (all folds)" if recipe.cv == "full" else "validation cases of fold 0"
         judged = {"metric": metric, "cases": cases, "n": len(scores), "case_ids": sorted(scores)}
         return judged, partial(_gain, scores=scores, classes=classes, random_state=recipe.random_state)
 
 
-def _gain(base: dict[str, Any], scores: dict[str, float], classes: list[int],
+def _gain(base: RungResult, scores: dict[str, float], classes: list[int],
           random_state: int) -> dict[str, Any] | None:
     """Paired bootstrap difference of the per-case Dice ``scores`` over ``base``'s, on the cases both scored."""
     from automed.statistics import case_scores, paired_gain
 
-    gain = paired_gain(case_scores(base["per_case"], classes), scores, random_state)
-    return None if gain is None else {"vs": base["name"], **gain}
+    gain = paired_gain(case_scores(base.per_case, classes), scores, random_state)
+    return None if gain is None else {"vs": base.name, **gain}

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,18 +32,18 @@ from automed.metrics import TEST_SCORES, THRESHOLDS, choose_threshold, classific
 from automed.models.search import open_study, optimize_within
 from automed.models.tabular import PlattCalibrated, feature_importances
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
-from automed.rungs.classification.classical_features import cached_features, features_of, where
+from automed.rungs.classification.classical_features import (cached_features, feature_cache, features_of,
+                                                             probe_features, where)
 from automed.rungs.records import read_record, write_record
 
 __all__ = ["ClassicalClassifierParams", "ClassicalClassifierRung"]
 
 log = logging.getLogger(__name__)
 FEATURE_SETS = ("radiomics", "texture")
-# Measured with the defaults on 106 images of 28 x 28 pixels, 2 cores: features 1.2 s, 20 search trials 4.8 s,
-# calibration, ensemble and final model 4.5 s. Larger images cost more, so the plan is a lower bound.
-CORE_SECONDS_PER_IMAGE = 0.023
-SECONDS_PER_TRIAL = 0.25
-SECONDS_AFTER_SEARCH = 4.5
+SECONDS_PER_FIT_VALUE = 3e-6
+"""Wall seconds of one model fit per training case and extracted feature, the mean over the model families at the
+search's settings. Measured on BreastMNIST (499 training cases of a fold, 638 features, 2 cores): 1.36 s per LightGBM
+fit, 1.17 s Random Forest, 1.10 s logistic regression, 0.23 s SVM."""
 ROIS = ("mask", "nonzero")
 
 
@@ -73,6 +75,9 @@ class ClassicalClassifierParams:
         Optuna trials at most.
     tuning_fraction : float
         Share of the rung's time budget the search may use.
+    max_seconds : float or None
+        The rung's own time allotment when the fit has no budget (a baseline should be the cheap first
+        answer); None: no bound.
     threshold : {"balanced_accuracy", "accuracy", "fixed"}
         Binary tasks: the decision threshold maximises this on out-of-fold development
         predictions ("fixed": 0.5).
@@ -92,6 +97,7 @@ class ClassicalClassifierParams:
     ensemble: bool = True
     n_trials: int = 20
     tuning_fraction: float = 0.5
+    max_seconds: float | None = 600.0
     threshold: str = "accuracy"
     max_abs_correlation: float = 0.98
     colour_space: str = "lab"
@@ -112,6 +118,8 @@ class ClassicalClassifierParams:
         check_range(owner, "pixels_side", self.pixels_side, 2, 64)
         check_range(owner, "n_trials", self.n_trials, 1)
         check_range(owner, "tuning_fraction", self.tuning_fraction, 0.0, 0.9)
+        if self.max_seconds is not None:
+            check_range(owner, "max_seconds", self.max_seconds, 1.0)
         check_range(owner, "max_abs_correlation", self.max_abs_correlation, 0.5, 1.0)
         check_choice(owner, "colour_space", self.colour_space, ("lab", "rgb"))
 
@@ -124,26 +132,49 @@ class ClassicalClassifierRung(Rung):
     export_as = "pipeline"
     Params = ClassicalClassifierParams
 
+    def default_allotment(self) -> float | None:
+        return self.params.max_seconds
+
     def search_space(self, trial: Any, ordinal: bool = False) -> dict[str, Any]:
         from automed.models.tabular import suggest_config
 
         return suggest_config(trial, self.params.models, ordinal)
 
     def plan(self, context: FitContext) -> RungPlan:
-        """A lower bound from the number of images, trials and cores (the rung is never shrunk or skipped)."""
-        n_images = len(context.dataset.cases)
-        seconds = (CORE_SECONDS_PER_IMAGE * n_images / max(1, context.n_jobs) + SECONDS_PER_TRIAL * self.params.n_trials
-                   + SECONDS_AFTER_SEARCH)
-        return RungPlan(seconds, None, f"at least: {n_images} images x {CORE_SECONDS_PER_IMAGE:g} core-seconds "
-                                       f"(28 x 28 pixels; larger images cost more) / {context.n_jobs} cores + "
-                                       f"{self.params.n_trials} trials x {SECONDS_PER_TRIAL:g} s + "
-                                       f"{SECONDS_AFTER_SEARCH:g} s to calibrate and refit; needs no GPU")
+        """The features, timed on a probe of the dataset's own images (nothing when the run's cache holds them),
+        then the search, the soft-voting choice and the final model from the cost of one model fit. With an
+        allotment the search takes its share of what the features leave and the later stages stop before it
+        ends, so only the features and one model of each stage are sure to be spent (``min_seconds``)."""
+        dataset, n_jobs, p = context.dataset, max(1, context.n_jobs), self.params
+        cache = feature_cache(p, context)
+        per_image, n_features = probe_features(p, dataset)
+        cached = cache is not None and cache.is_file()
+        features_s = 0.0 if cached else per_image * len(dataset.cases) / n_jobs
+        n_folds = max(2, len(context.folds))
+        fit_s = SECONDS_PER_FIT_VALUE * len(context.splits["dev"]) * (n_folds - 1) / n_folds * n_features
+        rounds = 1 if context.splits["kind"] == "official" else n_folds
+        search_s = p.n_trials * rounds * fit_s
+        if context.budget_s is not None:
+            search_s = min(search_s, p.tuning_fraction * max(0.0, context.budget_s - features_s))
+        candidates = len(p.models) if p.ensemble else 1
+        after_s = candidates * n_folds * fit_s + candidates * fit_s * n_folds / (n_folds - 1)
+        least = features_s + (rounds + n_folds + 2) * fit_s
+        seconds = features_s + search_s + after_s
+        if context.budget_s is not None:
+            seconds = max(least, min(seconds, context.budget_s))
+        features = "features cached" if cached else (f"{len(dataset.cases)} images x {per_image:.3f} core-seconds "
+                                                     f"(timed on a probe of them) / {n_jobs} cores")
+        return RungPlan(seconds, None, f"{features} + {n_features} features: about {fit_s:.2f} s per model fit, "
+                                       f"{p.n_trials} trials x {rounds} fits, then {candidates} candidate(s) x "
+                                       f"{n_folds} out-of-fold fits and the final model; needs no GPU",
+                        min_seconds=least)
 
     def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
-
         started = time.monotonic()
+        stages = Stages()
         dataset, splits = context.dataset, context.splits
-        names, X_all, self.extract_seconds_per_case_ = cached_features(self.params, context)
+        with stages("features"):
+            names, X_all, self.extract_seconds_per_case_ = cached_features(self.params, context)
         index = {c.case_id: i for i, c in enumerate(dataset.cases)}
         class_index = {c: k for k, c in enumerate(dataset.classes)}
         y_all = np.array([class_index[c.label] for c in dataset.cases])
@@ -153,13 +184,17 @@ class ClassicalClassifierRung(Rung):
         X, names = X_all[:, keep], [names[j] for j in keep]
         log.info("classical: %d features kept of %d", len(keep), X_all.shape[1])
 
-        budget_left = None if context.budget_s is None else context.budget_s - (time.monotonic() - started)
+        deadline = None if context.budget_s is None else started + context.budget_s
+        timer = FitTimer()
         if plan is not None and "replay_config" in plan.settings:  # automed fit --replay: another run's model
             candidates, search = [plan.settings["replay_config"]], {"n_trials": 0, "note": "replayed"}
         else:
-            candidates, search = self._search(context, X, y_all, index, budget_left)
-        config, oof, search["ensemble"] = self._choose(context, candidates, X, y_all, index)
-        final = PlattCalibrated(self._model(config, context).fit(X[dev], y_all[dev]), len(dataset.classes))
+            with stages("search"):
+                candidates, search = self._search(context, X, y_all, index, deadline, timer)
+        with stages("out-of-fold predictions and the soft-voting choice"):
+            config, oof, search["ensemble"] = self._choose(context, candidates, X, y_all, index, deadline, timer)
+        with stages("final model"):
+            final = PlattCalibrated(self._model(config, context).fit(X[dev], y_all[dev]), len(dataset.classes))
         final.fit_scaling(oof, y_all[dev])
         oof = final.rescale(oof)
         threshold = choose_threshold(self.params.threshold, y_all[dev], oof) if len(dataset.classes) == 2 else None
@@ -188,7 +223,8 @@ class ClassicalClassifierRung(Rung):
                      "n_features_extracted": int(X_all.shape[1]), "feature_sets": list(self.params.feature_sets),
                      "calibration": "Platt scaling per class, learned on out-of-fold development predictions",
                      "calibrated_classes": [dataset.classes[k] for k in np.flatnonzero(~final.identity_)],
-                     "final_model": "refitted on all development cases"},
+                     "final_model": "refitted on all development cases", "stage_seconds": stages.seconds,
+                     "seconds_per_fit": timer.mean_seconds()},
             predict_seconds_per_case=predict_s,
         )
 
@@ -200,8 +236,11 @@ class ClassicalClassifierRung(Rung):
         return build_tabular_classifier(config, context.random_state, context.n_jobs)
 
     def _search(self, context: FitContext, X: np.ndarray, y: np.ndarray, index: dict[str, int],
-                budget_s: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
+                deadline: float | None, timer: FitTimer) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The best configuration of each model family, best first, found by an Optuna search that ends by
+        its share of the time left before ``deadline`` (a trial that would pass that end is not continued)."""
         import optuna
+        from optuna.trial import TrialState
 
         splits = context.splits
         if splits["kind"] == "official":
@@ -211,13 +250,23 @@ class ClassicalClassifierRung(Rung):
             rounds = [([index[c] for c in f["train"]], [index[c] for c in f["val"]]) for f in context.folds]
             scored_on = f"{len(rounds)}-fold cross-validation of the development cases"
         n_classes = len(context.dataset.classes)
+        timeout = None if deadline is None else max(1.0, (deadline - time.monotonic()) * self.params.tuning_fraction)
+        search_end = None if timeout is None else time.monotonic() + timeout
+        stopped: list[int] = []
 
         def objective(trial: optuna.Trial) -> float:
-
             config = self.search_space(trial, context.ordinal)
             scores = []
             for train, val in rounds:
-                model = self._model(config, context).fit(X[train], y[train])
+                projected = timer.seconds(config)
+                if (search_end is not None and projected is not None and time.monotonic() + projected > search_end
+                        and trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))):
+                    stopped.append(trial.number)  # its next fit would end after the search's time: no use
+                    trial.study.stop()
+                    raise optuna.TrialPruned(f"a {config['model']} fit takes about {projected:.1f} s, past the "
+                                             "search's end")
+                with timer.timing(config):
+                    model = self._model(config, context).fit(X[train], y[train])
                 proba = _full_proba(model, X[val], n_classes)
                 scores.append(classification_scores(y[val], proba, 0.5 if n_classes == 2 else None)[context.metric])
             return float(np.mean(scores))
@@ -225,7 +274,6 @@ class ClassicalClassifierRung(Rung):
         study = open_study(f"{self.name}-classification", context.optuna_storage, context.random_state, about={
             "rung": self.name, "task": "classification", "metric": context.metric,
             "measured_on": "cross-validation folds of the training cases"})
-        timeout = None if budget_s is None else max(1.0, budget_s * self.params.tuning_fraction)
         optimize_within(study, objective, self.params.n_trials, timeout, context.progress)
         best = study.best_trial
         done = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)
@@ -234,16 +282,18 @@ class ClassicalClassifierRung(Rung):
             per_family.setdefault(trial.params["model"],
                                   self.search_space(optuna.trial.FixedTrial(trial.params), context.ordinal))
         info = {"n_trials": len(study.trials), "best_value": best.value, "metric": context.metric,
-                "scored_on": scored_on, "timeout_s": timeout,
+                "scored_on": scored_on, "timeout_s": timeout, "stopped_trials": stopped,
                 "best_per_family": {t.params["model"]: t.value for t in done[::-1]}}
         log.info("classical: search done, %d trials, best %s %.4f with %s", len(study.trials), context.metric,
                  best.value, best.params)
         return list(per_family.values()), info
 
     def _choose(self, context: FitContext, candidates: list[dict[str, Any]], X: np.ndarray, y: np.ndarray,
-                index: dict[str, int]) -> tuple[dict[str, Any], np.ndarray, list[dict[str, Any]]]:
+                index: dict[str, int], deadline: float | None,
+                timer: FitTimer) -> tuple[dict[str, Any], np.ndarray, list[dict[str, Any]]]:
         """The best single configuration, or a greedy soft-voting ensemble of the families' best,
-        judged on out-of-fold predictions of the development cases."""
+        judged on out-of-fold predictions of the development cases. A candidate whose out-of-fold fits
+        and the final refit would end after ``deadline`` is not tried."""
 
         dev_y = y[[index[c] for c in context.splits["dev"]]]
         threshold = 0.5 if len(context.dataset.classes) == 2 else None
@@ -252,13 +302,22 @@ class ClassicalClassifierRung(Rung):
             return classification_scores(dev_y, proba, threshold)[context.metric]
 
         best = candidates[0]
-        best_oof = self._out_of_fold(context, best, X, y, index)
+        best_oof = self._out_of_fold(context, best, X, y, index, timer)
         history = [{"members": [best["model"]], context.metric: score(best_oof)}]
         if not self.params.ensemble or len(candidates) < 2:
             return best, best_oof, history
         members, oofs = [best], [best_oof]
+        # the final model is fitted on all development cases: about n_folds / (n_folds - 1) times a fold's fit
+        refit = len(context.folds) / max(1, len(context.folds) - 1)
         for candidate in candidates[1:]:
-            oof = self._out_of_fold(context, candidate, X, y, index)
+            projected = [timer.seconds(m) for m in (*members, candidate)]
+            if deadline is not None and None not in projected and time.monotonic() + projected[-1] * len(
+                    context.folds) + refit * sum(projected) > deadline:
+                history.append({"members": [m["model"] for m in members + [candidate]],
+                                "skipped": f"its fits would end after the rung's allotment ({projected[-1]:.1f} s "
+                                           f"per fit)"})
+                continue
+            oof = self._out_of_fold(context, candidate, X, y, index, timer)
             trial = np.mean(oofs + [oof], axis=0)
             value = score(trial)
             history.append({"members": [m["model"] for m in members + [candidate]], context.metric: value})
@@ -269,14 +328,15 @@ class ClassicalClassifierRung(Rung):
         return {"model": "ensemble", "class_weight": "none", "members": members}, np.mean(oofs, axis=0), history
 
     def _out_of_fold(self, context: FitContext, config: dict[str, Any], X: np.ndarray, y: np.ndarray,
-                     index: dict[str, int]) -> np.ndarray:
+                     index: dict[str, int], timer: FitTimer) -> np.ndarray:
         """Raw out-of-fold probabilities of the development cases (in ``splits["dev"]`` order)."""
         dev_ids = context.splits["dev"]
         position = {c: k for k, c in enumerate(dev_ids)}
         oof = np.zeros((len(dev_ids), len(context.dataset.classes)))
         for fold in context.folds:
-            model = self._model(config, context).fit(X[[index[c] for c in fold["train"]]],
-                                                     y[[index[c] for c in fold["train"]]])
+            with timer.timing(config):
+                model = self._model(config, context).fit(X[[index[c] for c in fold["train"]]],
+                                                         y[[index[c] for c in fold["train"]]])
             oof[[position[c] for c in fold["val"]]] = _full_proba(model, X[[index[c] for c in fold["val"]]],
                                                                   oof.shape[1])
         return oof
@@ -321,6 +381,48 @@ class ClassicalClassifierRung(Rung):
                             "have the dimensionality the run was fitted on.")
         X = np.array([[row[n] for n in self.feature_names_] for row in rows], dtype=np.float64)
         return self.model_.predict_proba(X)
+
+
+class Stages:
+    """Wall seconds of the rung's stages, for the report's account of where its time went."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.monotonic() - start
+
+
+class FitTimer:
+    """Measured seconds of the model fits of a rung, by model family, to project the next fit's."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, list[float]] = {}
+
+    @contextmanager
+    def timing(self, config: dict[str, Any]) -> Iterator[None]:
+        """Time the fit of ``config`` inside the block (recorded only when it ends without an error)."""
+        start = time.monotonic()
+        yield
+        self._seconds.setdefault(config["model"], []).append(time.monotonic() - start)
+
+    def mean_seconds(self) -> dict[str, float]:
+        """Mean seconds of one fit, per model family timed."""
+        return {model: float(np.mean(timed)) for model, timed in self._seconds.items()}
+
+    def seconds(self, config: dict[str, Any]) -> float | None:
+        """The projected seconds of one fit of ``config``: its family's slowest so far (an ensemble: the sum of
+        its members'); None while a family in it has not been timed."""
+        if config["model"] == "ensemble":
+            parts = [self.seconds(m) for m in config["members"]]
+            return None if None in parts else sum(parts)
+        timed = self._seconds.get(config["model"])
+        return max(timed) if timed else None
 
 
 def _full_proba(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:

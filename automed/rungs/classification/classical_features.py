@@ -15,7 +15,7 @@ import numpy as np
 
 from automed.rungs.base import FitContext
 
-__all__ = ["cached_features", "case_features", "features_of", "where"]
+__all__ = ["cached_features", "case_features", "feature_cache", "features_of", "probe_features", "where"]
 
 log = logging.getLogger("automed")
 
@@ -23,16 +23,24 @@ FEATURE_PARAMS = ("feature_sets", "radiomics_filters", "roi", "bin_count", "pixe
 """The rung parameters that change the features (and so the cache key)."""
 
 
-def cached_features(params: Any, context: FitContext) -> tuple[list[str], np.ndarray, float]:
-    """Feature names, the feature matrix of every case and the core-seconds per case it took to
-    extract them, read from the run's cache when it holds them."""
+def feature_cache(params: Any, context: FitContext) -> Path | None:
+    """Where the run keeps the features of its dataset's cases for these parameters (None without a cache)."""
+    if context.cache_folder is None:
+        return None
     dataset = context.dataset
     key = hashlib.sha256(json.dumps({
         "source": str(Path(dataset.source).resolve()), "format": dataset.format,
         "cases": [c.case_id for c in dataset.cases], "params": {k: getattr(params, k) for k in FEATURE_PARAMS},
         "channels": [dataset.n_channels, dataset.luminance],
     }, sort_keys=True).encode()).hexdigest()[:16]
-    cache = context.cache_folder / f"features-{key}.npz" if context.cache_folder else None
+    return context.cache_folder / f"features-{key}.npz"
+
+
+def cached_features(params: Any, context: FitContext) -> tuple[list[str], np.ndarray, float]:
+    """Feature names, the feature matrix of every case and the core-seconds per case it took to
+    extract them, read from the run's cache when it holds them."""
+    dataset = context.dataset
+    cache = feature_cache(params, context)
     if cache is not None and cache.is_file():
         stored = np.load(cache, allow_pickle=False)
         log.info("classical: features read from cache %s", cache.name)
@@ -48,6 +56,18 @@ def cached_features(params: Any, context: FitContext) -> tuple[list[str], np.nda
         np.savez_compressed(tmp, X=X, names=np.array(names), seconds_per_case=seconds_per_case)
         tmp.replace(cache)
     return names, X, seconds_per_case
+
+
+def probe_features(params: Any, dataset: Any, n_images: int = 5) -> tuple[float, int]:
+    """Core-seconds per image and the number of features, measured on ``n_images`` of ``dataset``'s own images
+    spread over it, one after the other in this process; the first one, which pays the imports, is not timed."""
+    cases = list(dataset.cases)
+    chosen = cases[:: max(1, len(cases) // n_images)][:n_images]
+    features_of(params, dataset, chosen[:1], 1, False)
+    timed = chosen[1:] or chosen
+    started = time.perf_counter()
+    rows = features_of(params, dataset, timed, 1, False)
+    return (time.perf_counter() - started) / len(timed), len(rows[0])
 
 
 def features_of(params: Any, dataset: Any, cases: list[Any], n_jobs: int, progress: bool) -> list[dict[str, float]]:

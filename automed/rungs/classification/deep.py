@@ -65,6 +65,12 @@ class DeepClassifierRung(Rung):
     #: ``"module:Class"`` of the network's :class:`~automed.nets.ClassifierArchitecture` (set by the registry).
     architecture: ClassVar[str]
 
+    @classmethod
+    def climb_family(cls) -> str:
+        """The networks trained on the user's images alone (``cnn``, and ``ssl`` which pretrains it on them):
+        their failing to gain says little of ImageNet transfer."""
+        return "networks trained from scratch"
+
     def search_space(self, trial: Any, ordinal: bool = False) -> dict[str, Any]:
         p = self.params
         return {

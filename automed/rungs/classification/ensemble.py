@@ -16,6 +16,7 @@ import numpy as np
 
 from automed._params import check_choice
 from automed.metrics import TEST_SCORES, THRESHOLDS, choose_threshold, classification_scores, classification_summary
+from automed.results import RungResult
 from automed.rungs.base import FitContext, RungOutcome, RungPlan, case_probabilities
 from automed.rungs.ensemble import EnsembleRung, members_cost, total
 
@@ -59,14 +60,14 @@ class ClassificationEnsembleRung(EnsembleRung):
     member_kind = "rungs with validation predictions"
     record_fields = ("threshold", "classes")
 
-    def _eligible(self, result: dict[str, Any]) -> bool:
-        return super()._eligible(result) and bool(result.get("validation_per_case"))
+    def _eligible(self, result: RungResult) -> bool:
+        return super()._eligible(result) and bool(result.validation_per_case)
 
     @staticmethod
-    def _shared_validation(members: list[dict[str, Any]]) -> list[str]:
+    def _shared_validation(members: list[RungResult]) -> list[str]:
         """Validation case ids every member predicted, in the first member's order."""
-        shared = set.intersection(*({c["case_id"] for c in m["validation_per_case"]} for m in members))
-        return [c["case_id"] for c in members[0]["validation_per_case"] if c["case_id"] in shared]
+        shared = set.intersection(*({c["case_id"] for c in m.validation_per_case} for m in members))
+        return [c["case_id"] for c in members[0].validation_per_case if c["case_id"] in shared]
 
     def reserve_seconds(self, context: FitContext, pending: Sequence[str]) -> float:
         """:data:`RESERVE_S` once two members can finish (nothing otherwise)."""
@@ -80,10 +81,10 @@ class ClassificationEnsembleRung(EnsembleRung):
         if not self._shared_validation(members):
             return RungPlan(None, note="not planned", skip_reason="its members predicted no validation case "
                             "in common, so no decision threshold can be chosen.")
-        return RungPlan(0.0, note=f"mean of {', '.join(m['name'] for m in members)}; trains nothing")
+        return RungPlan(0.0, note=f"mean of {', '.join(m.name for m in members)}; trains nothing")
 
     def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
-        results = {m["name"]: m for m in self._members(context)}
+        results = {m.name: m for m in self._members(context)}
         classes = tuple(context.dataset.classes)
         index = {c: k for k, c in enumerate(classes)}
         val_ids = self._shared_validation(list(results.values()))
@@ -96,12 +97,12 @@ class ClassificationEnsembleRung(EnsembleRung):
         chosen = self._best(list(scored), lambda s: scored[s][0])
         _, y_val, val_proba, threshold = scored[chosen]
         members = [results[n] for n in chosen]
-        test_ids = [c["case_id"] for c in members[0]["per_case"]]
+        test_ids = [c["case_id"] for c in members[0].per_case]
         y_test, proba = _mean_proba(members, "per_case", test_ids, index)
         summary = classification_summary(y_test, proba, classes, threshold, context.random_state)
         self._save(context, chosen, threshold=threshold, classes=list(classes))
         metric = dict(summary[context.metric], name=context.metric, n=summary["n"])
-        costs = [m["cost"] or {} for m in members]
+        costs = [m.cost for m in members]
         return RungOutcome(
             per_case=case_probabilities(test_ids, y_test, proba, classes),
             validation_per_case=case_probabilities(val_ids, y_val, val_proba, classes),
@@ -122,10 +123,10 @@ class ClassificationEnsembleRung(EnsembleRung):
                        axis=0)
 
 
-def _mean_proba(members: list[dict[str, Any]], key: str, case_ids: list[str],
+def _mean_proba(members: list[RungResult], field: str, case_ids: list[str],
                 index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Class indices and the members' mean probabilities of ``case_ids`` from their ``key`` records."""
-    by_member = [{c["case_id"]: c for c in m[key]} for m in members]
+    """Class indices and the members' mean probabilities of ``case_ids`` from their per-case ``field``."""
+    by_member = [{c["case_id"]: c for c in getattr(m, field)} for m in members]
     y = np.array([index[by_member[0][c]["label"]] for c in case_ids])
     proba = np.mean([[records[c]["proba"] for c in case_ids] for records in by_member], axis=0)
     return y, proba

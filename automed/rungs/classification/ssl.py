@@ -79,7 +79,7 @@ class SSLRung(DeepClassifierRung):
         from automed.deep.classification import classifier_config_from_dict
 
         for result in context.finished:
-            config = (result.get("details") or {}).get("config") if result.get("name") == SCRATCH_REFERENCE else None
+            config = result.details.get("config") if result.name == SCRATCH_REFERENCE else None
             if config:
                 chosen = classifier_config_from_dict(config)
                 return {**chosen.hp, "lr": chosen.lr, "batch_size": chosen.batch_size, "loss": chosen.loss,

@@ -78,6 +78,10 @@ class TransferRung(DeepClassifierRung):
 
     Params = TransferParams
 
+    @classmethod
+    def climb_family(cls) -> str:
+        return "ImageNet transfer"
+
     def search_space(self, trial: Any, ordinal: bool = False) -> dict[str, Any]:
         p = self.params
         return {"mode": trial.suggest_categorical("mode", list(self._modes)),

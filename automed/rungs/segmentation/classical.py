@@ -78,6 +78,9 @@ class ClassicalRung(Rung):
     # coarsens its grid only when the data are large (what it leaves unused goes to the rungs above).
     cost_weight = 2.0
 
+    def default_allotment(self) -> float | None:
+        return self.params.max_seconds
+
     def search_space(self, trial: Any) -> dict[str, Any]:
         return search_space(trial, self.params.models)
 

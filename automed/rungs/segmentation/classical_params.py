@@ -46,6 +46,9 @@ class ClassicalParams:
         Validation cases scored per trial (full volumes).
     tuning_fraction : float
         Share of the rung's time budget the search may use.
+    max_seconds : float or None
+        The rung's own time allotment when the fit has no budget (a baseline should be the cheap first
+        answer); None: no bound.
     auto_context : bool
         Train a second stage on the first stage's out-of-fold probabilities, smoothed at
         ``context_sigmas`` (auto-context), kept only where it raises out-of-fold Dice.
@@ -83,6 +86,7 @@ class ClassicalParams:
     n_trials: int = 6
     n_tuning_cases: int = 20
     tuning_fraction: float = 0.35
+    max_seconds: float | None = 600.0
     auto_context: bool = True
     context_sigmas: tuple[float, ...] = (1.0, 2.0, 4.0)
     context_offsets: tuple[int, ...] = (4, 8)
@@ -104,6 +108,8 @@ class ClassicalParams:
         check_range(owner, "n_trials", self.n_trials, 1)
         check_range(owner, "n_tuning_cases", self.n_tuning_cases, 1)
         check_range(owner, "tuning_fraction", self.tuning_fraction, 0.0, 0.9)
+        if self.max_seconds is not None:
+            check_range(owner, "max_seconds", self.max_seconds, 1.0)
         for sigma in self.context_sigmas:
             check_range(owner, "context_sigmas", sigma, 0.1, 64.0)
         for distance in self.context_offsets:

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from automed.results import RungResult
 from automed.rungs.base import FitContext, RungOutcome, RungPlan
 from automed.rungs.segmentation.deep import DeepSegmentationRung
 from automed.rungs.segmentation.deep_evaluation import evaluate_cases
@@ -57,19 +58,19 @@ class SegmentationEnsembleRung(EnsembleRung):
         inner validation case from all of them, so nothing is left to choose the ensemble on."""
         from automed.rungs import rung_class
 
-        trainings = (result.get("details") or {}).get("trainings") or []
-        return super()._eligible(result) and issubclass(rung_class(result["name"], "segmentation"),
+        trainings = result.details.get("trainings") or []
+        return super()._eligible(result) and issubclass(rung_class(result.name, "segmentation"),
                                                         DeepSegmentationRung) \
             and not any(t.get("member", 0) for t in trainings)
 
-    def _n_cases(self, context: FitContext, members: list[dict[str, Any]]) -> int:
+    def _n_cases(self, context: FitContext, members: list[RungResult]) -> int:
         """Cases each member predicts, for the estimate: the inner validation cases (the members'
         fewest; the default cap before any is known) plus the comparison cases."""
-        inner = min((m["details"]["search"].get("inner_validation_cases") for m in members),
+        inner = min((m.details["search"].get("inner_validation_cases") for m in members),
                     default=None) or DeepSegmentationRung.Params().max_validation_cases
         return inner + sum(len(val) for _, _, val in DeepSegmentationRung._evaluations(context))
 
-    def _estimate(self, per_case: float, context: FitContext, members: list[dict[str, Any]]) -> float:
+    def _estimate(self, per_case: float, context: FitContext, members: list[RungResult]) -> float:
         """Seconds to predict the validation and comparison cases at ``per_case`` seconds each (all members)."""
         return 10.0 + 1.2 * per_case * self._n_cases(context, members)
 
@@ -83,7 +84,7 @@ class SegmentationEnsembleRung(EnsembleRung):
                   and (not self.params.members or n in self.params.members)]
         if not members or len(members) + len(wanted) < 2:
             return 0.0
-        per_case = np.mean([m["cost"]["predict_seconds_per_case"] or 0.0 for m in members])
+        per_case = np.mean([m.cost.predict_seconds_per_case or 0.0 for m in members])
         return self._estimate(per_case * (len(members) + len(wanted)), context, members)
 
     def plan(self, context: FitContext) -> RungPlan:
@@ -91,9 +92,9 @@ class SegmentationEnsembleRung(EnsembleRung):
         skip = self._too_few(members)
         if skip is not None:
             return skip
-        per_case = sum(m["cost"]["predict_seconds_per_case"] or 0.0 for m in members)
+        per_case = sum(m.cost.predict_seconds_per_case or 0.0 for m in members)
         seconds = self._estimate(per_case, context, members)
-        note = f"mean softmax of {', '.join(m['name'] for m in members)}; predicts {per_case:.2f} s per case"
+        note = f"mean softmax of {', '.join(m.name for m in members)}; predicts {per_case:.2f} s per case"
         if context.budget_s is not None and seconds > context.budget_s:
             return RungPlan(seconds, note=note, skip_reason=f"estimated {seconds / 60:.1f} min to predict the "
                             f"validation and comparison cases with every member > the "
@@ -108,7 +109,7 @@ class SegmentationEnsembleRung(EnsembleRung):
         started = time.monotonic()
         fp = context.fingerprint
         results = self._members(context)
-        members = {r["name"]: load_fitted(r["name"], "segmentation", context.folder.parent / r["name"])
+        members = {r.name: load_fitted(r.name, "segmentation", context.folder.parent / r.name)
                    for r in results}
         evaluations = DeepSegmentationRung._evaluations(context)
         inner = [m._inner(evaluations[0][1], context)[1] for m in members.values()]
@@ -135,8 +136,8 @@ class SegmentationEnsembleRung(EnsembleRung):
 
         per_case, seconds = evaluate_cases(context, evaluations, volumes, predict)
         self._save(context, chosen, postprocessing=steps)
-        chosen_results = [r for r in results if r["name"] in chosen]
-        cost = members_cost([r["cost"] or {} for r in chosen_results])
+        chosen_results = [r for r in results if r.name in chosen]
+        cost = members_cost([r.cost for r in chosen_results])
         own_s = time.monotonic() - started
         cost["fit_seconds"] = (cost["fit_seconds"] or 0.0) + own_s
         hours = "gpu_hours" if cost["device"].startswith("cuda") else "core_hours"
@@ -148,7 +149,7 @@ class SegmentationEnsembleRung(EnsembleRung):
                      "selection": {"+".join(s): choices[s][2] for s in subsets},
                      "selection_metric": "mean Dice after post-processing on the inner validation cases",
                      "n_validation_cases": len(inner_val), "own_seconds": own_s},
-            n_params=sum(r["cost"]["n_params"] or 0 for r in chosen_results),
+            n_params=sum(r.cost.n_params or 0 for r in chosen_results),
             predict_seconds_per_case=seconds, cost=cost,
         )
 
