@@ -58,16 +58,23 @@ def cached_features(params: Any, context: FitContext) -> tuple[list[str], np.nda
     return names, X, seconds_per_case
 
 
-def probe_features(params: Any, dataset: Any, n_images: int = 5) -> tuple[float, int]:
-    """Core-seconds per image and the number of features, measured on ``n_images`` of ``dataset``'s own images
-    spread over it, one after the other in this process; the first one, which pays the imports, is not timed."""
+def probe_features(params: Any, dataset: Any, n_images: int = 6) -> tuple[float, int]:
+    """Core-seconds per image, and how many features vary, measured on ``n_images`` of ``dataset``'s own images
+    spread over it, one after the other in this process; the first one, which pays the imports, is not timed.
+
+    The features that vary across the probe stand for those the rung keeps (it drops constant and collinear
+    ones): measured against the count kept on all images, 1.08x on BreastMNIST, 1.17x on PH2 and 0.76x on
+    AdrenalMNIST3D (whose whole-volume radiomics hold hundreds of constant shape features).
+    """
     cases = list(dataset.cases)
     chosen = cases[:: max(1, len(cases) // n_images)][:n_images]
-    features_of(params, dataset, chosen[:1], 1, False)
+    rows = features_of(params, dataset, chosen[:1], 1, False)
     timed = chosen[1:] or chosen
     started = time.perf_counter()
-    rows = features_of(params, dataset, timed, 1, False)
-    return (time.perf_counter() - started) / len(timed), len(rows[0])
+    rows += features_of(params, dataset, timed, 1, False)
+    seconds = (time.perf_counter() - started) / len(timed)
+    values = np.array([[row[n] for n in sorted(rows[0])] for row in rows], dtype=np.float64)
+    return seconds, int(np.count_nonzero(np.nanstd(values, axis=0) > 0)) or values.shape[1]
 
 
 def features_of(params: Any, dataset: Any, cases: list[Any], n_jobs: int, progress: bool) -> list[dict[str, float]]:
