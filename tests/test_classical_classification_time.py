@@ -4,6 +4,7 @@ converge is bounded, and library warnings are logged once each instead of printe
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import warnings
@@ -102,4 +103,6 @@ def test_the_default_classification_ladder_climbs_under_a_budget(tmp_path, monke
     assert list(rows) == ["classical", "cnn", "ssl", "vgg16", "inception_v3", "ensemble"]
     assert rows["classical"]["status"] == "done" and rows["cnn"]["status"] == "done"
     assert "weights" in rows["vgg16"]["reason"] and "weights" in rows["inception_v3"]["reason"]
+    for name in ("vgg16", "inception_v3"):  # skipped before planning: they took no share of the budget
+        assert json.loads((run.folder / "rungs" / name / "result.json").read_text())["estimate"] is None
     assert run.report_["fit_seconds"] <= 150 * 1.05 + 10

@@ -194,6 +194,9 @@ def _climb(folder: Path, progress: bool, started: _Started | None) -> None:
     shortfalls: dict[str, float] = {}  # rung skipped for want of time -> the budget its share would have needed
     refits = sum(f for f in recipe.label_fractions if f < 1)
     budget = None if recipe.budget_s is None else recipe.budget_s / (1 + refits)  # the rest: learning-curve refits
+    # a rung that cannot fit at all (no pretrained weights to be had) is skipped, and takes no share of the budget
+    unavailable = {spec.name: cls(spec.params).unavailable() for spec, cls in zip(recipe.rungs, rung_classes)
+                   if not (folder / "rungs" / spec.name / RESULT).is_file()}
     try:
         for i, (spec, cls) in enumerate(zip(recipe.rungs, rung_classes)):
             rung_folder = folder / "rungs" / spec.name
@@ -202,6 +205,10 @@ def _climb(folder: Path, progress: bool, started: _Started | None) -> None:
                 if result.done:
                     done.append(result)
                 _note_stop(stopped, cls, result)
+                continue
+            if unavailable.get(spec.name):
+                log.info("rung %s: skipped: %s", spec.name, unavailable[spec.name])
+                _write_skipped(rung_folder, spec.name, unavailable[spec.name])
                 continue
             if cls.climb_family() in stopped and not cls.combines_others:
                 _write_skipped(rung_folder, spec.name, stopped[cls.climb_family()])
@@ -218,7 +225,7 @@ def _climb(folder: Path, progress: bool, started: _Started | None) -> None:
                               compute_peak=meta.compute_peak)
             # the rungs still to fit that can fit this data (a 3D rung on 2D images cannot), this one first
             pending = [(spec, cls)] + [(s, c) for s, c in zip(recipe.rungs[i + 1:], rung_classes[i + 1:])
-                                       if c.applies_to(fingerprint)]
+                                       if c.applies_to(fingerprint) and not unavailable.get(s.name)]
             reserved = 0.0 if remaining is None else _reserved(pending, context, folder / "rungs")
             rung = cls(spec.params)
             allotted = _allotment(remaining, [c for _, c in pending], reserved)

@@ -208,6 +208,11 @@ class Rung(ABC):
         """
         return RungPlan(seconds=None, note="no estimate")
 
+    def unavailable(self) -> str | None:
+        """Why the rung cannot fit at all, whatever the data and its allotment (e.g. pretrained weights that
+        cannot be had); None when it can. The runner then skips it before planning and gives it no share."""
+        return None
+
     def default_allotment(self) -> float | None:
         """Seconds the rung allots itself when the fit has no time budget (None: it takes what it takes).
 

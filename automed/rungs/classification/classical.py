@@ -35,6 +35,7 @@ from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_pro
 from automed.rungs.classification.classical_features import (cached_features, feature_cache, features_of,
                                                              probe_features, where)
 from automed.rungs.records import read_record, write_record
+from automed.rungs.stages import Stages
 
 __all__ = ["ClassicalClassifierParams", "ClassicalClassifierRung"]
 
@@ -383,21 +384,6 @@ class ClassicalClassifierRung(Rung):
                             "have the dimensionality the run was fitted on.")
         X = np.array([[row[n] for n in self.feature_names_] for row in rows], dtype=np.float64)
         return self.model_.predict_proba(X)
-
-
-class Stages:
-    """Wall seconds of the rung's stages, for the report's account of where its time went."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.monotonic() - start
 
 
 class FitTimer:

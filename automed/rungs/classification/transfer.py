@@ -82,6 +82,13 @@ class TransferRung(DeepClassifierRung):
     def climb_family(cls) -> str:
         return "ImageNet transfer"
 
+    def unavailable(self) -> str | None:
+        """Why there are no weights to transfer when the rung would be skipped without them (``without_weights:
+        skip``): obtaining them here is what its plan does first."""
+        if self.params.without_weights != "skip":
+            return None
+        return self._load_weights({})
+
     def search_space(self, trial: Any, ordinal: bool = False) -> dict[str, Any]:
         p = self.params
         return {"mode": trial.suggest_categorical("mode", list(self._modes)),

@@ -42,6 +42,7 @@ from automed.rungs.segmentation.classical_grid import coarse_shape, coarsening_f
 from automed.rungs.segmentation.classical_params import ClassicalParams
 from automed.rungs.segmentation.classical_search import search_configuration, search_space
 from automed.rungs.records import read_record, write_record
+from automed.rungs.stages import Stages
 from automed.workers import process_pool
 
 __all__ = ["ClassicalRung", "ClassicalParams"]
@@ -135,12 +136,14 @@ class ClassicalRung(Rung):
         from automed.models.postprocess import apply_postprocessing, choose_postprocessing
 
         started = time.monotonic()
+        stages = Stages()
         fp = context.fingerprint
         cases = {c.case_id: c for c in context.dataset.cases}
         self.features_ = self.params.features(fp.normalization == "rgb" and fp.n_channels == 3)
         plan = plan or self.plan(context)
         self.grid_factors_ = tuple(plan.settings["grid_factors"])
-        store = self._prepare(context, list(cases.values()))
+        with stages("features and sampling"):
+            store = self._prepare(context, list(cases.values()))
         log.info("classical: sampled %d voxels from %d cases in %.1fs (features cached: %s)",
                  sum(len(d.y) for d in store.values()), len(store), time.monotonic() - started,
                  next(iter(store.values())).rows is not None)
@@ -150,30 +153,32 @@ class ClassicalRung(Rung):
             config, study_info = plan.settings["replay_config"], {"n_trials": 0, "note": "replayed: the configuration "
                                                                                       "of the run it replays"}
         else:
-            config, study_info = search_configuration(self, context, cases, store, budget_left)
-
-        coarse, fold_of, seconds = self._out_of_fold(config, store, cases, context, "proba")
-        ids = sorted(coarse)
-        truths = [store[i].label for i in ids]
-        first = 0 if context.include_background else 1
-        proba = self._on_working_grid(coarse, store, context, "fine")
-        weight, dice = self._choose_background_weight([proba[i] for i in ids], truths, fp.n_classes, first)
-        context_model, context_info = None, None
-        if self.params.auto_context and len(coarse) < len(store):
-            context_info = {"kept": False, "note": "not run: it learns from every training case's out-of-fold "
-                                                   "probabilities, and the folds leave some cases unvalidated"}
-        elif self.params.auto_context:
-            # Stage 2 learns from stage 1's out-of-fold probabilities, so its inputs are those a new case would get.
-            extra = {c: spill(self.params.context_of(p), context.scratch_path(
-                "classical", c, "context")) for c, p in coarse.items()}
-            stacked = {c: replace(d, X=np.hstack([d.X, extra[c][d.index]])) for c, d in store.items()}
-            coarse, _, more = self._out_of_fold(config, stacked, cases, context, "proba2", extra)
-            proba2 = self._on_working_grid(coarse, store, context, "fine2")
-            weight2, dice2 = self._choose_background_weight([proba2[i] for i in ids], truths, fp.n_classes, first)
-            context_info = self._context_details(fp.n_classes, fp.dims, dice, dice2)
-            if dice2 > dice:  # kept only where it raises out-of-fold Dice, like each post-processing step
-                proba, weight, seconds = proba2, weight2, {c: t + more[c] for c, t in seconds.items()}
-                context_model = self._train(config, stacked, list(store), context)
+            with stages("search"):
+                config, study_info = search_configuration(self, context, cases, store, budget_left)
+        with stages("out-of-fold predictions and auto-context"):
+            coarse, fold_of, seconds = self._out_of_fold(config, store, cases, context, "proba")
+            ids = sorted(coarse)
+            truths = [store[i].label for i in ids]
+            first = 0 if context.include_background else 1
+            proba = self._on_working_grid(coarse, store, context, "fine")
+            weight, dice = self._choose_background_weight([proba[i] for i in ids], truths, fp.n_classes, first)
+            context_model, context_info = None, None
+            if self.params.auto_context and len(coarse) < len(store):
+                context_info = {"kept": False, "note": "not run: it learns from every training case's out-of-fold "
+                                                       "probabilities, and the folds leave some cases unvalidated"}
+            elif self.params.auto_context:
+                # Stage 2 learns from stage 1's out-of-fold probabilities, so its inputs are those a new case
+                # would get.
+                extra = {c: spill(self.params.context_of(p), context.scratch_path(
+                    "classical", c, "context")) for c, p in coarse.items()}
+                stacked = {c: replace(d, X=np.hstack([d.X, extra[c][d.index]])) for c, d in store.items()}
+                coarse, _, more = self._out_of_fold(config, stacked, cases, context, "proba2", extra)
+                proba2 = self._on_working_grid(coarse, store, context, "fine2")
+                weight2, dice2 = self._choose_background_weight([proba2[i] for i in ids], truths, fp.n_classes, first)
+                context_info = self._context_details(fp.n_classes, fp.dims, dice, dice2)
+                if dice2 > dice:  # kept only where it raises out-of-fold Dice, like each post-processing step
+                    proba, weight, seconds = proba2, weight2, {c: t + more[c] for c, t in seconds.items()}
+                    context_model = self._train(config, stacked, list(store), context)
         seconds = [seconds[i] for i in ids]
         preds = [inside(decide(proba.pop(i), weight), store[i].roi) for i in ids]
         steps: list[dict[str, Any]] = []
@@ -185,7 +190,8 @@ class ClassicalRung(Rung):
             seconds = [s + (time.monotonic() - t0) / len(ids) for s in seconds]
 
         per_case = self._score_and_write(context, cases, store, ids, preds, fold_of)
-        final = self._train(config, store, list(store), context)
+        with stages("final model"):
+            final = self._train(config, store, list(store), context)
         self._save(context.folder, final, context_model, config, weight, steps, fp.n_classes)
         return RungOutcome(
             per_case=per_case,
@@ -196,7 +202,7 @@ class ClassicalRung(Rung):
                      "samples_per_class_and_case": self.params.samples_per_case(fp.n_cases),
                      "auto_context": context_info,
                      "dice_before_postprocessing": dice_raw, "dice_after_postprocessing": dice_pp,
-                     "final_model": "refitted on all cases"},
+                     "final_model": "refitted on all cases", "stage_seconds": stages.seconds},
             predict_seconds_per_case=float(np.mean(seconds)),
         )
 
