@@ -29,15 +29,16 @@ BUDGET_S = 900
 
 
 def rung_row(rung: dict) -> dict:
-    """What the rung was allotted, estimated and spent, and its test scores."""
+    """What the rung was allotted, estimated and spent, and its test scores. An ensemble's cost is its members'
+    (it needs them all to predict): what it spent of its own allotment is its ``own_seconds``."""
     estimate, cost, test = rung.get("estimate") or {}, rung.get("cost") or {}, rung.get("test") or {}
-    allotted, spent = estimate.get("allotted_seconds"), cost.get("fit_seconds")
+    details = rung.get("details") or {}
+    allotted, spent = estimate.get("allotted_seconds"), details.get("own_seconds", cost.get("fit_seconds"))
     return {"status": rung["status"], "reason": rung.get("reason"), "allotted_s": allotted,
             "estimate_s": estimate.get("seconds"), "estimate_note": estimate.get("note"), "fit_s": spent,
             "over_allotment": None if None in (allotted, spent) or not allotted else spent / allotted,
             "test_auc": test.get("auc"), "test_accuracy": test.get("accuracy"),
-            "stage_seconds": (rung.get("details") or {}).get("stage_seconds"),
-            "library_warnings": (rung.get("details") or {}).get("library_warnings")}
+            "stage_seconds": details.get("stage_seconds"), "library_warnings": details.get("library_warnings")}
 
 
 def run_one(name: str, workdir: Path) -> dict:

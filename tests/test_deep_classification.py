@@ -321,7 +321,7 @@ def test_ensemble_averages_the_members_that_score_best_on_validation(tmp_path):
     assert outcome.details["selection"]["good+also_good"] == max(outcome.details["selection"].values())
     assert outcome.per_case[0]["proba"] == pytest.approx(np.mean([finished[0].per_case[0]["proba"],
                                                                   finished[2].per_case[0]["proba"]], axis=0))
-    assert outcome.cost["fit_seconds"] == 2.0
+    assert outcome.cost["fit_seconds"] == 2.0 and outcome.details["own_seconds"] >= 0  # its cost is its members'
     everyone = EnsembleRung(EnsembleRung.Params(select=False)).fit(context)
     assert everyone.details["members"] == ["good", "noise", "also_good"]
 

@@ -8,6 +8,7 @@ probabilities are averaged, so choosing retrains and re-predicts nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,7 @@ class ClassificationEnsembleRung(EnsembleRung):
         return RungPlan(0.0, note=f"mean of {', '.join(m.name for m in members)}; trains nothing")
 
     def fit(self, context: FitContext, plan: RungPlan | None = None) -> RungOutcome:
+        started = time.monotonic()
         results = {m.name: m for m in self._members(context)}
         classes = tuple(context.dataset.classes)
         index = {c: k for k, c in enumerate(classes)}
@@ -112,7 +114,8 @@ class ClassificationEnsembleRung(EnsembleRung):
             details={"members": list(chosen), "n_validation_cases": len(val_ids),
                      "combination": "equal mean of the members' class probabilities",
                      "selection": {"+".join(s): v[0] for s, v in scored.items()},
-                     "selection_metric": f"{context.metric} on the shared validation cases"},
+                     "selection_metric": f"{context.metric} on the shared validation cases",
+                     "own_seconds": time.monotonic() - started},
             n_params=total(costs, "n_params"), predict_seconds_per_case=total(costs, "predict_seconds_per_case"),
             cost=members_cost(costs),
         )
