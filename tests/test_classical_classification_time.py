@@ -106,3 +106,32 @@ def test_the_default_classification_ladder_climbs_under_a_budget(tmp_path, monke
     for name in ("vgg16", "inception_v3"):  # skipped before planning: they took no share of the budget
         assert json.loads((run.folder / "rungs" / name / "result.json").read_text())["estimate"] is None
     assert run.report_["fit_seconds"] <= 150 * 1.05 + 10
+
+
+def test_without_a_budget_the_classical_rung_bounds_itself_and_reports_where_its_time_went(fitted_classification_run):
+    result = json.loads((fitted_classification_run / "rungs" / "classical" / "result.json").read_text())
+    assert result["estimate"]["allotted_seconds"] == 600.0  # its max_seconds: the fit had no budget
+    stages = result["details"]["stage_seconds"]
+    assert list(stages) == ["features", "search", "out-of-fold predictions and the soft-voting choice", "final model"]
+    assert "varying features" in result["estimate"]["note"] and "timed on a probe" in result["estimate"]["note"]
+    assert "Where its time went: features" in (fitted_classification_run / "report.md").read_text()
+
+
+def test_a_cached_fit_plans_from_its_cache_without_probing(tmp_path, monkeypatch):
+    import automed
+    from automed.rungs.classification import classical_features
+    from conftest import FAST_CLASSIFICATION, make_npz
+
+    data = make_npz(tmp_path / "toy.npz", sizes=(40, 12, 16))
+    recipe = automed.Recipe(task="classification", n_folds=3, n_jobs=1,
+                            rungs=[{"name": "classical", "params": FAST_CLASSIFICATION}])
+    automed.fit(recipe, data, tmp_path / "run", progress=False)
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("probed although the run's cache holds the features")
+
+    monkeypatch.setattr(classical_features, "probe_features", no_probe)
+    monkeypatch.setattr("automed.rungs.classification.classical.probe_features", no_probe)
+    run = automed.fit(recipe, data, tmp_path / "run", overwrite=True, progress=False)
+    note = json.loads((run.folder / "rungs" / "classical" / "result.json").read_text())["estimate"]["note"]
+    assert note.startswith("features cached + ")

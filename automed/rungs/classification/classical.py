@@ -33,7 +33,7 @@ from automed.models.search import open_study, optimize_within
 from automed.models.tabular import PlattCalibrated, feature_importances
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
 from automed.rungs.classification.classical_features import (cached_features, feature_cache, features_of,
-                                                             probe_features, where)
+                                                             probe_features, varying_columns, where)
 from automed.rungs.records import read_record, write_record
 from automed.rungs.stages import Stages
 
@@ -149,9 +149,12 @@ class ClassicalClassifierRung(Rung):
         ends, so only the features and one model of each stage are sure to be spent (``min_seconds``)."""
         dataset, n_jobs, p = context.dataset, max(1, context.n_jobs), self.params
         cache = feature_cache(p, context)
-        per_image, n_features = probe_features(p, dataset)  # the features that vary over the probe
         cached = cache is not None and cache.is_file()
-        features_s = 0.0 if cached else per_image * len(dataset.cases) / n_jobs
+        if cached:  # a fit again in the same run folder: its features are known, and cost nothing
+            per_image, n_features = 0.0, varying_columns(np.load(cache, allow_pickle=False)["X"])
+        else:
+            per_image, n_features = probe_features(p, dataset)  # the features that vary over the probe
+        features_s = per_image * len(dataset.cases) / n_jobs
         n_folds = max(2, len(context.folds))
         n_train = len(context.splits["dev"]) * (n_folds - 1) / n_folds
         fit_s = SECONDS_PER_FIT + SECONDS_PER_FIT_VALUE * n_train * n_features

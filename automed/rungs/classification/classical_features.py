@@ -15,7 +15,8 @@ import numpy as np
 
 from automed.rungs.base import FitContext
 
-__all__ = ["cached_features", "case_features", "feature_cache", "features_of", "probe_features", "where"]
+__all__ = ["cached_features", "case_features", "feature_cache", "features_of", "probe_features", "varying_columns",
+           "where"]
 
 log = logging.getLogger("automed")
 
@@ -73,8 +74,12 @@ def probe_features(params: Any, dataset: Any, n_images: int = 6) -> tuple[float,
     started = time.perf_counter()
     rows += features_of(params, dataset, timed, 1, False)
     seconds = (time.perf_counter() - started) / len(timed)
-    values = np.array([[row[n] for n in sorted(rows[0])] for row in rows], dtype=np.float64)
-    return seconds, int(np.count_nonzero(np.nanstd(values, axis=0) > 0)) or values.shape[1]
+    return seconds, varying_columns(np.array([[row[n] for n in sorted(rows[0])] for row in rows], dtype=np.float64))
+
+
+def varying_columns(X: np.ndarray) -> int:
+    """How many columns of the feature matrix ``X`` vary (all of them when none does)."""
+    return int(np.count_nonzero(np.nanstd(X, axis=0) > 0)) or X.shape[1]
 
 
 def features_of(params: Any, dataset: Any, cases: list[Any], n_jobs: int, progress: bool) -> list[dict[str, float]]:

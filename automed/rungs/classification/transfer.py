@@ -84,7 +84,8 @@ class TransferRung(DeepClassifierRung):
 
     def unavailable(self) -> str | None:
         """Why there are no weights to transfer when the rung would be skipped without them (``without_weights:
-        skip``): obtaining them here is what its plan does first."""
+        skip``): obtaining them here is what its plan does first. The state dict is not kept: holding ImageNet
+        weights (VGG16's are over 500 MB) while the rungs below fit costs more than reading them again from the hub cache."""
         if self.params.without_weights != "skip":
             return None
         return self._load_weights({})
