@@ -134,6 +134,26 @@ class Run:
 
         return export_run(self.folder, out, rung=rung, format=format, overwrite=overwrite)
 
+    def audit(self, out: str | Path | None = None, overwrite: bool = False) -> Any:
+        """Rank the run's cases by how suspect their labels (or images) look; nothing is refitted.
+
+        Writes ``audit.csv``, ``audit.json`` and ``audit.png`` to the run's ``audit/`` folder (and shows the audit
+        in the report, rewritten), or to ``out``. See :func:`automed.audit.runner.audit_run`.
+
+        Returns
+        -------
+        automed.audit.records.Audit
+            Every audited case, most suspect first (``.suspects``: the flagged ones).
+        """
+        from automed.audit.runner import audit_run
+
+        if out is not None:
+            _check_paths("Run.audit", "out", out, "the folder to write the audit to")
+        audit = audit_run(self.folder, out, overwrite=overwrite)
+        if out is None:
+            self.report_ = json.loads((self.folder / "report.json").read_text())
+        return audit
+
     def __repr__(self) -> str:
         return f"Run({str(self.folder)!r}, best_rung={self.report_.get('best_rung')!r})"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from automed.cli.audit import audit
 from automed.cli.export import export
 from automed.cli.fit import fit
 from automed.cli.inspect import inspect
@@ -24,6 +25,7 @@ def main() -> None:
     automed predict RUN IMAGES --out DIR
     automed report RUN                         re-render report.{json,md,html}
     automed export RUN --out DIR               the model as ONNX/TorchScript + automed_model.json
+    automed audit RUN                          which labels look wrong (audit.csv, in the report)
     """
     _exit_on_sigterm()
 
@@ -38,5 +40,5 @@ def _exit_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
-for command in (export, fit, inspect, predict, report):
+for command in (audit, export, fit, inspect, predict, report):
     main.add_command(command)

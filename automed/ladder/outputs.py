@@ -17,13 +17,14 @@ from automed._jsonio import write_json
 from automed.data.atomic import refuse_unwritable
 from automed.errors import RunFolderError
 
-__all__ = ["EXPORT_RECORD", "PREDICTIONS_RECORD", "check_output_folder", "is_run_folder", "refuse_overlap",
+__all__ = ["AUDIT_RECORD", "EXPORT_RECORD", "PREDICTIONS_RECORD", "check_output_folder", "is_run_folder", "refuse_overlap",
            "write_output_record"]
 
 RUN_MARKERS = ("run.json", "recipe.yaml")
 PREDICTIONS_RECORD = ".automed-predictions.json"
 EXPORT_RECORD = "automed_model.json"
-RECORDS = {"predictions": PREDICTIONS_RECORD, "export": EXPORT_RECORD}
+AUDIT_RECORD = ".automed-audit.json"
+RECORDS = {"predictions": PREDICTIONS_RECORD, "export": EXPORT_RECORD, "audit": AUDIT_RECORD}
 """The file that marks a folder automed wrote, per kind of output other than a run."""
 WRITTEN = "written"
 """The key of a record that lists every file automed wrote in its folder (paths relative to it)."""
@@ -53,8 +54,8 @@ def is_run_folder(folder: Path) -> bool:
 
 def check_output_folder(out: Path, overwrite: bool, kind: str) -> None:
     """Raise unless ``out`` may be written: absent, an empty folder, or (with ``overwrite``) a
-    folder automed wrote of this ``kind`` (``"run"``, ``"predictions"`` or ``"export"``); a predictions
-    or export folder only while it holds nothing but the files its record lists.
+    folder automed wrote of this ``kind`` (``"run"``, ``"predictions"``, ``"export"`` or ``"audit"``); a
+    predictions, export or audit folder only while it holds nothing but the files its record lists.
 
     Raises
     ------

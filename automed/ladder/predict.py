@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from automed._dotted import load_attribute
 from automed.data.atomic import folder_written_atomically
 from automed.errors import AutomedError, DataError, RunFolderError
 from automed.ladder.outputs import check_output_folder, refuse_overlap, write_output_record
@@ -51,13 +52,11 @@ def predict_run(run_folder: str | Path, inputs: str | Path | Sequence[str | Path
     list of Path
         The masks written.
     """
-    import importlib
 
     from automed.tasks import get_task
 
     report, name = _open_run(Path(run_folder), rung)
-    module, _, function = get_task(report["task"]).predictor.partition(":")
-    written = getattr(importlib.import_module(module), function)(
+    written = load_attribute(get_task(report["task"]).predictor)(
         run_folder, inputs, out, rung=name, split=split, overwrite=overwrite, progress=progress, tta=tta)
     return written if isinstance(written, list) else [written]
 

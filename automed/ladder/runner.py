@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -22,6 +22,7 @@ from automed.ladder.judge import judge
 from automed.ladder.lock import run_lock
 from automed.ladder.learning_curve import learning_curve
 from automed.ladder.outputs import check_output_folder, refuse_overlap
+from automed.ladder.reopen import Reopened, reopen_run
 from automed.ladder.replay import REALISED_PLAN, REPLAY, check_replayed_data, pinned_plan, realised_plan
 from automed.ladder.staging import STATE, Clock, foreign_files, run_staged, staging_folder, write_json
 from automed.library_warnings import logged_once
@@ -31,7 +32,7 @@ from automed.run_record import RunRecord, read_run, write_run
 from automed.rungs.base import VOLUME_CACHE, FitContext
 from automed.rungs.fitted import weight_checksums
 from automed.rungs.records import save_plan, saved_plan
-from automed.tasks import Opened, get_task
+from automed.tasks import get_task
 
 __all__ = ["fit_run", "resume_run"]
 
@@ -121,17 +122,8 @@ def _refuse_changed_data(out: Path, staging: Path) -> None:
                          "mix two datasets; put the data back as it was and resume, or fit again with --overwrite.")
 
 
-@dataclass(frozen=True)
-class _Started:
-    """What the climb of a fit starts from: the resolved recipe, the run record and the opened dataset."""
-
-    recipe: Recipe
-    record: RunRecord
-    opened: Opened
-
-
 def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from: Path | None,
-            replay: dict[str, Any] | None = None) -> _Started:
+            replay: dict[str, Any] | None = None) -> Reopened:
     """Check the rungs and the data, write the resolved recipe, fingerprint, splits and run.json;
     return them with the opened dataset."""
     from automed.data.listing import dataset_listing, listing_checksum
@@ -163,27 +155,17 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from
     if cache_from is not None and (cache_from / "cache").is_dir():
         shutil.copytree(cache_from / "cache", folder / "cache")
     write_json(folder / STATE, {"spent_s": 0.0})
-    return _Started(recipe, record, prepared.opened)
+    return Reopened(recipe, record, prepared.opened)
 
 
-def _reopen(folder: Path) -> _Started:
-    """What :func:`_set_up` wrote in the staging ``folder`` of an interrupted fit, with its dataset reopened."""
-    recipe = Recipe.from_yaml(folder / "recipe.yaml")
-    record = read_run(folder)
-    opened = get_task(recipe.task).reopen(recipe, Path(record.data),
-                                          json.loads((folder / "fingerprint.json").read_text()),
-                                          json.loads((folder / "splits.json").read_text()))
-    return _Started(recipe, record, opened)
-
-
-def _climb(folder: Path, progress: bool, started: _Started | None) -> None:
+def _climb(folder: Path, progress: bool, started: Reopened | None) -> None:
     """Fit every rung not yet done, in order, within the budget; stop climbing when gains stop.
 
     ``started`` is what a new fit's set-up returned; a resumed fit reopens it from the staging folder.
     """
     from automed.report import write_reports
 
-    started = started or _reopen(folder)
+    started = started or reopen_run(folder)
     recipe, meta, opened, task = started.recipe, started.record, started.opened, get_task(started.recipe.task)
     dataset, fingerprint, splits = opened.dataset, opened.fingerprint, opened.splits
     clock = Clock(folder / STATE)

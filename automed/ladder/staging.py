@@ -25,7 +25,8 @@ from typing import Any, Callable
 from automed._jsonio import write_json
 from automed.errors import AutomedError
 
-__all__ = ["MANIFEST", "STATE", "Clock", "foreign_files", "run_staged", "staging_folder", "write_json"]
+__all__ = ["MANIFEST", "STATE", "Clock", "add_to_manifest", "foreign_files", "run_staged", "staging_folder",
+           "write_json"]
 
 log = logging.getLogger("automed")
 STATE = "state.json"
@@ -86,6 +87,17 @@ def foreign_files(out: Path) -> list[str]:
             ours = set()  # damaged: every file counts as the user's, so nothing is replaced
         return sorted(_files(out) - ours)
     return sorted(f for f in _files(out) if f.split("/")[0] not in _OLDER_RUNS)
+
+
+def add_to_manifest(out: Path, written: list[Path]) -> None:
+    """List the files ``written`` into the finished run folder ``out`` after its fit (an audit) as automed's own,
+    so that ``--overwrite`` may replace them; a run folder without a manifest (an older one) is left as it is."""
+    import json
+
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        ours = set(json.loads(manifest.read_text()))
+        write_json(manifest, sorted(ours | {p.relative_to(out).as_posix() for p in written}))
 
 
 def _files(folder: Path) -> set[str]:

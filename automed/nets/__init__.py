@@ -8,10 +8,10 @@ Modules import torch, MONAI and torchvision only inside their builders.
 
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 from typing import Any
 
+from automed._dotted import load_attribute
 from automed.nets.base import Architecture, ClassifierArchitecture, TransferArchitecture, count_parameters
 
 __all__ = ["Architecture", "ClassifierArchitecture", "TransferArchitecture", "architecture", "build_classifier",
@@ -21,8 +21,7 @@ __all__ = ["Architecture", "ClassifierArchitecture", "TransferArchitecture", "ar
 @lru_cache(maxsize=None)
 def architecture(path: str) -> Any:
     """The architecture at ``"module:Class"`` (an instance; they hold no state)."""
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)()
+    return load_attribute(path)()
 
 
 def build_network(config: Any, in_channels: int, out_channels: int) -> Any:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from automed.audit.records import AUDIT_FOLDER
 from automed.errors import RunFolderError
 from automed.report.recommend import recommend
 from automed.results import RESULT, read_result
@@ -66,7 +67,18 @@ def build_report(folder: Path) -> dict[str, Any]:
         "rungs": rungs,
         "learning_curve": (json.loads((folder / "learning_curve.json").read_text())
                            if (folder / "learning_curve.json").is_file() else None),
+        "audit": _audit(folder),
     }
     report["recommendation"] = recommend(report)
     report["best_rung"] = report["recommendation"]["rung"]
     return report
+
+
+def _audit(folder: Path) -> dict[str, Any] | None:
+    """The run's own audit (``audit/audit.json``, written by ``automed audit RUN``) as the report holds it."""
+    from dataclasses import asdict
+
+    from automed.audit.records import read_audit
+
+    audit = read_audit(folder / AUDIT_FOLDER)
+    return None if audit is None else asdict(audit)

@@ -12,12 +12,13 @@ import numpy as np
 
 from automed.data.atomic import write_bytes
 from automed.data.io import COLOUR_CHANNELS
+from automed.data.oof import image_and_truth, saved_prediction
 from automed.errors import AutomedError
 from automed.report.sections import comparison_ids
 from automed.report.tables import comparison_metric
 from automed.statistics import case_scores
 
-__all__ = ["OVERLAYS", "chosen_cases", "write_overlays"]
+__all__ = ["OVERLAYS", "chosen_cases", "display_image", "overlay_figure", "write_overlays"]
 
 log = logging.getLogger("automed")
 
@@ -68,9 +69,9 @@ def write_overlays(report: dict[str, Any], folder: Path) -> dict[str, Path]:
             panels = []
             for role, case_id, score in chosen_cases(rung, scored):
                 if case_id not in loaded:
-                    loaded[case_id] = _image_and_truth(cases[case_id], fingerprint)
+                    loaded[case_id] = image_and_truth(cases[case_id], fingerprint)
                 image, truth = loaded[case_id]
-                pred = _prediction(out.parent / "oof", case_id, fingerprint)
+                pred = saved_prediction(out.parent / "oof", case_id, fingerprint)
                 if pred.shape != truth.shape:
                     raise AutomedError(f"{case_id}: the saved mask's shape {pred.shape} differs from the label's "
                                        f"{truth.shape}")
@@ -80,7 +81,7 @@ def write_overlays(report: dict[str, Any], folder: Path) -> dict[str, Path]:
             out.unlink(missing_ok=True)
             continue
         if panels:
-            write_bytes(out, _figure(panels, report["dataset"]["classes"], fingerprint.dims,
+            write_bytes(out, overlay_figure(panels, report["dataset"]["classes"], fingerprint.dims,
                                     tuple(fingerprint.channel_names) == COLOUR_CHANNELS))
             written[rung["name"]] = out
     return written
@@ -94,26 +95,7 @@ def _dataset_cases(report: dict[str, Any]) -> dict[str, Any]:
     return {case.case_id: case for case in dataset.cases}
 
 
-def _image_and_truth(case: Any, fingerprint: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The case's image (channels first) and class map on the working grid."""
-    from automed.data.loading import load_case
-    from automed.data.normalize import map_labels
-
-    loaded = load_case(case, fingerprint.n_channels, fingerprint.channels_in_one_file, fingerprint.target_spacing)
-    return loaded.image, map_labels(loaded.label, fingerprint.label_mapping)
-
-
-def _prediction(oof: Path, case_id: str, fingerprint: Any) -> np.ndarray:
-    from automed.data.io import read_image, strip_suffix
-    from automed.data.normalize import map_labels
-
-    found = [p for p in oof.iterdir() if strip_suffix(p) == case_id]
-    if not found:
-        raise AutomedError(f"{oof}: no saved mask of {case_id}")
-    return map_labels(read_image(found[0]).array.astype(np.int64), fingerprint.label_mapping)
-
-
-def _figure(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], classes: dict[str, str], dims: int,
+def overlay_figure(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], classes: dict[str, str], dims: int,
             colour: bool) -> bytes:
     """Rows: the chosen cases; columns: slices (3D) or the image (2D). Prediction filled, truth outlined;
     a ``colour`` photograph is shown in colour, any other image by its first channel."""
@@ -131,7 +113,7 @@ def _figure(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], classe
         for col, index in enumerate(_slices(truth) if dims == 3 else [None]):
             ax = axes[row][col]
             picture, t, p = (image[:, index], truth[index], pred[index]) if index is not None else (image, truth, pred)
-            ax.imshow(_display(picture, colour), cmap="gray", interpolation="nearest")
+            ax.imshow(display_image(picture, colour), cmap="gray", interpolation="nearest")
             for k in range(1, len(classes)):
                 colour = f"C{(k - 1) % 10}"
                 fill = np.zeros((*p.shape, 4))
@@ -154,7 +136,7 @@ def _slices(truth: np.ndarray) -> list[int]:
     return sorted({int(np.quantile(z, q, method="nearest")) for q in SLICES})
 
 
-def _display(picture: np.ndarray, colour: bool) -> np.ndarray:
+def display_image(picture: np.ndarray, colour: bool) -> np.ndarray:
     """A colour photograph as RGB, else its first channel, scaled to its 1-99 percentiles."""
     channels = picture if colour else picture[:1]
     low, high = np.percentile(channels, [1, 99])

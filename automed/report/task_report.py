@@ -6,11 +6,11 @@ report one score with a CI and store their paired gains when judged.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from automed._dotted import load_attribute
 from automed.report.sections import Table, evaluated_cases
 
 __all__ = ["Figure", "Section", "TaskReport", "task_report"]
@@ -91,5 +91,4 @@ def task_report(report: dict[str, Any]) -> TaskReport:
     """The :class:`TaskReport` of the report's task (``Task.report_sections``, ``"module:Class"``)."""
     from automed.tasks import get_task
 
-    module, _, name = get_task(report["task"]).report_sections.partition(":")
-    return getattr(importlib.import_module(module), name)()
+    return load_attribute(get_task(report["task"]).report_sections)()

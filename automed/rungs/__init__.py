@@ -12,9 +12,9 @@ rungs are a sub-package named after it (:mod:`automed.rungs.segmentation`, :mod:
 
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 
+from automed._dotted import load_attribute
 from automed.errors import RecipeError
 
 __all__ = ["rung_class"]
@@ -36,8 +36,7 @@ def _made(task: str, name: str) -> type:
 
     entry = get_task(task).rungs[name]
     path, settings = entry if isinstance(entry, tuple) else (entry, None)
-    module, _, attr = path.partition(":")
-    base = getattr(importlib.import_module(module), attr)
+    base = load_attribute(path)
     if settings is None:
         return base
     return type(base.__name__, (base,), {"name": name, "__module__": base.__module__, **settings,

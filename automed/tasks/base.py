@@ -87,6 +87,10 @@ class Task(ABC):
     fitted_model : type
         The :class:`typing.Protocol` (runtime-checkable) every fitted rung of the task satisfies: what its
         predictor calls. :func:`automed.rungs.fitted.load_fitted` refuses a rung that does not.
+    auditor : str or None
+        ``"module:function"`` ranking a finished run's cases by how suspect their labels look
+        (``function(inputs: AuditInputs) -> Audit``, see :mod:`automed.audit`); None: ``automed audit``
+        refuses the task's runs.
     report_sections : str
         ``"module:Class"`` of the :class:`automed.report.task_report.TaskReport` that writes the task's parts
         of the report (its dataset sentence, a rung's tables and pictures, paired gains); the default's
@@ -102,6 +106,7 @@ class Task(ABC):
     recipe_options: ClassVar[frozenset[str]] = frozenset()
     predictor: ClassVar[str]
     fitted_model: ClassVar[type]
+    auditor: ClassVar[str | None] = None
     report_sections: ClassVar[str] = "automed.report.task_report:TaskReport"
 
     @abstractmethod

@@ -48,6 +48,7 @@ class Classification(Task):
     data_suffixes = (".npz", ".csv")
     recipe_options = frozenset({"label_fractions", "ordinal", "class_order"})
     predictor = "automed.ladder.predict:predict_classification"
+    auditor = "automed.audit.classification:audit_classification"
     fitted_model = ClassificationModel
     report_sections = "automed.report.classification:ClassificationReport"
 

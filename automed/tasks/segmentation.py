@@ -60,6 +60,7 @@ class Segmentation(Task):
     }
     recipe_options = frozenset({"folds_file", "target_spacing"})
     predictor = "automed.ladder.predict:predict_segmentation"
+    auditor = "automed.audit.segmentation:audit_segmentation"
     fitted_model = SegmentationModel
     report_sections = "automed.report.segmentation:SegmentationReport"
 
