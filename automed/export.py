@@ -257,7 +257,7 @@ def _check_onnx(model: Any, name: str, kind: str, files: list[Path], report: dic
 
 def _check_case(report: dict[str, Any], run_folder: Path) -> tuple[str, np.ndarray]:
     """The first comparison case of the run, normalised on the working grid."""
-    from automed.data.dataset import open_dataset
+    from automed.data.dataset import open_recorded
     from automed.data.fingerprint import Fingerprint
     from automed.data.loading import load_case
     from automed.data.normalize import normalize
@@ -265,8 +265,7 @@ def _check_case(report: dict[str, Any], run_folder: Path) -> tuple[str, np.ndarr
 
     fingerprint = Fingerprint.from_dict(json.loads((run_folder / "fingerprint.json").read_text()))
     _data_present(report)
-    dataset = open_dataset(report["dataset"]["path"], report["dataset"]["format"],
-                           (report.get("recipe") or {}).get("colour") == "rgb")
+    dataset = open_recorded(report["dataset"]["path"], report["dataset"]["format"], report.get("recipe"))
     cases = {c.case_id: c for c in dataset.cases}
     rung = report_rung(report, report["best_rung"]) if report.get("best_rung") else report["rungs"][0]
     case_id = next((c for c in comparison_ids(rung) if c in cases), next(iter(cases)))

@@ -145,6 +145,13 @@ class Recipe:
     class_order : tuple of str
         Classification: every class name, in order (for ordinal grades, lowest first); empty:
         sorted names (MedMNIST's class numbers in numeric order).
+    raters : tuple of str
+        Segmentation with several annotators: glob patterns of the rater folders, relative to the
+        dataset root (``["experts_*/person*"]``); empty: the ``<labels>_<rater>/`` folders beside the
+        labels folder, if any (:mod:`automed.data.raters`).
+    consensus : str
+        Segmentation with several annotators: the label the rungs train on, ``"staple"`` (SimpleITK's
+        STAPLE), ``"majority"`` or ``"rater:NAME"`` (one rater's masks).
     rungs : tuple of RungSpec or None
         The ladder, lowest rung first; None: the task's default ladder.
     budget : str or float, optional
@@ -179,6 +186,8 @@ class Recipe:
     label_fractions: tuple[float, ...] = ()
     ordinal: bool = False
     class_order: tuple[str, ...] = ()
+    raters: tuple[str, ...] = ()
+    consensus: str = "staple"
     rungs: tuple[RungSpec, ...] | None = None
     budget: InitVar[str | float | None] = None
     max_vram: InitVar[str | int | None] = None
@@ -232,6 +241,7 @@ class Recipe:
                               "only.")
         object.__setattr__(self, "label_fractions", tuple(sorted(set(float(f) for f in self.label_fractions))))
         self._check_classes()
+        self._check_raters()
         if self.rungs is not None and not isinstance(self.rungs, (list, tuple)):
             raise RecipeError(f"The 'rungs' parameter of Recipe must be a list, e.g. ['classical']. "
                               f"Got {shown(self.rungs)} instead.")
@@ -244,6 +254,19 @@ class Recipe:
         if len(set(names)) != len(names):
             raise RecipeError(f"Recipe rungs must be distinct; got {names}.")
         object.__setattr__(self, "rungs", specs)
+
+    def _check_raters(self) -> None:
+        from automed.data.consensus import check_consensus
+
+        if isinstance(self.raters, str) or not isinstance(self.raters, (list, tuple)) or not all(
+                isinstance(r, str) and r for r in self.raters):
+            raise RecipeError(f"The 'raters' parameter of Recipe must be a list of folder patterns, e.g. "
+                              f"['experts_*/person*']. Got {shown(self.raters)} instead.")
+        object.__setattr__(self, "raters", tuple(self.raters))
+        check_consensus(self.consensus)
+        for name, default in (("raters", ()), ("consensus", "staple")):
+            if getattr(self, name) != default and not self._reads(name):
+                raise RecipeError(f"The '{name}' parameter of Recipe applies to {_tasks_reading(name)} only.")
 
     def _check_spacing(self) -> None:
         if self.target_spacing is None or self.target_spacing == "auto":

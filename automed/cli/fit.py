@@ -39,6 +39,10 @@ from automed.cli._errors import clean_errors
               help="State dict for the transfer rungs, FILE or RUNG=FILE (e.g. vgg16=vgg16.pth); repeatable.")
 @click.option("--label-fractions", help="Classification learning curve, e.g. 0.1,0.25,1.0.")
 @click.option("--unlabeled", type=click.Path(file_okay=False), help="Unlabelled images for the ssl rung's pretraining.")
+@click.option("--raters", help="Several annotators: comma-separated glob patterns of the rater folders, e.g. "
+                                "'experts_*/person*' (default: labels_<rater>/ folders beside labels/, if any).")
+@click.option("--consensus", help="The label of several raters the rungs train on: staple (default), majority or "
+                                  "rater:NAME.")
 @click.option("--jobs", "n_jobs", type=int, help="Worker processes/threads (-1: all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder (only once the new fit succeeds).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -48,7 +52,8 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
         data_format: str | None, rungs: str | None, n_folds: int | None, folds_file: str | None, cv: str | None,
         random_state: int | None,
         budget: str | None, max_vram: str | None, min_gain: float | None, full_ladder: bool | None,
-        pretrained: tuple[str, ...], label_fractions: str | None, unlabeled: str | None, n_jobs: int | None, overwrite: bool, quiet: bool) -> None:
+        pretrained: tuple[str, ...], label_fractions: str | None, unlabeled: str | None, raters: str | None,
+        consensus: str | None, n_jobs: int | None, overwrite: bool, quiet: bool) -> None:
     """Climb the ladder on DATA and write a run folder with its report.
 
     DATA is a segmentation dataset folder (MSD, nnU-Net, images/ + labels/) or, with
@@ -68,7 +73,7 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
                         "--folds": n_folds, "--folds-file": folds_file, "--cv": cv, "--seed": random_state,
                         "--budget": budget, "--max-vram": max_vram, "--min-gain": min_gain, "--full-ladder": full_ladder,
                         "--pretrained-weights": pretrained or None, "--label-fractions": label_fractions,
-                        "--unlabeled": unlabeled, "--jobs": n_jobs}
+                        "--unlabeled": unlabeled, "--raters": raters, "--consensus": consensus, "--jobs": n_jobs}
         if resume is not None:
             given = {**plan_options, "DATA": data, "--out": out, "--overwrite": overwrite or None, "--replay": replay}
             if named := [name for name, value in given.items() if value is not None]:
@@ -92,7 +97,9 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
                "random_state": random_state,
                "budget_s": parse_duration(budget), "n_jobs": n_jobs, "cv": cv, "max_vram_bytes": parse_size(max_vram),
                "min_gain": min_gain, "full_ladder": full_ladder,
-               "label_fractions": _fractions(label_fractions) if label_fractions else None}
+               "label_fractions": _fractions(label_fractions) if label_fractions else None,
+               "raters": tuple(r.strip() for r in raters.split(",") if r.strip()) if raters else None,
+               "consensus": consensus}
     changes = {k: v for k, v in changes.items() if v is not None}
     if "task" in changes and changes["task"] != recipe.task and recipe_path:
         raise click.UsageError(f"--task {task} contradicts the recipe's task '{recipe.task}'.")

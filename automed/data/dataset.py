@@ -18,6 +18,7 @@ from automed.data.io import (COLOUR_CHANNELS, LUMINANCE, TWO_D_SUFFIXES, folder_
                               strip_suffix)
 from automed.data.manifest import open_manifest
 from automed.data.pairing import pair_by_name
+from automed.data.raters import find_rater_folders, with_raters
 from automed.errors import DataError
 
 __all__ = ["Dataset", "detect_format", "files_by_stem", "group_channels", "open_dataset", "visible_entries"]
@@ -60,7 +61,7 @@ def visible_entries(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p.is_dir() or image_suffix(p)))
 
 
-def detect_format(root: str | Path) -> str:
+def detect_format(root: str | Path, raters: tuple[str, ...] = ()) -> str:
     """Name the layout of ``root``: ``"msd"``, ``"nnunet"``, ``"folders"`` or ``"csv"`` (a manifest file).
 
     Raises
@@ -77,7 +78,8 @@ def detect_format(root: str | Path) -> str:
     if meta.is_file() and (root / "imagesTr").is_dir():
         info = _read_json(meta)
         return "nnunet" if "channel_names" in info or "file_ending" in info else "msd"
-    if _pair_dirs(root) is not None:
+    if _pair_dirs(root) is not None or (_images_dir(root) is not None
+                                        and (raters or find_rater_folders(root, None, (), LABEL_DIRS))):
         return "folders"
     raise DataError(
         f"{root}: not a dataset folder. Expected dataset.json with imagesTr/ and labelsTr/ "
@@ -85,7 +87,8 @@ def detect_format(root: str | Path) -> str:
     )
 
 
-def open_dataset(root: str | Path, data_format: str = "auto", colour: bool = True) -> Dataset:
+def open_dataset(root: str | Path, data_format: str = "auto", colour: bool = True, raters: tuple[str, ...] = (),
+                 consensus: str = "staple") -> Dataset:
     """List the labelled cases of the dataset at ``root``.
 
     Parameters
@@ -96,18 +99,29 @@ def open_dataset(root: str | Path, data_format: str = "auto", colour: bool = Tru
         Layout; ``"auto"`` detects it.
     colour : bool
         Colour photographs as their R, G and B channels (else as luminance).
+    raters, consensus : tuple of str, str
+        Several annotators (:mod:`automed.data.raters`): glob patterns of the rater folders (empty: the
+        ``<labels>_<rater>/`` folders, if any), and how their masks make each case's label.
 
     Raises
     ------
     DataError
-        Not a dataset, no cases, or an image without label (or label without image).
+        Not a dataset, no cases, or an image without label (or label without image); a rater folder
+        without a mask of a case, or with a mask of no case.
     """
     root = Path(root)
-    fmt = detect_format(root) if data_format == "auto" else data_format
+    fmt = detect_format(root, raters) if data_format == "auto" else data_format
     if fmt != "csv" and not root.is_dir():
         raise DataError(f"{root}: not a folder; give the dataset's root folder.")
     opener = {"msd": _open_msd, "nnunet": _open_nnunet, "folders": _open_folders, "csv": _open_csv}[fmt]
-    dataset = opener(root)
+    labels_dir = _labels_dir(root, fmt)
+    dataset = opener(root) if labels_dir is not None or fmt == "csv" else _open_images(root)
+    if fmt == "csv" and raters:
+        raise DataError(f"{root}: a manifest names one label per image; give several raters as a folder per rater "
+                        "beside images/ (see the README, 'Several annotators').")
+    names = ("labelsTr",) if fmt in ("msd", "nnunet") else LABEL_DIRS
+    if folders := find_rater_folders(root, labels_dir, raters, names) if fmt != "csv" else {}:
+        dataset = replace(dataset, cases=with_raters(dataset.cases, folders, consensus))
     if fmt in ("folders", "csv"):
         dataset = _with_channels(dataset, colour)
     if not dataset.cases:
@@ -117,6 +131,13 @@ def open_dataset(root: str | Path, data_format: str = "auto", colour: bool = Tru
         cases = tuple(replace(c, group=groups[c.case_id], site=sites.get(c.case_id)) for c in dataset.cases)
         dataset = replace(dataset, cases=cases)
     return dataset
+
+
+def open_recorded(path: str | Path, data_format: str, recipe: dict | None) -> Dataset:
+    """The dataset at ``path`` opened as a run's resolved ``recipe`` (its ``recipe.yaml`` as a dict) opened it."""
+    recipe = recipe or {}
+    return open_dataset(path, data_format, recipe.get("colour", "rgb") == "rgb", tuple(recipe.get("raters") or ()),
+                        recipe.get("consensus") or "staple")
 
 
 def _read_json(path: Path) -> dict:
@@ -263,9 +284,27 @@ def group_channels(files: list[Path], n_channels: int, where: Path) -> Iterator[
 
 
 def _pair_dirs(root: Path) -> tuple[Path, Path] | None:
-    images = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), None)
+    images = _images_dir(root)
     labels = next((root / d for d in LABEL_DIRS if (root / d).is_dir()), None)
     return (images, labels) if images and labels else None
+
+
+def _images_dir(root: Path) -> Path | None:
+    return next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), None)
+
+
+def _labels_dir(root: Path, fmt: str) -> Path | None:
+    """The layout's labels folder (None: a manifest, or images/ whose labels are only the raters' folders)."""
+    if fmt in ("msd", "nnunet"):
+        return root / "labelsTr"
+    pair = _pair_dirs(root) if fmt == "folders" else None
+    return None if pair is None else pair[1]
+
+
+def _open_images(root: Path) -> Dataset:
+    """images/ with no labels folder: the cases, to be labelled by their raters' folders."""
+    images = files_by_stem(visible_entries(_images_dir(root)))
+    return Dataset(root, "folders", tuple(Case(stem, (images[stem],)) for stem in sorted(images, key=_natural_key)))
 
 
 def _open_folders(root: Path) -> Dataset:

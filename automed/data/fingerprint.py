@@ -169,7 +169,7 @@ def scan_dataset(dataset: Dataset, random_state: int = 0, progress: bool = False
     mapping, classes = _label_mapping(dataset, value_counts)
     empty = []
     for rec in records:
-        path = labelled[rec["case_id"]].label_path
+        path = labelled[rec["case_id"]].label_source
         rec["class_voxels"] = {str(mapping[v]): c for v, c in rec.pop("label_values").items()}
         if set(rec["class_voxels"]) == {"0"}:
             empty.append(rec["case_id"])
@@ -292,7 +292,7 @@ def _mixed_encodings(records: list[dict[str, Any]], cases: dict[str, Any]) -> st
         if len(values) > 1:
             return None  # a file with several classes: the values are class numbers
         if values:
-            foreground.setdefault(values[0], []).append(str(cases[rec["case_id"]].label_path))
+            foreground.setdefault(values[0], []).append(str(cases[rec["case_id"]].label_source))
     if len(foreground) < 2:
         return None
     listed = "; ".join(f"value {v} in {paths[0]}" + (f" and {len(paths) - 1} more" if len(paths) > 1 else "")

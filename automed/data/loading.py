@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -116,25 +117,53 @@ def load_case(case: Case, n_channels: int, channels_in_one_file: bool = False,
     """
     image, geometry, notes = _read_channels(case, n_channels, channels_in_one_file)
     roi = None if case.roi_path is None else load_roi(case.roi_path, image.shape[1:], geometry)
-    if case.label_path is None:
+    if not case.labelled:
         return on_grid(LoadedCase(case, image, None, geometry, notes, roi=roi), target_spacing)
-    label_image = read_mask(case.label_path)
-    path = case.label_path
+    if case.raters:
+        shared, more = _consensus(case.raters, case.consensus, image.shape[1:], geometry, notes)
+        label, path, notes = shared.copy(), case.label_source, notes + more
+    else:
+        path = case.label_path
+        label, more = _label(path, image.shape[1:], geometry, notes)
+        notes += more
+    if roi is not None and (outside := int(np.count_nonzero(label[~roi]))):
+        notes += (f"{path}: {outside} labelled voxel(s) lie outside the ROI {case.roi_path.name} and are ignored.",)
+    if roi is not None:
+        label = np.where(roi, label, 0)
+    return on_grid(LoadedCase(case, image, label.astype(np.int64, copy=False), geometry, notes, roi), target_spacing)
+
+
+@lru_cache(maxsize=64)
+def _consensus(raters: tuple[tuple[str, Path], ...], method: str, shape: tuple[int, ...], geometry: Geometry,
+               notes: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The consensus label of the raters' masks (each checked as a label), kept for the next read of the case (STAPLE
+    takes about 2 s for ten 1024 x 811 masks, and a fit reads a case many times)."""
+    from automed.data.consensus import consensus_label
+
+    masks, read = {}, ()
+    for rater, path in raters:
+        masks[rater], more = _label(path, shape, geometry, notes)
+        read += more
+    label = consensus_label(masks, method)
+    label.flags.writeable = False  # shared by every later read
+    return label, read
+
+
+def _label(path: Path, shape: tuple[int, ...], geometry: Geometry, notes: tuple[str, ...]
+           ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The class values of the mask file ``path`` checked against the image (its ``shape`` and ``geometry``; ``notes``
+    say how the image was read), and the notes of how the mask was read."""
+    label_image = read_mask(path)
     label, note = clean_mask(label_image.array, path)
-    if label.shape != image.shape[1:]:
-        raise DataError(f"{path}: shape {label.shape} does not match image {image.shape[1:]}{_read_as(notes)}.")
+    if label.shape != shape:
+        raise DataError(f"{path}: shape {label.shape} does not match image {shape}{_read_as(notes)}.")
     if problem := geometry.mismatch(label_image.geometry):
         raise DataError(f"{path}: {problem}; resample the label onto the image grid.")
     if not np.isfinite(label).all() or (label.dtype.kind == "f" and not np.equal(np.mod(label, 1), 0).all()):
         raise DataError(f"{path}: label holds non-integer values; labels must be integer class values.")
     if label.min() < 0:
         raise DataError(f"{path}: label holds negative values; labels must be integer class values >= 0.")
-    notes += label_image.notes + (() if note is None else (note,))
-    if roi is not None and (outside := int(np.count_nonzero(label[~roi]))):
-        notes += (f"{path}: {outside} labelled voxel(s) lie outside the ROI {case.roi_path.name} and are ignored.",)
-    if roi is not None:
-        label = np.where(roi, label, 0)
-    return on_grid(LoadedCase(case, image, label.astype(np.int64, copy=False), geometry, notes, roi), target_spacing)
+    return label, label_image.notes + (() if note is None else (note,))
 
 
 def on_grid(loaded: LoadedCase, target_spacing: tuple[float, ...] | None) -> LoadedCase:

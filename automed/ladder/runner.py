@@ -222,6 +222,7 @@ def _climb(folder: Path, progress: bool, started: Reopened | None) -> None:
             _refuse_budget(recipe.budget_s, shortfalls)
         if recipe.label_fractions:
             learning_curve(folder, recipe, dataset, fingerprint, splits, done, _n_jobs(recipe), progress)
+        task.finish(folder, recipe, opened, tuple(done))
     finally:
         clock.stop()
     # the memory-mapped training cases are a full copy of the data: kept for a resume, not after

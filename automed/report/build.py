@@ -68,6 +68,7 @@ def build_report(folder: Path) -> dict[str, Any]:
         "learning_curve": (json.loads((folder / "learning_curve.json").read_text())
                            if (folder / "learning_curve.json").is_file() else None),
         "audit": _audit(folder),
+        "raters": (json.loads((folder / "raters.json").read_text()) if (folder / "raters.json").is_file() else None),
     }
     report["recommendation"] = recommend(report)
     report["best_rung"] = report["recommendation"]["rung"]

@@ -88,10 +88,9 @@ def write_overlays(report: dict[str, Any], folder: Path) -> dict[str, Path]:
 
 
 def _dataset_cases(report: dict[str, Any]) -> dict[str, Any]:
-    from automed.data.dataset import open_dataset
+    from automed.data.dataset import open_recorded
 
-    dataset = open_dataset(report["dataset"]["path"], report["dataset"]["format"],
-                           (report.get("recipe") or {}).get("colour") == "rgb")
+    dataset = open_recorded(report["dataset"]["path"], report["dataset"]["format"], report.get("recipe"))
     return {case.case_id: case for case in dataset.cases}
 
 

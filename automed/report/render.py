@@ -6,9 +6,10 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from automed.report.overlays import OVERLAYS
 from automed.report.audit import audit_sections
+from automed.report.overlays import OVERLAYS
 from automed.report.plots import TRAINING_CURVES, learning_curve_png, pareto_png, pareto_points
+from automed.report.raters import rater_sections
 from automed.report.recommend import recommendation_of
 from automed.report.sections import (
     chosen_configuration,
@@ -188,7 +189,7 @@ def to_markdown(report: dict[str, Any], folder: Path | None = None) -> str:
     if report.get("learning_curve"):
         parts += ["## Learning curve", _md_table(*_learning_curve(report)),
                   "![test metric against the fraction of labelled cases](learning_curve.png)"]
-    for section in audit_sections(report):
+    for section in rater_sections(report) + audit_sections(report):
         parts += [f"## {section.title}", section.text, section.table and _md_table(*section.table),
                   " ".join(f"![{caption}]({path})" for caption, path in section.images if _present(folder, path))]
     per_case = task.per_case(report)
@@ -247,7 +248,7 @@ def to_html(report: dict[str, Any], folder: Path | None = None) -> str:
         figures=[{"caption": f.caption, "png": _base64(f.png)} for f in task.figures(report) if f.png is not None],
         learning_curve=_learning_curve(report) if report.get("learning_curve") else None,
         learning_curve_png=_base64(learning_curve_png(report)),
-        audit=[_embedded(section, folder) for section in audit_sections(report)],
+        audit=[_embedded(section, folder) for section in rater_sections(report) + audit_sections(report)],
     )
 
 

@@ -148,6 +148,10 @@ class Task(ABC):
         """The metric of ``result`` on ``comparison_cases`` as the judge records it
         (``{"metric", "cases", "n", "case_ids"}``), and the paired gain of ``result`` over another rung's."""
 
+    def finish(self, folder: Path, recipe: Recipe, opened: Opened, done: tuple[RungResult, ...]) -> None:
+        """Write the task's run-level records into the staging ``folder`` once every rung in ``done`` has finished
+        (segmentation: the raters' agreement, where cases have several). The default writes none."""
+
 
 @contextmanager
 def about(data: Path) -> Iterator[None]:

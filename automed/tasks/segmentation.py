@@ -58,19 +58,18 @@ class Segmentation(Task):
                             "batch_voxels": 2**18, "default_max_patch": 128, "cost_weight": 6.0}),
         "ensemble": "automed.rungs.segmentation.ensemble:SegmentationEnsembleRung",
     }
-    recipe_options = frozenset({"folds_file", "target_spacing"})
+    recipe_options = frozenset({"folds_file", "target_spacing", "raters", "consensus"})
     predictor = "automed.ladder.predict:predict_segmentation"
     auditor = "automed.audit.segmentation:audit_segmentation"
     fitted_model = SegmentationModel
     report_sections = "automed.report.segmentation:SegmentationReport"
 
     def prepare(self, recipe: Recipe, data: Path, progress: bool) -> Prepared:
-        from automed.data.dataset import open_dataset
         from automed.data.fingerprint import compute_fingerprint
         from automed.data.splits import make_folds, read_folds
         from automed.recipe import Recipe
 
-        dataset = open_dataset(data, recipe.data_format, recipe.colour == "rgb")
+        dataset = self._open(recipe, data)
         ids, groups = [c.case_id for c in dataset.cases], [c.group for c in dataset.cases]
         if recipe.folds_file is not None:  # checked before the fingerprint's minutes of reading
             # n_folds left at its default takes the file's number of folds; any other must be the file's
@@ -114,11 +113,20 @@ class Segmentation(Task):
 
     def reopen(self, recipe: Recipe, data: Path, fingerprint_record: dict[str, Any],
                splits: dict[str, Any]) -> Opened:
-        from automed.data.dataset import open_dataset
         from automed.data.fingerprint import Fingerprint
 
-        return Opened(open_dataset(data, recipe.data_format, recipe.colour == "rgb"),
-                      Fingerprint.from_dict(fingerprint_record), splits)
+        return Opened(self._open(recipe, data), Fingerprint.from_dict(fingerprint_record), splits)
+
+    @staticmethod
+    def _open(recipe: Recipe, data: Path) -> Any:
+        from automed.data.dataset import open_dataset
+
+        return open_dataset(data, recipe.data_format, recipe.colour == "rgb", recipe.raters, recipe.consensus)
+
+    def finish(self, folder: Path, recipe: Recipe, opened: Opened, done: tuple[RungResult, ...]) -> None:
+        from automed.ladder.raters import write_rater_agreement
+
+        write_rater_agreement(folder, recipe, opened, done)
 
     def comparison_cases(self, recipe: Recipe, opened: Opened) -> list[str]:
         if recipe.cv == "full":

@@ -324,7 +324,7 @@ class ClassicalRung(Rung):
             scores = segmentation_scores(pred, store[case_id].label, fp.n_classes, spacing[case_id])
             per_case.append({"case_id": case_id, "fold": fold_of[case_id],
                              "scores": {str(c): s for c, s in scores.items()}})
-            label_path = cases[case_id].label_path
+            label_path = cases[case_id].label_source
             suffix = mask_suffix(label_path)
             write_image(unmap_labels(pred, fp.label_mapping), store[case_id].geometry, out_dir / f"{case_id}{suffix}")
         return per_case

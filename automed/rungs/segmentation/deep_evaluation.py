@@ -39,7 +39,7 @@ def evaluate_cases(context: FitContext, evaluations: list, volumes: dict[str, An
             seconds.append(time.monotonic() - started)
             scores = segmentation_scores(pred, volume.label, fp.n_classes, volume.spacing)
             per_case.append({"case_id": case_id, "fold": k, "scores": {str(c): s for c, s in scores.items()}})
-            label_path = cases[case_id].label_path
+            label_path = cases[case_id].label_source
             suffix = mask_suffix(label_path)
             write_image(unmap_labels(pred, fp.label_mapping), volume.geometry, out / f"{case_id}{suffix}")
     return per_case, float(np.mean(seconds))
