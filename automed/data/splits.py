@@ -11,7 +11,7 @@ import numpy as np
 
 from automed.errors import DataError
 
-__all__ = ["check_fold_count", "holdout_split", "inner_split", "label_subset", "load_folds", "make_folds", "read_folds",
+__all__ = ["check_fold_count", "holdout_split", "inner_split", "label_subset", "load_folds", "training_subset", "make_folds", "read_folds",
            "stratified_folds"]
 
 log = logging.getLogger("automed")
@@ -132,6 +132,28 @@ def label_subset(splits: dict, labels: dict[str, str], fraction: float, n_folds:
         subset["train"] = sorted(set(splits["train"]) & set(keep))
         subset["val"] = sorted(set(splits["val"]) & set(keep))
     return subset
+
+
+def training_subset(splits: dict, fraction: float, groups: dict[str, str | None], random_state: int = 0) -> dict:
+    """``splits`` reduced to fold 0, trained on a ``fraction`` of its training cases and validated on its validation
+    cases unchanged (so every fraction is scored on the same cases).
+
+    Whole patient groups (``groups``: case id -> group, None: the case alone) are taken in one seeded order until
+    the fraction is reached, so a smaller fraction's cases lie inside a larger one's.
+    """
+    fold = splits["folds"][0]
+    by_group: dict[str, list[str]] = {}
+    for case in sorted(fold["train"]):
+        by_group.setdefault(groups.get(case) or case, []).append(case)
+    target = max(1, int(np.ceil(fraction * len(fold["train"]))))
+    keep: list[str] = []
+    for group in np.random.default_rng(random_state).permutation(sorted(by_group)):
+        if len(keep) >= target:
+            break
+        keep += by_group[group]
+    keep = sorted(keep)
+    return {**splits, "folds": [{"train": keep, "val": list(fold["val"])}], "n_folds": 1, "dev": keep,
+            "fraction": fraction}
 
 
 def read_folds(path: str | Path, case_ids: Sequence[str], groups: Sequence[str | None],

@@ -221,7 +221,7 @@ def _climb(folder: Path, progress: bool, started: Reopened | None) -> None:
         if not done and shortfalls:
             _refuse_budget(recipe.budget_s, shortfalls)
         if recipe.label_fractions:
-            learning_curve(folder, recipe, dataset, fingerprint, splits, done, _n_jobs(recipe), progress)
+            learning_curve(folder, recipe, opened, done, _n_jobs(recipe), progress)
         task.finish(folder, recipe, opened, tuple(done))
     finally:
         clock.stop()

@@ -8,6 +8,7 @@ from pathlib import Path
 from automed.data.atomic import write_bytes
 from automed.errors import RunFolderError
 from automed.report.build import build_report
+from automed.report.learning_curve import LEARNING_CURVE_PICTURE
 from automed.report.plots import TRAINING_CURVES, learning_curve_png, pareto_png, training_curves_png
 from automed.report.recommend import recommend
 from automed.report.render import to_html, to_markdown
@@ -28,7 +29,7 @@ def write_reports(run_folder: str | Path) -> dict:
     _refuse_losing_rungs(folder)
     report = build_report(folder)
     task = task_report(report)
-    figures = {"pareto.png": pareto_png(report), "learning_curve.png": learning_curve_png(report),
+    figures = {"pareto.png": pareto_png(report), LEARNING_CURVE_PICTURE: learning_curve_png(report),
                **{figure.file: figure.png for figure in task.figures(report)}}
     figures.update({f"rungs/{r['name']}/{TRAINING_CURVES}": training_curves_png(r) for r in report["rungs"]
                     if (folder / "rungs" / r["name"]).is_dir()})

@@ -125,7 +125,8 @@ def training_curves_png(rung: dict[str, Any]) -> bytes | None:
 
 
 def learning_curve_png(report: dict[str, Any]) -> bytes | None:
-    """Test metric (95% CI error bars) against the fraction of labelled development cases, one line per rung."""
+    """The metric on the comparison cases (95% CI error bars) against the fraction of labelled cases, one line per
+    rung."""
     curve = report.get("learning_curve")
     if not curve:
         return None
@@ -143,8 +144,8 @@ def learning_curve_png(report: dict[str, Any]) -> bytes | None:
                 - p["metric"]["mean"] for p in scored]
         ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, label=name)
     ax.set_xscale("log")
-    ax.set_xlabel("fraction of labelled development cases")
-    ax.set_ylabel(f"test {metric_label(curve['metric'])}")
+    ax.set_xlabel("fraction of labelled cases")
+    ax.set_ylabel(f"{metric_label(curve['metric'])}, {curve.get('cases') or 'held-out test cases'}", fontsize=8)
     ax.set_title("Learning curve")
     ax.legend(fontsize=7)
     return figure_png(fig)

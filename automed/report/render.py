@@ -8,7 +8,8 @@ from typing import Any
 
 from automed.report.audit import audit_sections
 from automed.report.overlays import OVERLAYS
-from automed.report.plots import TRAINING_CURVES, learning_curve_png, pareto_png, pareto_points
+from automed.report.learning_curve import learning_curve_sections
+from automed.report.plots import TRAINING_CURVES, pareto_png, pareto_points
 from automed.report.raters import rater_sections
 from automed.report.recommend import recommendation_of
 from automed.report.sections import (
@@ -186,10 +187,7 @@ def to_markdown(report: dict[str, Any], folder: Path | None = None) -> str:
     if pareto_points(report):
         parts.append("![metric vs compute: score on the comparison cases against fit seconds](pareto.png)")
     parts += [f"![{figure.caption}]({figure.file})" for figure in task.figures(report) if _present(folder, figure.file)]
-    if report.get("learning_curve"):
-        parts += ["## Learning curve", _md_table(*_learning_curve(report)),
-                  "![test metric against the fraction of labelled cases](learning_curve.png)"]
-    for section in rater_sections(report) + audit_sections(report):
+    for section in _run_sections(report):
         parts += [f"## {section.title}", section.text, section.table and _md_table(*section.table),
                   " ".join(f"![{caption}]({path})" for caption, path in section.images if _present(folder, path))]
     per_case = task.per_case(report)
@@ -246,10 +244,13 @@ def to_html(report: dict[str, Any], folder: Path | None = None) -> str:
         dataset=task.describe_dataset(report).replace("`", ""), leaderboard=_leaderboard(report),
         leaderboard_note=_leaderboard_note(report), rungs=rungs, pareto=_base64(pareto_png(report)),
         figures=[{"caption": f.caption, "png": _base64(f.png)} for f in task.figures(report) if f.png is not None],
-        learning_curve=_learning_curve(report) if report.get("learning_curve") else None,
-        learning_curve_png=_base64(learning_curve_png(report)),
-        audit=[_embedded(section, folder) for section in rater_sections(report) + audit_sections(report)],
+        run_sections=[_embedded(section, folder) for section in _run_sections(report)],
     )
+
+
+def _run_sections(report: dict[str, Any]) -> list[Section]:
+    """The run-level sections after the leaderboard: the learning curve, the raters, the label audit."""
+    return learning_curve_sections(report) + rater_sections(report) + audit_sections(report)
 
 
 def _embedded(section: Section, folder: Path | None) -> dict[str, Any]:
@@ -257,21 +258,6 @@ def _embedded(section: Section, folder: Path | None) -> dict[str, Any]:
     images = [{"caption": caption, "png": _base64(_file(folder, path))} for caption, path in section.images
               if _present(folder, path)]
     return {"title": section.title, "text": section.text, "table": section.table, "images": images}
-
-
-def _learning_curve(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Rows: rung; columns: fraction of the labelled development cases (test metric [95% CI])."""
-    curve = report["learning_curve"]
-    head = ["rung"] + [f"{f:g} of labels" for f in curve["fractions"]]
-    rows = []
-    for name, points in curve["rungs"].items():
-        cells = []
-        for point in points:
-            metric = point.get("metric") or {}
-            cells.append("skipped" if point.get("skipped") else
-                         f"{format_ci(metric.get('mean'), metric.get('ci_low'), metric.get('ci_high'))} (n={point['n_dev']})")
-        rows.append([name] + cells)
-    return head, rows
 
 
 def _file(folder: Path | None, name: str) -> bytes | None:

@@ -148,6 +148,14 @@ class Task(ABC):
         """The metric of ``result`` on ``comparison_cases`` as the judge records it
         (``{"metric", "cases", "n", "case_ids"}``), and the paired gain of ``result`` over another rung's."""
 
+    def label_subset(self, opened: Opened, fraction: float, recipe: Recipe) -> dict[str, Any]:
+        """The splits of a learning-curve refit on ``fraction`` of the labelled training cases (``"dev"``: those
+        cases), judged on the same cases as the full fit. A task whose ``recipe_options`` lack ``label_fractions``
+        draws no learning curve, and the recipe refuses the option before this is asked."""
+        from automed.errors import RecipeError
+
+        raise RecipeError(f"The {self.name} task draws no learning curve (label_fractions).")
+
     def finish(self, folder: Path, recipe: Recipe, opened: Opened, done: tuple[RungResult, ...]) -> None:
         """Write the task's run-level records into the staging ``folder`` once every rung in ``done`` has finished
         (segmentation: the raters' agreement, where cases have several). The default writes none."""

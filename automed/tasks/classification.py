@@ -106,6 +106,12 @@ class Classification(Task):
                   "case_ids": [c["case_id"] for c in result.per_case]}
         return judged, partial(_gain, result=result, recipe=recipe)
 
+    def label_subset(self, opened: Opened, fraction: float, recipe: Recipe) -> dict[str, Any]:
+        from automed.data.splits import label_subset
+
+        labels = {c.case_id: c.label for c in opened.dataset.cases}
+        return label_subset(opened.splits, labels, fraction, recipe.n_folds, recipe.random_state)
+
     @staticmethod
     def _open(recipe: Recipe, data: Path) -> Any:
         from automed.data.classification import open_classification

@@ -58,7 +58,7 @@ class Segmentation(Task):
                             "batch_voxels": 2**18, "default_max_patch": 128, "cost_weight": 6.0}),
         "ensemble": "automed.rungs.segmentation.ensemble:SegmentationEnsembleRung",
     }
-    recipe_options = frozenset({"folds_file", "target_spacing", "raters", "consensus"})
+    recipe_options = frozenset({"folds_file", "target_spacing", "raters", "consensus", "label_fractions"})
     predictor = "automed.ladder.predict:predict_segmentation"
     auditor = "automed.audit.segmentation:audit_segmentation"
     fitted_model = SegmentationModel
@@ -122,6 +122,12 @@ class Segmentation(Task):
         from automed.data.dataset import open_dataset
 
         return open_dataset(data, recipe.data_format, recipe.colour == "rgb", recipe.raters, recipe.consensus)
+
+    def label_subset(self, opened: Opened, fraction: float, recipe: Recipe) -> dict[str, Any]:
+        from automed.data.splits import training_subset
+
+        groups = {c.case_id: c.group for c in opened.dataset.cases}
+        return training_subset(opened.splits, fraction, groups, recipe.random_state)
 
     def finish(self, folder: Path, recipe: Recipe, opened: Opened, done: tuple[RungResult, ...]) -> None:
         from automed.ladder.raters import write_rater_agreement
