@@ -127,3 +127,5 @@ def test_a_fit_reports_the_raters_agreement_beside_each_rung(tmp_path):
     markdown = (tmp_path / "run" / "report.md").read_text()
     assert "## Several annotators" in markdown and "agrees with the raters at" in markdown
     assert "Each rater against the others" in (tmp_path / "run" / "report.html").read_text()
+    audit = run.audit()  # the raters' agreement is evidence of each case's label
+    assert all(0.5 < c.evidence["inter_rater_dice"] < 1.0 for c in audit.cases)

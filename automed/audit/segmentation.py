@@ -39,6 +39,8 @@ NOTES = {
     "position_z": "the largest robust z-score (either sign) of a class's centroid, per axis, as a fraction of the image",
     "missed_fraction": "labelled voxels in components no rung touches, over the class's median volume (largest class)",
     "extra_fraction": "voxels every rung predicts in components the label lacks, over the class's median volume",
+    "inter_rater_dice": "several raters: the mean Dice between the case's pairs of raters",
+    "rater_disagreement_z": "several raters: how far below the other cases' the raters' agreement lies (robust SDs)",
 }
 
 
@@ -76,6 +78,7 @@ def audit_segmentation(inputs: AuditInputs) -> Audit:
     _per_class(ids, classes, shapes, "volume", np.log1p, "volume_z", fingerprint.classes, evidence, reasons, True)
     _per_class(ids, classes, shapes, "pieces", float, "pieces_z", fingerprint.classes, evidence, reasons, False)
     _position(ids, classes, shapes, fingerprint.classes, evidence, reasons)
+    _raters(inputs, evidence, reasons)
     score = {c: max([v for k, v in evidence[c].items() if k.endswith("_z") and v is not None] or [0.0])
              for c in ids}
     ranked = sorted(ids, key=lambda c: (not reasons[c], -score[c], c))
@@ -189,6 +192,25 @@ def _position(ids: list[str], classes: list[int], shapes: dict[str, Any], names:
                 if value > SUSPECT_Z:
                     reasons[case].append(f"{names[k]}: lies where this class does not ({value:.1f} robust SDs "
                                          f"from its usual place along axis {int(np.nanargmax(row))})")
+
+
+def _raters(inputs: AuditInputs, evidence: dict[str, dict[str, Any]], reasons: dict[str, list[str]]) -> None:
+    """Where cases have several raters (``raters.json``): their agreement, and a reason where it is far below the
+    other cases' (those labels are the least trustworthy)."""
+    import json
+
+    from automed.ladder.raters import RATERS_JSON
+
+    path = inputs.folder / RATERS_JSON
+    if not path.is_file():
+        return
+    record = json.loads(path.read_text())
+    for case in record["per_case"]:
+        evidence[case["case_id"]]["inter_rater_dice"] = case["inter_rater_dice"]
+    for case in record["disagreeing_cases"]:
+        evidence[case["case_id"]]["rater_disagreement_z"] = case["z"]
+        reasons[case["case_id"]].append(f"its raters disagree (inter-rater Dice {case['inter_rater_dice']:.3f}, "
+                                        f"{case['z']:.1f} robust SDs below the other cases')")
 
 
 def _rescored(inputs: AuditInputs, classes: list[int], ranked: list[str], reasons: dict[str, list[str]]
