@@ -134,10 +134,11 @@ class Recipe:
     full_ladder : bool
         Climb every rung regardless of ``min_gain``.
     label_fractions : tuple of float
-        Classification: also refit every finished rung on these stratified fractions of the
-        labelled development cases (the test cases unchanged) and report the learning curve.
-        The climb then gets ``budget / (1 + sum of the fractions below 1)``; each refit gets the
-        rung's own fit time times its fraction.
+        Also refit every finished rung on these fractions of the labelled cases (classification:
+        stratified development cases, the test cases unchanged; segmentation: nested subsets of fold 0's
+        training cases, its validation cases unchanged) and report the learning curve. The climb then gets
+        ``budget / (1 + sum of the fractions below 1)``; the refits share the rest in proportion to the
+        rung's own fit time times the fraction.
     ordinal : bool
         Classification: the classes are ordered grades (lesion grades, retinopathy stages),
         lowest first as in ``class_order``. The rungs then also search ordinal models against

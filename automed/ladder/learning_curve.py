@@ -6,6 +6,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,12 +23,13 @@ log = logging.getLogger("automed")
 
 
 def learning_curve(folder: Path, recipe: Recipe, opened: Opened, done: list[RungResult], n_jobs: int,
-                   progress: bool) -> None:
+                   progress: bool, seconds_left: Callable[[], float] | None = None) -> None:
     """Refit every finished rung on fractions of the labelled cases (:meth:`Task.label_subset`: stratified
     development cases for classification, fold 0's training cases for segmentation), judged on the cases the
     full fit was; write ``learning_curve.json``.
 
-    Each refit is allotted the rung's own fit time times the fraction and keeps only its
+    Under a budget (``seconds_left``: the seconds the fit has left), the refits still to run share what is left in
+    proportion to the rung's own fit time times the fraction. Each refit keeps only its
     ``result.json`` (in ``rungs/<rung>/fractions/<fraction>/``: the same record as a rung's, with
     ``fraction`` and ``n_dev``, and the per-case predictions that rungs combining others read);
     finished refits are kept on resume.
@@ -36,6 +38,7 @@ def learning_curve(folder: Path, recipe: Recipe, opened: Opened, done: list[Rung
 
     task, dataset, summary = get_task(recipe.task), opened.dataset, opened.fingerprint
     specs = {s.name: s for s in recipe.rungs}
+    pending = {(r.name, f): r.cost.fit_seconds * f for f in recipe.label_fractions if f < 1 for r in done}
     curve: dict[str, list[dict[str, Any]]] = {r.name: [] for r in done}
     for fraction in recipe.label_fractions:
         subset = task.label_subset(opened, fraction, recipe)
@@ -48,7 +51,8 @@ def learning_curve(folder: Path, recipe: Recipe, opened: Opened, done: list[Rung
             if not (out / RESULT).is_file():
                 shutil.rmtree(out, ignore_errors=True)
                 log.info("learning curve: %s on %.0f%% of the labelled cases", rung.name, 100 * fraction)
-                allotted = None if recipe.budget_s is None else rung.cost.fit_seconds * fraction
+                allotted = None if seconds_left is None else (
+                    max(0.0, seconds_left()) * pending[rung.name, fraction] / sum(pending.values()))
                 context = FitContext(dataset, summary, subset["folds"], out, recipe.random_state, n_jobs,
                                      allotted, f"sqlite:///{folder / f'optuna-fraction-{fraction:g}.db'}", progress,
                                      splits=subset, cache_folder=folder / "cache", metric=recipe.metric,
@@ -63,6 +67,7 @@ def learning_curve(folder: Path, recipe: Recipe, opened: Opened, done: list[Rung
                     else:
                         item.unlink()
                 write_result(out, result)
+            pending.pop((rung.name, fraction), None)
             entry = read_result(out)
             point = {"fraction": entry.summary["fraction"], "n_dev": entry.summary["n_dev"]}
             if entry.done:

@@ -221,7 +221,8 @@ def _climb(folder: Path, progress: bool, started: Reopened | None) -> None:
         if not done and shortfalls:
             _refuse_budget(recipe.budget_s, shortfalls)
         if recipe.label_fractions:
-            learning_curve(folder, recipe, opened, done, _n_jobs(recipe), progress)
+            seconds_left = None if recipe.budget_s is None else (lambda: recipe.budget_s - clock.spent())
+            learning_curve(folder, recipe, opened, done, _n_jobs(recipe), progress, seconds_left)
         task.finish(folder, recipe, opened, tuple(done))
     finally:
         clock.stop()

@@ -117,12 +117,13 @@ class ClassicalRung(Rung):
         """Seconds that scale with the rung's grid, seconds that do not (model fits and, on a coarser
         grid, the work on the working grid), and how they were estimated."""
         fp = context.fingerprint
-        n_voxels = sum(int(np.prod(coarse_shape(r["shape"], factors))) for r in fp.cases)
+        records = _fitted_records(context)
+        n_voxels = sum(int(np.prod(coarse_shape(r["shape"], factors))) for r in records)
         n_fits = self.params.n_trials + (len(context.folds) + 1) * (2 if self.params.auto_context else 1)
         coarse = CORE_SECONDS_PER_VOXEL * n_voxels / max(1, context.n_jobs)
         fixed, note = SECONDS_PER_MODEL_FIT * n_fits, ""
         if any(f != 1 for f in factors):
-            n_fine = sum(int(np.prod(r["shape"])) for r in fp.cases)
+            n_fine = sum(int(np.prod(r["shape"])) for r in records)
             fixed += FINE_SECONDS_PER_VOXEL_CLASS * n_fine * fp.n_classes
             note = (f" on a grid coarser by {list(factors)}, + {n_fine / 1e6:.1f} M working-grid voxels x "
                     f"{fp.n_classes} classes x {FINE_SECONDS_PER_VOXEL_CLASS:g} s")
@@ -138,7 +139,8 @@ class ClassicalRung(Rung):
         started = time.monotonic()
         stages = Stages()
         fp = context.fingerprint
-        cases = {c.case_id: c for c in context.dataset.cases}
+        used = {r["case_id"] for r in _fitted_records(context)}
+        cases = {c.case_id: c for c in context.dataset.cases if c.case_id in used}
         self.features_ = self.params.features(fp.normalization == "rgb" and fp.n_channels == 3)
         plan = plan or self.plan(context)
         self.grid_factors_ = tuple(plan.settings["grid_factors"])
@@ -211,7 +213,7 @@ class ClassicalRung(Rung):
         from joblib import Parallel, delayed
 
         fp = context.fingerprint
-        n_voxels = sum(int(np.prod(coarse_shape(r["shape"], self.grid_factors_))) for r in fp.cases)
+        n_voxels = sum(int(np.prod(coarse_shape(r["shape"], self.grid_factors_))) for r in _fitted_records(context))
         cache_bytes = n_voxels * self.features_.n_features(fp.n_channels, fp.dims) * 4
         keep_rows = cache_bytes <= self.params.feature_cache_gb * 2**30
         jobs = (delayed(prepare_case)(self, case, fp, context.dataset.channels_in_one_file,
@@ -379,3 +381,10 @@ def _progress(iterable: Any, enabled: bool, desc: str, total: int | None = None)
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=desc, total=total, disable=not enabled, unit="case" if total else "it")
+
+
+def _fitted_records(context: FitContext) -> list[dict[str, Any]]:
+    """The fingerprint's records of the cases the rung fits on: those of its folds (every case, except in a
+    learning-curve refit on a fraction of them)."""
+    used = {c for fold in context.folds for side in ("train", "val") for c in fold[side]}
+    return [r for r in context.fingerprint.cases if r["case_id"] in used]
