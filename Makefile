@@ -16,6 +16,7 @@ $(BIN)/automed: pyproject.toml
 
 demo: $(BIN)/automed
 	$(BIN)/automed fit --task segmentation examples/hippocampus --out runs/demo --overwrite --budget 10min
+	$(BIN)/automed audit runs/demo
 	@echo "Open runs/demo/report.html (or read runs/demo/report.md)."
 
 # the slowest tests are listed at the end of every run, so a test that grows slow is seen

@@ -25,6 +25,9 @@ __all__ = ["COMPONENT_FRACTION", "audit_segmentation"]
 
 COMPONENT_FRACTION = 0.25
 """A missed or extra component counts when it holds at least this fraction of the class's median volume."""
+MIN_RUNGS_FOR_COMPONENTS = 2
+"""Rungs that must have predicted a case for its missed and extra components to count (with one, the classical
+rung's spurious structures on BU-BIL's cells flagged 9 of 35 labels)."""
 SHOWN = {"volume": "volume in voxels", "pieces": "number of pieces"}
 MIN_SCALE = {"volume": 0.1, "pieces": 0.5, "position": 0.02}
 """Floors of the robust scales (see :func:`~automed.audit.robust.robust_z`): a log volume 10 % off, half a piece,
@@ -92,6 +95,9 @@ def audit_segmentation(inputs: AuditInputs) -> Audit:
     left_out = ["cleanlab's segmentation label quality: the rungs keep masks, not per-voxel probabilities"]
     if len(saved) < 2:
         left_out.append("the rungs' agreement with one another (a case's difficulty): one rung saved masks")
+    if not any(len(masks_of[c][1]) >= MIN_RUNGS_FOR_COMPONENTS for c in ids):
+        left_out.append(f"components missed or added by every rung: no case was predicted by "
+                        f"{MIN_RUNGS_FOR_COMPONENTS} or more rungs")
     return Audit("segmentation", sentence, audited, NOTES, metric, excluded, left_out)
 
 
@@ -125,10 +131,11 @@ def _agreement(truth: np.ndarray, preds: list[np.ndarray], classes: list[int], e
 
 def _components(truth: np.ndarray, preds: list[np.ndarray], classes: list[int], median_volume: dict[int, float],
                 names: dict[int, str], evidence: dict[str, Any], reasons: list[str]) -> None:
-    """Label components no rung touches and components every rung predicts that the label lacks."""
+    """Label components no rung touches and components every rung predicts that the label lacks, where two or
+    more rungs predicted the case (one rung's misses and spurious structures say more about it than the label)."""
     from scipy import ndimage
 
-    if not preds:
+    if len(preds) < MIN_RUNGS_FOR_COMPONENTS:
         return
     missed_most, extra_most = 0.0, 0.0
     for k in classes:
