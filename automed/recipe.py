@@ -14,7 +14,7 @@ from automed.errors import RecipeError
 
 __all__ = ["Recipe", "RungSpec", "parse_duration", "parse_size"]
 
-CV_MODES = ("fold0", "full")
+CV_MODES = ("fold0", "full", "by-site")
 COLOURS = ("rgb", "grey")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|min|m|h)?\s*$")
@@ -122,9 +122,12 @@ class Recipe:
         (``[{"train": [...], "val": [...]}, ...]``), used instead of automed's own folds (so a
         run is judged on exactly the cases another tool was); ``n_folds`` then becomes its number
         of folds.
-    cv : {"fold0", "full"}
+    cv : {"fold0", "full", "by-site"}
         Cases every rung is judged on: fold 0's validation cases (deep rungs train once),
-        or every fold's (deep rungs train once per fold).
+        or every fold's (deep rungs train once per fold). ``"by-site"`` (segmentation, cases with a
+        site): as ``"fold0"``, and every finished rung is then refitted once per site on the other
+        sites' cases and scored on that site's (leave-one-site-out): its metric on an unseen site
+        beside its in-site figure (``site_shift.json``, the report's "Another site").
     max_vram_bytes : int or None
         Training-memory limit; deep rungs shrink their configuration to fit it or are
         skipped. ``None``: 90% of the GPU's memory on CUDA, no limit on CPU.
@@ -225,6 +228,8 @@ class Recipe:
             raise RecipeError(f"The 'n_jobs' parameter of Recipe must be a number of workers >= 1, or -1 for all cores "
                               f"(-2 all but one, as in joblib). Got {shown(self.n_jobs)} instead.")
         check_choice("Recipe", "cv", self.cv, CV_MODES)
+        if self.cv == "by-site" and not self._reads("site_shift"):
+            raise RecipeError(f"The 'cv' parameter of Recipe can be 'by-site' for {_tasks_reading('site_shift')} only.")
         if self.folds_file is not None and (not isinstance(self.folds_file, str) or not self._reads("folds_file")):
             raise RecipeError(f"The 'folds_file' parameter of Recipe must be the path of a JSON file of folds, and applies "
                               f"to {_tasks_reading('folds_file')} only. Got {shown(self.folds_file)} for {self.task}.")

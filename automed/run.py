@@ -96,8 +96,10 @@ class Run:
         return usable_best(self.folder, self.report_, limits)
 
     def predict(self, inputs: str | Path | Sequence[str | Path], out: str | Path, rung: str | None = None,
-                split: str | None = None, overwrite: bool = False, tta: bool = True) -> list[Path]:
-        """Predict new images: masks in ``out`` (segmentation) or a CSV file ``out`` (classification).
+                split: str | None = None, overwrite: bool = False, tta: bool = True,
+                uncertainty_maps: bool = False) -> list[Path]:
+        """Predict new images: masks in ``out`` (segmentation) or a CSV file ``out`` (classification), with each
+        case's quality record (``quality.csv`` and ``quality.html`` beside the masks, or columns of the CSV).
 
         Parameters
         ----------
@@ -113,6 +115,8 @@ class Run:
             Replace an earlier prediction at ``out``.
         tta : bool
             ``False`` skips mirrored test-time augmentation (2^d times faster for a d-dimensional deep rung).
+        uncertainty_maps : bool
+            Segmentation: also write each case's per-voxel uncertainty image into ``out/uncertainty/``.
 
         See :func:`automed.ladder.predict.predict_run`.
         """
@@ -121,7 +125,8 @@ class Run:
         _check_paths("Run.predict", "inputs", inputs, "an image file, a folder of images or a list of image files",
                      listed=True)
         _check_paths("Run.predict", "out", out, "the masks folder (segmentation) or CSV file (classification) to write")
-        return predict_run(self.folder, inputs, out, rung=rung, split=split, overwrite=overwrite, tta=tta)
+        return predict_run(self.folder, inputs, out, rung=rung, split=split, overwrite=overwrite, tta=tta,
+                           uncertainty_maps=uncertainty_maps)
 
     def export(self, out: str | Path, rung: str | None = None, format: str = "onnx",
                overwrite: bool = False) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import automed
 from automed.audit.records import AUDIT_CSV, AUDIT_JSON, Audit, SuspectCase, read_audit, write_audit
-from automed.audit.robust import robust_z
+from automed.robust import robust_z
 from automed.cli import main
 from automed.errors import RunFolderError
 from conftest import FAST_CLASSIFICATION, FAST_PARAMS, make_msd, make_npz

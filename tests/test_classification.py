@@ -68,7 +68,8 @@ def test_medmnist_official_split_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 30 and rows[0]["case"] == "test_0"
-    assert set(rows[0]) == {"case", "label", "prob_0", "prob_1"}
+    assert set(rows[0]) == {"case", "label", "prob_0", "prob_1", "flag", "quality_score", "distance_percentile",
+                            "distance", "uncertainty", "reason"}
     assert float(rows[0]["prob_0"]) + float(rows[0]["prob_1"]) == pytest.approx(1.0, abs=1e-5)
 
 

@@ -74,7 +74,8 @@ def test_predict_overwrite_replaces_only_a_predictions_folder(fitted_run, tmp_pa
         result = CliRunner().invoke(main, ["predict", str(fitted_run), str(images), "--out", str(pred), "--overwrite",
                                            "--quiet"])
         assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in pred.iterdir()) == [".automed-predictions.json", "case_000.nii.gz", "case_001.nii.gz"]
+    assert sorted(p.name for p in pred.iterdir()) == [".automed-predictions.json", "case_000.nii.gz", "case_001.nii.gz",
+                                                      "quality.csv", "quality.html"]
 
 
 def test_predict_out_is_a_file(fitted_run, tmp_path):

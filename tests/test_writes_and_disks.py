@@ -399,7 +399,8 @@ def test_predict_overwrite_refuses_a_predictions_folder_holding_user_files(fitte
     (out / "my_notes.txt").write_text("mine")
     with pytest.raises(RunFolderError, match="holds my_notes.txt, which automed did not write there"):
         predict_run(fitted_run, images / "case_000.nii.gz", out, overwrite=True, progress=False)
-    assert sorted(files_of(out)) == [".automed-predictions.json", "case_000.nii.gz", "my_notes.txt"]
+    assert sorted(files_of(out)) == [".automed-predictions.json", "case_000.nii.gz", "my_notes.txt", "quality.csv",
+                                     "quality.html"]
 
 
 # ------------------------------------------------------------------------------------------------------------------

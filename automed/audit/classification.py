@@ -20,7 +20,7 @@ import numpy as np
 from automed.audit.inputs import AuditInputs
 from automed.audit.records import SUSPECT_Z, Audit, SuspectCase
 from automed.audit.rescore import excluding_top, without_each
-from automed.audit.robust import robust_z
+from automed.robust import robust_z
 from automed.results import RungResult
 
 __all__ = ["NEAR_DUPLICATE", "audit_classification"]

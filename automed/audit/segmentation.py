@@ -19,7 +19,8 @@ import numpy as np
 from automed.audit.inputs import AuditInputs
 from automed.audit.records import SUSPECT_Z, Audit, SuspectCase
 from automed.audit.rescore import excluding_top, without_each
-from automed.audit.robust import robust_z
+from automed.robust import robust_z
+from automed.structures import MIN_SCALE, structure_shape
 
 __all__ = ["COMPONENT_FRACTION", "audit_segmentation"]
 
@@ -29,10 +30,6 @@ MIN_RUNGS_FOR_COMPONENTS = 2
 """Rungs that must have predicted a case for its missed and extra components to count (with one, the classical
 rung's spurious structures on BU-BIL's cells flagged 9 of 35 labels)."""
 SHOWN = {"volume": "volume in voxels", "pieces": "number of pieces"}
-MIN_SCALE = {"volume": 0.1, "pieces": 0.5, "position": 0.02}
-"""Floors of the robust scales (see :func:`~automed.audit.robust.robust_z`): a log volume 10 % off, half a piece,
-a centroid 2 % of the image's extent (or one voxel, if more) off count as one robust SD at most, so that a few alike cases do not make a
-small difference implausible."""
 NOTES = {
     "label_disagreement": "1 - mean Dice between the label and the rungs' out-of-fold masks (mean over classes)",
     "rung_agreement": "mean Dice between the rungs' masks (how alike the rungs segment the case; its difficulty)",
@@ -65,7 +62,7 @@ def audit_segmentation(inputs: AuditInputs) -> Audit:
             oof = inputs.folder / "rungs" / result.name / "oof"
             if case_id in {c["case_id"] for c in result.per_case}:
                 preds.append(saved_prediction(oof, case_id, fingerprint))
-        shapes[case_id] = {k: _shape(truth == k) for k in classes}
+        shapes[case_id] = {k: structure_shape(truth == k) for k in classes}
         masks_of[case_id] = (truth, preds)
     median_volume = {k: float(np.median([shapes[c][k]["volume"] for c in cases])) or 1.0 for k in classes}
     evidence: dict[str, dict[str, float | None]] = defaultdict(dict)
@@ -99,15 +96,6 @@ def audit_segmentation(inputs: AuditInputs) -> Audit:
         left_out.append(f"components missed or added by every rung: no case was predicted by "
                         f"{MIN_RUNGS_FOR_COMPONENTS} or more rungs")
     return Audit("segmentation", sentence, audited, NOTES, metric, excluded, left_out)
-
-
-def _shape(mask: np.ndarray) -> dict[str, Any]:
-    from scipy import ndimage
-
-    _, pieces = ndimage.label(mask)
-    centroid = (np.array(ndimage.center_of_mass(mask)) / np.array(mask.shape) if mask.any()
-                else np.full(mask.ndim, np.nan))
-    return {"volume": int(mask.sum()), "pieces": int(pieces), "centroid": centroid, "extent": mask.shape}
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

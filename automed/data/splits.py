@@ -156,6 +156,28 @@ def training_subset(splits: dict, fraction: float, groups: dict[str, str | None]
             "fraction": fraction}
 
 
+def leave_site_out(splits: dict, sites: dict[str, str]) -> dict[str, dict]:
+    """One split per site (``sites``: case id -> site): trained on every other site's development cases, validated on
+    the site's, as a new scanner or hospital would meet the model.
+
+    Raises
+    ------
+    DataError
+        If a development case has no site, or they come from fewer than two sites.
+    """
+    dev = sorted({c for fold in splits["folds"] for side in ("train", "val") for c in fold[side]})
+    missing = [c for c in dev if not sites.get(c)]
+    if missing:
+        raise DataError(f"--cv by-site needs every case's site (the 'site' column of groups.csv or the manifest); "
+                        f"{len(missing)} case(s) have none, e.g. {missing[:5]}.")
+    names = sorted({sites[c] for c in dev})
+    if len(names) < 2:
+        raise DataError(f"--cv by-site needs cases from two or more sites; every case is from site {names[0]!r}.")
+    return {site: {**splits, "folds": [{"train": [c for c in dev if sites[c] != site],
+                                        "val": [c for c in dev if sites[c] == site]}], "n_folds": 1,
+                   "dev": [c for c in dev if sites[c] != site], "site": site} for site in names}
+
+
 def read_folds(path: str | Path, case_ids: Sequence[str], groups: Sequence[str | None],
                n_folds: int | None = None) -> list[dict[str, list[str]]]:
     """Folds fixed in a JSON file, in nnU-Net's ``splits_final.json`` layout:

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-import shutil
-import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from automed.ladder.refits import Variant, refit_rungs
 from automed.ladder.staging import write_json
 from automed.recipe import Recipe
-from automed.results import RESULT, Cost, RungResult, read_result, write_result
-from automed.rungs.base import FitContext, Rung
+from automed.results import RungResult
 from automed.tasks import Opened, get_task
 
 __all__ = ["learning_curve"]
-
-log = logging.getLogger("automed")
 
 
 def learning_curve(folder: Path, recipe: Recipe, opened: Opened, done: list[RungResult], n_jobs: int,
@@ -34,44 +29,21 @@ def learning_curve(folder: Path, recipe: Recipe, opened: Opened, done: list[Rung
     ``fraction`` and ``n_dev``, and the per-case predictions that rungs combining others read);
     finished refits are kept on resume.
     """
-    from automed.rungs import rung_class
-
-    task, dataset, summary = get_task(recipe.task), opened.dataset, opened.fingerprint
-    specs = {s.name: s for s in recipe.rungs}
-    pending = {(r.name, f): r.cost.fit_seconds * f for f in recipe.label_fractions if f < 1 for r in done}
+    task = get_task(recipe.task)
+    subsets = {f: task.label_subset(opened, f, recipe) for f in recipe.label_fractions}
+    variants = [Variant(f"{f:g}", subsets[f], {"fraction": f, "n_dev": len(subsets[f]["dev"])}, f,
+                        f"on {100 * f:.0f}% of the labelled cases") for f in recipe.label_fractions if f < 1]
+    refits = refit_rungs(folder, recipe, opened, done, "fractions", variants, n_jobs, progress, seconds_left)
     curve: dict[str, list[dict[str, Any]]] = {r.name: [] for r in done}
     for fraction in recipe.label_fractions:
-        subset = task.label_subset(opened, fraction, recipe)
-        refitted: list[RungResult] = []
         for rung in done:
             if fraction >= 1:
-                curve[rung.name].append({"fraction": 1.0, "n_dev": len(subset["dev"]), "metric": rung.comparison["metric"]})
+                curve[rung.name].append({"fraction": 1.0, "n_dev": len(subsets[fraction]["dev"]),
+                                         "metric": rung.comparison["metric"]})
                 continue
-            out = folder / "rungs" / rung.name / "fractions" / f"{fraction:g}"
-            if not (out / RESULT).is_file():
-                shutil.rmtree(out, ignore_errors=True)
-                log.info("learning curve: %s on %.0f%% of the labelled cases", rung.name, 100 * fraction)
-                allotted = None if seconds_left is None else (
-                    max(0.0, seconds_left()) * pending[rung.name, fraction] / sum(pending.values()))
-                context = FitContext(dataset, summary, subset["folds"], out, recipe.random_state, n_jobs,
-                                     allotted, f"sqlite:///{folder / f'optuna-fraction-{fraction:g}.db'}", progress,
-                                     splits=subset, cache_folder=folder / "cache", metric=recipe.metric,
-                                     ordinal=recipe.ordinal, finished=tuple(refitted),
-                                     include_background=recipe.include_background, cv=recipe.cv)
-                out.mkdir(parents=True)
-                result = _refit(rung_class(rung.name, recipe.task)(specs[rung.name].params), context, recipe,
-                                {"fraction": fraction, "n_dev": len(subset["dev"])})
-                for item in out.iterdir():  # keep the score and predictions, not the models
-                    if item.is_dir():
-                        shutil.rmtree(item)
-                    else:
-                        item.unlink()
-                write_result(out, result)
-            pending.pop((rung.name, fraction), None)
-            entry = read_result(out)
+            entry = refits[rung.name, f"{fraction:g}"]
             point = {"fraction": entry.summary["fraction"], "n_dev": entry.summary["n_dev"]}
             if entry.done:
-                refitted.append(entry)
                 point["metric"] = entry.metric
             else:
                 point["skipped"] = entry.reason
@@ -112,18 +84,3 @@ def doubling_estimate(points: list[dict[str, Any]], random_state: int = 0,
     low, high = np.percentile(draws, [2.5, 97.5])
     return {"n": int(np.exp(n[largest]).round()), "gain": point, "ci_low": float(low), "ci_high": float(high),
             "exponent": exponent, "n_points": len(scored)}
-
-
-def _refit(rung: Rung, context: FitContext, recipe: Recipe, where: dict[str, Any]) -> RungResult:
-    """Plan and fit ``rung`` on a fraction of the labels (``where``: the fraction and its development cases) as a
-    :class:`~automed.results.RungResult` like any rung's, skipped where its plan says so."""
-    plan = rung.plan(context)
-    if plan.skip_reason is not None:
-        return RungResult(rung.name, "skipped", plan.skip_reason, summary=where)
-    start = time.perf_counter()
-    outcome = rung.fit(context, plan)
-    summary = get_task(recipe.task).summarize(outcome, context, recipe)
-    extra = {k: v for k, v in summary.items() if k not in ("metric", "per_class")}
-    return RungResult(rung.name, "done", None, summary["metric"], summary["per_class"], {**extra, **where},
-                      Cost(time.perf_counter() - start), per_case=outcome.per_case,
-                      validation_per_case=outcome.validation_per_case)

@@ -14,6 +14,8 @@ from automed._dotted import load_attribute
 from automed.data.atomic import folder_written_atomically
 from automed.errors import AutomedError, DataError, RunFolderError
 from automed.ladder.outputs import check_output_folder, refuse_overlap, write_output_record
+from automed.quality.record import (QUALITY_CSV, QUALITY_HTML, UNCERTAINTY, flag_counts, quality_columns, read_quality,
+                                   write_quality_table)
 
 __all__ = ["predict_classification", "predict_run", "predict_segmentation"]
 
@@ -22,7 +24,7 @@ log = logging.getLogger("automed")
 
 def predict_run(run_folder: str | Path, inputs: str | Path | Sequence[str | Path], out: str | Path, rung: str | None = None,
                 overwrite: bool = False, progress: bool = True, split: str | None = None,
-                tta: bool = True) -> list[Path]:
+                tta: bool = True, uncertainty_maps: bool = False) -> list[Path]:
     """Predict ``inputs`` with a fitted rung through the run's task (its ``predictor``): for segmentation one mask
     per input image into the folder ``out``, in the input's format (where a mask can be written in it: see
     :func:`automed.data.io.mask_suffix`) and geometry; for classification the CSV of :func:`predict_classification`.
@@ -46,25 +48,30 @@ def predict_run(run_folder: str | Path, inputs: str | Path | Sequence[str | Path
         ``False`` predicts without the mirrored test-time augmentation a deep rung was fitted
         with: 8 times faster in 3D (4 in 2D), at a small cost in Dice (the report's scores are
         with it).
+    uncertainty_maps : bool
+        Segmentation: also write each case's per-voxel uncertainty (normalised entropy x 255, uint8) into
+        ``out/uncertainty/``, in the mask's format and geometry.
 
     Returns
     -------
     list of Path
-        The masks written.
+        The masks written (beside them, ``quality.csv`` and ``quality.html`` where the run kept a quality record).
     """
 
     from automed.tasks import get_task
 
     report, name = _open_run(Path(run_folder), rung)
+    asked = {"uncertainty_maps": True} if uncertainty_maps else {}  # a task's predictor need not know the option
     written = load_attribute(get_task(report["task"]).predictor)(
-        run_folder, inputs, out, rung=name, split=split, overwrite=overwrite, progress=progress, tta=tta)
+        run_folder, inputs, out, rung=name, split=split, overwrite=overwrite, progress=progress, tta=tta, **asked)
     return written if isinstance(written, list) else [written]
 
 
 def predict_segmentation(run_folder: str | Path, inputs: str | Path | Sequence[str | Path], out: str | Path,
                          rung: str | None = None, split: str | None = None, overwrite: bool = False,
-                         progress: bool = True, tta: bool = True) -> list[Path]:
-    """Write one mask per input image into the folder ``out`` (see :func:`predict_run`)."""
+                         progress: bool = True, tta: bool = True, uncertainty_maps: bool = False) -> list[Path]:
+    """Write one mask per input image into the folder ``out``, with ``quality.csv`` and ``quality.html`` where the
+    run kept a quality record (see :func:`predict_run`)."""
     from tqdm.auto import tqdm
 
     from automed.data.inputs import find_images
@@ -72,6 +79,12 @@ def predict_segmentation(run_folder: str | Path, inputs: str | Path | Sequence[s
     from automed.data.io import mask_suffix, write_image
     from automed.data.loading import load_image_channels
     from automed.data.normalize import unmap_labels
+    from automed.data.atomic import write_text
+    from automed.data.io import COLOUR_CHANNELS
+    from automed.data.resample import resample_image, resample_labels
+    from automed.quality.descriptors import image_descriptors
+    from automed.quality.segmentation import entropy_map, segmentation_values
+    from automed.report.quality_page import MAX_PAGE_CASES, flagged_picture, quality_page
 
     run_folder, out = Path(run_folder), Path(out)
     report, name = _open_run(run_folder, rung)
@@ -86,21 +99,49 @@ def predict_segmentation(run_folder: str | Path, inputs: str | Path | Sequence[s
                                                        and fingerprint.n_channels > 1)
     cases = find_images(inputs, fingerprint.channel_names, in_one_file)
 
-    written = []
+    quality, no_quality = read_quality(run_folder)
+    if quality is None:
+        log.warning("%s", no_quality)
+    colour = tuple(fingerprint.channel_names) == COLOUR_CHANNELS
+    written, assessed, pictures = [], [], {}
     with folder_written_atomically(out) as staging:
         for case in tqdm(cases, desc=f"predict ({name})", unit="case", disable=not progress):
             image, geometry = load_image_channels(case, fingerprint.n_channels, in_one_file)
             if image.ndim - 1 != fingerprint.dims:
                 raise DataError(f"{case.image_paths[0]}: image is {image.ndim - 1}D but the run was fitted on "
                                 f"{fingerprint.dims}D images.")
-            pred = _predict_on_grid(model, image, geometry, fingerprint, case.image_paths[0])
-            name_out = f"{case.case_id}{mask_suffix(case.image_paths[0])}"
-            write_image(unmap_labels(pred, fingerprint.label_mapping), geometry, staging / name_out)
-            written.append(out / name_out)
+            working, back = _working_image(image, geometry, fingerprint, case.image_paths[0])
+            proba = model.predict_proba(working)
+            pred = model.class_map(proba)
+            suffix = mask_suffix(case.image_paths[0])
+            if quality is not None:
+                values = segmentation_values(proba, pred, quality.label_shapes)
+                assessed.append(quality.assess(name, case.case_id, image_descriptors(working, geometry.spacing[::-1]),
+                                               values))
+                if assessed[-1].flag != "ok" and len(pictures) < MAX_PAGE_CASES:
+                    pictures[case.case_id] = flagged_picture(working, pred, entropy_map(proba), colour)
+            if uncertainty_maps:
+                unsure = entropy_map(proba)[None]
+                unsure = unsure if back is None else resample_image(unsure, back)
+                (staging / UNCERTAINTY).mkdir(exist_ok=True)
+                write_image(np.clip(np.rint(255 * unsure[0]), 0, 255).astype(np.uint8), geometry,
+                            staging / UNCERTAINTY / f"{case.case_id}{suffix}")
+            pred = pred if back is None else resample_labels(pred, back)
+            write_image(unmap_labels(pred, fingerprint.label_mapping), geometry, staging / f"{case.case_id}{suffix}")
+            written.append(out / f"{case.case_id}{suffix}")
+        if quality is not None:
+            order = write_quality_table(staging / QUALITY_CSV, assessed)
+            flagged = [(assessed[i], pictures.get(assessed[i].case_id)) for i in order if assessed[i].flag != "ok"]
+            calibration = quality.rungs.get(name)
+            write_text(staging / QUALITY_HTML, quality_page(str(run_folder.resolve()), name, flag_counts(assessed),
+                                                            calibration.bad if calibration else None, flagged))
         write_output_record(staging, "predictions", {
             "run": str(run_folder.resolve()), "rung": name, "inputs": [str(p.resolve()) for p in _paths(inputs)],
-            "n_cases": len(cases)})
+            "n_cases": len(cases), "quality": QUALITY_CSV if quality is not None else no_quality,
+            "uncertainty_maps": f"{UNCERTAINTY}/: per-voxel normalised entropy x 255" if uncertainty_maps else None})
     log.info("predicted %d case(s) with rung %s into %s", len(written), name, out)
+    if assessed:
+        log.info("quality: %s (%s)", flag_counts(assessed), out / QUALITY_HTML)
     return written
 
 
@@ -115,22 +156,22 @@ def _inputs_named(inputs: str | Path | Sequence[str | Path]) -> dict[str, Path]:
     return {"the input images": paths[0]} if len(paths) == 1 else {f"the input image {p.name}": p for p in paths}
 
 
-def _predict_on_grid(model: Any, image: np.ndarray, geometry: Any, fingerprint: Any, source: Path) -> np.ndarray:
-    """The class map of ``image`` (read from ``source``) on its own grid, predicted on the run's
-    working grid (resampled there and back when its grid differs)."""
+def _working_image(image: np.ndarray, geometry: Any, fingerprint: Any, source: Path
+                   ) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """``image`` (read from ``source``) normalised on the run's working grid, and the shape to resample a
+    prediction back to (None when its grid is the working grid)."""
     from automed.data.normalize import normalize
-    from automed.data.resample import grid_shape, resample_image, resample_labels
+    from automed.data.resample import grid_shape, resample_image
 
     if fingerprint.target_spacing is None:
-        return model.predict(normalize(image, fingerprint))
+        return normalize(image, fingerprint), None
     shape = grid_shape(image.shape[1:], geometry.spacing[::-1], fingerprint.target_spacing)
     if shape == image.shape[1:]:
-        return model.predict(normalize(image, fingerprint))
+        return normalize(image, fingerprint), None
     log.info("%s: spacing %s differs from the run's %s; predicting on a %s grid and resampling back to %s",
              source, [round(s, 4) for s in geometry.spacing[::-1]], list(fingerprint.target_spacing), list(shape),
              list(image.shape[1:]))
-    pred = model.predict(normalize(resample_image(image, shape), fingerprint))
-    return resample_labels(pred, image.shape[1:])
+    return normalize(resample_image(image, shape), fingerprint), tuple(image.shape[1:])
 
 
 def _open_run(run_folder: Path, rung: str | None) -> tuple[dict, str]:
@@ -194,8 +235,9 @@ def _load_rung(run_folder: Path, name: str, task: str, tta: bool = True):
 
 def predict_classification(run_folder: str | Path, inputs: str | Path | Sequence[str | Path], out: str | Path, rung: str | None = None,
                            split: str | None = None, overwrite: bool = False, progress: bool = True,
-                           tta: bool = True) -> Path:
-    """Write a CSV with ``case``, ``label`` and one ``prob_<class>`` column per class.
+                           tta: bool = True, uncertainty_maps: bool = False) -> Path:
+    """Write a CSV with ``case``, ``label``, one ``prob_<class>`` column per class and, where the run kept a
+    quality record, the quality columns (:func:`automed.quality.record.quality_columns`).
 
     ``inputs`` is a MedMNIST ``.npz`` (``split`` picks one of train/val/test, default
     all; cases are named ``<split>_<index>``), a CSV manifest, a folder of images
@@ -211,6 +253,9 @@ def predict_classification(run_folder: str | Path, inputs: str | Path | Sequence
 
     run_folder, out = Path(run_folder), Path(out)
     report, name = _open_run(run_folder, rung)
+    if uncertainty_maps:
+        raise DataError(f"{run_folder}: --uncertainty-maps applies to segmentation runs; a classification run's "
+                        "uncertainty is the CSV's 'uncertainty' column.")
     listed = listed_files(_paths(inputs))
     refuse_overlap(out, {**_inputs_named(listed), "the run folder": run_folder})
     inputs = listed[0]
@@ -244,16 +289,28 @@ def predict_classification(run_folder: str | Path, inputs: str | Path | Sequence
     cases = [c for c in dataset.cases if split is None or c.split == split]
     if not cases:
         raise DataError(f"{inputs}: no cases in split {split!r}.")
-    model = _load_rung(run_folder, name, "classification", tta)
-    proba = model.predict_proba(dataset, cases, progress=progress)
     from automed.metrics import decide_classes
+    from automed.quality.classification import MemberProbabilities, classification_values, descriptors_of
 
+    model = _load_rung(run_folder, name, "classification", tta)
+    members = (model.member_probabilities(dataset, cases, progress=progress)
+               if isinstance(model, MemberProbabilities) else None)
+    proba = model.predict_proba(dataset, cases, progress=progress) if members is None else members.mean(axis=0)
     labels = decide_classes(proba, model.threshold_)
+    quality, no_quality = read_quality(run_folder)
+    header, quality_rows = [], [[] for _ in cases]
+    if quality is None:
+        log.warning("%s", no_quality)
+    else:
+        assessed = [quality.assess(name, case.case_id, row, values) for case, row, values in
+                    zip(cases, descriptors_of(dataset, cases), classification_values(proba, members))]
+        header, quality_rows = quality_columns(assessed)
+        log.info("quality: %s", flag_counts(assessed))
     table = io.StringIO(newline="")
     writer = csv.writer(table)
-    writer.writerow(["case", "label"] + [f"prob_{c}" for c in model.classes_])
-    for case, k, row in zip(cases, labels, proba):
-        writer.writerow([case.case_id, model.classes_[k]] + [f"{p:.6f}" for p in row])
+    writer.writerow(["case", "label"] + [f"prob_{c}" for c in model.classes_] + header)
+    for case, k, row, more in zip(cases, labels, proba, quality_rows):
+        writer.writerow([case.case_id, model.classes_[k]] + [f"{p:.6f}" for p in row] + more)
     write_text(out, table.getvalue())
     log.info("classified %d case(s) with rung %s into %s", len(cases), name, out)
     return out

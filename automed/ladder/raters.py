@@ -30,7 +30,7 @@ DISAGREEMENT_Z = 3.5
 
 def write_rater_agreement(folder: Path, recipe: Any, opened: Any, done: tuple[RungResult, ...]) -> None:
     """Write ``raters.json`` into the run ``folder`` when the dataset's cases have several raters (else nothing)."""
-    from automed.audit.robust import robust_z
+    from automed.robust import robust_z
     from automed.data.loading import load_case
     from automed.data.normalize import map_labels
     from automed.data.oof import saved_prediction

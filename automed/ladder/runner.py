@@ -21,6 +21,7 @@ from automed.errors import RecipeError, RunFolderError
 from automed.ladder.judge import judge
 from automed.ladder.lock import run_lock
 from automed.ladder.learning_curve import learning_curve
+from automed.ladder.site_shift import site_shift
 from automed.ladder.outputs import check_output_folder, refuse_overlap
 from automed.ladder.reopen import Reopened, reopen_run
 from automed.ladder.replay import REALISED_PLAN, REPLAY, check_replayed_data, pinned_plan, realised_plan
@@ -132,6 +133,8 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from
     log.info("automed fit: %s -> %s", data, folder)
     rung_classes = _check_rungs(recipe)
     prepared = get_task(recipe.task).prepare(recipe, data, progress)
+    if recipe.cv == "by-site":  # every case needs a site, and two sites at least: refused before anything is fitted
+        get_task(recipe.task).site_splits(prepared.opened)
     dataset, splits = prepared.dataset, prepared.splits
     if replay is not None:
         check_replayed_data(replay, prepared.fingerprint_record, data)
@@ -175,7 +178,9 @@ def _climb(folder: Path, progress: bool, started: Reopened | None) -> None:
     stopped: dict[str, str] = {}  # climb family -> why its climb stopped
     shortfalls: dict[str, float] = {}  # rung skipped for want of time -> the budget its share would have needed
     refits = sum(f for f in recipe.label_fractions if f < 1)
-    budget = None if recipe.budget_s is None else recipe.budget_s / (1 + refits)  # the rest: learning-curve refits
+    if recipe.cv == "by-site":  # each site's refit trains on the other sites' share of the cases
+        refits += len(task.site_splits(opened)) - 1
+    budget = None if recipe.budget_s is None else recipe.budget_s / (1 + refits)  # the rest: the refits
     # a rung that cannot fit at all (no pretrained weights to be had) is skipped, and takes no share of the budget
     unavailable = {spec.name: cls(spec.params).unavailable() for spec, cls in zip(recipe.rungs, rung_classes)
                    if not (folder / "rungs" / spec.name / RESULT).is_file()}
@@ -220,9 +225,11 @@ def _climb(folder: Path, progress: bool, started: Reopened | None) -> None:
             _note_stop(stopped, cls, result)
         if not done and shortfalls:
             _refuse_budget(recipe.budget_s, shortfalls)
+        seconds_left = None if recipe.budget_s is None else (lambda: recipe.budget_s - clock.spent())
         if recipe.label_fractions:
-            seconds_left = None if recipe.budget_s is None else (lambda: recipe.budget_s - clock.spent())
             learning_curve(folder, recipe, opened, done, _n_jobs(recipe), progress, seconds_left)
+        if recipe.cv == "by-site" and done:
+            site_shift(folder, recipe, opened, done, _n_jobs(recipe), progress, seconds_left)
         task.finish(folder, recipe, opened, tuple(done))
     finally:
         clock.stop()

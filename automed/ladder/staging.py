@@ -34,8 +34,10 @@ MANIFEST = ".automed-files.json"
 """The files (relative paths) automed wrote into a finished run folder."""
 _OLDER_RUNS = ("recipe.yaml", "fingerprint.json", "splits.json", "run.json", "optuna.db", "realised_plan.json",
                "replay.json", "automed.log", "report.json", "report.md", "report.html", "pareto.png",
-               "dice_boxplot.png", "learning_curve.png", "learning_curve.json", "dataset_listing.json", "rungs", "cache")
-"""What a run folder written before :data:`MANIFEST` holds at its top level (folders: all they hold)."""
+               "dice_boxplot.png", "learning_curve.png", "learning_curve.json", "dataset_listing.json", "rungs", "cache",
+               "raters.json", "quality.json", "site_shift.json")
+"""What a run folder without :data:`MANIFEST` may hold at its top level (folders: all they hold): one written before
+it, with the run-level records written since."""
 
 
 def staging_folder(out: Path) -> Path:

@@ -69,10 +69,26 @@ def build_report(folder: Path) -> dict[str, Any]:
                            if (folder / "learning_curve.json").is_file() else None),
         "audit": _audit(folder),
         "raters": (json.loads((folder / "raters.json").read_text()) if (folder / "raters.json").is_file() else None),
+        "quality": _quality(folder),
+        "site_shift": (json.loads((folder / "site_shift.json").read_text())
+                       if (folder / "site_shift.json").is_file() else None),
     }
     report["recommendation"] = recommend(report)
     report["best_rung"] = report["recommendation"]["rung"]
     return report
+
+
+def _quality(folder: Path) -> dict[str, Any] | None:
+    """How well each rung's quality score picked out its bad validation cases (``quality.json`` without the
+    training images' descriptors); None for a run without the record."""
+    from automed.quality.record import read_quality
+
+    record, _ = read_quality(folder)
+    if record is None:
+        return None
+    return {"rungs": {name: {k: v for k, v in c.to_dict().items() if k != "validation"}
+                      for name, c in record.rungs.items()},
+            "n_reference_images": len(record.reference.rows), "seconds": record.seconds, "notes": list(record.notes)}
 
 
 def _audit(folder: Path) -> dict[str, Any] | None:

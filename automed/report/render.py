@@ -10,7 +10,9 @@ from automed.report.audit import audit_sections
 from automed.report.overlays import OVERLAYS
 from automed.report.learning_curve import learning_curve_sections
 from automed.report.plots import TRAINING_CURVES, pareto_png, pareto_points
+from automed.report.quality import quality_sections
 from automed.report.raters import rater_sections
+from automed.report.site_shift import site_shift_sections
 from automed.report.recommend import recommendation_of
 from automed.report.sections import (
     chosen_configuration,
@@ -249,8 +251,10 @@ def to_html(report: dict[str, Any], folder: Path | None = None) -> str:
 
 
 def _run_sections(report: dict[str, Any]) -> list[Section]:
-    """The run-level sections after the leaderboard: the learning curve, the raters, the label audit."""
-    return learning_curve_sections(report) + rater_sections(report) + audit_sections(report)
+    """The run-level sections after the leaderboard: the learning curve, another site, the raters, the label audit,
+    the quality of predictions."""
+    return (learning_curve_sections(report) + site_shift_sections(report) + rater_sections(report)
+            + audit_sections(report) + quality_sections(report))
 
 
 def _embedded(section: Section, folder: Path | None) -> dict[str, Any]:

@@ -83,7 +83,8 @@ class Task(ABC):
         The task-specific recipe fields this task reads; another task's are refused.
     predictor : str
         ``"module:function"`` writing predictions for new inputs, called as
-        ``function(run_folder, inputs, out, rung=..., split=..., overwrite=..., progress=..., tta=...)``.
+        ``function(run_folder, inputs, out, rung=..., split=..., overwrite=..., progress=..., tta=...)``, and
+        with ``uncertainty_maps=True`` only when the user asks for them (a predictor without them refuses it).
     fitted_model : type
         The :class:`typing.Protocol` (runtime-checkable) every fitted rung of the task satisfies: what its
         predictor calls. :func:`automed.rungs.fitted.load_fitted` refuses a rung that does not.
@@ -156,9 +157,18 @@ class Task(ABC):
 
         raise RecipeError(f"The {self.name} task draws no learning curve (label_fractions).")
 
+    def site_splits(self, opened: Opened) -> dict[str, dict[str, Any]]:
+        """One split per site (site -> splits) for leave-one-site-out refits (``cv: by-site``): trained on the
+        other sites' cases, judged on the site's. A task whose ``recipe_options`` lack ``site_shift`` refits none,
+        and the recipe refuses the option before this is asked."""
+        from automed.errors import RecipeError
+
+        raise RecipeError(f"The {self.name} task does not refit by site (cv: by-site).")
+
     def finish(self, folder: Path, recipe: Recipe, opened: Opened, done: tuple[RungResult, ...]) -> None:
         """Write the task's run-level records into the staging ``folder`` once every rung in ``done`` has finished
-        (segmentation: the raters' agreement, where cases have several). The default writes none."""
+        (the quality record predictions are judged against; segmentation: the raters' agreement, where cases have
+        several). The default writes none."""
 
 
 @contextmanager

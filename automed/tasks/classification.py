@@ -74,6 +74,11 @@ class Classification(Task):
                                        recipe.random_state)
         return Prepared(dataset, summary, splits, summary)
 
+    def finish(self, folder: Path, recipe: Recipe, opened: Opened, done: tuple[RungResult, ...]) -> None:
+        from automed.quality.classification import write_classification_quality
+
+        write_classification_quality(folder, recipe, opened, done)
+
     def inspect(self, data: Path, data_format: str) -> Inspection:
         from automed.data.classification import open_classification, scan_classification, summarize
 

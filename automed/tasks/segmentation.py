@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from automed.results import RungResult
     from automed.rungs.base import FitContext, RungOutcome
 
-__all__ = ["Segmentation", "SegmentationModel"]
+__all__ = ["HeldOutFolds", "Segmentation", "SegmentationModel"]
 
 log = logging.getLogger("automed")
 
@@ -28,6 +28,24 @@ class SegmentationModel(Protocol):
 
     def predict(self, image: Any) -> Any:
         """The class-index map of a normalised image ``(channels, *spatial)`` on its working grid."""
+
+    def predict_proba(self, image: Any) -> Any:
+        """The class probabilities ``(n_classes, *spatial)`` of a normalised image on its working grid."""
+
+    def class_map(self, proba: Any) -> Any:
+        """The class-index map :meth:`predict` gives for the probabilities :meth:`predict_proba` gave."""
+
+
+@runtime_checkable
+class HeldOutFolds(Protocol):
+    """A fitted segmentation rung that kept a model per cross-validation fold: the quality record reads how unsure
+    it is on each validation case from the models that did not train on it."""
+
+    def held_out_folds(self) -> int:
+        """How many folds' models were kept (fold ``k`` for ``k`` below it)."""
+
+    def predict_proba(self, image: Any, fold: int | None = None) -> Any:
+        """The class probabilities of a normalised image from every model, or fold ``fold``'s."""
 
 
 class Segmentation(Task):
@@ -58,7 +76,8 @@ class Segmentation(Task):
                             "batch_voxels": 2**18, "default_max_patch": 128, "cost_weight": 6.0}),
         "ensemble": "automed.rungs.segmentation.ensemble:SegmentationEnsembleRung",
     }
-    recipe_options = frozenset({"folds_file", "target_spacing", "raters", "consensus", "label_fractions"})
+    recipe_options = frozenset({"folds_file", "target_spacing", "raters", "consensus", "label_fractions",
+                                "site_shift"})
     predictor = "automed.ladder.predict:predict_segmentation"
     auditor = "automed.audit.segmentation:audit_segmentation"
     fitted_model = SegmentationModel
@@ -129,10 +148,17 @@ class Segmentation(Task):
         groups = {c.case_id: c.group for c in opened.dataset.cases}
         return training_subset(opened.splits, fraction, groups, recipe.random_state)
 
+    def site_splits(self, opened: Opened) -> dict[str, dict[str, Any]]:
+        from automed.data.splits import leave_site_out
+
+        return leave_site_out(opened.splits, {c.case_id: c.site for c in opened.dataset.cases if c.site})
+
     def finish(self, folder: Path, recipe: Recipe, opened: Opened, done: tuple[RungResult, ...]) -> None:
         from automed.ladder.raters import write_rater_agreement
+        from automed.quality.segmentation import write_segmentation_quality
 
         write_rater_agreement(folder, recipe, opened, done)
+        write_segmentation_quality(folder, recipe, opened, done)
 
     def comparison_cases(self, recipe: Recipe, opened: Opened) -> list[str]:
         if recipe.cv == "full":

@@ -122,8 +122,12 @@ class ClassificationEnsembleRung(EnsembleRung):
 
     def predict_proba(self, dataset: Any, cases: list[Any], n_jobs: int = 1, progress: bool = False) -> np.ndarray:
         """Mean class probabilities of the members, shape ``(n_cases, n_classes)``."""
-        return np.mean([m.predict_proba(dataset, cases, n_jobs=n_jobs, progress=progress) for m in self.members_],
-                       axis=0)
+        return self.member_probabilities(dataset, cases, n_jobs, progress).mean(axis=0)
+
+    def member_probabilities(self, dataset: Any, cases: list[Any], n_jobs: int = 1,
+                             progress: bool = False) -> np.ndarray:
+        """Each member's class probabilities, shape ``(n_members, n_cases, n_classes)``."""
+        return np.stack([m.predict_proba(dataset, cases, n_jobs=n_jobs, progress=progress) for m in self.members_])
 
 
 def _mean_proba(members: list[RungResult], field: str, case_ids: list[str],

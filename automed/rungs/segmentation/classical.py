@@ -270,9 +270,9 @@ class ClassicalRung(Rung):
         return predict_proba_volume(model, coarse, self.features_, n_classes, self.params.slab_voxels,
                                     workers=max(1, context.n_jobs), extra=extra)
 
-    def _proba(self, image: np.ndarray, n_jobs: int) -> np.ndarray:
-        """Class probabilities of a normalised image on its own grid, computed on the rung's grid
-        (by the auto-context stage, when there is one, from the first stage's)."""
+    def predict_proba(self, image: np.ndarray, n_jobs: int = 1) -> np.ndarray:
+        """Class probabilities ``(n_classes, *spatial)`` of a normalised image on its own grid, computed on the
+        rung's grid (by the auto-context stage, when there is one, from the first stage's)."""
         from automed.models.classical import predict_proba_volume
 
         coarse, _, _ = to_coarse(image, None, None, self.grid_factors_)
@@ -371,9 +371,14 @@ class ClassicalRung(Rung):
         return rung
 
     def predict(self, image: np.ndarray) -> np.ndarray:
+        """Class map of a normalised image, decided and post-processed as chosen in the fit."""
+        return self.class_map(self.predict_proba(image))
+
+    def class_map(self, proba: np.ndarray) -> np.ndarray:
+        """The class map of :meth:`predict_proba`'s probabilities: the background weighted as chosen in the fit,
+        then post-processed."""
         from automed.models.postprocess import apply_postprocessing
 
-        proba = self._proba(image, n_jobs=1)
         return apply_postprocessing(decide(proba, self.background_weight_), self.postprocessing_)
 
 

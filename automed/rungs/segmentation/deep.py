@@ -499,10 +499,18 @@ class DeepSegmentationRung(Rung):
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """Class map of a normalised image, post-processed as chosen in the fit."""
+        return self.class_map(self.predict_proba(image))
+
+    def class_map(self, proba: np.ndarray) -> np.ndarray:
+        """The post-processed argmax of :meth:`predict_proba`'s probabilities."""
         from automed.models.postprocess import apply_postprocessing
 
-        pred = self.predict_proba(image).argmax(axis=0).astype(np.uint8)
-        return apply_postprocessing(pred, self.postprocessing_)
+        return apply_postprocessing(proba.argmax(axis=0).astype(np.uint8), self.postprocessing_)
+
+    def held_out_folds(self) -> int:
+        """How many folds' models the rung kept: ``predict_proba(image, fold=k)`` for ``k`` below it predicts with
+        models that did not train on fold ``k``'s validation cases."""
+        return len(self.models_) // max(self.params.members, 1)
 
 
 def _result_dict(result: Any) -> dict[str, Any]:

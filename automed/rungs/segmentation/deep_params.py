@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from automed._params import check_choice, check_range
+from automed.deep.augment import STRENGTHS
 from automed.errors import RecipeError
 from automed.rungs.time_plan import check_training_budget
 
 __all__ = ["AUGMENTATIONS", "LOSSES", "DeepParams"]
 
 LOSSES = ("dice_ce", "dice_focal")
-AUGMENTATIONS = ("none", "light", "medium", "strong")
+AUGMENTATIONS = STRENGTHS
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,9 @@ class DeepParams:
         Searched first-level channels, resolution levels (U-Net only) and batch sizes.
         Empty ``batch_sizes``: two sizes near the rung's ``batch_voxels`` per batch.
     losses, augmentations : tuple of str
-        Searched losses (``dice_ce``, ``dice_focal``) and augmentation strengths.
+        Searched losses (``dice_ce``, ``dice_focal``) and augmentation strengths (``none``, ``light``,
+        ``medium``, ``strong``; ``scanner``: ``medium`` plus what another scanner changes, a bias field,
+        gamma, histogram shift, blur and noise, for data from several sites).
     lr_min, lr_max : float
         Searched AdamW learning-rate range (log scale, poly decay over the epochs).
     max_patch : int

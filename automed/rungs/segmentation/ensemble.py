@@ -155,7 +155,18 @@ class SegmentationEnsembleRung(EnsembleRung):
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """Class map of a normalised image: the members' mean softmax, argmax, post-processing."""
+        return self.class_map(self.predict_proba(image))
+
+    def predict_proba(self, image: np.ndarray, fold: int | None = None) -> np.ndarray:
+        """The members' mean softmax of a normalised image (every model, or one fold's)."""
+        return np.mean([m.predict_proba(image, fold=fold) for m in self.members_], axis=0)
+
+    def class_map(self, proba: np.ndarray) -> np.ndarray:
+        """The post-processed argmax of :meth:`predict_proba`'s probabilities."""
         from automed.models.postprocess import apply_postprocessing
 
-        proba = np.mean([m.predict_proba(image) for m in self.members_], axis=0)
         return apply_postprocessing(proba.argmax(0).astype(np.uint8), self.postprocessing_)
+
+    def held_out_folds(self) -> int:
+        """How many folds every member kept models of (see ``DeepSegmentationRung.held_out_folds``)."""
+        return min(m.held_out_folds() for m in self.members_)

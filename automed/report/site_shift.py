@@ -1,0 +1,41 @@
+"""The report's section on another site: each rung's metric on a site it never saw beside its in-site figure, and
+the rung that degrades least (the one to deploy is not always the one that wins in-site)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from automed.report.tables import format_ci, format_number
+from automed.report.task_report import Section
+
+__all__ = ["site_shift_sections"]
+
+
+def _ci(metric: dict[str, Any] | None) -> str:
+    return "—" if not metric else format_ci(metric["mean"], metric.get("ci_low"), metric.get("ci_high"))
+
+
+def site_shift_sections(report: dict[str, Any]) -> list[Section]:
+    """The section (none for a run fitted without ``cv: by-site``)."""
+    shift = report.get("site_shift")
+    if not shift:
+        return []
+    metric, sites = shift["metric"].capitalize(), shift["sites"]
+    text = (f"Each rung refitted once per site on the other sites' cases and scored on that site's "
+            f"({len(sites)} sites: " + ", ".join(f"{s} ({n} cases)" for s, n in sites.items()) + "), beside its "
+            "in-site score (the fit's own out-of-fold scores of the same site's cases).")
+    for name, rung in shift["rungs"].items():
+        if rung["unseen_mean"] is not None and rung["in_site_mean"] is not None:
+            text += (f" {name}: expect {metric} {rung['in_site_mean']:.3f} → {rung['unseen_mean']:.3f} on a new site "
+                     f"(paired difference {_ci(rung['difference'])}).")
+    if shift.get("degrades_least"):
+        text += f" {shift['degrades_least']} degrades least."
+    rows = []
+    for name, rung in shift["rungs"].items():
+        for site, row in rung["sites"].items():
+            unseen = _ci(row.get("unseen")) if row.get("unseen") else f"skipped: {row.get('skipped')}"
+            rows.append([name, site, str(row["n_cases"]), _ci(row["in_site"]), unseen, _ci(row.get("difference")),
+                         format_number((row.get("difference") or {}).get("n"), 0)])
+    head = ["rung", "site", "cases", f"in-site {metric} [95% CI]", f"unseen-site {metric} [95% CI]",
+            "difference [95% CI]", "paired cases"]
+    return [Section("Another site", text, (head, rows))]

@@ -1,0 +1,88 @@
+"""cv: by-site: every finished rung refitted leaving each site out, its unseen-site score beside its in-site one."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+import automed
+from automed.errors import DataError, RecipeError
+from conftest import FAST_PARAMS, make_msd
+
+
+def _two_sites(root, shifted: bool = True):
+    """A tiny MSD dataset whose second half comes from 'site B', a scanner with half the contrast and more noise."""
+    data = make_msd(root, n_cases=12)
+    rng = np.random.default_rng(0)
+    rows = ["case,group,site"]
+    for i in range(12):
+        site = "A" if i < 6 else "B"
+        rows.append(f"case_{i:03d},p{i},{site}")
+        if site == "B" and shifted:
+            path = data / "imagesTr" / f"case_{i:03d}.nii.gz"
+            image = sitk.ReadImage(str(path))
+            array = sitk.GetArrayFromImage(image) * 0.5 + rng.normal(0, 12, image.GetSize()[::-1])
+            out = sitk.GetImageFromArray(array.astype(np.float32))
+            out.CopyInformation(image)
+            sitk.WriteImage(out, str(path))
+    (data / "groups.csv").write_text("\n".join(rows) + "\n")
+    return data
+
+
+def test_each_rung_is_scored_on_a_site_it_never_saw(tmp_path):
+    data = _two_sites(tmp_path / "data")
+    recipe = automed.Recipe(task="segmentation", n_folds=2, n_jobs=1, cv="by-site",
+                            rungs=[{"name": "classical", "params": FAST_PARAMS}])
+    run = automed.fit(recipe, data, tmp_path / "run", progress=False)
+    shift = json.loads((tmp_path / "run" / "site_shift.json").read_text())
+    assert shift["sites"] == {"A": 6, "B": 6}
+    classical = shift["rungs"]["classical"]
+    for site in ("A", "B"):
+        row = classical["sites"][site]
+        assert row["unseen"]["n"] == 6 and row["in_site"]["n"] == 6  # every case of the site, both ways
+        assert row["difference"]["n"] == 6
+        assert -1 <= row["difference"]["mean"] <= 1
+    refit = json.loads((tmp_path / "run" / "rungs" / "classical" / "sites" / "01_B" / "result.json").read_text())
+    assert refit["site"] == "B" and refit["n_train"] == 6
+    assert {c["case_id"] for c in refit["per_case"]} == {f"case_{i:03d}" for i in range(6, 12)}
+    assert shift["degrades_least"] == "classical"
+    assert run.report_["site_shift"]["rungs"]["classical"]["unseen_mean"] == classical["unseen_mean"]
+    text = (tmp_path / "run" / "report.md").read_text()
+    assert "## Another site" in text and "on a new site" in text
+
+
+def test_by_site_needs_a_site_for_every_case_and_two_sites(tmp_path):
+    data = make_msd(tmp_path / "data", n_cases=6)
+    (data / "groups.csv").write_text("case,group,site\n" + "".join(f"case_{i:03d},p{i},{'A' if i else ''}\n"
+                                                                   for i in range(6)))
+    recipe = automed.Recipe(task="segmentation", n_folds=2, n_jobs=1, cv="by-site",
+                            rungs=[{"name": "classical", "params": FAST_PARAMS}])
+    with pytest.raises(DataError, match=r"by-site needs every case's site .* 1 case\(s\) have none, "
+                                        r"e.g. \['case_000'\]"):
+        automed.fit(recipe, data, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists() and not (tmp_path / ".run.partial").exists()
+    (data / "groups.csv").write_text("case,group,site\n" + "".join(f"case_{i:03d},p{i},A\n" for i in range(6)))
+    with pytest.raises(DataError, match=r"two or more sites; every case is from site 'A'"):
+        automed.fit(recipe, data, tmp_path / "run", progress=False)
+
+
+def test_by_site_is_a_segmentation_option():
+    with pytest.raises(RecipeError, match=r"'by-site' for segmentation only"):
+        automed.Recipe(task="classification", cv="by-site")
+
+
+@pytest.mark.parametrize("patch", [(16, 16), (12, 12, 12)])
+def test_the_scanner_augmentation_changes_intensities_as_another_scanner_would(patch):
+    from automed.deep.augment import training_transform
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 1, (1, *patch)).astype(np.float32)
+    item = {"image": image, "label": np.zeros((1, *patch), np.uint8)}
+    scanner = training_transform(patch, "scanner", seed=1)
+    medium = training_transform(patch, "medium", seed=1)
+    changed = [np.abs(np.asarray(scanner(item)["image"]) - np.asarray(medium(item)["image"])).max() for _ in range(10)]
+    assert max(changed) > 0.05  # some draws add a bias field, gamma, histogram shift, blur or noise
+    assert automed.Recipe(task="segmentation", rungs=[{"name": "unet2d", "params": {"augmentations": ["scanner"]}}])
