@@ -124,10 +124,11 @@ class Recipe:
         of folds.
     cv : {"fold0", "full", "by-site"}
         Cases every rung is judged on: fold 0's validation cases (deep rungs train once),
-        or every fold's (deep rungs train once per fold). ``"by-site"`` (segmentation, cases with a
-        site): as ``"fold0"``, and every finished rung is then refitted once per site on the other
-        sites' cases and scored on that site's (leave-one-site-out): its metric on an unseen site
-        beside its in-site figure (``site_shift.json``, the report's "Another site").
+        or every fold's (deep rungs train once per fold). ``"by-site"`` (cases with a site): as
+        ``"fold0"``, and every finished rung is then refitted once per site on the other sites'
+        cases and scored on that site's (leave-one-site-out; classification: the site's test
+        cases): its metric on an unseen site beside its in-site figure (``site_shift.json``, the
+        report's "Another site").
     max_vram_bytes : int or None
         Training-memory limit; deep rungs shrink their configuration to fit it or are
         skipped. ``None``: 90% of the GPU's memory on CUDA, no limit on CPU.

@@ -137,3 +137,11 @@ def test_classification_predictions_carry_the_quality_columns(fitted_classificat
     assert sum(r["flag"] == "out_of_distribution" for r in rows[1:]) <= 1
     for row in rows:
         assert 0 <= float(row["uncertainty"]) <= 1 and float(row["distance_percentile"]) <= 100
+
+
+def test_the_training_cases_distances_leave_each_case_itself_out_despite_rounding():
+    rng = np.random.default_rng(0)
+    training = rng.normal(0, 1, (200, 16))
+    reference = ImageReference.fit(training, [f"d{i}" for i in range(16)])
+    found = reference._neighbours(reference.rows, 1)
+    assert np.allclose(np.sort(found[:, 1:].mean(axis=1)), reference.calibration)

@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 import automed
-from automed.errors import DataError, RecipeError
+from automed.errors import DataError
 from conftest import FAST_PARAMS, make_msd
 
 
@@ -38,20 +38,46 @@ def test_each_rung_is_scored_on_a_site_it_never_saw(tmp_path):
                             rungs=[{"name": "classical", "params": FAST_PARAMS}])
     run = automed.fit(recipe, data, tmp_path / "run", progress=False)
     shift = json.loads((tmp_path / "run" / "site_shift.json").read_text())
-    assert shift["sites"] == {"A": 6, "B": 6}
+    assert shift["sites"] == {"A": 6, "B": 6} and shift["judged_cases"] == "every case of the site"
     classical = shift["rungs"]["classical"]
     for site in ("A", "B"):
         row = classical["sites"][site]
         assert row["unseen"]["n"] == 6 and row["in_site"]["n"] == 6  # every case of the site, both ways
-        assert row["difference"]["n"] == 6
-        assert -1 <= row["difference"]["mean"] <= 1
+        assert row["difference"]["n"] == 6 and -1 <= row["difference"]["mean"] <= 1
+    assert classical["all_sites"]["difference"]["n"] == 12
     refit = json.loads((tmp_path / "run" / "rungs" / "classical" / "sites" / "01_B" / "result.json").read_text())
     assert refit["site"] == "B" and refit["n_train"] == 6
     assert {c["case_id"] for c in refit["per_case"]} == {f"case_{i:03d}" for i in range(6, 12)}
     assert shift["degrades_least"] == "classical"
-    assert run.report_["site_shift"]["rungs"]["classical"]["unseen_mean"] == classical["unseen_mean"]
+    assert run.report_["site_shift"]["rungs"]["classical"]["all_sites"] == classical["all_sites"]
     text = (tmp_path / "run" / "report.md").read_text()
     assert "## Another site" in text and "on a new site" in text
+
+
+def test_a_classifier_is_tested_on_each_site_it_never_saw(tmp_path):
+    from conftest import FAST_CLASSIFICATION, images_with_discs, write
+
+    rng = np.random.default_rng(0)
+    images, labels = images_with_discs(64, rng)
+    rows = ["image,label,site"]
+    for i, (image, label) in enumerate(zip(images, labels)):
+        site = "north" if i % 2 else "south"
+        if site == "south":  # another scanner: lower contrast, more noise
+            image = np.clip(image * 0.6 + rng.normal(30, 15, image.shape), 0, 255).astype(np.uint8)
+        write(image, tmp_path / "images" / f"{i}.png")
+        rows.append(f"images/{i}.png,{label},{site}")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    recipe = automed.Recipe(task="classification", n_folds=2, n_jobs=1, cv="by-site",
+                            rungs=[{"name": "classical", "params": FAST_CLASSIFICATION}])
+    automed.fit(recipe, tmp_path / "manifest.csv", tmp_path / "run", progress=False)
+    shift = json.loads((tmp_path / "run" / "site_shift.json").read_text())
+    assert set(shift["sites"]) == {"north", "south"} and shift["judged_cases"] == "the site's test cases"
+    tested = json.loads((tmp_path / "run" / "splits.json").read_text())["test"]
+    for site, row in shift["rungs"]["classical"]["sites"].items():
+        assert row["n_cases"] == shift["sites"][site] and row["unseen"]["name"] == "auc"
+        assert row["in_site"]["n"] == row["unseen"]["n"] == row["n_cases"]
+    assert shift["rungs"]["classical"]["all_sites"]["n_cases"] == len(tested)
+    assert "## Another site" in (tmp_path / "run" / "report.md").read_text()
 
 
 def test_by_site_needs_a_site_for_every_case_and_two_sites(tmp_path):
@@ -67,11 +93,6 @@ def test_by_site_needs_a_site_for_every_case_and_two_sites(tmp_path):
     (data / "groups.csv").write_text("case,group,site\n" + "".join(f"case_{i:03d},p{i},A\n" for i in range(6)))
     with pytest.raises(DataError, match=r"two or more sites; every case is from site 'A'"):
         automed.fit(recipe, data, tmp_path / "run", progress=False)
-
-
-def test_by_site_is_a_segmentation_option():
-    with pytest.raises(RecipeError, match=r"'by-site' for segmentation only"):
-        automed.Recipe(task="classification", cv="by-site")
 
 
 @pytest.mark.parametrize("patch", [(16, 16), (12, 12, 12)])

@@ -30,7 +30,7 @@ from automed.cli._errors import clean_errors
               help="Fixed folds, nnU-Net's splits_final.json layout: [{train: [...], val: [...]}, ...].")
 @click.option("--cv", type=click.Choice(["fold0", "full", "by-site"]),
               help="Judge rungs on fold 0's validation cases (default) or on every fold; by-site: also refit each "
-                   "rung leaving each site out (segmentation, cases with a site).")
+                   "rung leaving each site out (cases with a site).")
 @click.option("--seed", "random_state", type=int, help="Random seed.")
 @click.option("--budget", help="Time budget of the whole fit, e.g. 10min or 2h.")
 @click.option("--max-vram", help="Training-memory limit for deep rungs, e.g. 8GB.")

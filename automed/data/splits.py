@@ -156,26 +156,70 @@ def training_subset(splits: dict, fraction: float, groups: dict[str, str | None]
             "fraction": fraction}
 
 
-def leave_site_out(splits: dict, sites: dict[str, str]) -> dict[str, dict]:
-    """One split per site (``sites``: case id -> site): trained on every other site's development cases, validated on
-    the site's, as a new scanner or hospital would meet the model.
+def _site_of(cases: Sequence[str], sites: dict[str, str]) -> list[str]:
+    """The sites of ``cases`` (sorted, unique).
 
     Raises
     ------
     DataError
-        If a development case has no site, or they come from fewer than two sites.
+        If a case has no site, or they come from fewer than two sites.
     """
-    dev = sorted({c for fold in splits["folds"] for side in ("train", "val") for c in fold[side]})
-    missing = [c for c in dev if not sites.get(c)]
+    missing = [c for c in cases if not sites.get(c)]
     if missing:
         raise DataError(f"--cv by-site needs every case's site (the 'site' column of groups.csv or the manifest); "
                         f"{len(missing)} case(s) have none, e.g. {missing[:5]}.")
-    names = sorted({sites[c] for c in dev})
+    names = sorted({sites[c] for c in cases})
     if len(names) < 2:
         raise DataError(f"--cv by-site needs cases from two or more sites; every case is from site {names[0]!r}.")
-    return {site: {**splits, "folds": [{"train": [c for c in dev if sites[c] != site],
-                                        "val": [c for c in dev if sites[c] == site]}], "n_folds": 1,
-                   "dev": [c for c in dev if sites[c] != site], "site": site} for site in names}
+    return names
+
+
+def leave_site_out(splits: dict, sites: dict[str, str]) -> dict[str, dict]:
+    """Segmentation: one split per site (``sites``: case id -> site), trained on every other site's cases and
+    validated on the site's (``site_cases``), as a new scanner or hospital would meet the model.
+
+    Raises
+    ------
+    DataError
+        If a case has no site, or they come from fewer than two sites.
+    """
+    dev = sorted({c for fold in splits["folds"] for side in ("train", "val") for c in fold[side]})
+    out = {}
+    for site in _site_of(dev, sites):
+        train, val = [c for c in dev if sites[c] != site], [c for c in dev if sites[c] == site]
+        out[site] = {**splits, "folds": [{"train": train, "val": val}], "n_folds": 1, "dev": train, "site": site,
+                     "site_cases": val, "site_cases_are": "every case of the site"}
+    return out
+
+
+def leave_site_out_of_development(splits: dict, sites: dict[str, str], labels: dict[str, str], n_folds: int,
+                                  random_state: int = 0) -> dict[str, dict]:
+    """Classification: one split per site, developed on the other sites' development cases (stratified tuning
+    folds drawn again; official train/val roles kept) and tested on the site's test cases (``site_cases``); a site
+    without test cases is left out.
+
+    Raises
+    ------
+    DataError
+        If a case has no site, they come from fewer than two sites, or no site has test cases.
+    """
+    dev, test = list(splits["dev"]), list(splits["test"])
+    out = {}
+    for site in _site_of(dev + test, sites):
+        keep = sorted(c for c in dev if sites[c] != site)
+        judged = sorted(c for c in test if sites[c] == site)
+        if not judged:
+            continue
+        subset = {**splits, "dev": keep, "test": judged, "site": site, "site_cases": judged,
+                  "site_cases_are": "the site's test cases",
+                  "folds": stratified_folds(keep, [labels[c] for c in keep], keep, n_folds, random_state)}
+        if splits.get("kind") == "official":
+            subset["train"] = sorted(set(splits["train"]) & set(keep))
+            subset["val"] = sorted(set(splits["val"]) & set(keep))
+        out[site] = subset
+    if not out:
+        raise DataError("--cv by-site scores each site's test cases, and no site has any.")
+    return out
 
 
 def read_folds(path: str | Path, case_ids: Sequence[str], groups: Sequence[str | None],

@@ -134,7 +134,7 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from
     rung_classes = _check_rungs(recipe)
     prepared = get_task(recipe.task).prepare(recipe, data, progress)
     if recipe.cv == "by-site":  # every case needs a site, and two sites at least: refused before anything is fitted
-        get_task(recipe.task).site_splits(prepared.opened)
+        get_task(recipe.task).site_splits(prepared.opened, recipe)
     dataset, splits = prepared.dataset, prepared.splits
     if replay is not None:
         check_replayed_data(replay, prepared.fingerprint_record, data)
@@ -179,7 +179,7 @@ def _climb(folder: Path, progress: bool, started: Reopened | None) -> None:
     shortfalls: dict[str, float] = {}  # rung skipped for want of time -> the budget its share would have needed
     refits = sum(f for f in recipe.label_fractions if f < 1)
     if recipe.cv == "by-site":  # each site's refit trains on the other sites' share of the cases
-        refits += len(task.site_splits(opened)) - 1
+        refits += len(task.site_splits(opened, recipe)) - 1
     budget = None if recipe.budget_s is None else recipe.budget_s / (1 + refits)  # the rest: the refits
     # a rung that cannot fit at all (no pretrained weights to be had) is skipped, and takes no share of the budget
     unavailable = {spec.name: cls(spec.params).unavailable() for spec, cls in zip(recipe.rungs, rung_classes)

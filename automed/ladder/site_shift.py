@@ -1,13 +1,12 @@
 """What another site will cost: every finished rung refitted once per site on the other sites' cases and scored on
-that site's (leave-one-site-out), beside its in-site figure from the fit itself (``site_shift.json``)."""
+that site's cases (leave-one-site-out), beside its in-site figure from the fit itself (``site_shift.json``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from automed.ladder.refits import Variant, refit_rungs
 from automed.ladder.staging import write_json
@@ -22,54 +21,58 @@ SITE_SHIFT_JSON = "site_shift.json"
 
 def site_shift(folder: Path, recipe: Recipe, opened: Opened, done: list[RungResult], n_jobs: int, progress: bool,
                seconds_left: Callable[[], float] | None = None) -> None:
-    """Refit every rung in ``done`` leaving each site out (:meth:`Task.site_splits`) and write ``site_shift.json``:
-    per rung and site, the metric on the site unseen (the refit, on every case of the site) and in-site (the fit's
-    own out-of-fold scores of the site's cases), their paired difference on the cases both scored, and over the
-    sites the mean of each; the rung that degrades least.
+    """Refit every rung in ``done`` leaving each site out (:meth:`Task.site_splits`) and write ``site_shift.json``.
+
+    Per rung and site: the metric on the site's judged cases (``site_cases``: segmentation, every case of the
+    site; classification, its test cases) unseen (by the refit that never saw the site) and in-site (the fit's own
+    scores of the same cases), and their paired difference, each judged as the ladder judges rungs
+    (:meth:`Task.comparison`). Over all sites: every case scored by the refit that left its site out, against the
+    fit's own scores of the same cases. The rung that degrades least is named.
 
     The refits share what the budget has left in proportion to each rung's fit time times the share of the cases
     they train on (see :func:`~automed.ladder.refits.refit_rungs`).
     """
-    from automed.statistics import case_scores, paired_gain
-
     task = get_task(recipe.task)
-    splits = task.site_splits(opened)
-    total = sum(len(s["folds"][0]["val"]) for s in splits.values())
+    splits = task.site_splits(opened, recipe)
+    total = sum(len(s["dev"]) for s in splits.values())
     keys = {site: _key(i, site) for i, site in enumerate(splits)}
-    variants = [Variant(keys[site], s, {"site": site, "n_train": len(s["dev"])}, len(s["dev"]) / total,
+    variants = [Variant(keys[site], s, {"site": site, "n_train": len(s["dev"])}, len(s["dev"]) / max(total, 1),
                         f"without site {site}") for site, s in splits.items()]
     refits = refit_rungs(folder, recipe, opened, done, "sites", variants, n_jobs, progress, seconds_left)
-    scored = [k for k in sorted(opened.fingerprint.classes) if recipe.include_background or k != 0]
     rungs: dict[str, Any] = {}
     for rung in done:
-        in_site = case_scores(rung.per_case, scored)
-        per_site, drops, unseen_means, in_means = {}, [], [], []
+        per_site, unseen_cases = {}, []
         for site, s in splits.items():
             entry = refits[rung.name, keys[site]]
-            cases = set(s["folds"][0]["val"])
-            own = {c: v for c, v in in_site.items() if c in cases}
-            row: dict[str, Any] = {"n_cases": len(cases), "in_site": _mean(own, recipe.random_state)}
             if entry.done:
-                unseen = case_scores(entry.per_case, scored)
-                row.update(unseen=entry.metric, difference=paired_gain(own, unseen, recipe.random_state))
-                drops += [unseen[c] - own[c] for c in own if c in unseen]
-                unseen_means.append(entry.metric["mean"])
-                if row["in_site"]:
-                    in_means.append(row["in_site"]["mean"])
+                per_site[site] = _judged(task, rung, entry, s["site_cases"], recipe, opened)
+                unseen_cases += [c for c in entry.per_case if c["case_id"] in set(s["site_cases"])]
             else:
-                row["skipped"] = entry.reason
-            per_site[site] = row
+                per_site[site] = {"n_cases": len(s["site_cases"]), "skipped": entry.reason}
+        pooled = replace(rung, per_case=unseen_cases)  # every case, by the model that never saw its site
+        judged_cases = [c["case_id"] for c in unseen_cases]
         rungs[rung.name] = {"sites": per_site,
-                            "in_site_mean": float(np.mean(in_means)) if in_means else None,
-                            "unseen_mean": float(np.mean(unseen_means)) if unseen_means else None,
-                            "difference": _summary(drops, recipe.random_state)}
-    judged = {n: r["difference"]["mean"] for n, r in rungs.items() if r["difference"]}
+                            "all_sites": _judged(task, rung, pooled, judged_cases, recipe, opened)
+                            if unseen_cases else None}
+    judged = {n: r["all_sites"]["difference"]["mean"] for n, r in rungs.items()
+              if r["all_sites"] and r["all_sites"]["difference"]}
     write_json(folder / SITE_SHIFT_JSON, {
-        "metric": recipe.metric, "sites": {site: len(s["folds"][0]["val"]) for site, s in splits.items()},
+        "metric": recipe.metric, "sites": {site: len(s["site_cases"]) for site, s in splits.items()},
+        "judged_cases": splits[next(iter(splits))]["site_cases_are"],
         "rungs": rungs, "degrades_least": max(judged, key=judged.get) if judged else None,
-        "note": "unseen: each rung refitted on the other sites' cases and scored on every case of the site; in-site: "
-                "the fit's own out-of-fold scores of the site's cases (models that trained on the site's other "
-                "cases); difference: unseen - in-site, paired on the cases both scored, with a bootstrap 95% CI"})
+        "note": "unseen: each rung refitted on the other sites' development cases and scored on the site's judged "
+                "cases; in-site: the fit's own scores of the same cases (models that trained on the site's other "
+                "cases); difference: unseen - in-site on the cases both scored, with a paired bootstrap 95% CI"})
+
+
+def _judged(task: Any, fitted: RungResult, unseen: RungResult, cases: list[str], recipe: Recipe,
+            opened: Opened) -> dict[str, Any]:
+    """The in-site and unseen metric on ``cases`` and their paired difference, as the task judges rungs."""
+    in_site, _ = task.comparison(fitted, cases, recipe, opened.fingerprint)
+    away, gain_over = task.comparison(unseen, cases, recipe, opened.fingerprint)
+    difference = gain_over(fitted)
+    return {"n_cases": len(cases), "in_site": in_site["metric"], "unseen": away["metric"],
+            "difference": None if difference is None else {k: difference[k] for k in ("mean", "ci_low", "ci_high", "n")}}
 
 
 def _key(index: int, site: str) -> str:
@@ -78,18 +81,3 @@ def _key(index: int, site: str) -> str:
     import re
 
     return f"{index:02d}_{re.sub(r'[^A-Za-z0-9_.-]', '_', site)}"
-
-
-def _mean(scores: dict[str, float], random_state: int) -> dict[str, Any] | None:
-    from automed.metrics import summarize
-
-    return summarize(list(scores.values()), random_state) if scores else None
-
-
-def _summary(values: list[float], random_state: int) -> dict[str, Any] | None:
-    from automed.metrics import summarize
-
-    if not values:
-        return None
-    found = summarize(values, random_state)
-    return {k: found[k] for k in ("mean", "ci_low", "ci_high", "n")}

@@ -15,6 +15,8 @@ __all__ = ["ImageReference", "MAX_REFERENCE_CASES"]
 NEIGHBOURS = 5
 MAX_REFERENCE_CASES = 5000
 """More training cases are subsampled (seeded) to this many: the percentiles hardly move, and the record stays small."""
+SAME_IMAGE = 1e-6
+"""Descriptors this close (robust SDs, root mean square) are one image's."""
 RELATIVE_FLOOR = 0.05
 """A descriptor's robust scale is at least 5 % of its typical magnitude (and 0.05): training cases that agree by
 chance on a value (one spacing for all) must not make a small difference look far."""
@@ -69,7 +71,8 @@ class ImageReference:
         """:meth:`distance` of each training case's ``descriptors`` ``(n, d)`` to the other training cases (a
         reference row equal to the case, itself, is left out; with none, the furthest neighbour is)."""
         found = self._neighbours(self.standardise(descriptors), 1)
-        itself = found[:, 0] <= 1e-9
+        # scikit-learn's Euclidean distances (|a|^2 + |b|^2 - 2ab) leave a point about 1e-8 from itself, not 0
+        itself = found[:, 0] <= SAME_IMAGE
         return np.where(itself, found[:, 1:].mean(axis=1), found[:, :-1].mean(axis=1))
 
     def percentile(self, distance: float) -> float:

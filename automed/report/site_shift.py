@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from automed.report.tables import format_ci, format_number
+from automed.report.tables import format_ci
 from automed.report.task_report import Section
 
 __all__ = ["site_shift_sections"]
@@ -20,22 +20,25 @@ def site_shift_sections(report: dict[str, Any]) -> list[Section]:
     shift = report.get("site_shift")
     if not shift:
         return []
-    metric, sites = shift["metric"].capitalize(), shift["sites"]
-    text = (f"Each rung refitted once per site on the other sites' cases and scored on that site's "
+    metric, sites = {"auc": "AUC"}.get(shift["metric"], shift["metric"].capitalize()), shift["sites"]
+    text = (f"Each rung refitted once per site on the other sites' cases and scored on {shift['judged_cases']} "
             f"({len(sites)} sites: " + ", ".join(f"{s} ({n} cases)" for s, n in sites.items()) + "), beside its "
-            "in-site score (the fit's own out-of-fold scores of the same site's cases).")
+            "in-site score (the fit's own scores of the same cases).")
     for name, rung in shift["rungs"].items():
-        if rung["unseen_mean"] is not None and rung["in_site_mean"] is not None:
-            text += (f" {name}: expect {metric} {rung['in_site_mean']:.3f} → {rung['unseen_mean']:.3f} on a new site "
-                     f"(paired difference {_ci(rung['difference'])}).")
+        pooled = rung.get("all_sites")
+        if pooled and pooled["in_site"] and pooled["unseen"]:
+            text += (f" {name}: expect {metric} {pooled['in_site']['mean']:.3f} → {pooled['unseen']['mean']:.3f} on a "
+                     f"new site (paired difference {_ci(pooled['difference'])} on {pooled['n_cases']} cases).")
     if shift.get("degrades_least"):
         text += f" {shift['degrades_least']} degrades least."
     rows = []
     for name, rung in shift["rungs"].items():
-        for site, row in rung["sites"].items():
-            unseen = _ci(row.get("unseen")) if row.get("unseen") else f"skipped: {row.get('skipped')}"
-            rows.append([name, site, str(row["n_cases"]), _ci(row["in_site"]), unseen, _ci(row.get("difference")),
-                         format_number((row.get("difference") or {}).get("n"), 0)])
+        for site, row in [*rung["sites"].items(), ("all sites", rung.get("all_sites"))]:
+            if row is None:
+                continue
+            unseen = _ci(row["unseen"]) if row.get("unseen") else f"skipped: {row.get('skipped')}"
+            rows.append([name, site, str(row["n_cases"]), _ci(row.get("in_site")), unseen,
+                         _ci(row.get("difference"))])
     head = ["rung", "site", "cases", f"in-site {metric} [95% CI]", f"unseen-site {metric} [95% CI]",
-            "difference [95% CI]", "paired cases"]
+            "difference [95% CI]"]
     return [Section("Another site", text, (head, rows))]

@@ -157,10 +157,11 @@ class Task(ABC):
 
         raise RecipeError(f"The {self.name} task draws no learning curve (label_fractions).")
 
-    def site_splits(self, opened: Opened) -> dict[str, dict[str, Any]]:
+    def site_splits(self, opened: Opened, recipe: Recipe) -> dict[str, dict[str, Any]]:
         """One split per site (site -> splits) for leave-one-site-out refits (``cv: by-site``): trained on the
-        other sites' cases, judged on the site's. A task whose ``recipe_options`` lack ``site_shift`` refits none,
-        and the recipe refuses the option before this is asked."""
+        other sites' cases, judged on the site's (``site_cases``; ``site_cases_are`` says which). A task whose
+        ``recipe_options`` lack ``site_shift`` refits none, and the recipe refuses the option before this is
+        asked."""
         from automed.errors import RecipeError
 
         raise RecipeError(f"The {self.name} task does not refit by site (cv: by-site).")

@@ -46,7 +46,7 @@ class Classification(Task):
         "ensemble": "automed.rungs.classification.ensemble:ClassificationEnsembleRung",
     }
     data_suffixes = (".npz", ".csv")
-    recipe_options = frozenset({"label_fractions", "ordinal", "class_order"})
+    recipe_options = frozenset({"label_fractions", "ordinal", "class_order", "site_shift"})
     predictor = "automed.ladder.predict:predict_classification"
     auditor = "automed.audit.classification:audit_classification"
     fitted_model = ClassificationModel
@@ -107,9 +107,22 @@ class Classification(Task):
 
     def comparison(self, result: RungResult, comparison_cases: list[str], recipe: Recipe,
                    fingerprint: Any) -> tuple[dict[str, Any], GainOver]:
+        from dataclasses import replace
+
+        shared = set(comparison_cases)
+        kept = [c for c in result.per_case if c["case_id"] in shared]
+        if len(kept) < len(result.per_case):  # judged on some of its test cases (one site's): scored again on them
+            result = replace(result, per_case=kept, metric=_metric_on(kept, result, recipe))
         judged = {"metric": result.metric, "cases": "held-out test cases", "n": result.metric["n"],
                   "case_ids": [c["case_id"] for c in result.per_case]}
         return judged, partial(_gain, result=result, recipe=recipe)
+
+    def site_splits(self, opened: Opened, recipe: Recipe) -> dict[str, dict[str, Any]]:
+        from automed.data.splits import leave_site_out_of_development
+
+        cases = opened.dataset.cases
+        return leave_site_out_of_development(opened.splits, {c.case_id: c.site for c in cases if c.site},
+                                             {c.case_id: c.label for c in cases}, recipe.n_folds, recipe.random_state)
 
     def label_subset(self, opened: Opened, fraction: float, recipe: Recipe) -> dict[str, Any]:
         from automed.data.splits import label_subset
@@ -141,3 +154,16 @@ def _gain(base: RungResult, result: RungResult, recipe: Recipe) -> dict[str, Any
                                       np.array([c["proba"] for c in mine]), base.summary.get("threshold"),
                                       result.summary.get("threshold"), recipe.metric, recipe.random_state)
     return {"vs": base.name, **gain}
+
+
+def _metric_on(records: list[dict[str, Any]], result: RungResult, recipe: Recipe) -> dict[str, Any]:
+    """The recipe's metric (with its bootstrap CI) of ``result``'s probabilities of the cases in ``records``."""
+    import numpy as np
+
+    from automed.metrics import classification_summary
+
+    classes = list(result.per_class)  # class names in the dataset's order
+    y = np.array([classes.index(c["label"]) for c in records])
+    summary = classification_summary(y, np.array([c["proba"] for c in records]), classes,
+                                     result.summary.get("threshold"), recipe.random_state)
+    return {"name": recipe.metric, **summary[recipe.metric], "n": summary["n"]}

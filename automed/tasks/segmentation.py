@@ -148,7 +148,7 @@ class Segmentation(Task):
         groups = {c.case_id: c.group for c in opened.dataset.cases}
         return training_subset(opened.splits, fraction, groups, recipe.random_state)
 
-    def site_splits(self, opened: Opened) -> dict[str, dict[str, Any]]:
+    def site_splits(self, opened: Opened, recipe: Recipe) -> dict[str, dict[str, Any]]:
         from automed.data.splits import leave_site_out
 
         return leave_site_out(opened.splits, {c.case_id: c.site for c in opened.dataset.cases if c.site})
