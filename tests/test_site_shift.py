@@ -107,3 +107,35 @@ def test_the_scanner_augmentation_changes_intensities_as_another_scanner_would(p
     changed = [np.abs(np.asarray(scanner(item)["image"]) - np.asarray(medium(item)["image"])).max() for _ in range(10)]
     assert max(changed) > 0.05  # some draws add a bias field, gamma, histogram shift, blur or noise
     assert automed.Recipe(task="segmentation", rungs=[{"name": "unet2d", "params": {"augmentations": ["scanner"]}}])
+
+
+def _dicom_series(folder, tags: dict[str, str]):
+    import locale
+
+    folder.mkdir(parents=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    ctype = locale.setlocale(locale.LC_CTYPE)  # GDCM's DICOM writer sets the C locale; later tests need UTF-8
+    for z in range(3):
+        plane = sitk.GetImageFromArray(np.full((4, 5), z, np.int16))
+        for tag, value in {"0020|000d": "1.2.3", "0020|000e": "1.2.3.4", "0020|0013": str(z + 1),
+                           "0020|0032": f"0\\0\\{z * 2.0}", "0020|0037": "1\\0\\0\\0\\1\\0", **tags}.items():
+            plane.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"{z:03d}.dcm"))
+        writer.Execute(plane)
+    locale.setlocale(locale.LC_CTYPE, ctype)
+    return folder
+
+
+def test_a_dicom_series_names_its_site_where_none_is_given(tmp_path):
+    from automed.data.case import Case
+    from automed.data.dataset import with_dicom_sites
+    from automed.data.io import dicom_site
+
+    institution = _dicom_series(tmp_path / "a", {"0008|0080": "St Elsewhere", "0008|0070": "Acme"})
+    scanner = _dicom_series(tmp_path / "b", {"0008|0070": "Acme", "0008|1090": "Scan 3000"})
+    silent = _dicom_series(tmp_path / "c", {})
+    assert dicom_site(institution) == "St Elsewhere" and dicom_site(scanner) == "Acme Scan 3000"
+    assert dicom_site(silent) is None
+    cases = (Case("a", (institution,), None), Case("b", (scanner,), None, site="given"), Case("c", (silent,), None))
+    assert [c.site for c in with_dicom_sites(cases)] == ["St Elsewhere", "given", None]

@@ -130,7 +130,16 @@ def open_dataset(root: str | Path, data_format: str = "auto", colour: bool = Tru
     if groups:
         cases = tuple(replace(c, group=groups[c.case_id], site=sites.get(c.case_id)) for c in dataset.cases)
         dataset = replace(dataset, cases=cases)
-    return dataset
+    return replace(dataset, cases=with_dicom_sites(dataset.cases))
+
+
+def with_dicom_sites(cases: tuple[Case, ...]) -> tuple[Case, ...]:
+    """``cases``, each DICOM series without a site given (``groups.csv``) taking the one its header names
+    (:func:`automed.data.io.dicom_site`)."""
+    from automed.data.io import dicom_site
+
+    return tuple(replace(c, site=dicom_site(c.image_paths[0])) if c.site is None and c.image_paths[0].is_dir() else c
+                 for c in cases)
 
 
 def open_recorded(path: str | Path, data_format: str, recipe: dict | None) -> Dataset:

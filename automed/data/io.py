@@ -17,7 +17,8 @@ from automed.data.integrity import check_complete
 from automed.data.pictures import Picture
 from automed.errors import DataError
 
-__all__ = ["COLOUR_CHANNELS", "LUMINANCE", "Geometry", "Image", "describe_folder", "folder_problem", "image_suffix", "mask_suffix", "read_image", "series_files", "strip_suffix", "write_image"]
+__all__ = ["COLOUR_CHANNELS", "LUMINANCE", "SITE_TAGS", "Geometry", "Image", "describe_folder", "dicom_site",
+           "folder_problem", "image_suffix", "mask_suffix", "read_image", "series_files", "strip_suffix", "write_image"]
 
 IMAGE_SUFFIXES = (
     ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd",
@@ -166,6 +167,25 @@ def series_files(folder: Path) -> tuple[str, ...]:
     if not files:
         raise DataError(f"{folder}: {describe_folder(folder)}")
     return tuple(files)
+
+
+SITE_TAGS = (("0008|0080",), ("0008|0070", "0008|1090"))
+"""Where a DICOM series says its site: the institution's name, else the scanner's manufacturer and model."""
+
+
+def dicom_site(folder: Path) -> str | None:
+    """The site the DICOM series in ``folder`` names in its first file's header (:data:`SITE_TAGS`); None when its
+    header names none."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(series_files(folder)[0])
+    reader.ReadImageInformation()
+    for tags in SITE_TAGS:
+        found = [reader.GetMetaData(t).strip() for t in tags if reader.HasMetaDataKey(t)]
+        if any(found):
+            return " ".join(v for v in found if v)
+    return None
 
 
 def _read_series(folder: Path) -> object:
