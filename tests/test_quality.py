@@ -47,12 +47,14 @@ def test_the_review_threshold_is_chosen_on_the_validation_cases_to_catch_the_bad
     bad[:10] = True
     telling = np.where(bad, rng.normal(3, 1, 100), rng.normal(0, 1, 100))
     calibration = calibrate({"uncertainty": telling, "distance": rng.normal(0, 1, 100)}, bad, "ten bad cases")
+    assert calibration.components == ("uncertainty",)  # the distance tells nothing here: left out of the score
+    assert calibration.component_auc["uncertainty"] > 0.9 and calibration.component_auc["distance"] < 0.7
     assert calibration.auc["mean"] > 0.8 and calibration.auc["ci_low"] < calibration.auc["mean"]
     assert calibration.auc["n_bad"] == 10
     flagged = calibration.flagged
     assert flagged["n_flagged"] <= MAX_FLAGGED * 100
     assert flagged["bad_rate_flagged"] > 3 * flagged["bad_rate_unflagged"]
-    scores = [calibration.score({"uncertainty": u, "distance": 0.0}) for u in (-1.0, 5.0)]
+    scores = [calibration.score({"uncertainty": u, "distance": 99.0}) for u in (-1.0, 5.0)]
     assert scores[0] < calibration.threshold <= scores[1]
 
 
@@ -77,7 +79,8 @@ def test_segmentation_predictions_carry_a_quality_record(fitted_run, tmp_path):
     record, why = read_quality(fitted_run)
     assert record is not None, why
     calibration = record.rungs["classical"]
-    assert calibration.components == ("distance", "structure")  # no model per fold: no held-out entropy
+    assert set(calibration.components) <= {"distance", "structure"}  # no model per fold: no held-out entropy
+    assert set(calibration.component_auc) == {"distance", "structure"}
     assert "Dice at or below" in calibration.bad and calibration.flagged["n"] == 10
     assert any("entropy" in note for note in record.notes)
     images = _new_images(tmp_path / "new", seed=7)
@@ -122,7 +125,7 @@ def test_an_older_run_without_statistics_predicts_as_before_and_says_why(fitted_
 def test_classification_predictions_carry_the_quality_columns(fitted_classification_run, tmp_path):
     record, why = read_quality(fitted_classification_run)
     assert record is not None, why
-    assert record.rungs["classical"].components == ("distance", "uncertainty")
+    assert set(record.rungs["classical"].component_auc) == {"distance", "uncertainty"}
     data = make_npz(tmp_path / "new.npz", seed=9, sizes=(4, 4, 8))
     with np.load(data) as z:
         arrays = {k: z[k].copy() for k in z.files}

@@ -24,16 +24,18 @@ def quality_sections(report: dict[str, Any]) -> list[Section]:
             f"CSV): how far the image lies from the {quality['n_reference_images']} training images (out of "
             "distribution beyond the 99th percentile of their distances to one another), how unsure the rung is, and "
             "a flag for review whose threshold was chosen here, on the validation cases, to pick out the ones the "
-            "rung got badly wrong.")
+            "rung got badly wrong; the score averages the signs that told those cases apart there.")
     if quality["notes"]:
         text += " Left out: " + "; ".join(quality["notes"]) + "."
     rows = []
     for name, c in quality["rungs"].items():
         auc, flagged = c["auc"], c["flagged"]
-        rows.append([name, ", ".join(c["components"]), c["bad"],
+        alone = c.get("component_auc") or {}
+        used = ", ".join(f"{n} ({alone[n]:.2f})" if alone.get(n) is not None else n for n in c["components"])
+        rows.append([name, used, c["bad"],
                      format_ci(auc.get("mean"), auc.get("ci_low"), auc.get("ci_high")),
                      f"{flagged.get('n_flagged', 0)} of {flagged.get('n', 0)}",
                      f"{_rate(flagged.get('bad_rate_flagged'))} vs {_rate(flagged.get('bad_rate_unflagged'))}"])
-    head = ["rung", "score from", "a bad case", "AUC for a bad case [95% CI]", "flagged for review",
+    head = ["rung", "score from (each one's own AUC)", "a bad case", "AUC for a bad case [95% CI]", "flagged for review",
             "bad among flagged vs the others"]
     return [Section("Which predictions not to trust", text, (head, rows))]
