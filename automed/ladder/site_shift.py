@@ -24,8 +24,9 @@ def site_shift(folder: Path, recipe: Recipe, opened: Opened, done: list[RungResu
     """Refit every rung in ``done`` leaving each site out (:meth:`Task.site_splits`) and write ``site_shift.json``.
 
     Per rung and site: the metric on the site's judged cases (``site_cases``: segmentation, every case of the
-    site; classification, its test cases) unseen (by the refit that never saw the site) and in-site (the fit's own
-    scores of the same cases), and their paired difference, each judged as the ladder judges rungs
+    site; classification, its test cases) that the fit itself scored too, unseen (by the refit that never saw the
+    site) and in-site (the fit's own scores of the same cases), and their paired difference, judged as the ladder
+    judges rungs
     (:meth:`Task.comparison`). Over all sites: every case scored by the refit that left its site out, against the
     fit's own scores of the same cases. The rung that degrades least is named.
 
@@ -67,11 +68,16 @@ def site_shift(folder: Path, recipe: Recipe, opened: Opened, done: list[RungResu
 
 def _judged(task: Any, fitted: RungResult, unseen: RungResult, cases: list[str], recipe: Recipe,
             opened: Opened) -> dict[str, Any]:
-    """The in-site and unseen metric on ``cases`` and their paired difference, as the task judges rungs."""
-    in_site, _ = task.comparison(fitted, cases, recipe, opened.fingerprint)
-    away, gain_over = task.comparison(unseen, cases, recipe, opened.fingerprint)
+    """The in-site and unseen metric on the ``cases`` the fit itself scored too (a rung judged on fold 0 scored
+    some of them only), and their paired difference, as the task judges rungs."""
+    scored = {c["case_id"] for c in fitted.per_case}
+    shared = [c for c in cases if c in scored]
+    if not shared:
+        return {"n_cases": len(cases), "n_judged": 0, "in_site": None, "unseen": None, "difference": None}
+    in_site, _ = task.comparison(fitted, shared, recipe, opened.fingerprint)
+    away, gain_over = task.comparison(unseen, shared, recipe, opened.fingerprint)
     difference = gain_over(fitted)
-    return {"n_cases": len(cases), "in_site": in_site["metric"], "unseen": away["metric"],
+    return {"n_cases": len(cases), "n_judged": len(shared), "in_site": in_site["metric"], "unseen": away["metric"],
             "difference": None if difference is None else {k: difference[k] for k in ("mean", "ci_low", "ci_high", "n")}}
 
 

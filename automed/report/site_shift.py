@@ -23,12 +23,13 @@ def site_shift_sections(report: dict[str, Any]) -> list[Section]:
     metric, sites = {"auc": "AUC"}.get(shift["metric"], shift["metric"].capitalize()), shift["sites"]
     text = (f"Each rung refitted once per site on the other sites' cases and scored on {shift['judged_cases']} "
             f"({len(sites)} sites: " + ", ".join(f"{s} ({n} cases)" for s, n in sites.items()) + "), beside its "
-            "in-site score (the fit's own scores of the same cases).")
+            "in-site score (the fit's own scores of the same cases: a rung judged on fold 0 scored only those).")
     for name, rung in shift["rungs"].items():
         pooled = rung.get("all_sites")
         if pooled and pooled["in_site"] and pooled["unseen"]:
             text += (f" {name}: expect {metric} {pooled['in_site']['mean']:.3f} → {pooled['unseen']['mean']:.3f} on a "
-                     f"new site (paired difference {_ci(pooled['difference'])} on {pooled['n_cases']} cases).")
+                     f"new site (paired difference {_ci(pooled['difference'])} on the {pooled['n_judged']} cases the fit "
+                     "scored itself).")
     if shift.get("degrades_least"):
         text += f" {shift['degrades_least']} degrades least."
     rows = []
@@ -37,8 +38,8 @@ def site_shift_sections(report: dict[str, Any]) -> list[Section]:
             if row is None:
                 continue
             unseen = _ci(row["unseen"]) if row.get("unseen") else f"skipped: {row.get('skipped')}"
-            rows.append([name, site, str(row["n_cases"]), _ci(row.get("in_site")), unseen,
-                         _ci(row.get("difference"))])
-    head = ["rung", "site", "cases", f"in-site {metric} [95% CI]", f"unseen-site {metric} [95% CI]",
+            rows.append([name, site, f"{row.get('n_judged', row['n_cases'])} of {row['n_cases']}",
+                         _ci(row.get("in_site")), unseen, _ci(row.get("difference"))])
+    head = ["rung", "site", "cases judged", f"in-site {metric} [95% CI]", f"unseen-site {metric} [95% CI]",
             "difference [95% CI]"]
     return [Section("Another site", text, (head, rows))]
