@@ -106,6 +106,20 @@ def rescore(folder: Path) -> dict:
     return json.loads((folder / "site_shift.json").read_text())
 
 
+def unseen_versus_default(keep: Path, name: str) -> dict:
+    """The paired difference, case by case over every case, of unet2d's unseen-site Dice (each case scored by the
+    refit that never saw its site) in fit ``name`` against the default fit."""
+    from automed.statistics import case_scores, paired_gain
+
+    def unseen(run: str) -> dict[str, float]:
+        scores: dict[str, float] = {}
+        for result in sorted((keep / run / "rungs" / "unet2d" / "sites").glob("*/result.json")):
+            scores.update(case_scores(json.loads(result.read_text())["per_case"], [1, 2]))
+        return scores
+
+    return paired_gain(unseen("default_augmentation"), unseen(name), SEED)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="Keep the data and run folders in this folder.")
@@ -119,9 +133,21 @@ def main() -> None:
         for name in results:
             results[name]["site_shift"] = rescore(args.keep / name)
         out.write_text(json.dumps(results, indent=2))
+        compare_with_default(out, args.keep)
         return
     parser_names = args.only or list(AUGMENTATIONS)
     run_and_record(parser_names, run_one, out, keep=args.keep)
+    if args.keep:
+        compare_with_default(out, args.keep)
+
+
+def compare_with_default(out: Path, keep: Path) -> None:
+    """Add each non-default fit's unseen-site gain over the default fit (:func:`unseen_versus_default`) to ``out``."""
+    results = json.loads(out.read_text())
+    for name in results:
+        if name != "default_augmentation" and (keep / name).is_dir() and (keep / "default_augmentation").is_dir():
+            results[name]["unet2d_unseen_vs_default"] = unseen_versus_default(keep, name)
+    out.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
