@@ -148,3 +148,12 @@ def test_the_training_cases_distances_leave_each_case_itself_out_despite_roundin
     reference = ImageReference.fit(training, [f"d{i}" for i in range(16)])
     found = reference._neighbours(reference.rows, 1)
     assert np.allclose(np.sort(found[:, 1:].mean(axis=1)), reference.calibration)
+
+
+def test_a_calibration_that_never_flags_survives_its_json_record():
+    from automed.quality.calibration import Calibration
+
+    calibration = calibrate({"uncertainty": np.ones(6)}, np.array([True] + [False] * 5), "one bad case of six")
+    assert calibration.threshold == float("inf")  # every threshold would flag all six alike cases
+    again = Calibration.from_dict(json.loads(json.dumps(calibration.to_dict(), allow_nan=False)))
+    assert again.threshold == float("inf") and again.score({"uncertainty": 1.0}) == 100.0

@@ -36,7 +36,8 @@ class Calibration:
     validation : dict of str to ndarray
         Each component's values on the validation cases, sorted.
     threshold : float
-        A score at or above it asks for review.
+        A score at or above it asks for review (infinite: none does, where no threshold flagged few enough of the
+        validation cases; ``null`` in JSON).
     bad : str
         What counted as a badly wrong validation case.
     auc : dict
@@ -73,13 +74,14 @@ class Calibration:
 
     def to_dict(self) -> dict[str, Any]:
         return {"components": list(self.components), "validation": {k: v.tolist() for k, v in self.validation.items()},
-                "threshold": self.threshold, "bad": self.bad, "auc": self.auc, "flagged": self.flagged,
+                "threshold": self.threshold if math.isfinite(self.threshold) else None, "bad": self.bad, "auc": self.auc, "flagged": self.flagged,
                 "component_auc": self.component_auc}
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Calibration:
         validation = {k: np.asarray(v, dtype=np.float64) for k, v in record["validation"].items()}
-        return cls(tuple(record["components"]), validation, float(record["threshold"]), record["bad"], record["auc"],
+        threshold = math.inf if record["threshold"] is None else float(record["threshold"])  # JSON has no infinity
+        return cls(tuple(record["components"]), validation, threshold, record["bad"], record["auc"],
                    record["flagged"], record.get("component_auc", {}))
 
 
