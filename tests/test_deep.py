@@ -75,6 +75,12 @@ def test_unet2d_on_volumes_is_judged_against_classical_and_predicts(toy3d, tmp_p
     mask = read_image(written[0]).array
     assert mask.shape == (16, 20, 16) and set(np.unique(mask)) <= {0, 1, 2}
     assert "unet2d" in (run.folder / "report.md").read_text(encoding="utf-8")
+    quality = json.loads((run.folder / "quality.json").read_text())["rungs"]
+    assert "entropy" in quality["unet2d"]["component_auc"]  # from the fold-0 models, on fold 0's held-out cases
+    assert "entropy" not in quality["classical"]["component_auc"]  # one model refitted on all: in-sample
+    rows = (tmp_path / "pred" / "quality.csv").read_text().splitlines()
+    assert rows[0].startswith("case,flag,quality_score,distance_percentile,distance,entropy,structure")
+    assert len(rows) == 9
 
 
 @pytest.mark.slow  # an end-to-end fit: `make test-all` runs it

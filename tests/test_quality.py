@@ -8,6 +8,7 @@ import json
 import logging
 
 import numpy as np
+import pytest
 
 import automed
 from automed.quality.calibration import MAX_FLAGGED, calibrate
@@ -93,6 +94,8 @@ def test_segmentation_predictions_carry_a_quality_record(fitted_run, tmp_path):
     assert [by_case[f"same_{i}"]["flag"] for i in range(3)].count("out_of_distribution") == 0
     for row in rows:
         assert 0 <= float(row["entropy"]) <= 1 and float(row["volume_1"]) >= 0 and row["quality_score"]
+    report = (fitted_run / "report.md").read_text()
+    assert "## Which predictions not to trust" in report and "Dice at or below" in report
     made = json.loads((tmp_path / "pred" / ".automed-predictions.json").read_text())
     assert QUALITY_CSV in json.dumps(made)
     page = (tmp_path / "pred" / QUALITY_HTML).read_text()
@@ -157,3 +160,22 @@ def test_a_calibration_that_never_flags_survives_its_json_record():
     assert calibration.threshold == float("inf")  # every threshold would flag all six alike cases
     again = Calibration.from_dict(json.loads(json.dumps(calibration.to_dict(), allow_nan=False)))
     assert again.threshold == float("inf") and again.score({"uncertainty": 1.0}) == 100.0
+
+
+def test_an_ensembles_members_disagreement_is_read_from_their_out_of_sample_probabilities():
+    from automed.quality.classification import _members_proba, classification_values
+    from automed.results import RungResult
+
+    def result(name, probas, details=None):
+        return RungResult(name, "done", details=details or {}, validation_per_case=[
+            {"case_id": f"c{i}", "label": "0", "proba": p} for i, p in enumerate(probas)])
+
+    a = result("cnn", [[0.9, 0.1], [0.5, 0.5]])
+    b = result("ssl", [[0.9, 0.1], [0.1, 0.9]])
+    ensemble = result("ensemble", [[0.9, 0.1], [0.3, 0.7]], {"members": ["cnn", "ssl"]})
+    members = _members_proba(ensemble, {"cnn": a, "ssl": b}, ["c0", "c1"])
+    values = classification_values(members.mean(axis=0), members)
+    assert values[0]["disagreement"] == pytest.approx(0.0) and values[1]["disagreement"] == pytest.approx(0.2)
+    assert values[0]["uncertainty"] == pytest.approx(0.2) and values[1]["uncertainty"] == pytest.approx(0.6)
+    assert _members_proba(a, {"cnn": a}, ["c0"]) is None  # a rung that combines none
+    assert _members_proba(ensemble, {"cnn": a, "ssl": b}, ["c0", "c9"]) is None  # a member lacks a case

@@ -114,17 +114,17 @@ def predict_segmentation(run_folder: str | Path, inputs: str | Path | Sequence[s
             proba = model.predict_proba(working)
             pred = model.class_map(proba)
             suffix = mask_suffix(case.image_paths[0])
+            unsure = entropy_map(proba) if quality is not None or uncertainty_maps else None
             if quality is not None:
-                values = segmentation_values(proba, pred, quality.label_shapes)
+                values = segmentation_values(proba, unsure, pred, quality.label_shapes)
                 assessed.append(quality.assess(name, case.case_id, image_descriptors(working, geometry.spacing[::-1]),
                                                values))
                 if assessed[-1].flag != "ok" and len(pictures) < MAX_PAGE_CASES:
-                    pictures[case.case_id] = flagged_picture(working, pred, entropy_map(proba), colour)
+                    pictures[case.case_id] = flagged_picture(working, pred, unsure, colour)
             if uncertainty_maps:
-                unsure = entropy_map(proba)[None]
-                unsure = unsure if back is None else resample_image(unsure, back)
+                on_input = unsure[None] if back is None else resample_image(unsure[None], back)
                 (staging / UNCERTAINTY).mkdir(exist_ok=True)
-                write_image(np.clip(np.rint(255 * unsure[0]), 0, 255).astype(np.uint8), geometry,
+                write_image(np.clip(np.rint(255 * on_input[0]), 0, 255).astype(np.uint8), geometry,
                             staging / UNCERTAINTY / f"{case.case_id}{suffix}")
             pred = pred if back is None else resample_labels(pred, back)
             write_image(unmap_labels(pred, fingerprint.label_mapping), geometry, staging / f"{case.case_id}{suffix}")

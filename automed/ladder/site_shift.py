@@ -26,9 +26,9 @@ def site_shift(folder: Path, recipe: Recipe, opened: Opened, done: list[RungResu
     Per rung and site: the metric on the site's judged cases (``site_cases``: segmentation, every case of the
     site; classification, its test cases) that the fit itself scored too, unseen (by the refit that never saw the
     site) and in-site (the fit's own scores of the same cases), and their paired difference, judged as the ladder
-    judges rungs
-    (:meth:`Task.comparison`). Over all sites: every case scored by the refit that left its site out, against the
-    fit's own scores of the same cases. The rung that degrades least is named.
+    judges rungs (:meth:`Task.comparison`). Over all sites: every case scored by the refit that left its site out,
+    against the fit's own scores of the same cases (a classifier's pooled cases are decided with the fit's own
+    threshold). The rung that degrades least is named.
 
     The refits share what the budget has left in proportion to each rung's fit time times the share of the cases
     they train on (see :func:`~automed.ladder.refits.refit_rungs`).
@@ -47,7 +47,8 @@ def site_shift(folder: Path, recipe: Recipe, opened: Opened, done: list[RungResu
             entry = refits[rung.name, keys[site]]
             if entry.done:
                 per_site[site] = _judged(task, rung, entry, s["site_cases"], recipe, opened)
-                unseen_cases += [c for c in entry.per_case if c["case_id"] in set(s["site_cases"])]
+                site_cases = set(s["site_cases"])
+                unseen_cases += [c for c in entry.per_case if c["case_id"] in site_cases]
             else:
                 per_site[site] = {"n_cases": len(s["site_cases"]), "skipped": entry.reason}
         pooled = replace(rung, per_case=unseen_cases)  # every case, by the model that never saw its site

@@ -4,6 +4,7 @@ to its nearest training cases, read as a percentile of the training cases' own d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
@@ -85,13 +86,17 @@ class ImageReference:
         order = np.argsort(-np.abs(z))[:n]
         return [(self.names[j], float(z[j])) for j in order]
 
+    @cached_property
+    def _index(self) -> Any:
+        """The rows' nearest-neighbour index, built once (every predicted case asks it)."""
+        from sklearn.neighbors import NearestNeighbors
+
+        return NearestNeighbors().fit(self.rows)
+
     def _neighbours(self, points: np.ndarray, extra: int) -> np.ndarray:
         """Each point's distances to its nearest reference rows (the five nearest and ``extra`` more, or all rows
         when fewer), scaled to root mean square per descriptor."""
-        from sklearn.neighbors import NearestNeighbors
-
-        k = min(NEIGHBOURS + extra, len(self.rows))
-        found, _ = NearestNeighbors(n_neighbors=k).fit(self.rows).kneighbors(points)
+        found, _ = self._index.kneighbors(points, n_neighbors=min(NEIGHBOURS + extra, len(self.rows)))
         return found / np.sqrt(self.rows.shape[1])
 
     def to_dict(self) -> dict[str, Any]:

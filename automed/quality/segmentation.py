@@ -36,13 +36,13 @@ STRUCTURE_PROBABILITY = 0.1
 """The entropy is averaged where the foreground's probability reaches this: where the model sees any structure."""
 
 
-def segmentation_values(proba: np.ndarray, pred: np.ndarray, label_shapes: dict[str, dict[str, list[float]]]
-                        ) -> dict[str, float]:
-    """The quality components a segmentation rung's prediction gives: ``entropy`` of the class probabilities
-    ``proba`` where the model sees any structure, and ``structure``, how implausible the class map ``pred`` is
-    against the training labels (see :data:`automed.quality.record.COMPONENT_NOTES`); and each class's
-    ``volume_<k>`` in voxels of the working grid."""
-    return {"entropy": _entropy(proba), **_structure(pred, label_shapes)}
+def segmentation_values(proba: np.ndarray, unsure: np.ndarray, pred: np.ndarray,
+                        label_shapes: dict[str, dict[str, list[float]]]) -> dict[str, float]:
+    """The quality components a segmentation rung's prediction gives: ``entropy``, the mean of the class
+    probabilities' :func:`entropy_map` ``unsure`` where ``proba`` sees any structure, and ``structure``, how
+    implausible the class map ``pred`` is against the training labels (see
+    :data:`automed.quality.record.COMPONENT_NOTES`); and each class's ``volume_<k>`` in voxels of the working grid."""
+    return {"entropy": _entropy(proba, unsure), **_structure(pred, label_shapes)}
 
 
 def entropy_map(proba: np.ndarray) -> np.ndarray:
@@ -52,11 +52,13 @@ def entropy_map(proba: np.ndarray) -> np.ndarray:
     return (-(p * np.log(p)).sum(axis=0) / np.log(proba.shape[0])).astype(np.float32)
 
 
-def _entropy(proba: np.ndarray) -> float:
-    """The mean of :func:`entropy_map` where the foreground's probability reaches :data:`STRUCTURE_PROBABILITY`
-    (0 where it never does)."""
+def _entropy(proba: np.ndarray, unsure: np.ndarray | None = None) -> float:
+    """The mean of :func:`entropy_map` (``unsure``, where already computed) where the foreground's probability
+    reaches :data:`STRUCTURE_PROBABILITY` (0 where it never does)."""
     structure = 1.0 - proba[0] >= STRUCTURE_PROBABILITY
-    return float(entropy_map(proba)[structure].mean()) if structure.any() else 0.0
+    if not structure.any():
+        return 0.0
+    return float((entropy_map(proba) if unsure is None else unsure)[structure].mean())
 
 
 def _structure(pred: np.ndarray, label_shapes: dict[str, dict[str, list[float]]]) -> dict[str, float]:
