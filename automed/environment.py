@@ -50,10 +50,12 @@ def automed_commit() -> dict[str, Any] | None:
 
 
 def command_line() -> str:
-    """The command that started this process, quoted as a shell would take it."""
+    """The command that started this process, quoted as a shell would take it, with any password in a
+    URL (``--storage postgresql://user:PASSWORD@host/db``) masked: it is written to run.json and the report."""
+    import re
     import shlex
 
-    return shlex.join(sys.argv)
+    return re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", shlex.join(sys.argv))
 
 
 def versions() -> dict[str, str | None]:

@@ -159,12 +159,33 @@ class Run:
             self.report_ = json.loads((self.folder / "report.json").read_text())
         return audit
 
+    def study(self, rung: str, storage: str | None = None) -> Any:
+        """The Optuna study of ``rung``'s search (e.g. for ``optuna.visualization``).
+
+        ``storage`` is the database URL the fit was given with ``--storage`` (default ``$AUTOMED_STORAGE``);
+        a run that kept its studies in its own ``optuna.db`` needs none. The classical classifier's study
+        is ``"classical-classification"``.
+
+        Raises
+        ------
+        KeyError
+            If the run has no study of that name (the rung did not search).
+        """
+        import optuna
+
+        from automed.cluster.storage import StudyStorage
+        from automed.run_record import read_run
+
+        studies = StudyStorage.for_run(storage, self.folder, read_run(self.folder))
+        return optuna.load_study(study_name=studies.study_name(rung), storage=studies.open())
+
     def __repr__(self) -> str:
         return f"Run({str(self.folder)!r}, best_rung={self.report_.get('best_rung')!r})"
 
 
 def fit(recipe: Recipe | dict[str, Any] | str | Path, data: str | Path, out: str | Path,
-        budget: str | float | None = None, overwrite: bool = False, progress: bool = True) -> Run:
+        budget: str | float | None = None, overwrite: bool = False, progress: bool = True,
+        storage: str | None = None, dask: str | None = None) -> Run:
     """Fit ``recipe`` on the dataset folder ``data`` and write the run folder ``out``.
 
     Parameters
@@ -178,12 +199,20 @@ def fit(recipe: Recipe | dict[str, Any] | str | Path, data: str | Path, out: str
         Run folder to create; an existing one is replaced only with ``overwrite=True``.
     budget : str or float, optional
         Overrides the recipe's budget (``"30min"``, seconds).
+    storage : str, optional
+        Database URL for the run's Optuna studies (e.g. ``postgresql://user@host/automed``), which
+        ``automed worker`` processes on other machines join; default ``$AUTOMED_STORAGE``, else
+        SQLite in the run folder.
+    dask : str, optional
+        ``"local"`` (a Dask ``LocalCluster``) or a Dask scheduler's address: the classical rungs'
+        per-case feature extraction runs there.
 
     Examples
     --------
     >>> run = automed.fit(automed.Recipe(task="segmentation"), "data/", out="runs/x")  # doctest: +SKIP
     >>> run.leaderboard()  # doctest: +SKIP
     """
+    from automed.ladder.contexts import Execution
     from automed.ladder.runner import fit_run
 
     if isinstance(recipe, dict):
@@ -197,7 +226,8 @@ def fit(recipe: Recipe | dict[str, Any] | str | Path, data: str | Path, out: str
     _check_paths("automed.fit", "out", out, "the run folder to create")
     if budget is not None:
         recipe = recipe.replace(budget_s=parse_duration(budget))
-    return Run.load(fit_run(recipe, data, out, overwrite=overwrite, progress=progress))
+    return Run.load(fit_run(recipe, data, out, overwrite=overwrite, progress=progress,
+                            execution=Execution(storage, dask)))
 
 
 def _check_paths(owner: str, name: str, value: Any, expected: str, listed: bool = False) -> None:

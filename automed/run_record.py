@@ -41,6 +41,14 @@ class RunRecord:
         The code's commit, the command, the workers, the dataset listing's checksum, the budget and
         limits, the device's measured peak and the run a replay replays; None where not recorded
         (older runs).
+    run_id : str or None
+        The run's identity, the prefix of its Optuna study names (None: older runs).
+    study_storage : str or None
+        The database shared with ``automed worker`` processes, its password masked (None: the run
+        folder's own SQLite file).
+    dask : str or None
+        Where per-case features were extracted: ``"local"``, a Dask scheduler's address, or None
+        (this machine's processes).
     fit_seconds, stopped_early : float, str or None
         Set when the fit ends: its seconds, and why climbing stopped early (None: it did not).
     extra : dict
@@ -60,6 +68,9 @@ class RunRecord:
     constraints: dict[str, Any] | None = None
     compute_peak: dict[str, Any] | None = None
     replay_of: str | None = None
+    run_id: str | None = None
+    study_storage: str | None = None
+    dask: str | None = None
     fit_seconds: float | None = None
     stopped_early: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)

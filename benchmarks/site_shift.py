@@ -95,6 +95,7 @@ def run_one(name: str, workdir: Path) -> dict:
 def rescore(folder: Path) -> dict:
     """``site_shift.json`` of the finished run ``folder`` written again by the current code from its saved refits
     (nothing is refitted)."""
+    from automed.cluster.storage import StudyStorage
     from automed.ladder.reopen import reopen_run
     from automed.ladder.site_shift import site_shift
     from automed.results import read_result
@@ -102,7 +103,7 @@ def rescore(folder: Path) -> dict:
     run = reopen_run(folder)
     done = [r for r in (read_result(folder / "rungs" / s.name) for s in run.recipe.rungs
                         if (folder / "rungs" / s.name / "result.json").is_file()) if r.done]
-    site_shift(folder, run.recipe, run.opened, done, 1, False)
+    site_shift(folder, run.recipe, run.opened, done, 1, False, StudyStorage.resolve(None, folder, run.record.run_id))
     return json.loads((folder / "site_shift.json").read_text())
 
 

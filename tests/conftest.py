@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +181,28 @@ def pytest_configure(config: pytest.Config) -> None:
         return set_up(*args, **kwargs)
 
     runner._set_up = counted
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for this test session (see ``tests/postgres_server.py``); skipped, with the
+    reason, only where none can be started (``AUTOMED_REQUIRE_POSTGRES=1``, set by CI: an error instead).
+
+    Its folder is a new one under the system's temporary folder, not pytest's: pytest's is private to the
+    user running the tests, and a root user's server runs as another user."""
+    import shutil
+    import tempfile
+
+    from postgres_server import start_server
+
+    folder = Path(tempfile.mkdtemp(prefix="automed-postgres-"))
+    try:
+        server = start_server(folder)
+    except RuntimeError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if os.environ.get("AUTOMED_REQUIRE_POSTGRES"):
+            raise
+        pytest.skip(f"no PostgreSQL server could be started: {exc}")
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)

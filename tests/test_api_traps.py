@@ -93,10 +93,9 @@ def test_listing_checksum_changes_with_names_and_sizes_not_hidden_files(tmp_path
 
 
 def test_optuna_studies_name_their_metric_and_rung(fitted_run):
-    import optuna
-
-    storage = f"sqlite:///{fitted_run / 'optuna.db'}"
-    study = optuna.load_study(study_name="classical", storage=storage)
+    run_id = json.loads((fitted_run / "run.json").read_text())["run_id"]
+    study = automed.load(fitted_run).study("classical")
+    assert study.study_name == f"{run_id}:classical"  # two runs sharing a database never share a study
     assert study.metric_names == ["dice"]
     assert study.user_attrs["rung"] == "classical" and study.user_attrs["task"] == "segmentation"
     assert study.user_attrs["direction"] == "maximize" and "inner validation" in study.user_attrs["measured_on"]

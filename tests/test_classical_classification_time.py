@@ -14,6 +14,7 @@ import pytest
 
 from automed.data.splits import make_folds
 from automed.library_warnings import logged_once
+from automed.cluster.storage import StudyStorage
 from automed.rungs.base import FitContext
 from automed.rungs.classification.classical import ClassicalClassifierParams, ClassicalClassifierRung, FitTimer
 
@@ -28,7 +29,7 @@ def _context(tmp_path, n: int = 60, budget_s: float | None = None) -> tuple[FitC
     splits = {"kind": "holdout", "dev": ids, "test": []}
     folds = make_folds(ids, [None] * n, 3, 0)
     context = FitContext(SimpleNamespace(classes=("a", "b")), None, folds, tmp_path, 0, 1, budget_s,
-                         f"sqlite:///{tmp_path / 'optuna.db'}", False, splits=splits, metric="auc")
+                         StudyStorage.resolve(None, tmp_path, None), False, splits=splits, metric="auc")
     return context, X, y
 
 

@@ -58,5 +58,5 @@ def test_a_fit_records_each_trials_cost_and_why_its_configuration_was_chosen(tmp
     assert ("no time limit" in search["choice"]) == (budget_s is None)
     if budget_s is not None:  # a tiny fit: the best configuration fits, with its projection stated
         assert search["chosen_params"] == search["best_params"] and "s projected" in search["choice"]
-    study = optuna.load_study(study_name="classical", storage=f"sqlite:///{tmp_path / 'run' / 'optuna.db'}")
+    study = run.study("classical")
     assert all(t.user_attrs["fit_seconds"] > 0 and t.user_attrs["predict_seconds_per_case"] > 0 for t in study.trials)

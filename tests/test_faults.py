@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -16,30 +16,9 @@ import optuna
 import pytest
 
 from conftest import make_msd
+from processes import tagged as _tagged, wait_until as _wait_until
 
 AUTOMED = [str(Path(sys.executable).with_name("automed"))]  # the console script of this environment
-
-
-def _tagged(tag: str) -> list[str]:
-    """Command lines of the live processes whose environment holds ``tag`` (a fit and its children)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if tag.encode() in (proc / "environ").read_bytes():
-                    found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:160])
-            except OSError:  # gone, or not ours to read
-                pass
-    return found
-
-
-def _wait_until(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _complete_trials(db: Path) -> int:
@@ -70,7 +49,8 @@ def test_sigkill_during_classical_search_then_resume(tmp_path):
     assert _wait_until(lambda: not _tagged(tag), 3.0), _tagged(tag)
 
     storage = f"sqlite:///{db}"
-    killed = optuna.load_study(study_name="classical", storage=storage).trials
+    name = f"{json.loads((db.parent / 'run.json').read_text())['run_id']}:classical"  # studies carry the run's identity
+    killed = optuna.load_study(study_name=name, storage=storage).trials
     before = {t.number: (t.params, t.value) for t in killed if t.state == optuna.trial.TrialState.COMPLETE}
     running = [t.number for t in killed if t.state == optuna.trial.TrialState.RUNNING]
     assert len(before) >= 2
@@ -79,12 +59,12 @@ def test_sigkill_during_classical_search_then_resume(tmp_path):
                              text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _wait_until(lambda: not _tagged(tag), 3.0), _tagged(tag)
-    study = optuna.load_study(study_name="classical", storage=f"sqlite:///{out / 'optuna.db'}")
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'optuna.db'}")
     after = {t.number: (t.params, t.value) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
     assert {n: after[n] for n in before} == before  # every trial finished before the kill is kept
     assert len(after) == 6  # and only the rest of the default 6 were run
     log = (out / "automed.log").read_text()
     assert "finished search trials are kept" in log
     for number in running:
-        assert f"classical: trial {number} was interrupted; it is not counted" in log
+        assert f"{name}: trial {number} was interrupted; it is queued again" in log
     assert not (out / "state.json").exists()

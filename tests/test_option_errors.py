@@ -64,7 +64,7 @@ def test_seed_out_of_range(tmp_path, seed):
 def test_options_that_would_be_ignored(tmp_path, fitted_run):
     data = make_msd(tmp_path / "data", n_cases=4)
     fails(["fit", "--resume", str(tmp_path / "run"), "--rungs", "classical", "--budget", "1h"],
-           r"--resume takes only the run folder \(and --quiet\); --rungs, --budget cannot change", data, exit_code=2)
+           r"--resume takes only the run folder \(and --storage, --dask, --quiet\); --rungs, --budget cannot ", data, exit_code=2)
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"")
     fails(["fit", str(data), "--out", str(tmp_path / "run"), "--rungs", "classical", "--pretrained-weights",

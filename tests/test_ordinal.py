@@ -88,7 +88,6 @@ def test_a_class_order_that_does_not_name_the_classes_is_an_error_naming_the_dat
 
 @pytest.mark.slow  # an end-to-end fit: `make test-all` runs it
 def test_an_ordinal_fit_searches_ordinal_models_and_reports_kappa(tmp_path):
-    import optuna
 
     data = graded_npz(tmp_path / "grades.npz", names=(7, 3, 5))  # grade order differs from the sorted names
     recipe = automed.Recipe(task="classification", n_folds=3, n_jobs=1, ordinal=True, class_order=["7", "3", "5"],
@@ -98,7 +97,7 @@ def test_an_ordinal_fit_searches_ordinal_models_and_reports_kappa(tmp_path):
     rung = run.report_["rungs"][0]
     assert rung["metric"]["name"] == "qwk" and rung["metric"]["mean"] > 0.6
     assert list(json.loads((run.folder / "fingerprint.json").read_text())["classes"].values()) == ["7", "3", "5"]
-    study = optuna.load_study(study_name="classical-classification", storage=f"sqlite:///{run.folder / 'optuna.db'}")
+    study = run.study("classical-classification")
     assert all("ordinal" in t.params for t in study.trials)
     report = (run.folder / "report.md").read_text(encoding="utf-8")
     assert "quadratic-weighted kappa" in report and "ordered grades, lowest first" in report

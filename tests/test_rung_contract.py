@@ -80,7 +80,8 @@ def interrupt(monkeypatch, task: str, name: str) -> str:
                 if trial.number == 1:
                     raise KeyboardInterrupt
                 return objective(trial)
-            return real(study, second_trial_interrupted if study.study_name.startswith(name) else objective,
+            rung = study.study_name.split(":", 1)[-1]  # study names are "<run id>:<rung>"
+            return real(study, second_trial_interrupted if rung.startswith(name) else objective,
                         *args, **kwargs)
 
         monkeypatch.setattr(optuna.study.Study, "optimize", optimize)
@@ -99,7 +100,7 @@ def interrupt(monkeypatch, task: str, name: str) -> str:
 def trial_states(db, name: str) -> list[tuple[int, str]]:
     with sqlite3.connect(db) as con:
         return con.execute("SELECT t.number, t.state FROM trials t JOIN studies s ON t.study_id = s.study_id "
-                           "WHERE s.study_name LIKE ? ORDER BY t.number", (f"{name}%",)).fetchall()
+                           "WHERE s.study_name LIKE ? ORDER BY t.number", (f"%:{name}%",)).fetchall()
 
 
 @pytest.mark.parametrize("task, name", [pytest.param(task, name, marks=() if name == "classical" else pytest.mark.slow)
@@ -154,12 +155,13 @@ def test_rung_contract(task, name, datasets, tmp_path, monkeypatch, offline):
 
 @pytest.mark.parametrize("task, name", [r for r in RUNGS if r != ("classification", "classical") and r[1] not in TRANSFER])
 def test_a_plan_that_cannot_fit_its_allotment_is_a_skip_with_the_reason(task, name, datasets, tmp_path):
+    from automed.cluster.storage import StudyStorage
     from automed.rungs.base import FitContext
 
     # the task's own preparation opens the data as a fit would, without fitting anything
     prepared = get_task(task).prepare(automed.Recipe(task=task, n_folds=2, n_jobs=1), datasets[task], progress=False)
     context = FitContext(prepared.dataset, prepared.fingerprint, prepared.splits["folds"], tmp_path / name, 0, 1, 0.5,
-                         f"sqlite:///{tmp_path / 'optuna.db'}", progress=False, splits=prepared.splits)
+                         StudyStorage.resolve(None, tmp_path, None), progress=False, splits=prepared.splits)
     cls = rung_class(name, task)
     plan = cls(cls.Params(**params_of(task, name))).plan(context)
     assert plan.skip_reason, plan

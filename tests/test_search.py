@@ -6,7 +6,7 @@ import time
 
 import optuna
 
-from automed.models.search import optimize_within
+from automed.models.search import SearchObjective, optimize_within
 
 
 def _study() -> optuna.Study:
@@ -23,17 +23,17 @@ def test_no_trial_starts_that_the_last_one_says_cannot_finish():
     plain.optimize(slow, n_trials=5, timeout=0.9)
     assert len(plain.trials) == 2  # Optuna's timeout lets a second trial start at 0.5 s and end at 1.0 s
     bounded = _study()
-    optimize_within(bounded, slow, n_trials=5, timeout_s=0.9)
+    optimize_within(bounded, SearchObjective(slow), n_trials=5, timeout_s=0.9)
     assert len(bounded.trials) == 1
 
 
 def test_fast_trials_run_to_the_trial_limit():
     study = _study()
-    optimize_within(study, lambda t: t.suggest_float("x", 0, 1), n_trials=5, timeout_s=30.0)
+    optimize_within(study, SearchObjective(lambda t: t.suggest_float("x", 0, 1)), n_trials=5, timeout_s=30.0)
     assert len(study.trials) == 5
-    optimize_within(study, lambda t: t.suggest_float("x", 0, 1), n_trials=8, timeout_s=None)
+    optimize_within(study, SearchObjective(lambda t: t.suggest_float("x", 0, 1)), n_trials=8, timeout_s=None)
     assert len(study.trials) == 8  # the limit counts the trials the study already holds
-    optimize_within(study, lambda t: t.suggest_float("x", 0, 1), n_trials=3, timeout_s=None)
+    optimize_within(study, SearchObjective(lambda t: t.suggest_float("x", 0, 1)), n_trials=3, timeout_s=None)
     assert len(study.trials) == 8
 
 

@@ -10,6 +10,7 @@ from automed.cli.fit import fit
 from automed.cli.inspect import inspect
 from automed.cli.predict import predict
 from automed.cli.report import report
+from automed.cli.worker import worker
 
 __all__ = ["main"]
 
@@ -26,6 +27,7 @@ def main() -> None:
     automed report RUN                         re-render report.{json,md,html}
     automed export RUN --out DIR               the model as ONNX/TorchScript + automed_model.json
     automed audit RUN                          which labels look wrong (audit.csv, in the report)
+    automed worker RUN --storage URL           run trials of RUN's searches while it is fitted
     """
     _exit_on_sigterm()
 
@@ -40,5 +42,5 @@ def _exit_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
-for command in (audit, export, fit, inspect, predict, report):
+for command in (audit, export, fit, inspect, predict, report, worker):
     main.add_command(command)

@@ -45,6 +45,11 @@ from automed.cli._errors import clean_errors
 @click.option("--consensus", help="The label of several raters the rungs train on: staple (default), majority or "
                                   "rater:NAME.")
 @click.option("--jobs", "n_jobs", type=int, help="Worker processes/threads (-1: all cores).")
+@click.option("--storage", envvar="AUTOMED_STORAGE", show_envvar=True,
+              help="Database of the run's Optuna studies, shared with `automed worker` processes, e.g. "
+                   "postgresql://USER@HOST/DB (password: PGPASSWORD or ~/.pgpass). Default: SQLite in the run folder.")
+@click.option("--dask", help="Extract the classical rungs' per-case features on Dask: 'local' (a LocalCluster of "
+                             "--jobs processes) or a scheduler address, e.g. tcp://HOST:8786.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder (only once the new fit succeeds).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @clean_errors
@@ -54,7 +59,8 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
         random_state: int | None,
         budget: str | None, max_vram: str | None, min_gain: float | None, full_ladder: bool | None,
         pretrained: tuple[str, ...], label_fractions: str | None, unlabeled: str | None, raters: str | None,
-        consensus: str | None, n_jobs: int | None, overwrite: bool, quiet: bool) -> None:
+        consensus: str | None, n_jobs: int | None, storage: str | None, dask: str | None, overwrite: bool,
+        quiet: bool) -> None:
     """Climb the ladder on DATA and write a run folder with its report.
 
     DATA is a segmentation dataset folder (MSD, nnU-Net, images/ + labels/) or, with
@@ -78,11 +84,13 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
         if resume is not None:
             given = {**plan_options, "DATA": data, "--out": out, "--overwrite": overwrite or None, "--replay": replay}
             if named := [name for name, value in given.items() if value is not None]:
-                raise click.UsageError(f"--resume takes only the run folder (and --quiet); {', '.join(named)} cannot "
-                                       "change an interrupted fit, which continues with its own recipe and data.")
+                raise click.UsageError(f"--resume takes only the run folder (and --storage, --dask, --quiet); "
+                                       f"{', '.join(named)} cannot change an interrupted fit, which continues with "
+                                       "its own recipe and data.")
+            from automed.ladder.contexts import Execution
             from automed.ladder.runner import resume_run
 
-            _summarize(automed.Run.load(resume_run(resume, progress=not quiet)))
+            _summarize(automed.Run.load(resume_run(resume, progress=not quiet, execution=Execution(storage, dask))))
             return
         if named := [name for name, value in plan_options.items() if value is not None]:
             raise click.UsageError(f"--replay takes the run folder, --out and optionally DATA, --overwrite and --quiet; "
@@ -115,7 +123,7 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
         recipe = recipe.with_pretrained_weights(_weight_files(pretrained)) if pretrained else recipe
     with _option("--unlabeled", unlabeled):
         recipe = recipe.with_rung_params("ssl", unlabeled=unlabeled) if unlabeled else recipe
-    _summarize(automed.fit(recipe, data, out, overwrite=overwrite, progress=not quiet))
+    _summarize(automed.fit(recipe, data, out, overwrite=overwrite, progress=not quiet, storage=storage, dask=dask))
 
 
 def _fractions(text: str) -> tuple[float, ...]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from automed.cluster.storage import StudyStorage
 from automed.ladder.refits import Variant, refit_rungs
 from automed.ladder.staging import write_json
 from automed.recipe import Recipe
@@ -18,7 +19,8 @@ __all__ = ["learning_curve"]
 
 
 def learning_curve(folder: Path, recipe: Recipe, opened: Opened, done: list[RungResult], n_jobs: int,
-                   progress: bool, seconds_left: Callable[[], float] | None = None) -> None:
+                   progress: bool, storage: StudyStorage,
+                   seconds_left: Callable[[], float] | None = None) -> None:
     """Refit every finished rung on fractions of the labelled cases (:meth:`Task.label_subset`: stratified
     development cases for classification, fold 0's training cases for segmentation), judged on the cases the
     full fit was; write ``learning_curve.json``.
@@ -33,7 +35,8 @@ def learning_curve(folder: Path, recipe: Recipe, opened: Opened, done: list[Rung
     subsets = {f: task.label_subset(opened, f, recipe) for f in recipe.label_fractions}
     variants = [Variant(f"{f:g}", subsets[f], {"fraction": f, "n_dev": len(subsets[f]["dev"])}, f,
                         f"on {100 * f:.0f}% of the labelled cases") for f in recipe.label_fractions if f < 1]
-    refits = refit_rungs(folder, recipe, opened, done, "fractions", variants, n_jobs, progress, seconds_left)
+    refits = refit_rungs(folder, recipe, opened, done, "fractions", variants, n_jobs, progress, storage,
+                         seconds_left)
     curve: dict[str, list[dict[str, Any]]] = {r.name: [] for r in done}
     for fraction in recipe.label_fractions:
         for rung in done:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from automed.cluster.storage import StudyStorage
 from automed.recipe import Recipe
 from automed.results import RESULT, Cost, RungResult, read_result, write_result
 from automed.rungs.base import FitContext, Rung
@@ -48,7 +49,7 @@ class Variant:
 
 
 def refit_rungs(folder: Path, recipe: Recipe, opened: Opened, done: list[RungResult], kind: str,
-                variants: list[Variant], n_jobs: int, progress: bool,
+                variants: list[Variant], n_jobs: int, progress: bool, storage: StudyStorage,
                 seconds_left: Callable[[], float] | None = None) -> dict[tuple[str, str], RungResult]:
     """Refit every rung in ``done`` for every variant, in the variants' order; return each refit's result by
     ``(rung, variant key)``.
@@ -74,7 +75,7 @@ def refit_rungs(folder: Path, recipe: Recipe, opened: Opened, done: list[RungRes
                     max(0.0, seconds_left()) * pending[rung.name, variant.key] / sum(pending.values()))
                 context = FitContext(opened.dataset, opened.fingerprint, variant.splits["folds"], out,
                                      recipe.random_state, n_jobs, allotted,
-                                     f"sqlite:///{folder / f'optuna-{kind}-{variant.key}.db'}", progress,
+                                     storage.variant(f"{kind}-{variant.key}", folder), progress,
                                      splits=variant.splits, cache_folder=folder / "cache", metric=recipe.metric,
                                      ordinal=recipe.ordinal, finished=tuple(refitted),
                                      include_background=recipe.include_background, cv=recipe.cv)

@@ -11,13 +11,17 @@ import json
 import logging
 import math
 import shutil
+import uuid
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from automed.errors import RecipeError, RunFolderError
+from automed.cluster.case_map import dask_client
+from automed.cluster.storage import StudyStorage
+from automed.ladder.contexts import Execution, context_factory
 from automed.ladder.judge import judge
 from automed.ladder.lock import run_lock
 from automed.ladder.learning_curve import learning_curve
@@ -25,7 +29,7 @@ from automed.ladder.site_shift import site_shift
 from automed.ladder.outputs import check_output_folder, refuse_overlap
 from automed.ladder.reopen import Reopened, reopen_run
 from automed.ladder.replay import REALISED_PLAN, REPLAY, check_replayed_data, pinned_plan, realised_plan
-from automed.ladder.staging import STATE, Clock, foreign_files, run_staged, staging_folder, write_json
+from automed.ladder.staging import STATE, Clock, foreign_files, run_folder, run_staged, staging_folder, write_json
 from automed.library_warnings import logged_once
 from automed.recipe import Recipe
 from automed.results import RESULT, Cost, Estimate, RungResult, read_result, write_result
@@ -43,7 +47,7 @@ LISTING = "dataset_listing.json"
 
 
 def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool = False, progress: bool = True,
-            replay: dict[str, Any] | None = None) -> Path:
+            replay: dict[str, Any] | None = None, execution: Execution = Execution()) -> Path:
     """Climb the ladder of ``recipe`` on the dataset at ``data`` and write the run folder ``out``.
 
     ``replay`` (from :func:`automed.ladder.replay.replay_inputs`) pins each rung's plan to the one
@@ -83,11 +87,11 @@ def fit_run(recipe: Recipe, data: str | Path, out: str | Path, overwrite: bool =
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
         cache_from = out if out.is_dir() else None
-        return run_staged(out, lambda folder: _set_up(recipe, data, folder, progress, cache_from, replay),
-                          lambda folder, started: _climb(folder, progress, started))
+        return run_staged(out, lambda folder: _set_up(recipe, data, folder, progress, cache_from, replay, execution),
+                          lambda folder, started: _climb(folder, progress, started, execution))
 
 
-def resume_run(out: str | Path, progress: bool = True) -> Path:
+def resume_run(out: str | Path, progress: bool = True, execution: Execution = Execution()) -> Path:
     """Continue the interrupted fit of ``out``: finished rungs and Optuna trials are kept,
     an interrupted training continues from its last checkpoint.
 
@@ -103,7 +107,7 @@ def resume_run(out: str | Path, progress: bool = True) -> Path:
             done = " (it is complete)" if (out / "report.json").is_file() else ""
             raise RunFolderError(f"{out}: no interrupted fit to resume{done}; expected {staging}.")
         _refuse_changed_data(out, staging)
-        return run_staged(out, None, lambda folder, started: _climb(folder, progress, started))
+        return run_staged(out, None, lambda folder, started: _climb(folder, progress, started, execution))
 
 
 def _refuse_changed_data(out: Path, staging: Path) -> None:
@@ -124,13 +128,15 @@ def _refuse_changed_data(out: Path, staging: Path) -> None:
 
 
 def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from: Path | None,
-            replay: dict[str, Any] | None = None) -> Reopened:
+            replay: dict[str, Any] | None, execution: Execution) -> Reopened:
     """Check the rungs and the data, write the resolved recipe, fingerprint, splits and run.json;
     return them with the opened dataset."""
     from automed.data.listing import dataset_listing, listing_checksum
     from automed.environment import automed_commit, command_line, hardware, versions
 
     log.info("automed fit: %s -> %s", data, folder)
+    storage = StudyStorage.resolve(execution.storage, folder, uuid.uuid4().hex[:12])
+    storage.open()  # an unreachable database is refused before anything is fitted
     rung_classes = _check_rungs(recipe)
     prepared = get_task(recipe.task).prepare(recipe, data, progress)
     if recipe.cv == "by-site":  # every case needs a site, and two sites at least: refused before anything is fitted
@@ -151,7 +157,8 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from
         {"budget_s": recipe.budget_s, "max_vram_bytes": recipe.max_vram_bytes, "min_gain": recipe.min_gain,
          "full_ladder": recipe.full_ladder, "cv": recipe.cv},
         _compute_peak() if any(c.trains_networks for c in rung_classes) else None,
-        None if replay is None else replay["of"])
+        None if replay is None else replay["of"], storage.run_id, storage.public_url if storage.shared else None,
+        execution.dask)
     write_run(folder, record)
     if replay is not None:
         write_json(folder / REPLAY, replay)
@@ -161,7 +168,7 @@ def _set_up(recipe: Recipe, data: Path, folder: Path, progress: bool, cache_from
     return Reopened(recipe, record, prepared.opened)
 
 
-def _climb(folder: Path, progress: bool, started: Reopened | None) -> None:
+def _climb(folder: Path, progress: bool, started: Reopened | None, execution: Execution) -> None:
     """Fit every rung not yet done, in order, within the budget; stop climbing when gains stop.
 
     ``started`` is what a new fit's set-up returned; a resumed fit reopens it from the staging folder.
@@ -170,7 +177,11 @@ def _climb(folder: Path, progress: bool, started: Reopened | None) -> None:
 
     started = started or reopen_run(folder)
     recipe, meta, opened, task = started.recipe, started.record, started.opened, get_task(started.recipe.task)
-    dataset, fingerprint, splits = opened.dataset, opened.fingerprint, opened.splits
+    fingerprint = opened.fingerprint
+    storage = StudyStorage.for_run(execution.storage, folder, meta)
+    if storage.shared:
+        log.info("studies in %s: `automed worker %s --storage URL` joins their searches", storage.public_url,
+                 run_folder(folder))
     clock = Clock(folder / STATE)
     comparison = task.comparison_cases(recipe, opened)
     rung_classes = _check_rungs(recipe)
@@ -184,7 +195,9 @@ def _climb(folder: Path, progress: bool, started: Reopened | None) -> None:
     # a rung that cannot fit at all (no pretrained weights to be had) is skipped, and takes no share of the budget
     unavailable = {spec.name: cls(spec.params).unavailable() for spec, cls in zip(recipe.rungs, rung_classes)
                    if not (folder / "rungs" / spec.name / RESULT).is_file()}
+    stack = ExitStack()
     try:
+        cluster = stack.enter_context(dask_client(execution.dask, _n_jobs(recipe)))
         for i, (spec, cls) in enumerate(zip(recipe.rungs, rung_classes)):
             rung_folder = folder / "rungs" / spec.name
             if (rung_folder / RESULT).is_file():
@@ -204,12 +217,7 @@ def _climb(folder: Path, progress: bool, started: Reopened | None) -> None:
             if remaining is not None and remaining <= 0:
                 _write_skipped(rung_folder, spec.name, "the time budget was used up by the rungs below it.")
                 continue
-            context = partial(FitContext, dataset, fingerprint, splits["folds"], random_state=recipe.random_state,
-                              n_jobs=_n_jobs(recipe), optuna_storage=f"sqlite:///{folder / 'optuna.db'}",
-                              progress=progress, splits=splits, cache_folder=folder / "cache", metric=recipe.metric,
-                              include_background=recipe.include_background, cv=recipe.cv,
-                              max_vram_bytes=recipe.max_vram_bytes, ordinal=recipe.ordinal, finished=tuple(done),
-                              compute_peak=meta.compute_peak)
+            context = context_factory(folder, started, storage, progress, tuple(done), cluster)
             # the rungs still to fit that can fit this data (a 3D rung on 2D images cannot), this one first
             pending = [(spec, cls)] + [(s, c) for s, c in zip(recipe.rungs[i + 1:], rung_classes[i + 1:])
                                        if c.applies_to(fingerprint) and not unavailable.get(s.name)]
@@ -227,11 +235,12 @@ def _climb(folder: Path, progress: bool, started: Reopened | None) -> None:
             _refuse_budget(recipe.budget_s, shortfalls)
         seconds_left = None if recipe.budget_s is None else (lambda: recipe.budget_s - clock.spent())
         if recipe.label_fractions:
-            learning_curve(folder, recipe, opened, done, _n_jobs(recipe), progress, seconds_left)
+            learning_curve(folder, recipe, opened, done, _n_jobs(recipe), progress, storage, seconds_left)
         if recipe.cv == "by-site" and done:
-            site_shift(folder, recipe, opened, done, _n_jobs(recipe), progress, seconds_left)
+            site_shift(folder, recipe, opened, done, _n_jobs(recipe), progress, storage, seconds_left)
         task.finish(folder, recipe, opened, tuple(done))
     finally:
+        stack.close()
         clock.stop()
     # the memory-mapped training cases are a full copy of the data: kept for a resume, not after
     shutil.rmtree(folder / "cache" / VOLUME_CACHE, ignore_errors=True)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from automed.cluster.storage import StudyStorage
 from automed.ladder.refits import Variant, refit_rungs
 from automed.ladder.staging import write_json
 from automed.recipe import Recipe
@@ -20,7 +21,7 @@ SITE_SHIFT_JSON = "site_shift.json"
 
 
 def site_shift(folder: Path, recipe: Recipe, opened: Opened, done: list[RungResult], n_jobs: int, progress: bool,
-               seconds_left: Callable[[], float] | None = None) -> None:
+               storage: StudyStorage, seconds_left: Callable[[], float] | None = None) -> None:
     """Refit every rung in ``done`` leaving each site out (:meth:`Task.site_splits`) and write ``site_shift.json``.
 
     Per rung and site: the metric on the site's judged cases (``site_cases``: segmentation, every case of the
@@ -39,7 +40,8 @@ def site_shift(folder: Path, recipe: Recipe, opened: Opened, done: list[RungResu
     keys = {site: _key(i, site) for i, site in enumerate(splits)}
     variants = [Variant(keys[site], s, {"site": site, "n_train": len(s["dev"])}, len(s["dev"]) / max(total, 1),
                         f"without site {site}") for site, s in splits.items()]
-    refits = refit_rungs(folder, recipe, opened, done, "sites", variants, n_jobs, progress, seconds_left)
+    refits = refit_rungs(folder, recipe, opened, done, "sites", variants, n_jobs, progress, storage,
+                         seconds_left)
     rungs: dict[str, Any] = {}
     for rung in done:
         per_site, unseen_cases = {}, []

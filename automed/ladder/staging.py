@@ -25,8 +25,8 @@ from typing import Any, Callable
 from automed._jsonio import write_json
 from automed.errors import AutomedError
 
-__all__ = ["MANIFEST", "STATE", "Clock", "add_to_manifest", "foreign_files", "run_staged", "staging_folder",
-           "write_json"]
+__all__ = ["MANIFEST", "STATE", "Clock", "add_to_manifest", "foreign_files", "run_folder", "run_staged",
+           "staging_folder", "write_json"]
 
 log = logging.getLogger("automed")
 STATE = "state.json"
@@ -43,6 +43,11 @@ it, with the run-level records written since."""
 def staging_folder(out: Path) -> Path:
     """The hidden folder a fit of ``out`` is built in."""
     return out.parent / f".{out.name}.partial"
+
+
+def run_folder(staging: Path) -> Path:
+    """The run folder whose fit is built in ``staging`` (the inverse of :func:`staging_folder`)."""
+    return staging.parent / staging.name.removeprefix(".").removesuffix(".partial")
 
 
 def run_staged(out: Path, set_up: Callable[[Path], Any] | None, climb: Callable[[Path, Any], None]) -> Path:

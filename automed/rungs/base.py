@@ -28,8 +28,8 @@ class FitContext:
         ``[{"train": [case ids], "val": [case ids]}, ...]`` shared by every rung.
     budget_s : float or None
         Wall seconds this rung may use.
-    optuna_storage : str
-        SQLAlchemy URL of the run's Optuna database.
+    optuna_storage : StudyStorage
+        The database of the run's Optuna studies (:class:`automed.cluster.storage.StudyStorage`).
     splits : dict or None
         Classification: ``{"kind", "dev", "test", ...}``; ``folds`` then tune on ``dev``.
     cache_folder : Path or None
@@ -51,6 +51,9 @@ class FitContext:
     compute_peak : dict or None
         The device's measured dense throughput (:func:`automed.deep.throughput.compute_peak`),
         when the ladder trains networks.
+    cluster : distributed.Client or None
+        Where per-case feature extraction runs (:func:`automed.cluster.case_map.map_cases`);
+        None: this machine's processes.
     """
 
     dataset: Any
@@ -60,7 +63,7 @@ class FitContext:
     random_state: int
     n_jobs: int
     budget_s: float | None
-    optuna_storage: str
+    optuna_storage: Any
     progress: bool = True
     splits: dict[str, Any] | None = None
     cache_folder: Path | None = None
@@ -71,6 +74,7 @@ class FitContext:
     ordinal: bool = False
     finished: tuple[RungResult, ...] = ()
     compute_peak: dict[str, Any] | None = None
+    cluster: Any = None
 
     @property
     def volume_cache(self) -> Path | None:
@@ -207,6 +211,12 @@ class Rung(ABC):
         can measure their cost override it.
         """
         return RungPlan(seconds=None, note="no estimate")
+
+    def shared_search(self, context: FitContext, plan: RungPlan) -> Any:
+        """What an ``automed worker`` needs to run trials of this rung's search while the fit runs it
+        (a :class:`~automed.models.search.SearchObjective`, built from ``context`` and the fit's saved
+        ``plan`` exactly as :meth:`fit` builds it); None where the rung's trials are not shared."""
+        return None
 
     def unavailable(self) -> str | None:
         """Why the rung cannot fit at all, whatever the data and its allotment (e.g. pretrained weights that

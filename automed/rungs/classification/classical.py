@@ -29,7 +29,7 @@ import numpy as np
 from automed._params import check_choice, check_range
 from automed.features.selection import redundant_free_columns
 from automed.metrics import TEST_SCORES, THRESHOLDS, choose_threshold, classification_scores, classification_summary
-from automed.models.search import open_study, optimize_within
+from automed.models.search import SearchObjective, open_study, optimize_within
 from automed.models.tabular import PlattCalibrated, feature_importances
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
 from automed.rungs.classification.classical_features import (cached_features, feature_cache, features_of,
@@ -280,7 +280,7 @@ class ClassicalClassifierRung(Rung):
         study = open_study(f"{self.name}-classification", context.optuna_storage, context.random_state, about={
             "rung": self.name, "task": "classification", "metric": context.metric,
             "measured_on": "cross-validation folds of the training cases"})
-        optimize_within(study, objective, self.params.n_trials, timeout, context.progress)
+        optimize_within(study, SearchObjective(objective), self.params.n_trials, timeout, context.progress)
         best = study.best_trial
         done = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)
         per_family = {}

@@ -47,7 +47,7 @@ def cached_features(params: Any, context: FitContext) -> tuple[list[str], np.nda
         log.info("classical: features read from cache %s", cache.name)
         return stored["names"].tolist(), stored["X"], float(stored["seconds_per_case"])
     started = time.monotonic()
-    rows = features_of(params, dataset, list(dataset.cases), context.n_jobs, context.progress)
+    rows = features_of(params, dataset, list(dataset.cases), context.n_jobs, context.progress, context.cluster)
     seconds_per_case = (time.monotonic() - started) * context.n_jobs / len(rows)
     names = sorted(rows[0])
     X = np.array([[row[n] for n in names] for row in rows], dtype=np.float64)
@@ -82,23 +82,18 @@ def varying_columns(X: np.ndarray) -> int:
     return int(np.count_nonzero(np.nanstd(X, axis=0) > 0)) or X.shape[1]
 
 
-def features_of(params: Any, dataset: Any, cases: list[Any], n_jobs: int, progress: bool) -> list[dict[str, float]]:
-    """Feature dicts of ``cases`` (parallel over cases); checks they share one dimensionality."""
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
-
+def features_of(params: Any, dataset: Any, cases: list[Any], n_jobs: int, progress: bool,
+                cluster: Any = None) -> list[dict[str, float]]:
+    """Feature dicts of ``cases`` (parallel over cases: local processes, or Dask tasks on ``cluster``);
+    checks they share one dimensionality."""
+    from automed.cluster.case_map import map_cases
     from automed.data.classification import load_image
     from automed.errors import DataError
-    from automed.workers import process_pool
 
     # Array-backed cases (MedMNIST) ship only their own pixels to the workers, not the dataset.
     layout = replace(dataset, cases=(), arrays={})
-    jobs = (delayed(case_features)(case, params, load_image(dataset, case) if case.index is not None else None, layout)
-            for case in cases)
-    with process_pool():
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size="auto")
-        results = list(tqdm(parallel(jobs), total=len(cases), desc="classical features", unit="image",
-                            disable=not progress))
+    jobs = ((case, params, load_image(dataset, case) if case.index is not None else None, layout) for case in cases)
+    results = list(map_cases(case_features, jobs, len(cases), n_jobs, cluster, "classical features", progress))
     dims = {}
     for case, (ndim, _) in zip(cases, results):
         dims.setdefault(ndim, case)

@@ -39,7 +39,7 @@ import numpy as np
 from automed._jsonio import write_json
 from automed.deep.throughput import THROUGHPUT_FIELDS, training_throughput
 from automed.metrics import TEST_SCORES, choose_threshold, classification_summary, decide_classes
-from automed.models.search import finished_trials, open_study, optimize_within
+from automed.models.search import SearchObjective, finished_trials, open_study, optimize_within, workers_of
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan, case_probabilities
 from automed.rungs.classification.deep_params import DeepClassifierParams, loss_choices
 from automed.rungs.classification.deep_planning import PROBE_OVERHEAD_S, probe_training
@@ -356,17 +356,22 @@ class DeepClassifierRung(Rung):
         result.state["flops_per_voxel"] = flops_per_voxel
         return result, memory, model
 
-    def _search(self, context: FitContext, arrays: dict[str, Any], dims: int, settings: dict[str, Any],
-                device: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Optuna study pruned on validation AUC; an interrupted trial continues from its checkpoint."""
-        import optuna
-        from optuna.trial import TrialState
+    def shared_search(self, context: FitContext, plan: RungPlan) -> SearchObjective | None:
+        """The search's objective for an ``automed worker`` joining it: the fit's arrays and settings."""
+        from automed.deep.inference import pick_device
 
-        study = open_study(self.name, context.optuna_storage, context.random_state, self._default_space(),
-                           optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=self.params.min_epochs),
-                           continue_interrupted=True, about={
-                               "rung": self.name, "task": "classification", "metric": "auc",
-                               "measured_on": "the validation cases, best epoch"})
+        settings = plan.settings
+        if plan.skip_reason or "replay_space" in settings or settings.get("n_trials", 0) < 2:
+            return None
+        arrays = self._arrays(context)
+        return self._search_objective(context, arrays, arrays["train"][0].ndim - 2, settings, pick_device())
+
+    def _search_objective(self, context: FitContext, arrays: dict[str, Any], dims: int, settings: dict[str, Any],
+                          device: Any) -> SearchObjective:
+        """Train a trial's configuration, pruned on its per-epoch validation AUC; an interrupted trial
+        continues from its checkpoint in ``trials/<number>``."""
+        import optuna
+
         trials_dir = context.folder / "trials"
 
         def objective(trial: optuna.Trial) -> float:
@@ -384,13 +389,26 @@ class DeepClassifierRung(Rung):
             shutil.rmtree(folder, ignore_errors=True)
             return result.best_value
 
-        optimize_within(study, objective, settings["n_trials"], None)
+        return SearchObjective(objective, optuna.pruners.MedianPruner(n_startup_trials=1,
+                                                                      n_warmup_steps=self.params.min_epochs))
+
+    def _search(self, context: FitContext, arrays: dict[str, Any], dims: int, settings: dict[str, Any],
+                device: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Optuna study pruned on validation AUC (shared with any ``automed worker`` that joins it)."""
+        from optuna.trial import TrialState
+
+        search = self._search_objective(context, arrays, dims, settings, device)
+        study = open_study(self.name, context.optuna_storage, context.random_state, self._default_space(),
+                           search.pruner, about={
+                               "rung": self.name, "task": "classification", "metric": "auc",
+                               "measured_on": "the validation cases, best epoch"})
+        optimize_within(study, search, settings["n_trials"], None)
         done = finished_trials(study)
         space = {**self._default_space(), **study.best_trial.params}
         log.info("%s: search done, %d trials, best validation AUC %.4f with %s", self.name, len(done),
                  study.best_value, space)
         return space, {"n_trials": len(done), "n_pruned": sum(t.state == TrialState.PRUNED for t in done),
-                       "best_value": study.best_value, "best_params": space,
+                       "best_value": study.best_value, "best_params": space, "workers": workers_of(done),
                        "objective": "best per-epoch validation AUC"}
 
     def _save(self, folder: Path, config: Any, threshold: float | None, classes: tuple[str, ...],

@@ -43,7 +43,6 @@ from automed.rungs.segmentation.classical_params import ClassicalParams
 from automed.rungs.segmentation.classical_search import search_configuration, search_space
 from automed.rungs.records import read_record, write_record
 from automed.rungs.stages import Stages
-from automed.workers import process_pool
 
 __all__ = ["ClassicalRung", "ClassicalParams"]
 
@@ -141,11 +140,9 @@ class ClassicalRung(Rung):
         fp = context.fingerprint
         used = {r["case_id"] for r in _fitted_records(context)}
         cases = {c.case_id: c for c in context.dataset.cases if c.case_id in used}
-        self.features_ = self.params.features(fp.normalization == "rgb" and fp.n_channels == 3)
         plan = plan or self.plan(context)
-        self.grid_factors_ = tuple(plan.settings["grid_factors"])
         with stages("features and sampling"):
-            store = self._prepare(context, list(cases.values()))
+            store = self.sample_cases(context, plan, list(cases.values()))
         log.info("classical: sampled %d voxels from %d cases in %.1fs (features cached: %s)",
                  sum(len(d.y) for d in store.values()), len(store), time.monotonic() - started,
                  next(iter(store.values())).rows is not None)
@@ -208,20 +205,23 @@ class ClassicalRung(Rung):
             predict_seconds_per_case=float(np.mean(seconds)),
         )
 
-    def _prepare(self, context: FitContext, cases: list[Case]) -> dict[str, CaseData]:
-        """Sample every case in parallel; keep whole feature matrices when they fit the cache."""
-        from joblib import Parallel, delayed
+    def sample_cases(self, context: FitContext, plan: RungPlan, cases: list[Case]) -> dict[str, CaseData]:
+        """The features of every case's sampled voxels, computed in parallel (local processes, or Dask tasks on
+        ``context.cluster``, each reading its case), by case id; whole feature matrices are kept where they fit
+        the feature cache. Sets the rung's filter bank and working grid (from ``plan``)."""
+        from automed.cluster.case_map import map_cases
 
         fp = context.fingerprint
+        self.features_ = self.params.features(fp.normalization == "rgb" and fp.n_channels == 3)
+        self.grid_factors_ = tuple(plan.settings["grid_factors"])
         n_voxels = sum(int(np.prod(coarse_shape(r["shape"], self.grid_factors_))) for r in _fitted_records(context))
         cache_bytes = n_voxels * self.features_.n_features(fp.n_channels, fp.dims) * 4
         keep_rows = cache_bytes <= self.params.feature_cache_gb * 2**30
-        jobs = (delayed(prepare_case)(self, case, fp, context.dataset.channels_in_one_file,
-                                       context.random_state + i, keep_rows) for i, case in enumerate(cases))
-        with process_pool():
-            parallel = Parallel(n_jobs=context.n_jobs, return_as="generator")
-            results = _progress(parallel(jobs), context.progress, "classical features", total=len(cases))
-            return {case.case_id: spilled(result, context, case.case_id) for case, result in zip(cases, results)}
+        jobs = [(self, case, fp, context.dataset.channels_in_one_file, context.random_state + i, keep_rows)
+                for i, case in enumerate(cases)]
+        results = map_cases(prepare_case, jobs, len(jobs), context.n_jobs, context.cluster, "classical features",
+                            context.progress)
+        return {case.case_id: spilled(result, context, case.case_id) for case, result in zip(cases, results)}
 
     def _out_of_fold(self, config: dict[str, Any], store: dict[str, CaseData], cases: dict[str, Case],
                      context: FitContext, what: str, extra: dict[str, np.ndarray] | None = None,
@@ -237,7 +237,7 @@ class ClassicalRung(Rung):
                 data = store[case_id]
                 case_proba = self._coarse_proba(model, cases[case_id], data, context,
                                                 None if extra is None else extra[case_id])
-                # Cached features were computed in _prepare; charge their time to the prediction.
+                # Cached features were computed in sample_cases; charge their time to the prediction.
                 seconds[case_id] = time.monotonic() - t0 + (data.feature_seconds if data.rows is not None else 0.0)
                 coarse[case_id] = spill(case_proba, context.scratch_path("classical", case_id, what))
                 fold_of[case_id] = k

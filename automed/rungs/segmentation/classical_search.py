@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from automed.models.search import open_study, optimize_within
+from automed.models.search import SearchObjective, open_study, optimize_within
 from automed.rungs.base import FitContext
 
 __all__ = ["DEFAULT_TRIAL", "affordable_trial", "search_configuration", "search_space"]
@@ -78,7 +78,7 @@ def search_configuration(rung: Any, context: FitContext, cases: dict[str, Any], 
         "measured_on": "an inner validation split of the training cases"})
     timeout = None if budget_s is None else max(1.0, budget_s * params.tuning_fraction)
     started = time.monotonic()
-    optimize_within(study, objective, params.n_trials, timeout, context.progress)
+    optimize_within(study, SearchObjective(objective), params.n_trials, timeout, context.progress)
     seconds_left = None if budget_s is None else budget_s - (time.monotonic() - started)
     n_cases = len(store)
     n_fold_train = max(len(f["train"]) for f in context.folds)

@@ -38,7 +38,7 @@ import numpy as np
 from automed._jsonio import write_json
 from automed.deep.probe import cuda_memory_limit
 from automed.deep.throughput import THROUGHPUT_FIELDS, training_throughput
-from automed.models.search import finished_trials, open_study, optimize_within
+from automed.models.search import SearchObjective, finished_trials, open_study, optimize_within, workers_of
 from automed.rungs.base import FitContext, Rung, RungOutcome, RungPlan
 from automed.rungs.segmentation.deep_evaluation import evaluate_cases
 from automed.rungs.segmentation.deep_models import NetworkShape, load_model, plain_config, training_key
@@ -385,25 +385,32 @@ class DeepSegmentationRung(Rung):
                        fit_seconds=seconds - (time.monotonic() - began) if timed else None, epoch_cap=p.max_epochs)
         return result, measured
 
-    def _search(self, context: FitContext, volumes: dict[str, Any], train_ids: list[str],
-                device: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Optuna study on the inner split; interrupted trials resume from their checkpoints."""
+    def shared_search(self, context: FitContext, plan: RungPlan) -> SearchObjective | None:
+        """The search's objective for an ``automed worker`` joining it: the fit's inner split and settings."""
+        from automed.deep.inference import pick_device
+        from automed.deep.volumes import load_volumes
+
+        if plan.skip_reason or "replay_space" in plan.settings or plan.settings.get("n_trials", 0) < 2:
+            return None
+        self._settings = plan.settings
+        train_ids = self._evaluations(context)[0][1]
+        volumes = load_volumes(context.dataset, context.fingerprint, train_ids, context.volume_cache)
+        return self._search_objective(context, volumes, train_ids, pick_device())
+
+    def _search_objective(self, context: FitContext, volumes: dict[str, Any], train_ids: list[str],
+                          device: Any) -> SearchObjective:
+        """Train a trial's configuration on the inner split, pruned on its per-epoch Dice; an interrupted
+        trial continues from its checkpoint in ``trials/<number>``."""
         import optuna
         from optuna.trial import TrialState
 
         settings = self._settings
         inner_train, inner_val = self._inner(train_ids, context)
-        study = open_study(self.name, context.optuna_storage, context.random_state, self._default_space(settings),
-                           optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=self.params.min_epochs),
-                           continue_interrupted=True, about={
-                               "rung": self.name, "task": "segmentation", "metric": "dice",
-                               "measured_on": "an inner validation split of the training cases, per epoch"})
         trials_dir = context.folder / "trials"
 
         def objective(trial: optuna.Trial) -> float:
             space = self.search_space(trial)
-            number = trial.user_attrs.get("continues", trial.number)
-            folder = trials_dir / str(number)
+            folder = trials_dir / str(trial.user_attrs.get("continues", trial.number))
 
             def report(epoch: int, value: float) -> None:
                 trial.report(value, epoch)
@@ -420,16 +427,31 @@ class DeepSegmentationRung(Rung):
             if trial.state == TrialState.PRUNED:
                 shutil.rmtree(trials_dir / str(trial.user_attrs.get("continues", trial.number)), ignore_errors=True)
 
-        optimize_within(study, objective, settings["n_trials"], None, callbacks=[finished])
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=self.params.min_epochs)
+        return SearchObjective(objective, pruner, (finished,))
+
+    def _search(self, context: FitContext, volumes: dict[str, Any], train_ids: list[str],
+                device: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Optuna study on the inner split (shared with any ``automed worker`` that joins it)."""
+        from optuna.trial import TrialState
+
+        settings = self._settings
+        inner_train, inner_val = self._inner(train_ids, context)
+        search = self._search_objective(context, volumes, train_ids, device)
+        study = open_study(self.name, context.optuna_storage, context.random_state, self._default_space(settings),
+                           search.pruner, about={
+                               "rung": self.name, "task": "segmentation", "metric": "dice",
+                               "measured_on": "an inner validation split of the training cases, per epoch"})
+        optimize_within(study, search, settings["n_trials"], None)
         done = finished_trials(study)
         best = study.best_trial
         space = {**self._default_space(settings), **best.params}
         info = {"n_trials": len(done), "n_pruned": sum(t.state == TrialState.PRUNED for t in done),
                 "best_value": best.value, "best_params": space, "inner_train_cases": len(inner_train),
-                "inner_validation_cases": len(inner_val),
+                "inner_validation_cases": len(inner_val), "workers": workers_of(done),
                 "objective": "best per-epoch mean Dice on an inner validation split of fold 0's training cases"}
-        log.info("%s: search done, %d trials (%d pruned), best Dice %.4f with %s", self.name, info["n_trials"],
-                 info["n_pruned"], best.value, space)
+        log.info("%s: search done, %d trials (%d pruned) by %d process(es), best Dice %.4f with %s", self.name,
+                 info["n_trials"], info["n_pruned"], len(info["workers"]), best.value, space)
         return space, info
 
     def _choose_postprocessing(self, preds: list[tuple[np.ndarray, np.ndarray]], n_classes: int,
