@@ -10,8 +10,8 @@ per-trial seconds and a worker's measured start-up (reopening the run and loadin
 
 ``dask``: the classical rung's feature extraction and voxel sampling (its ``sample_cases``) on the 200 hippocampus
 cases, in this machine's process pool (2 processes) and on a Dask ``LocalCluster`` of 1 and 2 single-thread
-worker processes, one after the other: wall seconds, seconds per case [CI over cases], peak RSS of each Dask
-worker and of the client, and whether every case's features and samples are identical to the local path's.
+worker processes, one after the other: wall seconds, seconds per case [CI over cases], each Dask worker's RSS
+before and its peak during the extraction (Linux's VmHWM after resetting it), the client's peak RSS, and whether every case's features and samples are identical to the local path's.
 
 Writes ``benchmarks/results/many_machines.json``; an absent dataset or PostgreSQL is recorded as skipped.
 
@@ -66,14 +66,15 @@ def subset(out: Path, n_cases: int) -> Path:
 def shared_search(n_workers: int, work: Path) -> dict:
     """Fit unet2d with ``n_workers`` extra `automed worker` processes against a new PostgreSQL server."""
     import optuna
-    from postgres_server import start_server
+    from postgres_server import PASSWORD, start_server
 
     data = subset(work / "data", 40)
     (work / "recipe.yaml").write_text(RECIPE)
     folder = Path(tempfile.mkdtemp(prefix="automed-postgres-"))
     server = start_server(folder)
     url = server.url()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "AUTOMED_STORAGE": url}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "AUTOMED_STORAGE": url,
+           "PGPASSWORD": PASSWORD}  # libpq reads it: the password stays out of the URL
     run = work / "run"
     try:
         started = time.monotonic()
@@ -86,6 +87,7 @@ def shared_search(n_workers: int, work: Path) -> dict:
         logs = [w.communicate()[0] for w in workers]
         wall = time.monotonic() - started
         record = json.loads((run / "run.json").read_text())
+        os.environ["PGPASSWORD"] = PASSWORD
         trials = optuna.load_study(study_name=f"{record['run_id']}:unet2d",
                                    storage=url.replace("postgresql:", "postgresql+psycopg:")).trials
     finally:
@@ -173,6 +175,24 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _reset_peak() -> float:
+    """Reset this process's peak RSS (Linux: ``/proc/self/clear_refs``); return its RSS now (MB). A worker's
+    ``ru_maxrss`` cannot be used: a process started by fork carries its parent's peak."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_mb("VmRSS")
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def _peak_since_reset_mb() -> float:
+    return _status_mb("VmHWM")
+
+
 def dask_part(work: Path) -> dict:
     if not DATA.is_dir():
         return {"skipped": f"{DATA} is absent"}
@@ -187,14 +207,15 @@ def dask_part(work: Path) -> dict:
                                                                                       for d in local.values()])}}
     for n in (1, 2):
         with dask_client("local", n) as client:
-            client.run(lambda: None)  # workers up before the clock starts
+            before = client.run(_reset_peak)  # workers up before the clock starts
             store, seconds = _sampled(client, prepared, n, work / f"dask{n}")
-            peaks = client.run(_peak_rss_mb)
+            peaks = client.run(_peak_since_reset_mb)
         identical = all(np.array_equal(store[c].X, local[c].X) and np.array_equal(store[c].y, local[c].y)
                         for c in local)
         out[f"dask_local_{n}_workers"] = {
             "wall_seconds": seconds, "seconds_per_case": _summary([d.feature_seconds for d in store.values()]),
-            "peak_rss_mb_per_worker": sorted(peaks.values()), "identical_to_local": identical}
+            "rss_mb_per_worker_before": sorted(before.values()), "peak_rss_mb_per_worker": sorted(peaks.values()),
+            "identical_to_local": identical}
     out["client_peak_rss_mb"] = _peak_rss_mb()
     out["speed_up_2_vs_1_dask_workers"] = out["dask_local_1_workers"]["wall_seconds"] / \
         out["dask_local_2_workers"]["wall_seconds"]
