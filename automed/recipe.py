@@ -157,6 +157,9 @@ class Recipe:
     consensus : str
         Segmentation with several annotators: the label the rungs train on, ``"staple"`` (SimpleITK's
         STAPLE), ``"majority"`` or ``"rater:NAME"`` (one rater's masks).
+    atlas : str or None
+        Registration: ``IMAGE[,LABEL]``, an atlas registered onto every held-out subject (atlas-to-subject
+        pairs replace the dataset's own).
     rungs : tuple of RungSpec or None
         The ladder, lowest rung first; None: the task's default ladder.
     budget : str or float, optional
@@ -193,6 +196,7 @@ class Recipe:
     class_order: tuple[str, ...] = ()
     raters: tuple[str, ...] = ()
     consensus: str = "staple"
+    atlas: str | None = None
     rungs: tuple[RungSpec, ...] | None = None
     budget: InitVar[str | float | None] = None
     max_vram: InitVar[str | int | None] = None
@@ -249,6 +253,9 @@ class Recipe:
         object.__setattr__(self, "label_fractions", tuple(sorted(set(float(f) for f in self.label_fractions))))
         self._check_classes()
         self._check_raters()
+        if self.atlas is not None and (not isinstance(self.atlas, str) or not self.atlas or not self._reads("atlas")):
+            raise RecipeError(f"The 'atlas' parameter of Recipe must be 'IMAGE[,LABEL]' and applies to "
+                              f"{_tasks_reading('atlas')} only. Got {shown(self.atlas)} for {self.task}.")
         if self.rungs is not None and not isinstance(self.rungs, (list, tuple)):
             raise RecipeError(f"The 'rungs' parameter of Recipe must be a list, e.g. ['classical']. "
                               f"Got {shown(self.rungs)} instead.")

@@ -85,6 +85,29 @@ def make_nnunet(root: Path, n_cases: int = 6, shape: tuple[int, ...] = (10, 12, 
 FAST_CLASSIFICATION = {"feature_sets": ["texture"], "n_trials": 3, "models": ["logistic", "lightgbm"], "pixels_side": 6}
 
 
+def make_registration(root: Path, n: int = 8, shape: tuple[int, ...] = (16, 20, 16), seed: int = 0,
+                      pairs: list[dict[str, str]] | None = None) -> Path:
+    """A Learn2Reg-style folder of ``n`` blob volumes with two-structure labels, each shifted and scaled at random
+    (seeded); ``pairs`` become its ``registration_val`` list (none: the task draws pairs from held-out images)."""
+    rng = np.random.default_rng(seed)
+    grids = np.meshgrid(*[np.arange(s, dtype=float) for s in shape], indexing="ij")
+    entries = []
+    for i in range(n):
+        centre = [s / 2 + rng.uniform(-2, 2) for s in shape]
+        radius = [s / 4 * rng.uniform(0.8, 1.2) for s in shape]
+        r2 = sum(((g - c) / r) ** 2 for g, c, r in zip(grids, centre, radius))
+        label = np.zeros(shape, np.uint8)
+        label[r2 < 1] = 1
+        label[(r2 < 1) & (grids[-1] > centre[-1])] = 2
+        image = (100 + 60 * (r2 < 1) + 30 * (label == 2) + rng.normal(0, 5, shape)).astype(np.float32)
+        write(image, root / "imagesTr" / f"sub{i:02d}.nii.gz")
+        write(label, root / "labelsTr" / f"sub{i:02d}.nii.gz")
+        entries.append({"image": f"./imagesTr/sub{i:02d}.nii.gz", "label": f"./labelsTr/sub{i:02d}.nii.gz"})
+    (root / "dataset.json").write_text(json.dumps({"name": "blobs", "training": entries,
+                                                   **({"registration_val": pairs} if pairs else {})}))
+    return root
+
+
 def images_with_discs(n: int, rng: np.random.Generator, shape=(28, 28)) -> tuple[np.ndarray, np.ndarray]:
     """Class 1 images hold a bright disc, class 0 a dim one: learnable from simple features."""
     labels = rng.integers(0, 2, n)

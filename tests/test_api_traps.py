@@ -46,7 +46,7 @@ def test_cli_predicts_several_files(fitted_run, tmp_path):
     files = [str(f) for f in sorted((tmp_path / "new" / "imagesTr").iterdir())]
     result = CliRunner().invoke(main, ["predict", str(fitted_run), *files, "--out", str(tmp_path / "pred"), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "Wrote 2 mask(s)" in result.output
+    assert "Wrote 2 file(s)" in result.output
 
 
 @pytest.mark.slow  # an end-to-end fit: `make test-all` runs it

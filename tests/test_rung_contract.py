@@ -20,7 +20,7 @@ import automed
 from automed.ladder.runner import resume_run
 from automed.rungs import rung_class
 from automed.tasks import get_task, task_names
-from conftest import FAST_CLASSIFICATION, FAST_PARAMS, make_msd, make_npz
+from conftest import FAST_CLASSIFICATION, FAST_PARAMS, make_msd, make_npz, make_registration
 
 SEGMENTATION_DEEP = {"n_trials": 2, "max_epochs": 2, "min_epochs": 1, "iterations": 2, "widths": [8],
                      "depths": [3], "batch_sizes": [2], "tta": False}
@@ -32,8 +32,12 @@ PARAMS = {
                        "ssl": {**CLASSIFIER_DEEP, "n_trials": 0, "pretrain_epochs": 2},
                        "vgg16": {"max_epochs": 2, "min_epochs": 1}, "inception_v3": {"max_epochs": 2, "min_epochs": 1}},
 }
+PARAMS["registration"] = {"affine": {"n_trials": 2, "n_tuning_pairs": 2},
+                          "classical": {"n_trials": 3, "n_tuning_pairs": 2},
+                          "voxelmorph": {"n_trials": 2, "min_steps": 3, "max_steps": 12, "widths": [4],
+                                         "n_tuning_pairs": 2}}
 #: Rungs fitted below a rung that combines others.
-MEMBERS = {"segmentation": ["unet2d", "unetpp"], "classification": ["cnn"]}
+MEMBERS = {"segmentation": ["unet2d", "unetpp"], "classification": ["cnn"], "registration": []}
 TRANSFER = {"vgg16", "inception_v3"}
 RUNGS = [(task, name) for task in task_names() for name in get_task(task).rungs]
 
@@ -51,7 +55,8 @@ def ladder(task: str, name: str) -> list[str]:
 def datasets(tmp_path_factory):
     root = tmp_path_factory.mktemp("contract")
     return {"segmentation": make_msd(root / "msd", n_cases=6, shape=(16, 16, 16)),
-            "classification": make_npz(root / "toy.npz", sizes=(48, 16, 24))}
+            "classification": make_npz(root / "toy.npz", sizes=(48, 16, 24)),
+            "registration": make_registration(root / "pairs", n=8)}
 
 
 @pytest.fixture
@@ -144,6 +149,10 @@ def test_rung_contract(task, name, datasets, tmp_path, monkeypatch, offline):
     if task == "segmentation":
         assert fitted.predict(np.zeros((1, 16, 16, 16), np.float32)).shape == (16, 16, 16)
         assert len(fitted_run.predict(data / "imagesTr", tmp_path / "pred", rung=name)) == 6
+    elif task == "registration":
+        grid = json.loads((run / "fingerprint.json").read_text())["grid"]
+        assert fitted.register(*np.zeros((2, 1, *grid), np.float32)).shape == (3, *grid)
+        assert len(fitted_run.predict(data, tmp_path / "pred", rung=name)) == 1 + 3 * 2  # pairs.csv, 3 files a pair
     else:
         from automed.data.classification import open_classification
 
@@ -160,7 +169,9 @@ def test_a_plan_that_cannot_fit_its_allotment_is_a_skip_with_the_reason(task, na
 
     # the task's own preparation opens the data as a fit would, without fitting anything
     prepared = get_task(task).prepare(automed.Recipe(task=task, n_folds=2, n_jobs=1), datasets[task], progress=False)
-    context = FitContext(prepared.dataset, prepared.fingerprint, prepared.splits["folds"], tmp_path / name, 0, 1, 0.5,
+    allotment = 0.01 if task == "registration" else 0.5  # a few tiny pairs register within half a second
+    context = FitContext(prepared.dataset, prepared.fingerprint, prepared.splits["folds"], tmp_path / name, 0, 1,
+                         allotment,
                          StudyStorage.resolve(None, tmp_path, None), progress=False, splits=prepared.splits)
     cls = rung_class(name, task)
     plan = cls(cls.Params(**params_of(task, name))).plan(context)

@@ -10,10 +10,10 @@ import automed
 from automed.errors import RecipeError
 from automed.rungs import rung_class
 from automed.tasks import Task, get_task, register_task, task_names
-from conftest import make_msd, make_npz
+from conftest import make_msd, make_npz, make_registration
 
 TASK_OPTIONS = {"folds_file": "splits.json", "target_spacing": (1.0, 1.0, 1.0), "label_fractions": (0.5,),
-                "ordinal": True, "class_order": ("0", "1")}
+                "ordinal": True, "class_order": ("0", "1"), "atlas": "atlas.nii.gz"}
 """A non-default value of every task-specific recipe field."""
 
 
@@ -21,7 +21,8 @@ TASK_OPTIONS = {"folds_file": "splits.json", "target_spacing": (1.0, 1.0, 1.0), 
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("tasks")
     return {"segmentation": make_msd(root / "msd", n_cases=6, shape=(12, 12, 12)),
-            "classification": make_npz(root / "toy.npz", sizes=(40, 12, 20))}
+            "classification": make_npz(root / "toy.npz", sizes=(40, 12, 20)),
+            "registration": make_registration(root / "pairs", n=6, shape=(10, 12, 10))}
 
 
 @pytest.mark.parametrize("name", task_names())
@@ -49,7 +50,8 @@ def test_another_tasks_recipe_field_is_refused_naming_the_tasks_that_read_it(nam
 
 
 def test_an_unregistered_task_is_an_error_never_another_tasks_code():
-    with pytest.raises(RecipeError, match=r"'task' parameter of Recipe must be one of \['segmentation', 'classification'\]"):
+    with pytest.raises(RecipeError, match=r"'task' parameter of Recipe must be one of \['segmentation', 'classification', "
+                                          r"'registration'\]"):
         automed.Recipe(task="regression")
     with pytest.raises(RecipeError, match=r"Unknown task 'regression'; the tasks are \['segmentation'"):
         rung_class("classical", "regression")
@@ -64,7 +66,9 @@ def test_reopening_gives_what_preparing_gave_and_the_judged_cases_are_never_tune
     prepared = task.prepare(recipe, data[name], progress=False)
     ids = {c.case_id for c in prepared.dataset.cases}
     folds = prepared.splits["folds"]
-    assert len(folds) == 2 and all(set(f["train"]).isdisjoint(f["val"]) for f in folds)
+    # registration keeps one split whatever n_folds says: training volumes, and evaluation pairs of held-out ones
+    assert len(folds) == (1 if name == "registration" else 2) and all(set(f["train"]).isdisjoint(f["val"])
+                                                                       for f in folds)
     judged = task.comparison_cases(recipe, prepared.opened)
     assert judged and set(judged) <= ids
     assert set(judged).isdisjoint(folds[0]["train"])  # the cases judged on are never a training case of fold 0

@@ -33,4 +33,4 @@ def predict(run_folder: str, inputs: tuple[str, ...], out: str, split: str | Non
     if written == [Path(out)]:  # classification: one CSV file
         click.echo(f"Wrote {out}")
     else:
-        click.echo(f"Wrote {len(written)} mask(s) to {out}")
+        click.echo(f"Wrote {len(written)} file(s) to {out}")

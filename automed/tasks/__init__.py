@@ -9,6 +9,7 @@ from __future__ import annotations
 from automed.errors import RecipeError
 from automed.tasks.base import Opened, Prepared, Task
 from automed.tasks.classification import Classification
+from automed.tasks.registration import Registration
 from automed.tasks.segmentation import Segmentation
 
 __all__ = ["Opened", "Prepared", "Task", "get_task", "register_task", "all_data_formats", "task_names", "unregister_task"]
@@ -55,3 +56,4 @@ def all_data_formats() -> list[str]:
 
 register_task(Segmentation())
 register_task(Classification())
+register_task(Registration())
