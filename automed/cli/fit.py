@@ -44,6 +44,7 @@ from automed.cli._errors import clean_errors
                                 "'experts_*/person*' (default: labels_<rater>/ folders beside labels/, if any).")
 @click.option("--consensus", help="The label of several raters the rungs train on: staple (default), majority or "
                                   "rater:NAME.")
+@click.option("--atlas", help="Registration: IMAGE[,LABEL] registered onto every held-out subject (atlas-to-subject).")
 @click.option("--jobs", "n_jobs", type=int, help="Worker processes/threads (-1: all cores).")
 @click.option("--storage", envvar="AUTOMED_STORAGE", show_envvar=True,
               help="Database of the run's Optuna studies, shared with `automed worker` processes, e.g. "
@@ -59,7 +60,7 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
         random_state: int | None,
         budget: str | None, max_vram: str | None, min_gain: float | None, full_ladder: bool | None,
         pretrained: tuple[str, ...], label_fractions: str | None, unlabeled: str | None, raters: str | None,
-        consensus: str | None, n_jobs: int | None, storage: str | None, dask: str | None, overwrite: bool,
+        consensus: str | None, atlas: str | None, n_jobs: int | None, storage: str | None, dask: str | None, overwrite: bool,
         quiet: bool) -> None:
     """Climb the ladder on DATA and write a run folder with its report.
 
@@ -80,7 +81,8 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
                         "--folds": n_folds, "--folds-file": folds_file, "--cv": cv, "--seed": random_state,
                         "--budget": budget, "--max-vram": max_vram, "--min-gain": min_gain, "--full-ladder": full_ladder,
                         "--pretrained-weights": pretrained or None, "--label-fractions": label_fractions,
-                        "--unlabeled": unlabeled, "--raters": raters, "--consensus": consensus, "--jobs": n_jobs}
+                        "--unlabeled": unlabeled, "--raters": raters, "--consensus": consensus, "--atlas": atlas,
+                        "--jobs": n_jobs}
         if resume is not None:
             given = {**plan_options, "DATA": data, "--out": out, "--overwrite": overwrite or None, "--replay": replay}
             if named := [name for name, value in given.items() if value is not None]:
@@ -108,7 +110,7 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
                "min_gain": min_gain, "full_ladder": full_ladder,
                "label_fractions": _fractions(label_fractions) if label_fractions else None,
                "raters": tuple(r.strip() for r in raters.split(",") if r.strip()) if raters else None,
-               "consensus": consensus}
+               "consensus": consensus, "atlas": atlas}
     changes = {k: v for k, v in changes.items() if v is not None}
     if "task" in changes and changes["task"] != recipe.task and recipe_path:
         raise click.UsageError(f"--task {task} contradicts the recipe's task '{recipe.task}'.")

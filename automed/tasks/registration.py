@@ -50,6 +50,7 @@ class Registration(Task):
     }
     recipe_options = frozenset({"atlas"})
     predictor = "automed.registration.predict:predict_registration"
+    report_sections = "automed.report.registration:RegistrationReport"
     fitted_model = RegistrationModel
 
     def prepare(self, recipe: Recipe, data: Path, progress: bool) -> Prepared:
