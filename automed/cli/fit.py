@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pathlib import Path
+
 import click
 
 from automed.cli._choices import DATA_FORMATS, TASKS
@@ -110,7 +112,9 @@ def fit(data: str | None, task: str | None, recipe_path: str | None, out: str | 
                "min_gain": min_gain, "full_ladder": full_ladder,
                "label_fractions": _fractions(label_fractions) if label_fractions else None,
                "raters": tuple(r.strip() for r in raters.split(",") if r.strip()) if raters else None,
-               "consensus": consensus, "atlas": atlas}
+               "consensus": consensus,
+               # absolute, so a resume from another folder finds the atlas the recipe records
+               "atlas": ",".join(str(Path(part.strip()).resolve()) for part in atlas.split(",")) if atlas else None}
     changes = {k: v for k, v in changes.items() if v is not None}
     if "task" in changes and changes["task"] != recipe.task and recipe_path:
         raise click.UsageError(f"--task {task} contradicts the recipe's task '{recipe.task}'.")

@@ -290,20 +290,28 @@ def _check_pairs(dataset: RegistrationDataset) -> None:
                             f"{dataset.volumes[pair.fixed].image} has {fixed_channels}.")
 
 
-def read_volume(path: Path, label: bool = False) -> tuple[np.ndarray, Any]:
-    """The array (array axis order; labels as integers) and the SimpleITK image of ``path``."""
+def read_volume(path: Path, label: bool = False) -> Any:
+    """The SimpleITK image of ``path``, read once after its header is checked; a ``label`` must hold
+    non-negative integers.
+
+    Raises
+    ------
+    DataError
+        Naming the file: a header automed refuses, pixels SimpleITK cannot read, or a label that is not integer.
+    """
     import SimpleITK as sitk
 
-    from automed.data.io import read_image
+    from automed.data.headers import read_checked_header
 
-    read_image(path)  # automed's checks and messages for a missing, empty or unreadable file
-    image = sitk.ReadImage(str(path))
-    array = sitk.GetArrayFromImage(image)
+    try:
+        image = read_checked_header(path).Execute()
+    except RuntimeError as exc:
+        raise DataError(f"{path}: cannot be read as an image ({str(exc).strip().splitlines()[-1]}).") from None
     if label:
-        if not np.allclose(array, np.round(array)) or array.min() < 0:
+        values = sitk.GetArrayViewFromImage(image)
+        if not np.allclose(values, np.round(values)) or values.min() < 0:
             raise DataError(f"{path}: a label must hold non-negative integers.")
-        array = array.astype(np.int16)
-    return array, image
+    return image
 
 
 def grid_fingerprint(dataset: RegistrationDataset) -> dict[str, Any]:
@@ -339,8 +347,8 @@ def load_on_grid(volume: Volume, fingerprint: dict[str, Any]) -> GridVolume:
     its placement. A volume larger than the grid is centre-cropped (only past 256 voxels a side)."""
     import SimpleITK as sitk
 
-    _, image = read_volume(volume.image)
-    label = None if volume.label is None else read_volume(volume.label, label=True)[1]
+    image = read_volume(volume.image)
+    label = None if volume.label is None else read_volume(volume.label, label=True)
     spacing = tuple(fingerprint["spacing"])
     if not np.allclose(image.GetSpacing()[::-1], spacing, rtol=1e-2):
         image, label = _resampled(image, spacing, sitk.sitkLinear), (
