@@ -175,3 +175,25 @@ def test_a_picture_of_any_mode_and_orientation_reads_as_shown_or_names_the_file(
         assert "fuzz.png" in str(exc) and mode == "LA" and alpha == "varying"
         return
     assert image.array.shape[-2:] == ((9, 6) if orientation >= 5 else (6, 9))
+
+
+def test_a_picture_header_claiming_too_many_pixels_is_an_error_naming_the_file(tmp_path):
+    """Found by the fuzz test above: a corrupted PNG whose header claims 20000 x 20000 pixels made Pillow raise its
+    decompression-bomb error out of automed's reader instead of a DataError."""
+    import struct
+    import zlib
+
+    from PIL import Image as PILImage
+
+    from automed.data.io import read_image
+    from automed.errors import DataError
+
+    path = tmp_path / "bomb.png"
+    PILImage.fromarray(np.zeros((4, 4), np.uint8)).save(path)
+    data = bytearray(path.read_bytes())
+    header = struct.pack(">II", 20000, 20000) + bytes(data[24:29])  # IHDR: width, height, then depth and flags
+    data[16:29] = header
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="bomb.png"):
+        read_image(path)

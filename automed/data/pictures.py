@@ -53,8 +53,8 @@ def inspect_picture(path: Path) -> Picture | None:
                 planar = tags.get(_PLANAR_CONFIGURATION) == 2 and len(picture.getbands()) >= 3
                 return Picture(picture.mode, int(getattr(picture, "n_frames", 1)),
                                orientation if orientation in _ORIENTATION_NAMES else 1, planar)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, TypeError):
-            return None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, TypeError, PILImage.DecompressionBombError):
+            return None  # a header claiming more pixels than Pillow's bomb limit is refused by the header check
 
 
 def orient(array: np.ndarray, orientation: int) -> np.ndarray:
